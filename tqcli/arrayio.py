@@ -1,0 +1,380 @@
+"""Reading input arrays (.npy files and streams, HDF5 datasets) block by block, and writing
+decoded arrays (.npy, HDF5) without ever holding more than a block in memory.
+
+The .npy header is parsed here with ast.literal_eval and checked field by field; object and
+structured dtypes are refused before a single data byte is read, so nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import struct
+import sys
+
+import numpy as np
+
+from .errors import InputError
+
+NPY_MAGIC = b"\x93NUMPY"
+MAX_NPY_HEADER = 1 << 16
+FLOAT_KINDS = {"float16", "float32", "float64"}
+
+
+def check_dtype(dtype: np.dtype, where: str = "") -> None:
+    dt = np.dtype(dtype)
+    if dt.fields is not None or dt.subdtype is not None:
+        raise InputError(f"structured dtype {dt} is not supported (need float16/32/64)")
+    if dt.kind != "f" or dt.newbyteorder("=").name not in FLOAT_KINDS:
+        raise InputError(f"dtype {dt} is not supported (need float16, float32 or float64)")
+
+
+def check_shape(shape: tuple[int, ...]) -> None:
+    if len(shape) == 0:
+        raise InputError("a 0-dimensional array holds no vector")
+    if shape[-1] < 2:
+        raise InputError(f"vector dimension (last axis) is {shape[-1]}; need at least 2")
+
+
+# ---------------------------------------------------------------------- .npy header
+
+
+def read_npy_header(read) -> tuple[np.dtype, bool, tuple[int, ...], int]:
+    """Parse a .npy header via read(n); returns dtype, fortran_order, shape, header length."""
+    pre = read(10)
+    if len(pre) < 10 or pre[:6] != NPY_MAGIC:
+        raise InputError("not a .npy file (bad magic bytes)")
+    major = pre[6]
+    if major == 1:
+        hlen = struct.unpack("<H", pre[8:10])[0]
+        start = 10
+    elif major in (2, 3):
+        more = read(2)
+        if len(more) < 2:
+            raise InputError("truncated .npy header")
+        hlen = struct.unpack("<I", pre[8:10] + more)[0]
+        start = 12
+    else:
+        raise InputError(f"unsupported .npy format version {major}.{pre[7]}")
+    if hlen > MAX_NPY_HEADER:
+        raise InputError(f".npy header of {hlen} bytes is implausibly large")
+    raw = read(hlen)
+    if len(raw) < hlen:
+        raise InputError("truncated .npy header")
+    try:
+        text = raw.decode("utf-8" if major == 3 else "latin1")
+        meta = ast.literal_eval(text)
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+        raise InputError("malformed .npy header") from None
+    if not isinstance(meta, dict) or set(meta) != {"descr", "fortran_order", "shape"}:
+        raise InputError("malformed .npy header (unexpected keys)")
+    descr, fortran, shape = meta["descr"], meta["fortran_order"], meta["shape"]
+    if not isinstance(descr, str):
+        raise InputError("structured dtype is not supported (need float16, float32 or float64)")
+    if not isinstance(fortran, bool):
+        raise InputError("malformed .npy header (fortran_order)")
+    if (not isinstance(shape, tuple) or
+            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
+        raise InputError("malformed .npy header (shape)")
+    if descr.lstrip("<>|=").startswith("O"):
+        raise InputError("object arrays (pickled data) are refused")
+    try:
+        dtype = np.dtype(descr)
+    except (TypeError, ValueError):
+        raise InputError(f"unknown dtype {descr!r} in .npy header") from None
+    check_dtype(dtype)
+    return dtype, fortran, tuple(shape), start + hlen
+
+
+def npy_header_bytes(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    """A version 1.0 .npy header, padded to a multiple of 64 bytes as numpy writes it."""
+    dtype = np.dtype(dtype)
+    text = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (
+        dtype.str, tuple(int(s) for s in shape))
+    total = 10 + len(text) + 1
+    pad = (-total) % 64
+    text = text + " " * pad + "\n"
+    if len(text) > 0xFFFF:
+        raise InputError("array rank too large for a .npy header")
+    return NPY_MAGIC + b"\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
+
+
+# ---------------------------------------------------------------------- sources
+
+
+class ArraySource:
+    """An input array seen as n rows of d values (the last axis is the vector)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def dim(self) -> int:
+        return self.shape[-1]
+
+    @property
+    def n_rows(self) -> int:
+        return int(np.prod(self.shape[:-1], dtype=object)) if len(self.shape) > 1 else 1
+
+    def blocks(self, rows: int):
+        """Yield consecutive (k, d) native-order arrays with k == rows except the last."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class NpyStreamSource(ArraySource):
+    """A C-order .npy read sequentially from a binary stream (a file or stdin)."""
+
+    def __init__(self, stream, name: str, size: int | None = None):
+        self.stream = stream
+        self.name = name
+        dtype, fortran, shape, offset = read_npy_header(stream.read)
+        check_shape(shape)
+        self.dtype, self.shape, self.fortran = dtype, shape, fortran
+        self.data_offset = offset
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        self.nbytes = nbytes
+        if size is not None and size - offset != nbytes:
+            raise InputError(f".npy header declares {nbytes} data bytes but the file has "
+                             f"{size - offset}")
+
+    def _read_full(self, buf: memoryview) -> None:
+        got = 0
+        while got < len(buf):
+            k = self.stream.readinto(buf[got:])
+            if not k:
+                raise InputError(f"truncated .npy data (ended {len(buf) - got} bytes short "
+                                 f"of a block)")
+            got += k
+
+    def blocks(self, rows: int):
+        d, n = self.dim, self.n_rows
+        if self.fortran and len(self.shape) > 1:
+            raw = bytearray(self.nbytes)
+            self._read_full(memoryview(raw))
+            arr = np.frombuffer(raw, dtype=self.dtype).reshape(self.shape, order="F")
+            flat = arr.reshape(n, d)
+            for a in range(0, n, rows):
+                yield np.ascontiguousarray(flat[a:a + rows], dtype=self.dtype.newbyteorder("="))
+            return
+        buf = np.empty(min(rows, n) * d, dtype=self.dtype)
+        for a in range(0, n, rows):
+            k = min(rows, n - a)
+            view = buf[:k * d]
+            self._read_full(memoryview(view).cast("B"))
+            block = view.reshape(k, d)
+            if not block.dtype.isnative:
+                block = block.astype(block.dtype.newbyteorder("="))
+            yield block
+
+    def close(self) -> None:
+        if self.stream is not sys.stdin.buffer:
+            self.stream.close()
+
+
+def open_npy(path: str) -> NpyStreamSource:
+    if path == "-":
+        return NpyStreamSource(sys.stdin.buffer, "-")
+    f = open(path, "rb", buffering=0)
+    try:
+        return NpyStreamSource(f, path, size=os.fstat(f.fileno()).st_size)
+    except BaseException:
+        f.close()
+        raise
+
+
+class H5Source(ArraySource):
+    def __init__(self, path: str, dataset: str | None):
+        import h5py
+
+        self.name = path
+        try:
+            self.file = h5py.File(path, "r")
+        except OSError as e:
+            raise InputError(f"cannot open as HDF5 ({_h5_reason(e)})") from None
+        try:
+            if dataset is None:
+                names = []
+                self.file.visititems(lambda k, v: names.append(k)
+                                     if isinstance(v, h5py.Dataset) else None)
+                if len(names) != 1:
+                    hint = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+                    raise InputError(f"holds {len(names)} datasets; choose one with --dataset "
+                                     f"or FILE.h5:/path ({hint})" if names else
+                                     "holds no dataset")
+                dataset = names[0]
+            obj = self.file.get(dataset)
+            if obj is None:
+                raise InputError(f"no dataset {dataset!r}")
+            if not isinstance(obj, h5py.Dataset):
+                raise InputError(f"{dataset!r} is a group, not a dataset")
+            self.ds = obj
+            self.dataset = obj.name
+            check_dtype(obj.dtype)
+            check_shape(obj.shape)
+            self.dtype, self.shape = np.dtype(obj.dtype), tuple(obj.shape)
+        except BaseException:
+            self.file.close()
+            raise
+
+    def blocks(self, rows: int):
+        d, n = self.dim, self.n_rows
+        native = self.dtype.newbyteorder("=")
+        for a in range(0, n, rows):
+            k = min(rows, n - a)
+            out = np.empty((k, d), dtype=native)
+            if len(self.shape) == 1:
+                out[0] = self.ds[()]
+            else:
+                for sel, lo, hi in row_runs(self.shape, a, k):
+                    self.ds.read_direct(out, source_sel=sel, dest_sel=np.s_[lo:hi])
+            yield out
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _h5_reason(e: OSError) -> str:
+    msg = str(e)
+    if "signature" in msg:
+        return "not an HDF5 file"
+    if "No such file" in msg or "unable to open file" in msg and "name =" in msg:
+        return "no such file"
+    return msg.split("(")[0].strip() or "unreadable"
+
+
+def is_hdf5_name(path: str) -> bool:
+    return path.lower().endswith((".h5", ".hdf5"))
+
+
+def split_h5_spec(spec: str) -> tuple[str, str | None]:
+    """'file.h5:/group/ds' -> ('file.h5', '/group/ds') when file.h5 exists as written."""
+    if not os.path.exists(spec):
+        for ext in (".h5:", ".hdf5:"):
+            i = spec.lower().find(ext)
+            if i >= 0:
+                cut = i + len(ext) - 1
+                return spec[:cut], spec[cut + 1:] or None
+    return spec, None
+
+
+def open_input(spec: str, dataset: str | None = None) -> ArraySource:
+    if spec == "-":
+        if sys.stdin.isatty():
+            raise InputError("refusing to read binary data from a terminal", "-")
+        return open_npy("-")
+    path, ds = split_h5_spec(spec)
+    if ds is not None and dataset is not None and ds != dataset:
+        raise InputError("dataset given twice (FILE:/path and --dataset)", spec)
+    ds = ds or dataset
+    try:
+        if not os.path.exists(path):
+            raise InputError("no such file")
+        if os.path.isdir(path):
+            raise InputError("is a directory")
+        with open(path, "rb") as f:
+            magic = f.read(8)
+        if magic.startswith(b"\x89HDF"):
+            return H5Source(path, ds)
+        if ds is not None:
+            raise InputError("--dataset given but the file is not HDF5")
+        if magic.startswith(NPY_MAGIC):
+            return open_npy(path)
+        raise InputError("not a .npy or HDF5 file")
+    except InputError as e:
+        raise e.with_source(path)
+    except PermissionError:
+        raise InputError("permission denied", path) from None
+
+
+def from_array(array: np.ndarray, name: str = "<array>") -> ArraySource:
+    return InMemorySource(array, name)
+
+
+class InMemorySource(ArraySource):
+    def __init__(self, array, name: str):
+        arr = np.asarray(array)
+        check_dtype(arr.dtype)
+        check_shape(arr.shape)
+        self.array, self.name = arr, name
+        self.shape, self.dtype = arr.shape, arr.dtype
+
+    def blocks(self, rows: int):
+        flat = self.array.reshape(self.n_rows, self.dim)
+        for a in range(0, self.n_rows, rows):
+            yield np.ascontiguousarray(flat[a:a + rows], dtype=self.dtype.newbyteorder("="))
+
+
+# ---------------------------------------------------------------------- sinks
+
+
+class NpySink:
+    """Writes a C-order .npy of known shape to a binary stream, block by block."""
+
+    def __init__(self, stream, shape, dtype):
+        self.stream = stream
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+        stream.write(npy_header_bytes(shape, self.dtype))
+
+    def write(self, block: np.ndarray) -> None:
+        self.stream.write(np.ascontiguousarray(block, dtype=self.dtype).data)
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+def row_runs(shape: tuple[int, ...], start: int, count: int):
+    """Split rows [start, start+count) of an array viewed as (rows, d) into HDF5 selections.
+
+    Yields (selection in the N-d array, lo, hi) with lo:hi the matching rows of the block;
+    each run stays inside one index of the axes before the last two.
+    """
+    if len(shape) < 2:
+        yield (), 0, count
+        return
+    per = shape[-2]
+    k = 0
+    while k < count:
+        prefix, j = divmod(start + k, per)
+        take = min(per - j, count - k)
+        lead = tuple(int(i) for i in np.unravel_index(prefix, shape[:-2])) if len(shape) > 2 else ()
+        yield lead + (slice(j, j + take), slice(None)), k, k + take
+        k += take
+
+
+class H5Sink:
+    """Writes a dataset of the original shape into a new HDF5 file, block by block."""
+
+    def __init__(self, path: str, shape, dtype, dataset: str = "data"):
+        import h5py
+
+        self.file = h5py.File(path, "w")
+        self.shape = tuple(int(s) for s in shape)
+        d = self.shape[-1]
+        chunks = None
+        if len(self.shape) > 1 and all(self.shape):
+            chunks = (1,) * (len(self.shape) - 2) + (
+                max(1, min(self.shape[-2], (1 << 18) // d)), d)
+        self.ds = self.file.create_dataset(dataset, shape=self.shape, dtype=dtype, chunks=chunks)
+        self.pos = 0
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.ds.dtype)
+        if len(self.shape) == 1:
+            self.ds[...] = block[0]
+        else:
+            for sel, lo, hi in row_runs(self.shape, self.pos, block.shape[0]):
+                self.ds.write_direct(block, source_sel=np.s_[lo:hi], dest_sel=sel)
+        self.pos += block.shape[0]
+
+    def close(self) -> None:
+        self.file.close()

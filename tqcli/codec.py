@@ -1,0 +1,115 @@
+"""Turns blocks of vectors into chunk payloads and back, for the parameters of a Header."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import codebook, kernels, rotation
+from .container import Header
+from .errors import InputError
+
+TARGET_CHUNK_INPUT_BYTES = 1 << 22  # about 4 MiB of float32 input per chunk
+
+
+def default_chunk_rows(dim: int) -> int:
+    """Largest power of two <= 4 MiB / (4 d), clamped to 8 .. 65536 (encoder's choice)."""
+    rows = max(1, TARGET_CHUNK_INPUT_BYTES // (4 * dim))
+    return min(1 << 16, max(8, 1 << (rows.bit_length() - 1)))
+
+
+def make_header(dim: int, bits: int, *, mode: str = "mse", seed: int = 0, rounds: int = 3,
+                scale_rule: str | None = None, scale_dtype: str = "float32",
+                source_dtype: str = "float32", shape: tuple[int, ...] | None = None,
+                chunk_rows: int | None = None) -> Header:
+    """A header for new data; computes the codebook the encoder will use and store."""
+    if mode not in ("mse", "prod"):
+        raise ValueError(f"mode must be 'mse' or 'prod', got {mode!r}")
+    if scale_rule is None:
+        scale_rule = "ls" if mode == "mse" else "norm"
+    if mode == "prod" and scale_rule != "norm":
+        raise ValueError("prod mode needs the 'norm' scale rule (its estimate is unbiased only then)")
+    if mode == "prod" and bits < 1:
+        raise ValueError("bits must be at least 1")
+    code_bits = bits if mode == "mse" else bits - 1
+    cb = codebook.codebook(dim, code_bits) if code_bits > 0 else np.zeros(0, np.float32)
+    hdr = Header(dim=dim, bits=bits, mode=mode, seed=seed, rounds=rounds,
+                 scale_rule=scale_rule, scale_dtype=scale_dtype, source_dtype=source_dtype,
+                 shape=tuple(shape) if shape is not None else (0, dim),
+                 chunk_rows=chunk_rows or default_chunk_rows(dim), codebook=cb)
+    return hdr
+
+
+class Codec:
+    """Encoder and decoder state for one header: rotation, codebook, thresholds, sketch."""
+
+    def __init__(self, header: Header):
+        h = self.header = header
+        self.rot = rotation.make_rotation(h.dim, h.seed, h.rounds)
+        self.cents = np.ascontiguousarray(h.codebook, dtype=np.float32)
+        self.bounds = codebook.boundaries(self.cents) if self.cents.size else np.zeros(0)
+        self.rule = ("ls", "norm", "ip").index(h.scale_rule)
+        self.scale_dtype = np.dtype(h.scale_dtype).newbyteorder("<")
+        self._sketch = None
+
+    @property
+    def sketch(self) -> np.ndarray:
+        if self._sketch is None:
+            self._sketch = rotation.make_sketch(self.header.dim, self.header.seed)
+        return self._sketch
+
+    def _rot_args(self):
+        r = self.rot
+        return r.signs, r.perms, r.block, r.block_scale
+
+    def encode(self, x: np.ndarray, first_row: int = 0) -> bytes:
+        """Encode rows of x (rows first_row.. of the input) into one chunk payload.
+
+        Refuses NaN or infinite values and norms the scale dtype cannot hold, naming the row.
+        """
+        h = self.header
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            bad = int(np.argmin(finite))
+            raise InputError(f"row {first_row + bad}: contains NaN or infinite values")
+        n = x.shape[0]
+        ncode, nsign, _ = h.section_sizes(n)
+        codes = np.zeros(ncode, np.uint8)
+        scales = np.empty(n, np.float64)
+        if h.mode == "mse":
+            kernels.encode_mse(x, *self._rot_args(), self.bounds, self.cents, h.code_bits,
+                               self.rule, codes, scales)
+            with np.errstate(over="ignore"):
+                floats = [scales.astype(self.scale_dtype)]
+        else:
+            qbits = np.zeros(nsign, np.uint8)
+            gammas = np.empty(n, np.float64)
+            sketch_t = np.ascontiguousarray(self.sketch.T)
+            kernels.encode_prod(x, *self._rot_args(), self.bounds, self.cents, h.code_bits,
+                                sketch_t, codes, qbits, scales, gammas)
+            with np.errstate(over="ignore"):
+                floats = [scales.astype(self.scale_dtype), gammas.astype(self.scale_dtype)]
+            codes = np.concatenate([codes, qbits])
+        if not np.isfinite(floats[0]).all():
+            bad = int(np.argmin(np.isfinite(floats[0])))
+            raise InputError(f"row {first_row + bad}: norm {scales[bad]:.4g} does not fit the "
+                             f"{h.scale_dtype} scale" + ("; use float32" if
+                                                         h.scale_dtype == "float16" else ""))
+        return b"".join([codes.tobytes()] + [f.tobytes() for f in floats])
+
+    def decode(self, payload, rows: int) -> np.ndarray:
+        """Decode a chunk payload of `rows` vectors into a float32 (rows, d) array."""
+        h = self.header
+        ncode, nsign, nfloat = h.section_sizes(rows)
+        buf = np.frombuffer(payload, dtype=np.uint8)
+        codes = buf[:ncode]
+        per = nfloat // h.floats_per_vector
+        scales = buf[ncode + nsign:ncode + nsign + per].view(self.scale_dtype).astype(np.float32)
+        out = np.empty((rows, h.dim), np.float32)
+        if h.mode == "mse":
+            kernels.decode_mse(codes, scales, *self._rot_args(), self.cents, h.code_bits, out)
+        else:
+            qbits = buf[ncode:ncode + nsign]
+            gammas = buf[ncode + nsign + per:].view(self.scale_dtype).astype(np.float32)
+            kernels.decode_prod(codes, qbits, scales, gammas, *self._rot_args(), self.cents,
+                                h.code_bits, self.sketch, out)
+        return out

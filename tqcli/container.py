@@ -1,0 +1,338 @@
+"""The .tqz v1 container: header, chunks with CRC-32, index and footer (spec/tqz-v1.md).
+
+The layout is fully determined by the header: a reader computes every offset and the exact
+file length from it and checks them before it allocates or trusts anything else.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import FormatError
+
+MAGIC = b"\x89TQZ\r\n\x1a\n"
+END_MAGIC = b"TQZE"
+VERSION = 1
+
+MODES = ("mse", "prod")
+SCALE_RULES = ("ls", "norm", "ip")
+SCALE_DTYPES = ("float32", "float16")
+SOURCE_DTYPES = {1: "float16", 2: "float32", 3: "float64"}
+ROTATION_KINDS = {1: "hadamard2"}
+
+MAX_DIM = 1 << 20
+MAX_CHUNK_ROWS = 1 << 20
+MAX_NDIM = 32
+MAX_ROUNDS = 32
+MAX_VECTORS = 1 << 48
+MAX_CHUNK_BYTES = 1 << 31
+
+_FIXED = struct.Struct("<8sHHIBBBBBBBBIIQQ")  # 48 bytes, see spec section "Header"
+INDEX_ENTRY = struct.Struct("<QII")            # offset, payload length, CRC-32
+FOOTER = struct.Struct("<QQI4s")               # index offset, chunk count, CRC, end magic
+CRC = struct.Struct("<I")
+
+
+def crc32(data) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class Header:
+    dim: int
+    bits: int
+    mode: str = "mse"
+    seed: int = 0
+    rounds: int = 3
+    rotation: str = "hadamard2"
+    scale_rule: str = "ls"
+    scale_dtype: str = "float32"
+    source_dtype: str = "float32"
+    shape: tuple[int, ...] = ()
+    chunk_rows: int = 1024
+    codebook: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), compare=False)
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def n_vectors(self) -> int:
+        n = 1
+        for s in self.shape[:-1]:
+            n *= s
+        return n
+
+    @property
+    def code_bits(self) -> int:
+        """Bits of the mse index per coordinate (b, or b - 1 in prod mode)."""
+        return self.bits if self.mode == "mse" else self.bits - 1
+
+    @property
+    def codebook_size(self) -> int:
+        return 1 << self.code_bits if self.code_bits > 0 else 0
+
+    @property
+    def scale_size(self) -> int:
+        return 4 if self.scale_dtype == "float32" else 2
+
+    @property
+    def floats_per_vector(self) -> int:
+        return 1 if self.mode == "mse" else 2
+
+    @property
+    def header_size(self) -> int:
+        return _FIXED.size + 8 * len(self.shape) + 4 * self.codebook_size + 4
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_vectors // self.chunk_rows)
+
+    def chunk_rows_of(self, i: int) -> int:
+        return min(self.chunk_rows, self.n_vectors - i * self.chunk_rows)
+
+    def section_sizes(self, rows: int) -> tuple[int, int, int]:
+        """(codes, sign bits, per-vector floats) byte counts of a chunk of `rows` vectors."""
+        codes = -(-rows * self.dim * self.code_bits // 8)
+        signs = -(-rows * self.dim // 8) if self.mode == "prod" else 0
+        return codes, signs, rows * self.scale_size * self.floats_per_vector
+
+    def payload_size(self, rows: int) -> int:
+        return sum(self.section_sizes(rows))
+
+    def chunk_offset(self, i: int) -> int:
+        full = self.payload_size(self.chunk_rows) + CRC.size
+        return self.header_size + i * full
+
+    @property
+    def index_offset(self) -> int:
+        k = self.n_chunks
+        if k == 0:
+            return self.header_size
+        return self.chunk_offset(k - 1) + self.payload_size(self.chunk_rows_of(k - 1)) + CRC.size
+
+    @property
+    def file_size(self) -> int:
+        return self.index_offset + INDEX_ENTRY.size * self.n_chunks + FOOTER.size
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of codes and per-vector floats, without header, checksums, index, footer."""
+        k = self.n_chunks
+        if k == 0:
+            return 0
+        return (k - 1) * self.payload_size(self.chunk_rows) + self.payload_size(
+            self.chunk_rows_of(k - 1))
+
+    # ------------------------------------------------------------------ bytes
+    def to_bytes(self) -> bytes:
+        fixed = _FIXED.pack(
+            MAGIC, VERSION, 0, self.header_size,
+            MODES.index(self.mode), self.bits, SCALE_RULES.index(self.scale_rule),
+            SCALE_DTYPES.index(self.scale_dtype), _code(SOURCE_DTYPES, self.source_dtype),
+            _code(ROTATION_KINDS, self.rotation), self.rounds, len(self.shape),
+            self.dim, self.chunk_rows, self.n_vectors, self.seed)
+        body = fixed + struct.pack(f"<{len(self.shape)}Q", *self.shape)
+        body += np.asarray(self.codebook, dtype="<f4").tobytes()
+        return body + CRC.pack(crc32(body))
+
+    @classmethod
+    def read_from(cls, read) -> "Header":
+        """Parse a header using read(n) -> bytes; every field is checked before use."""
+        start = _read_exact(read, 16, "header")
+        if start[:8] != MAGIC:
+            raise FormatError("not a .tqz file (bad magic bytes)")
+        version, flags, size = struct.unpack("<HHI", start[8:16])
+        if version != VERSION:
+            raise FormatError(f"unsupported .tqz version {version} (this tq reads version {VERSION})")
+        if flags != 0:
+            raise FormatError(f"unknown header flags 0x{flags:04x}")
+        max_size = _FIXED.size + 8 * MAX_NDIM + 4 * 256 + 4
+        if not _FIXED.size + 8 + 4 <= size <= max_size:
+            raise FormatError(f"header size {size} out of range")
+        raw = start + _read_exact(read, size - 16, "header")
+        (stored,) = CRC.unpack(raw[-4:])
+        if crc32(raw[:-4]) != stored:
+            raise FormatError("header checksum mismatch (corrupt header)")
+        return cls._parse(raw)
+
+    @classmethod
+    def _parse(cls, raw: bytes) -> "Header":
+        (_, _, _, size, mode, bits, rule, sdt, src, rot, rounds, ndim,
+         dim, chunk_rows, n, seed) = _FIXED.unpack_from(raw)
+        _require(mode < len(MODES), f"unknown mode {mode}")
+        _require(1 <= bits <= 8, f"bits {bits} out of range 1..8")
+        _require(rule < len(SCALE_RULES), f"unknown scale rule {rule}")
+        _require(sdt < len(SCALE_DTYPES), f"unknown scale dtype {sdt}")
+        _require(src in SOURCE_DTYPES, f"unknown source dtype {src}")
+        _require(rot in ROTATION_KINDS, f"unknown rotation kind {rot}")
+        _require(1 <= rounds <= MAX_ROUNDS, f"rotation rounds {rounds} out of range")
+        _require(1 <= ndim <= MAX_NDIM, f"rank {ndim} out of range 1..{MAX_NDIM}")
+        _require(2 <= dim <= MAX_DIM, f"dimension {dim} out of range 2..{MAX_DIM}")
+        _require(8 <= chunk_rows <= MAX_CHUNK_ROWS and chunk_rows % 8 == 0,
+                 f"chunk rows {chunk_rows} invalid")
+        _require(n <= MAX_VECTORS, f"vector count {n} out of range")
+        mode_s = MODES[mode]
+        _require(not (mode_s == "prod" and rule != 1), "prod mode requires the norm scale rule")
+        shape = struct.unpack_from(f"<{ndim}Q", raw, _FIXED.size)
+        _require(shape[-1] == dim, f"shape {shape} does not end in dimension {dim}")
+        count = 1
+        for s in shape[:-1]:
+            count *= s
+        _require(count == n, f"shape {shape} does not hold {n} vectors")
+        _require(ndim >= 2 or n == 1, "a rank-1 array holds exactly one vector")
+        code_bits = bits if mode_s == "mse" else bits - 1
+        k = 1 << code_bits if code_bits > 0 else 0
+        expect = _FIXED.size + 8 * ndim + 4 * k + 4
+        _require(size == expect, f"header size {size} does not match its fields ({expect})")
+        cb = np.frombuffer(raw, dtype="<f4", count=k, offset=_FIXED.size + 8 * ndim)
+        cb = cb.astype(np.float32)
+        _require(bool(np.all(np.isfinite(cb))), "codebook holds non-finite values")
+        _require(bool(np.all(np.diff(cb) > 0)), "codebook is not strictly increasing")
+        hdr = cls(dim=dim, bits=bits, mode=mode_s, seed=seed, rounds=rounds,
+                  rotation=ROTATION_KINDS[rot], scale_rule=SCALE_RULES[rule],
+                  scale_dtype=SCALE_DTYPES[sdt], source_dtype=SOURCE_DTYPES[src],
+                  shape=tuple(int(s) for s in shape), chunk_rows=chunk_rows, codebook=cb)
+        _require(hdr.payload_size(chunk_rows) <= MAX_CHUNK_BYTES, "chunk too large")
+        return hdr
+
+    def validate(self) -> None:
+        """Check a header built in memory against the same limits a reader applies."""
+        self._parse(self.to_bytes())
+
+
+def _code(table: dict, name: str) -> int:
+    for k, v in table.items():
+        if v == name:
+            return k
+    raise ValueError(f"unknown value {name!r}")
+
+
+def _require(cond: bool, reason: str) -> None:
+    if not cond:
+        raise FormatError(reason)
+
+
+def _read_exact(read, n: int, what: str) -> bytes:
+    data = read(n)
+    if len(data) != n:
+        raise FormatError(f"truncated file (ends inside the {what})")
+    return data
+
+
+# ---------------------------------------------------------------------- writing
+
+
+class ContainerWriter:
+    """Writes a container to a binary stream chunk by chunk; never seeks."""
+
+    def __init__(self, stream, header: Header):
+        header.validate()
+        self.stream = stream
+        self.header = header
+        self.offset = 0
+        self.index: list[tuple[int, int, int]] = []
+        self._write(header.to_bytes())
+
+    def _write(self, data) -> None:
+        self.stream.write(data)
+        self.offset += len(data)
+
+    def write_chunk(self, payload) -> None:
+        i = len(self.index)
+        expect = self.header.payload_size(self.header.chunk_rows_of(i))
+        if i >= self.header.n_chunks or len(payload) != expect:
+            raise ValueError("chunk does not match the header's layout")
+        crc = crc32(payload)
+        self.index.append((self.offset, len(payload), crc))
+        self._write(payload)
+        self._write(CRC.pack(crc))
+
+    def finish(self) -> None:
+        if len(self.index) != self.header.n_chunks:
+            raise ValueError("not all chunks were written")
+        index = b"".join(INDEX_ENTRY.pack(*e) for e in self.index)
+        head = struct.pack("<QQ", self.offset, len(self.index))
+        self._write(index + FOOTER.pack(self.offset, len(self.index),
+                                        crc32(index + head), END_MAGIC))
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def check_index(header: Header, tail: bytes) -> list[tuple[int, int, int]]:
+    """Validate index + footer bytes against the layout the header implies."""
+    k = header.n_chunks
+    if len(tail) != INDEX_ENTRY.size * k + FOOTER.size:
+        raise FormatError("truncated file (ends inside the index)")
+    index = tail[:-FOOTER.size]
+    off, count, crc, end = FOOTER.unpack(tail[-FOOTER.size:])
+    if end != END_MAGIC:
+        raise FormatError("bad footer (missing end marker)")
+    if crc32(index + tail[-FOOTER.size:-8]) != crc:
+        raise FormatError("index checksum mismatch (corrupt index)")
+    if off != header.index_offset or count != k:
+        raise FormatError("footer does not match the header's layout")
+    entries = [INDEX_ENTRY.unpack_from(index, i * INDEX_ENTRY.size) for i in range(k)]
+    for i, (o, length, _) in enumerate(entries):
+        if o != header.chunk_offset(i) or length != header.payload_size(header.chunk_rows_of(i)):
+            raise FormatError(f"index entry {i} does not match the layout")
+    return entries
+
+
+class ContainerReader:
+    """Reads a container from a binary stream; random access when the stream can seek."""
+
+    def __init__(self, stream, size: int | None = None):
+        self.stream = stream
+        self.header = Header.read_from(stream.read)
+        self.pos = self.header.header_size
+        self.index = None
+        self._crcs: list[int] = []
+        if size is not None:
+            expect = self.header.file_size
+            if size < expect:
+                raise FormatError(f"truncated file ({size} bytes, the header implies {expect})")
+            if size > expect:
+                raise FormatError(f"{size - expect} bytes of trailing data after the container")
+            stream.seek(self.header.index_offset)
+            self.index = check_index(self.header, _read_exact(
+                stream.read, self.header.file_size - self.header.index_offset, "index"))
+            stream.seek(self.pos)
+
+    @property
+    def seekable(self) -> bool:
+        return self.index is not None
+
+    def read_chunk(self, i: int, verify: bool = True) -> bytes:
+        """Payload of chunk i, its CRC checked.  Streams must read chunks in order."""
+        hdr = self.header
+        off = hdr.chunk_offset(i)
+        if self.seekable:
+            if self.pos != off:
+                self.stream.seek(off)
+        elif off != self.pos:
+            raise ValueError("a stream is read in order")
+        n = hdr.payload_size(hdr.chunk_rows_of(i))
+        data = _read_exact(self.stream.read, n + CRC.size, f"chunk {i}")
+        self.pos = off + n + CRC.size
+        (stored,) = CRC.unpack(data[n:])
+        if verify and crc32(memoryview(data)[:n]) != stored:
+            raise FormatError(f"chunk {i}: checksum mismatch (corrupt data)")
+        if self.index is not None and self.index[i][2] != stored:
+            raise FormatError(f"chunk {i}: checksum differs from the index")
+        self._crcs.append(stored)
+        return memoryview(data)[:n]
+
+    def finish_stream(self) -> None:
+        """After the last chunk of a stream: check index and footer and that nothing follows."""
+        if self.seekable:
+            return
+        hdr = self.header
+        tail = _read_exact(self.stream.read, INDEX_ENTRY.size * hdr.n_chunks + FOOTER.size, "index")
+        entries = check_index(hdr, tail)
+        if [e[2] for e in entries] != self._crcs:
+            raise FormatError("chunk checksums differ from the index")
+        if self.stream.read(1):
+            raise FormatError("trailing data after the container")
