@@ -71,6 +71,10 @@ class Codec:
         if not finite.all():
             bad = int(np.argmin(finite))
             raise InputError(f"row {first_row + bad}: contains NaN or infinite values")
+        if x.dtype == np.float16:
+            # numba has no float16 arrays; float16 -> float32 is exact, and the kernels
+            # widen every element to float64 first, so the encoding is unchanged.
+            x = x.astype(np.float32)
         n = x.shape[0]
         ncode, nsign, _ = h.section_sizes(n)
         codes = np.zeros(ncode, np.uint8)
