@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Regenerate the .tqz v1 test vectors in this folder (see README.md and ../tqz-v1.md).
+
+    python spec/vectors/make_vectors.py
+
+Deterministic: every input comes from numpy.random.default_rng with a fixed seed, the .npy
+files are written with tq's own .npy writer (tqcli.arrayio.npy_header_bytes, so their bytes
+do not depend on the numpy version), the containers with tqcli.compress and the decoded
+arrays with tqcli.decompress(..., dtype="original").  NAME.inspect.json is the verbatim
+standard output of `tq inspect NAME.tqz --json`.
+
+vectors.json records, for every vector, the parameters it was compressed with; the tests
+(tests/test_spec_vectors.py) and other implementations read it from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# name, input shape, dtype, data seed, compress options (all stated explicitly), zero rows.
+# chunk_rows is 8 or 16 where a vector should span several chunks; 8192 and 32768 are what
+# tq 1.0.0 picks by default for d = 97 and d = 32 (so the command line reproduces those).
+VECTORS = [
+    dict(name="mse_b3_d64", shape=[20, 64], dtype="float32", data_seed=101, zero_rows=[5],
+         options=dict(bits=3, mode="mse", seed=0, rounds=3, scale_rule="ls",
+                      scale_dtype="float32", chunk_rows=8)),
+    dict(name="mse_b1_d97", shape=[17, 97], dtype="float32", data_seed=102, zero_rows=[],
+         options=dict(bits=1, mode="mse", seed=12345, rounds=3, scale_rule="norm",
+                      scale_dtype="float32", chunk_rows=8192)),
+    dict(name="prod_b4_d200", shape=[33, 200], dtype="float32", data_seed=103, zero_rows=[],
+         options=dict(bits=4, mode="prod", seed=7, rounds=3, scale_rule="norm",
+                      scale_dtype="float32", chunk_rows=16)),
+    dict(name="mse_b2_rank4_f16", shape=[3, 2, 5, 32], dtype="float16", data_seed=104,
+         zero_rows=[], options=dict(bits=2, mode="mse", seed=42, rounds=3, scale_rule="ip",
+                                    scale_dtype="float32", chunk_rows=32768)),
+    dict(name="mse_b8_d384_f64", shape=[12, 384], dtype="float64", data_seed=105,
+         zero_rows=[], options=dict(bits=8, mode="mse", seed=2**64 - 1, rounds=3,
+                                    scale_rule="ls", scale_dtype="float16", chunk_rows=8)),
+    dict(name="prod_b2_d130", shape=[9, 130], dtype="float32", data_seed=106, zero_rows=[3],
+         options=dict(bits=2, mode="prod", seed=3, rounds=1, scale_rule="norm",
+                      scale_dtype="float32", chunk_rows=8)),
+    dict(name="prod_b1_rank1", shape=[48], dtype="float32", data_seed=107, zero_rows=[],
+         options=dict(bits=1, mode="prod", seed=99, rounds=4, scale_rule="norm",
+                      scale_dtype="float16", chunk_rows=8)),
+]
+
+
+def make_input(v: dict) -> np.ndarray:
+    """Gaussian rows with per-row norms spread over two orders of magnitude."""
+    rng = np.random.default_rng(v["data_seed"])
+    shape = tuple(v["shape"])
+    d = shape[-1]
+    x = rng.standard_normal(shape).reshape(-1, d)
+    x *= np.exp(rng.uniform(-2.0, 2.0, size=(x.shape[0], 1)))
+    x[v["zero_rows"]] = 0.0
+    return x.reshape(shape).astype(v["dtype"])
+
+
+def npy_bytes(a: np.ndarray) -> bytes:
+    from tqcli.arrayio import npy_header_bytes
+
+    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    return npy_header_bytes(a.shape, a.dtype) + a.tobytes()
+
+
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def main() -> None:
+    import tqcli
+
+    manifest = []
+    for v in VECTORS:
+        name = v["name"]
+        x = make_input(v)
+        base = os.path.join(HERE, name)
+        _write(base + ".input.npy", npy_bytes(x))
+        blob = tqcli.compress(x, **v["options"])
+        _write(base + ".tqz", blob)
+        _write(base + ".decoded.npy", npy_bytes(tqcli.decompress(blob, dtype="original")))
+        out = subprocess.run(["tq", "inspect", name + ".tqz", "--json"], cwd=HERE,
+                             check=True, capture_output=True).stdout
+        _write(base + ".inspect.json", out)
+        manifest.append(dict(name=name, shape=v["shape"], dtype=v["dtype"],
+                             data_seed=v["data_seed"], zero_rows=v["zero_rows"],
+                             options=v["options"], tqz_bytes=len(blob)))
+        print(f"{name}: {len(blob)} bytes", file=sys.stderr)
+    with open(os.path.join(HERE, "vectors.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
