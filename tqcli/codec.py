@@ -6,7 +6,7 @@ import numpy as np
 
 from . import codebook, kernels, rotation
 from .container import Header
-from .errors import InputError
+from .errors import FormatError, InputError
 
 TARGET_CHUNK_INPUT_BYTES = 1 << 22  # about 4 MiB of float32 input per chunk
 
@@ -108,6 +108,9 @@ class Codec:
         codes = buf[:ncode]
         per = nfloat // h.floats_per_vector
         scales = buf[ncode + nsign:ncode + nsign + per].view(self.scale_dtype).astype(np.float32)
+        floats = buf[ncode + nsign:].view(self.scale_dtype)
+        if not np.isfinite(floats).all():
+            raise FormatError("non-finite per-vector scale (corrupt or crafted file)")
         out = np.empty((rows, h.dim), np.float32)
         if h.mode == "mse":
             kernels.decode_mse(codes, scales, *self._rot_args(), self.cents, h.code_bits, out)

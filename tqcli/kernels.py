@@ -181,7 +181,7 @@ def _scale(rule, norm, t, cents, idx):
 
 @njit(cache=True, parallel=True)
 def encode_mse(x, signs, perms, p, hscale, bounds, cents, bits, rule, codes, scales):
-    """Encode rows of x (float16/32/64) into packed `bits`-bit codes and float64 scales."""
+    """Encode rows of x (float32/64) into packed `bits`-bit codes and float64 scales."""
     n, d = x.shape
     ngroups = (n + 7) >> 3
     for g in prange(ngroups):
