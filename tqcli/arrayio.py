@@ -30,10 +30,21 @@ def check_dtype(dtype: np.dtype, where: str = "") -> None:
 
 
 def check_shape(shape: tuple[int, ...]) -> None:
+    from .container import MAX_DIM, MAX_NDIM, MAX_VECTORS
+
     if len(shape) == 0:
         raise InputError("a 0-dimensional array holds no vector")
+    if len(shape) > MAX_NDIM:
+        raise InputError(f"rank {len(shape)} is above the limit of {MAX_NDIM}")
     if shape[-1] < 2:
         raise InputError(f"vector dimension (last axis) is {shape[-1]}; need at least 2")
+    if shape[-1] > MAX_DIM:
+        raise InputError(f"vector dimension (last axis) is {shape[-1]}; the limit is {MAX_DIM}")
+    n = 1
+    for s in shape[:-1]:
+        n *= s
+    if n > MAX_VECTORS:
+        raise InputError(f"{n} vectors is above the limit of {MAX_VECTORS}")
 
 
 # ---------------------------------------------------------------------- .npy header
@@ -141,16 +152,41 @@ class NpyStreamSource(ArraySource):
         check_shape(shape)
         self.dtype, self.shape, self.fortran = dtype, shape, fortran
         self.data_offset = offset
+        self.size = size
         nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
         self.nbytes = nbytes
         if size is not None and size - offset != nbytes:
             raise InputError(f".npy header declares {nbytes} data bytes but the file has "
                              f"{size - offset}")
 
+    def _read_all(self) -> bytearray:
+        """All data bytes, read piecewise so that a lying header costs no memory up front."""
+        raw = bytearray()
+        piece = 1 << 24
+        while len(raw) < self.nbytes:
+            want = min(piece, self.nbytes - len(raw))
+            try:
+                got = self.stream.read(want)
+            except OSError as e:
+                raise InputError(f"read failed ({e.strerror or e})") from None
+            if not got:
+                raise InputError(f"truncated .npy data (ended {self.nbytes - len(raw)} bytes "
+                                 f"short)")
+            raw += got
+        return raw
+
+    def _check_end(self) -> None:
+        """A stream (stdin) must end with the array, as a file's size must match it."""
+        if self.size is None and self.stream.read(1):
+            raise InputError("trailing data after the .npy array")
+
     def _read_full(self, buf: memoryview) -> None:
         got = 0
         while got < len(buf):
-            k = self.stream.readinto(buf[got:])
+            try:
+                k = self.stream.readinto(buf[got:])
+            except OSError as e:
+                raise InputError(f"read failed ({e.strerror or e})") from None
             if not k:
                 raise InputError(f"truncated .npy data (ended {len(buf) - got} bytes short "
                                  f"of a block)")
@@ -159,13 +195,15 @@ class NpyStreamSource(ArraySource):
     def blocks(self, rows: int):
         d, n = self.dim, self.n_rows
         if self.fortran and len(self.shape) > 1:
-            raw = bytearray(self.nbytes)
-            self._read_full(memoryview(raw))
+            raw = self._read_all()
+            self._check_end()
             arr = np.frombuffer(raw, dtype=self.dtype).reshape(self.shape, order="F")
             flat = arr.reshape(n, d)
             for a in range(0, n, rows):
                 yield np.ascontiguousarray(flat[a:a + rows], dtype=self.dtype.newbyteorder("="))
             return
+        if n == 0:
+            self._check_end()
         buf = np.empty(min(rows, n) * d, dtype=self.dtype)
         for a in range(0, n, rows):
             k = min(rows, n - a)
@@ -174,6 +212,8 @@ class NpyStreamSource(ArraySource):
             block = view.reshape(k, d)
             if not block.dtype.isnative:
                 block = block.astype(block.dtype.newbyteorder("="))
+            if a + k >= n:
+                self._check_end()
             yield block
 
     def close(self) -> None:
@@ -232,11 +272,15 @@ class H5Source(ArraySource):
         for a in range(0, n, rows):
             k = min(rows, n - a)
             out = np.empty((k, d), dtype=native)
-            if len(self.shape) == 1:
-                out[0] = self.ds[()]
-            else:
-                for sel, lo, hi in row_runs(self.shape, a, k):
-                    self.ds.read_direct(out, source_sel=sel, dest_sel=np.s_[lo:hi])
+            try:
+                if len(self.shape) == 1:
+                    out[0] = self.ds[()]
+                else:
+                    for sel, lo, hi in row_runs(self.shape, a, k):
+                        self.ds.read_direct(out, source_sel=sel, dest_sel=np.s_[lo:hi])
+            except (OSError, RuntimeError, ValueError) as e:  # a damaged file, a missing filter
+                raise InputError(f"cannot read dataset {self.dataset} "
+                                 f"({_h5_reason(e)})") from None
             yield out
 
     def close(self) -> None:
@@ -271,7 +315,10 @@ def open_input(spec: str, dataset: str | None = None) -> ArraySource:
     if spec == "-":
         if sys.stdin.isatty():
             raise InputError("refusing to read binary data from a terminal", "-")
-        return open_npy("-")
+        try:
+            return open_npy("-")
+        except InputError as e:
+            raise e.with_source("-")
     path, ds = split_h5_spec(spec)
     if ds is not None and dataset is not None and ds != dataset:
         raise InputError("dataset given twice (FILE:/path and --dataset)", spec)

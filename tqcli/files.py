@@ -15,6 +15,44 @@ from .errors import TqError
 BUFFER = 1 << 20
 
 
+def write_error(e: OSError, name: str) -> TqError:
+    """A failed write (disk full, I/O error) as a one-line error naming the output."""
+    return TqError(f"write failed ({e.strerror or e})", name)
+
+
+class GuardedStream:
+    """A binary output stream whose write errors name the output instead of nobody."""
+
+    def __init__(self, raw, name: str):
+        self.raw = raw
+        self.name = name
+
+    def write(self, data) -> int:
+        try:
+            return self.raw.write(data)
+        except OSError as e:
+            raise write_error(e, self.name) from None
+
+    def flush(self) -> None:
+        try:
+            self.raw.flush()
+        except OSError as e:
+            raise write_error(e, self.name) from None
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except OSError as e:
+            raise write_error(e, self.name) from None
+
+
 def refuse_terminal(stream, name: str = "-") -> None:
     if stream.isatty():
         raise TqError("refusing to write binary data to a terminal (use -o FILE or redirect)",
@@ -32,34 +70,44 @@ class AtomicOutput:
         if os.path.lexists(path) and not force:
             raise TqError("already exists; use -f to overwrite", path)
         folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise TqError("output folder does not exist", path)
         try:
             fd, self.tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
                                             suffix=".tmp", dir=folder)
-        except FileNotFoundError:
-            raise TqError("output folder does not exist", path) from None
         except PermissionError:
             raise TqError("cannot write to the output folder (permission denied)", path) from None
         except OSError as e:
             raise TqError(f"cannot create output ({e.strerror})", path) from None
         umask = os.umask(0)
         os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        self.stream = os.fdopen(fd, "wb", buffering=BUFFER)
+        try:
+            os.fchmod(fd, 0o666 & ~umask)
+        except OSError:
+            pass  # a file system without permissions (FAT, some FUSE mounts)
+        self.stream = GuardedStream(os.fdopen(fd, "wb", buffering=BUFFER), path)
 
     def commit(self) -> None:
-        self.stream.flush()
-        os.fsync(self.stream.fileno())
-        self.stream.close()
+        try:
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+        except OSError as e:
+            raise write_error(e, self.path) from None
         if os.path.lexists(self.path) and not self.force:
             raise TqError("already exists; use -f to overwrite", self.path)
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            raise TqError(f"cannot rename the finished output into place ({e.strerror})",
+                          self.path) from None
         self.tmp = None
 
     def discard(self) -> None:
         if self.stream is not None and not self.stream.closed:
             try:
                 self.stream.close()
-            except OSError:
+            except (OSError, TqError):
                 pass
         if self.tmp is not None:
             try:
@@ -82,7 +130,7 @@ class StdoutOutput:
 
     def __init__(self):
         refuse_terminal(sys.stdout, "-")
-        self.stream = sys.stdout.buffer
+        self.stream = GuardedStream(sys.stdout.buffer, "-")
         self.tmp = None
 
     def commit(self) -> None:
