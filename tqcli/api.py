@@ -152,11 +152,17 @@ def decompress(src, rows: str | tuple[int, int] | None = None,
         else:
             a, b = parse_rows(rows, h.n_vectors)
         out_dtype = output_dtype(h, dtype)
-        out = np.empty((b - a, h.dim), dtype=out_dtype)
-        pos = 0
-        for block in iter_decoded(reader, a, b):
-            out[pos:pos + block.shape[0]] = block
-            pos += block.shape[0]
+        if reader.seekable:
+            # the file's real length has been checked against the header: safe to allocate
+            out = np.empty((b - a, h.dim), dtype=out_dtype)
+            pos = 0
+            for block in iter_decoded(reader, a, b):
+                out[pos:pos + block.shape[0]] = block
+                pos += block.shape[0]
+        else:
+            # a stream's header is unchecked until its data arrives: grow with the data
+            parts = [block.astype(out_dtype) for block in iter_decoded(reader, a, b)]
+            out = np.concatenate(parts) if parts else np.empty((0, h.dim), out_dtype)
         return out.reshape(h.shape) if rows is None else out
     finally:
         if stream is not None:
