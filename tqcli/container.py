@@ -25,6 +25,7 @@ SOURCE_DTYPES = {1: "float16", 2: "float32", 3: "float64"}
 ROTATION_KINDS = {1: "hadamard2"}
 
 MAX_DIM = 1 << 20
+MAX_PROD_DIM = 1 << 12  # prod mode's d x d sketch: 64 MiB of float32 at most
 MAX_CHUNK_ROWS = 1 << 20
 MAX_NDIM = 32
 MAX_ROUNDS = 32
@@ -140,12 +141,15 @@ class Header:
     @classmethod
     def read_from(cls, read) -> "Header":
         """Parse a header using read(n) -> bytes; every field is checked before use."""
-        start = _read_exact(read, 16, "header")
-        if start[:8] != MAGIC:
-            raise FormatError("not a .tqz file (bad magic bytes)")
+        start = read(16)
+        if start[:8] != MAGIC[:len(start)] or not start:
+            raise FormatError("not a .tqz file (" + ("bad magic bytes)" if start else "empty)"))
+        if len(start) < 16:
+            raise FormatError("truncated file (ends inside the header)")
         version, flags, size = struct.unpack("<HHI", start[8:16])
         if version != VERSION:
-            raise FormatError(f"unsupported .tqz version {version} (this tq reads version {VERSION})")
+            raise FormatError(f"unsupported .tqz version {version} "
+                              f"(this tq reads version {VERSION})")
         if flags != 0:
             raise FormatError(f"unknown header flags 0x{flags:04x}")
         max_size = _FIXED.size + 8 * MAX_NDIM + 4 * 256 + 4
@@ -175,8 +179,11 @@ class Header:
         _require(n <= MAX_VECTORS, f"vector count {n} out of range")
         mode_s = MODES[mode]
         _require(not (mode_s == "prod" and rule != 1), "prod mode requires the norm scale rule")
+        _require(mode_s == "mse" or dim <= MAX_PROD_DIM,
+                 f"prod mode supports dimensions up to {MAX_PROD_DIM}, not {dim}")
         shape = struct.unpack_from(f"<{ndim}Q", raw, _FIXED.size)
         _require(shape[-1] == dim, f"shape {shape} does not end in dimension {dim}")
+        _require(all(s <= MAX_VECTORS for s in shape), f"shape {shape} out of range")
         count = 1
         for s in shape[:-1]:
             count *= s
@@ -199,7 +206,21 @@ class Header:
 
     def validate(self) -> None:
         """Check a header built in memory against the same limits a reader applies."""
-        self._parse(self.to_bytes())
+        _require(1 <= len(self.shape) <= MAX_NDIM,
+                 f"rank {len(self.shape)} out of range 1..{MAX_NDIM}")
+        _require(2 <= self.dim <= MAX_DIM, f"dimension {self.dim} out of range 2..{MAX_DIM}")
+        _require(8 <= self.chunk_rows <= MAX_CHUNK_ROWS and self.chunk_rows % 8 == 0,
+                 f"chunk rows {self.chunk_rows} invalid")
+        _require(all(0 <= s < 1 << 64 for s in self.shape), f"shape {self.shape} out of range")
+        _require(self.n_vectors <= MAX_VECTORS, f"vector count {self.n_vectors} out of range")
+        _require(0 <= self.seed < 1 << 64, f"seed {self.seed} out of range")
+        _require(len(self.codebook) == self.codebook_size,
+                 f"codebook has {len(self.codebook)} values, {self.codebook_size} expected")
+        try:
+            raw = self.to_bytes()
+        except (struct.error, ValueError) as e:
+            raise FormatError(f"header fields out of range ({e})") from None
+        self._parse(raw)
 
 
 def _code(table: dict, name: str) -> int:
@@ -214,8 +235,22 @@ def _require(cond: bool, reason: str) -> None:
         raise FormatError(reason)
 
 
+READ_PIECE = 1 << 24
+
+
 def _read_exact(read, n: int, what: str) -> bytes:
-    data = read(n)
+    """Exactly n bytes via read(); large reads go piecewise, so that a header claiming a
+    huge chunk costs memory only for bytes that really arrive (a stream has no known size)."""
+    data = read(min(n, READ_PIECE))
+    if len(data) < n and data:  # a huge claim, or a raw stream that returns short reads
+        parts, got = [data], len(data)
+        while got < n:
+            part = read(min(READ_PIECE, n - got))
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        data = b"".join(parts)
     if len(data) != n:
         raise FormatError(f"truncated file (ends inside the {what})")
     return data
