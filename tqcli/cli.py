@@ -21,6 +21,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _fail(source: str | None, reason: str) -> None:
+    reason = " ".join(str(reason).split())  # always exactly one line
     click.echo(f"tq: {source}: {reason}" if source else f"tq: {reason}", err=True)
 
 
@@ -39,6 +40,16 @@ class TqGroup(click.Group):
             ctx.exit(1)
         except OSError as e:
             _fail(e.filename or None, e.strerror or str(e))
+            ctx.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except Exception as e:  # a bug: still one line, unless TQ_TRACEBACK asks for more
+            if os.environ.get("TQ_TRACEBACK"):
+                raise
+            first = (str(e).splitlines() or [""])[0]
+            _fail(None, f"internal error: {type(e).__name__}: {first} "
+                        f"(set TQ_TRACEBACK=1 for details)")
             ctx.exit(1)
 
 
@@ -157,7 +168,13 @@ common_threads = click.option("-T", "--threads", type=click.IntRange(min=0), def
                    "(unbiased inner products); prod mode always uses norm.")
 @click.option("--scale-dtype", type=click.Choice(["float32", "float16"]), default="float32",
               show_default=True, help="Storage of the per-vector scale.")
-@click.option("--dataset", metavar="PATH", help="HDF5 dataset to read (or write INPUT as FILE.h5:/path).")
+@click.option("--rounds", type=click.IntRange(1, 32), default=3, show_default=True,
+              help="Rounds of the structured rotation (expert).")
+@click.option("--chunk-rows", type=click.IntRange(8, 1 << 20), default=None,
+              help="Vectors per chunk, a multiple of 8: the unit of random access "
+                   "(default: about 4 MiB of float32 input).")
+@click.option("--dataset", metavar="PATH",
+              help="HDF5 dataset to read (or write INPUT as FILE.h5:/path).")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--rm", "remove", is_flag=True, help="Delete INPUT after a complete write.")
@@ -166,23 +183,28 @@ common_threads = click.option("-T", "--threads", type=click.IntRange(min=0), def
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: only when stderr is a terminal).")
 @common_threads
-def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, dataset, to_stdout,
-             force, remove, quiet, verbose, progress, threads):
+def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, chunk_rows,
+             dataset, to_stdout, force, remove, quiet, verbose, progress, threads):
     """Compress INPUT (.npy, .h5/.hdf5, or '-' for a .npy on stdin) into a .tqz file."""
     from . import arrayio
-    from .api import compress_source
 
     if mode == "prod" and scale_rule not in (None, "norm"):
         raise click.BadParameter("prod mode uses the norm scale", param_hint="--scale")
+    if chunk_rows is not None and chunk_rows % 8:
+        raise click.BadParameter("must be a multiple of 8", param_hint="--chunk-rows")
     out = "-" if to_stdout else output
     if out is None:
         out = "-" if input == "-" else arrayio.split_h5_spec(input)[0] + ".tqz"
     if out == "-" and remove:
         raise click.UsageError("--rm needs an output file (it is ignored with stdout)")
-    _threads(threads)
+    if input == "-" and remove:
+        raise click.UsageError("--rm needs an input file (there is nothing to delete on stdin)")
     source = arrayio.open_input(input, dataset)
     name = source.name
     with source:
+        from .api import compress_source  # the kernels load only once the input is good
+
+        _threads(threads)
         if out != "-" and source.name != "-" and _same_file(source.name, out):
             raise TqError("output would overwrite the input", out)
         if remove and isinstance(source, arrayio.H5Source):
@@ -193,7 +215,7 @@ def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, dataset, 
                               "compress") as bar:
                 header = compress_source(source, sink.stream, bits=bits, mode=mode, seed=seed,
                                          scale_rule=scale_rule, scale_dtype=scale_dtype,
-                                         progress=bar)
+                                         rounds=rounds, chunk_rows=chunk_rows, progress=bar)
                 sink.commit()
         except TqError as e:
             raise e.with_source(name)
@@ -244,6 +266,8 @@ def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, qu
             raise TqError("unknown suffix (expected .tqz); use -o OUT", input)
     if out == "-" and remove:
         raise click.UsageError("--rm needs an output file (it is ignored with stdout)")
+    if input == "-" and remove:
+        raise click.UsageError("--rm needs an input file (there is nothing to delete on stdin)")
     if input == "-" and sys.stdin.isatty():
         raise TqError("refusing to read binary data from a terminal", "-")
     _threads(threads)
