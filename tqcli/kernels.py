@@ -1,10 +1,15 @@
 """The numba kernels: fused encode (normalise, rotate, quantise, scale, pack) and decode.
 
-All kernels work on a block of vectors, in parallel over groups of 8 rows: 8 rows of d
-codes of b bits fill a whole number of bytes, so each group owns its bytes and the output
-does not depend on the thread count.  Floating-point work follows the exact order that
-spec/tqz-v1.md prescribes (no fastmath, no reassociation), and tqcli/reference.py holds a
-plain-numpy version of every kernel that the tests compare with bit for bit.
+Vectors are processed in groups of 8 held "in lockstep": a group is stored transposed, as a
+(d, 8) array whose row i holds coordinate i of the 8 vectors.  Every step then works on 8
+independent lanes at once, which the compiler turns into SIMD instructions without
+reordering any floating-point operation: each lane still sees exactly the sequence of
+roundings that spec/tqz-v1.md prescribes (sequential sums, butterflies in stage order, no
+fastmath, no fused multiply-add).  8 rows of d codes of b bits are also a whole number of
+bytes, so each group owns its bytes and the output cannot depend on the thread count.
+
+tqcli/reference.py holds a plain-numpy version of every kernel; the tests compare them bit
+for bit.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from numba import njit, prange
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
+
+LANES = 8          # vectors per group (and codes per packing bundle)
+GROUPS_PER_TASK = 16  # groups handled by one parallel task (scratch is allocated per task)
 
 
 @njit(cache=True)
@@ -57,294 +65,661 @@ def gaussian_fill(key, out):
             i += 1
 
 
-# ----------------------------------------------------------------------------- rotation
+# ----------------------------------------------------------------------------- thresholds
+
+
+def float32_thresholds(bounds: np.ndarray) -> np.ndarray:
+    """Thresholds in float32 that classify every float32 y exactly as the float64 ones do.
+
+    For a float32 y and a float64 m, y > m holds exactly when y > f, f the largest float32
+    not above m; the kernels can then compare in float32, 8 lanes per instruction.
+    """
+    m = np.asarray(bounds, np.float64)
+    f = m.astype(np.float32)
+    over = f.astype(np.float64) > m
+    f[over] = np.nextafter(f[over], np.float32(-np.inf))
+    return f
+
+
+def search_table(thr32: np.ndarray) -> np.ndarray:
+    """thr32 padded with +inf to a power of two, for the branchless binary search."""
+    k = 1
+    while k < thr32.size + 1:
+        k *= 2
+    out = np.full(k, np.inf, np.float32)
+    out[:thr32.size] = thr32
+    return out
+
+
+# ----------------------------------------------------------------------------- lanes: rotation
+#
+# A group lives in a flat float32 array of d * 8 values: coordinate i of lane l at i * 8 + l.
+# Loops are written so that LLVM's loop vectorizer (numba does not run the SLP vectorizer)
+# can use SIMD: butterflies run over the contiguous run of 8h values of each half-block,
+# passed as two separate views so that the vectorizer may check they do not overlap.
 
 
 @njit(cache=True, inline="always")
-def _fwht(t, off, p, scale):
+def _butterfly_scaled(a, b, n, scale):
+    """The last stage, with the normalisation: (x + y) * scale, rounded after each step."""
+    for k in range(n):
+        x = a[k]
+        y = b[k]
+        a[k] = (x + y) * scale
+        b[k] = (x - y) * scale
+
+
+@njit(cache=True, inline="always")
+def _butterfly4(a, b, c, d, n):
+    """Two stages at once on four runs: stage h pairs (a, b) and (c, d), stage 2h pairs the
+    results (a, c) and (b, d) -- the same additions, in the same order, as two passes."""
+    for k in range(n):
+        x0 = a[k]
+        x1 = b[k]
+        x2 = c[k]
+        x3 = d[k]
+        s0 = x0 + x1
+        d0 = x0 - x1
+        s1 = x2 + x3
+        d1 = x2 - x3
+        a[k] = s0 + s1
+        b[k] = d0 + d1
+        c[k] = s0 - s1
+        d[k] = d0 - d1
+
+
+@njit(cache=True, inline="always")
+def _butterfly4_scaled(a, b, c, d, n, scale):
+    for k in range(n):
+        x0 = a[k]
+        x1 = b[k]
+        x2 = c[k]
+        x3 = d[k]
+        s0 = x0 + x1
+        d0 = x0 - x1
+        s1 = x2 + x3
+        d1 = x2 - x3
+        a[k] = (s0 + s1) * scale
+        b[k] = (d0 + d1) * scale
+        c[k] = (s0 - s1) * scale
+        d[k] = (d0 - d1) * scale
+
+
+@njit(cache=True, inline="always")
+def _fwht_lanes(t, off, p, scale):
+    """Normalised Walsh-Hadamard transform of coordinates off..off+p-1 of all 8 lanes.
+
+    Stages h = 1, 2, 4, ... run two at a time; the last stage multiplies by the scale.
+    """
     h = 1
-    while h < p:
-        for i in range(off, off + p, 2 * h):
-            for j in range(i, i + h):
-                a = t[j]
-                b = t[j + h]
-                t[j] = a + b
-                t[j + h] = a - b
-        h *= 2
-    for j in range(off, off + p):
-        t[j] = t[j] * scale
+    while 4 * h <= p:
+        run = h * LANES
+        last = 4 * h == p
+        for i in range(off, off + p, 4 * h):
+            a0 = i * LANES
+            a = t[a0:a0 + run]
+            b = t[a0 + run:a0 + 2 * run]
+            c = t[a0 + 2 * run:a0 + 3 * run]
+            d = t[a0 + 3 * run:a0 + 4 * run]
+            if last:
+                _butterfly4_scaled(a, b, c, d, run, scale)
+            else:
+                _butterfly4(a, b, c, d, run)
+        h *= 4
+    if h < p:
+        run = h * LANES
+        a0 = off * LANES
+        _butterfly_scaled(t[a0:a0 + run], t[a0 + run:a0 + 2 * run], run, scale)
 
 
-@njit(cache=True)
-def _rotate_forward(t, tmp, signs, perms, p, scale):
+@njit(cache=True, inline="always")
+def _permute_lanes(src, dst, signs_r, perm_r, inverse):
+    """dst[i] = s_i * src[perm_i] (forward) or dst[perm_i] = s_i * src[i] (inverse), 8 lanes."""
+    d = perm_r.shape[0]
+    for i in range(d):
+        s = signs_r[i]
+        if inverse:
+            a = i * LANES
+            b = perm_r[i] * LANES
+        else:
+            a = perm_r[i] * LANES
+            b = i * LANES
+        v0 = src[a]
+        v1 = src[a + 1]
+        v2 = src[a + 2]
+        v3 = src[a + 3]
+        v4 = src[a + 4]
+        v5 = src[a + 5]
+        v6 = src[a + 6]
+        v7 = src[a + 7]
+        dst[b] = s * v0
+        dst[b + 1] = s * v1
+        dst[b + 2] = s * v2
+        dst[b + 3] = s * v3
+        dst[b + 4] = s * v4
+        dst[b + 5] = s * v5
+        dst[b + 6] = s * v6
+        dst[b + 7] = s * v7
+
+
+@njit(cache=True, inline="always")
+def _rotate_forward_lanes(t, tmp, signs, perms, p, scale):
+    """Forward rotation of the 8 lanes of t (flat, d * 8); returns the buffer holding the
+    result (t or tmp: the rounds alternate between the two)."""
     rounds, d = signs.shape
     for r in range(rounds):
-        for i in range(d):
-            tmp[i] = signs[r, i] * t[perms[r, i]]
-        for i in range(d):
-            t[i] = tmp[i]
-        _fwht(t, 0, p, scale)
+        _permute_lanes(t, tmp, signs[r], perms[r], False)
+        _fwht_lanes(tmp, 0, p, scale)
         if p < d:
-            _fwht(t, d - p, p, scale)
+            _fwht_lanes(tmp, d - p, p, scale)
+        t[:] = tmp
+    return t
 
 
-@njit(cache=True)
-def _rotate_inverse(t, tmp, signs, perms, p, scale):
+@njit(cache=True, inline="always")
+def _rotate_inverse_lanes(t, tmp, signs, perms, p, scale):
+    """Inverse rotation; like the forward one it returns the buffer holding the result."""
     rounds, d = signs.shape
+    src, dst = t, tmp
     for r in range(rounds - 1, -1, -1):
         if p < d:
-            _fwht(t, d - p, p, scale)
-        _fwht(t, 0, p, scale)
-        for i in range(d):
-            tmp[perms[r, i]] = signs[r, i] * t[i]
-        for i in range(d):
-            t[i] = tmp[i]
+            _fwht_lanes(src, d - p, p, scale)
+        _fwht_lanes(src, 0, p, scale)
+        _permute_lanes(src, dst, signs[r], perms[r], True)
+        src, dst = dst, src
+    return src
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True, nogil=True)
 def rotate_rows(x, signs, perms, p, scale, inverse):
-    """Rotate every row of float32 `x` in place (used by tests and the reference checks)."""
+    """Rotate every row of float32 `x` in place (the rotation on its own, for tests)."""
     n, d = x.shape
-    for r in prange(n):
-        t = x[r]
-        tmp = np.empty(d, np.float32)
+    for g in prange((n + LANES - 1) // LANES):
+        t = np.zeros(d * LANES, np.float32)
+        tmp = np.empty(d * LANES, np.float32)
+        r0 = g * LANES
+        rows = min(LANES, n - r0)
+        for l in range(rows):
+            for i in range(d):
+                t[i * LANES + l] = x[r0 + l, i]
         if inverse:
-            _rotate_inverse(t, tmp, signs, perms, p, scale)
+            y = _rotate_inverse_lanes(t, tmp, signs, perms, p, scale)
         else:
-            _rotate_forward(t, tmp, signs, perms, p, scale)
+            y = _rotate_forward_lanes(t, tmp, signs, perms, p, scale)
+        for l in range(rows):
+            for i in range(d):
+                x[r0 + l, i] = y[i * LANES + l]
 
 
-# ----------------------------------------------------------------------------- pieces
+# ----------------------------------------------------------------------------- lanes: encode steps
 
 
 @njit(cache=True, inline="always")
-def _unit_direction(row, t):
-    """Write float32(row / ||row||) into t and return ||row|| (float64); 0 for a zero row.
+def _max_abs(row, d):
+    """Largest |row[i]| as float64; eight partial maxima (max is exact in any order).
 
-    The row is first divided by its largest magnitude so that neither squares of huge
-    float64 values overflow nor squares of tiny ones underflow.
+    Returns NaN when the row holds a NaN, inf when it holds an infinity.
     """
-    d = row.shape[0]
-    m = 0.0
-    for i in range(d):
-        a = abs(np.float64(row[i]))
-        if a > m:
-            m = a
-    if m == 0.0:
-        for i in range(d):
-            t[i] = 0.0
-        return 0.0
-    ss = 0.0
-    for i in range(d):
-        w = np.float64(row[i]) / m
-        ss += w * w
-    root = math.sqrt(ss)
-    for i in range(d):
-        t[i] = np.float32((np.float64(row[i]) / m) / root)
-    return m * root
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = 0.0
+    bad = 0.0
+    i = 0
+    while i + 8 <= d:
+        v0 = abs(np.float64(row[i]))
+        v1 = abs(np.float64(row[i + 1]))
+        v2 = abs(np.float64(row[i + 2]))
+        v3 = abs(np.float64(row[i + 3]))
+        v4 = abs(np.float64(row[i + 4]))
+        v5 = abs(np.float64(row[i + 5]))
+        v6 = abs(np.float64(row[i + 6]))
+        v7 = abs(np.float64(row[i + 7]))
+        bad += v0 * 0.0 + v1 * 0.0 + v2 * 0.0 + v3 * 0.0 + v4 * 0.0 + v5 * 0.0 + v6 * 0.0 + v7 * 0.0
+        m0 = max(m0, v0)
+        m1 = max(m1, v1)
+        m2 = max(m2, v2)
+        m3 = max(m3, v3)
+        m4 = max(m4, v4)
+        m5 = max(m5, v5)
+        m6 = max(m6, v6)
+        m7 = max(m7, v7)
+        i += 8
+    while i < d:
+        v0 = abs(np.float64(row[i]))
+        bad += v0 * 0.0
+        m0 = max(m0, v0)
+        i += 1
+    m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    return m + bad  # NaN or inf survive, finite rows are unchanged (bad == 0)
 
 
 @njit(cache=True, inline="always")
-def _bucket(bounds, y):
-    """Number of thresholds strictly below y (binary search)."""
-    lo = 0
-    hi = bounds.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if bounds[mid] < y:
-            lo = mid + 1
+def _divide_run(src, dst, n, div):
+    for i in range(n):
+        dst[i] = np.float64(src[i]) / div
+
+
+@njit(cache=True, inline="always")
+def _unit_run(src, dst, n, root):
+    for i in range(n):
+        dst[i] = np.float32(src[i] / root)
+
+
+@njit(cache=True, inline="always")
+def _sum_squares_8(w, d):
+    """Sequential sums of squares of the 8 rows of w (row-major, 8 x d), side by side."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    for i in range(d):
+        v0 = w[i]
+        v1 = w[d + i]
+        v2 = w[2 * d + i]
+        v3 = w[3 * d + i]
+        v4 = w[4 * d + i]
+        v5 = w[5 * d + i]
+        v6 = w[6 * d + i]
+        v7 = w[7 * d + i]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        s4 += v4 * v4
+        s5 += v5 * v5
+        s6 += v6 * v6
+        s7 += v7 * v7
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@njit(cache=True, inline="always")
+def _transpose_in(u, d, t):
+    """Row-major (8, d) float32 -> lane-interleaved t[i * 8 + l]."""
+    for i in range(d):
+        o = i * LANES
+        t[o] = u[i]
+        t[o + 1] = u[d + i]
+        t[o + 2] = u[2 * d + i]
+        t[o + 3] = u[3 * d + i]
+        t[o + 4] = u[4 * d + i]
+        t[o + 5] = u[5 * d + i]
+        t[o + 6] = u[6 * d + i]
+        t[o + 7] = u[7 * d + i]
+
+
+@njit(cache=True, inline="always")
+def _load_unit_lanes(x, r0, rows, w, u, t, norms):
+    """Lane l <- float32(row / ||row||) for rows r0..r0+rows-1 of x; norms in float64.
+
+    Each row is divided by its largest magnitude first (so squares neither overflow nor
+    underflow), its sum of squares is accumulated in coordinate order, and the unit vector
+    is (x_i / m) / sqrt(ss).  Unused lanes and zero rows give zeros and norm 0; a row with
+    a NaN or an infinity gets norm NaN (the caller refuses it).
+    """
+    d = x.shape[1]
+    mx = np.zeros(LANES)
+    for l in range(LANES):
+        wl = w[l * d:(l + 1) * d]
+        if l < rows:
+            row = x[r0 + l]
+            m = _max_abs(row, d)
+            mx[l] = m
+            _divide_run(row, wl, d, m if m > 0.0 and m < np.inf else 1.0)
         else:
-            hi = mid
-    return lo
+            wl[:] = 0.0
+    ss = _sum_squares_8(w, d)
+    for l in range(LANES):
+        ul = u[l * d:(l + 1) * d]
+        m = mx[l]
+        if m != m or m == np.inf:
+            norms[l] = np.nan
+            ul[:] = 0.0
+        elif m > 0.0:
+            root = math.sqrt(ss[l])
+            norms[l] = m * root
+            _unit_run(w[l * d:(l + 1) * d], ul, d, root)
+        else:
+            norms[l] = 0.0
+            ul[:] = 0.0
+    _transpose_in(u, d, t)
 
 
 @njit(cache=True, inline="always")
-def _scale(rule, norm, t, cents, idx):
-    """Per-vector scale: 0 least squares, 1 the norm, 2 unbiased inner products."""
-    if norm == 0.0:
-        return 0.0
-    if rule == 1:
-        return norm
-    yc = 0.0
-    cc = 0.0
-    for i in range(t.shape[0]):
-        c = np.float64(cents[idx[i]])
-        yc += np.float64(t[i]) * c
-        cc += c * c
-    if rule == 0:
-        return norm * (yc / cc)
-    return norm / yc
+def _count_above(t, thr_k, counts, n):
+    for e in range(n):
+        counts[e] += np.int32(t[e] > thr_k)
+
+
+@njit(cache=True, inline="always")
+def _quantize_lanes(t, thr, table, bits, codes, counts):
+    """codes[e] = number of thresholds strictly below t[e] (float32 thresholds), all lanes.
+
+    Up to 31 thresholds a SIMD pass per threshold is fastest; beyond that, a branchless
+    binary search over the thresholds padded to a power of two.
+    """
+    n = t.shape[0]
+    if bits <= 5:
+        counts[:] = 0
+        for k in range(thr.shape[0]):
+            _count_above(t, thr[k], counts, n)
+        for e in range(n):
+            codes[e] = np.uint8(counts[e])
+    else:
+        size = table.shape[0]
+        for e in range(n):
+            y = t[e]
+            pos = 0
+            step = size >> 1
+            while step > 0:
+                if table[pos + step - 1] < y:
+                    pos += step
+                step >>= 1
+            codes[e] = np.uint8(pos)
+
+
+@njit(cache=True, inline="always")
+def _to_rows(codes, rows, d, codes8):
+    """Lane-interleaved codes -> row-major (8, d); unused lanes get code 0 (padding)."""
+    for l in range(LANES):
+        dst = codes8[l]
+        if l < rows:
+            for i in range(d):
+                dst[i] = codes[i * LANES + l]
+        else:
+            dst[:] = 0
+
+
+@njit(cache=True, inline="always")
+def _ls_sums_8(t, cents, codes, d, yc, cc):
+    """Per lane, sequential sums of y*c and c*c (float64) over the coordinates."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = 0.0
+    for i in range(d):
+        e = i * LANES
+        c0 = np.float64(cents[codes[e]])
+        c1 = np.float64(cents[codes[e + 1]])
+        c2 = np.float64(cents[codes[e + 2]])
+        c3 = np.float64(cents[codes[e + 3]])
+        c4 = np.float64(cents[codes[e + 4]])
+        c5 = np.float64(cents[codes[e + 5]])
+        c6 = np.float64(cents[codes[e + 6]])
+        c7 = np.float64(cents[codes[e + 7]])
+        a0 += np.float64(t[e]) * c0
+        a1 += np.float64(t[e + 1]) * c1
+        a2 += np.float64(t[e + 2]) * c2
+        a3 += np.float64(t[e + 3]) * c3
+        a4 += np.float64(t[e + 4]) * c4
+        a5 += np.float64(t[e + 5]) * c5
+        a6 += np.float64(t[e + 6]) * c6
+        a7 += np.float64(t[e + 7]) * c7
+        b0 += c0 * c0
+        b1 += c1 * c1
+        b2 += c2 * c2
+        b3 += c3 * c3
+        b4 += c4 * c4
+        b5 += c5 * c5
+        b6 += c6 * c6
+        b7 += c7 * c7
+    yc[0], yc[1], yc[2], yc[3], yc[4], yc[5], yc[6], yc[7] = a0, a1, a2, a3, a4, a5, a6, a7
+    cc[0], cc[1], cc[2], cc[3], cc[4], cc[5], cc[6], cc[7] = b0, b1, b2, b3, b4, b5, b6, b7
+
+
+@njit(cache=True, inline="always")
+def _scales_lanes(rule, norms, t, cents, codes, out, r0, rows):
+    """Per-vector scale: 0 least squares, 1 the norm, 2 unbiased inner products (float64)."""
+    d = t.shape[0] // LANES
+    yc = np.ones(LANES)
+    cc = np.ones(LANES)
+    if rule != 1:
+        _ls_sums_8(t, cents, codes, d, yc, cc)
+    for l in range(rows):
+        nrm = norms[l]
+        if nrm != nrm:
+            out[r0 + l] = np.nan
+        elif nrm == 0.0:
+            out[r0 + l] = 0.0
+        elif rule == 1:
+            out[r0 + l] = nrm
+        elif rule == 0:
+            out[r0 + l] = nrm * (yc[l] / cc[l])
+        else:
+            out[r0 + l] = nrm / yc[l]
+
+
+@njit(cache=True, inline="always")
+def _pack_group(codes8, d, bits, out, base, limit):
+    """Pack the group's row-major codes, LSB first: every 8 codes fill `bits` bytes.
+
+    Bytes at or beyond `limit` (the end of the chunk's code section) are not written.
+    """
+    flat = codes8.reshape(LANES * d)
+    for m in range(d):
+        v = np.uint64(0)
+        for j in range(LANES):
+            v |= np.uint64(flat[m * LANES + j]) << np.uint64(j * bits)
+        o = base + m * bits
+        for k in range(bits):
+            if o + k < limit:
+                out[o + k] = np.uint8((v >> np.uint64(8 * k)) & np.uint64(0xFF))
+
+
+@njit(cache=True, inline="always")
+def _unpack_group(codes, base, limit, d, bits, codes8):
+    flat = codes8.reshape(LANES * d)
+    mask = np.uint64((1 << bits) - 1)
+    for m in range(d):
+        o = base + m * bits
+        v = np.uint64(0)
+        for k in range(bits):
+            if o + k < limit:
+                v |= np.uint64(codes[o + k]) << np.uint64(8 * k)
+        for j in range(LANES):
+            flat[m * LANES + j] = np.uint8((v >> np.uint64(j * bits)) & mask)
 
 
 # ----------------------------------------------------------------------------- encode
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
+def _encode_mse(x, signs, perms, p, hscale, thr, table, cents, bits, rule, codes, scales):
+    n, d = x.shape
+    ngroups = (n + LANES - 1) // LANES
+    ntasks = (ngroups + GROUPS_PER_TASK - 1) // GROUPS_PER_TASK
+    limit = codes.shape[0]
+    for task in prange(ntasks):
+        w = np.empty(LANES * d)
+        u = np.empty(LANES * d, np.float32)
+        t = np.empty(d * LANES, np.float32)
+        tmp = np.empty(d * LANES, np.float32)
+        lane_codes = np.empty(d * LANES, np.uint8)
+        counts = np.empty(d * LANES, np.int32)
+        codes8 = np.empty((LANES, d), np.uint8)
+        norms = np.empty(LANES)
+        for g in range(task * GROUPS_PER_TASK, min(ngroups, (task + 1) * GROUPS_PER_TASK)):
+            r0 = g * LANES
+            rows = min(LANES, n - r0)
+            _load_unit_lanes(x, r0, rows, w, u, t, norms)
+            y = _rotate_forward_lanes(t, tmp, signs, perms, p, hscale)
+            _quantize_lanes(y, thr, table, bits, lane_codes, counts)
+            _scales_lanes(rule, norms, y, cents, lane_codes, scales, r0, rows)
+            _to_rows(lane_codes, rows, d, codes8)
+            _pack_group(codes8, d, bits, codes, g * d * bits, limit)
+
+
 def encode_mse(x, signs, perms, p, hscale, bounds, cents, bits, rule, codes, scales):
     """Encode rows of x (float32/64) into packed `bits`-bit codes and float64 scales."""
+    thr = float32_thresholds(bounds)
+    _encode_mse(x, signs, perms, p, hscale, thr, search_table(thr), cents, bits, rule,
+                codes, scales)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _encode_prod(x, signs, perms, p, hscale, thr, table, cents, bits, sketch_t,
+                 codes, qbits, scales, gammas):
     n, d = x.shape
-    ngroups = (n + 7) >> 3
-    for g in prange(ngroups):
-        t = np.empty(d, np.float32)
-        tmp = np.empty(d, np.float32)
-        idx = np.empty(d, np.int64)
-        pos = g * d * bits
-        acc = np.uint64(0)
-        nacc = 0
-        for r in range(g * 8, min(g * 8 + 8, n)):
-            norm = _unit_direction(x[r], t)
-            _rotate_forward(t, tmp, signs, perms, p, hscale)
-            for i in range(d):
-                idx[i] = _bucket(bounds, t[i])
-            scales[r] = _scale(rule, norm, t, cents, idx)
-            for i in range(d):
-                acc |= np.uint64(idx[i]) << np.uint64(nacc)
-                nacc += bits
-                while nacc >= 8:
-                    codes[pos] = np.uint8(acc & np.uint64(0xFF))
-                    acc >>= np.uint64(8)
-                    nacc -= 8
-                    pos += 1
-        if nacc > 0:
-            codes[pos] = np.uint8(acc & np.uint64(0xFF))
+    ngroups = (n + LANES - 1) // LANES
+    ntasks = (ngroups + GROUPS_PER_TASK - 1) // GROUPS_PER_TASK
+    limit = codes.shape[0]
+    qlimit = qbits.shape[0]
+    for task in prange(ntasks):
+        w = np.empty(LANES * d)
+        u = np.empty(LANES * d, np.float32)
+        t = np.empty(d * LANES, np.float32)
+        tmp = np.empty(d * LANES, np.float32)
+        proj = np.empty(d * LANES, np.float32)
+        lane_codes = np.zeros(d * LANES, np.uint8)
+        counts = np.empty(d * LANES, np.int32)
+        codes8 = np.empty((LANES, d), np.uint8)
+        norms = np.empty(LANES)
+        for g in range(task * GROUPS_PER_TASK, min(ngroups, (task + 1) * GROUPS_PER_TASK)):
+            r0 = g * LANES
+            rows = min(LANES, n - r0)
+            _load_unit_lanes(x, r0, rows, w, u, t, norms)
+            y = _rotate_forward_lanes(t, tmp, signs, perms, p, hscale)
+            if bits > 0:
+                _quantize_lanes(y, thr, table, bits, lane_codes, counts)
+                for e in range(d * LANES):
+                    y[e] = y[e] - cents[lane_codes[e]]
+                _to_rows(lane_codes, rows, d, codes8)
+                _pack_group(codes8, d, bits, codes, g * d * bits, limit)
+            # y now holds the residual r of every lane
+            gg = _sum_squares_lanes(y, d)
+            for l in range(rows):
+                scales[r0 + l] = norms[l]
+                gammas[r0 + l] = math.sqrt(gg[l]) if norms[l] != 0.0 else 0.0
+            proj[:] = 0.0
+            for j in range(d):
+                rj = y[j * LANES:(j + 1) * LANES]
+                for i in range(d):
+                    _axpy8(proj, i * LANES, sketch_t[j, i], rj)
+            for e in range(d * LANES):
+                lane_codes[e] = 1 if proj[e] >= 0.0 else 0
+            _to_rows(lane_codes, rows, d, codes8)
+            _pack_group(codes8, d, 1, qbits, g * d, qlimit)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, inline="always")
+def _axpy8(acc, off, s, v):
+    """acc[off + l] += s * v[l] for the 8 lanes (a multiply, then an add)."""
+    for l in range(LANES):
+        acc[off + l] += s * v[l]
+
+
+@njit(cache=True, inline="always")
+def _sum_squares_lanes(t, d):
+    """Per lane, the sequential float64 sum of squares over the coordinates of t."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    for i in range(d):
+        e = i * LANES
+        v0 = np.float64(t[e])
+        v1 = np.float64(t[e + 1])
+        v2 = np.float64(t[e + 2])
+        v3 = np.float64(t[e + 3])
+        v4 = np.float64(t[e + 4])
+        v5 = np.float64(t[e + 5])
+        v6 = np.float64(t[e + 6])
+        v7 = np.float64(t[e + 7])
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        s4 += v4 * v4
+        s5 += v5 * v5
+        s6 += v6 * v6
+        s7 += v7 * v7
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
 def encode_prod(x, signs, perms, p, hscale, bounds, cents, bits, sketch_t,
                 codes, qbits, scales, gammas):
     """prod mode: (bits) mse codes of the direction plus sign(S r) of the residual r.
 
     `bits` here is the mse part (b - 1, possibly 0); `sketch_t` is S transposed.
     """
-    n, d = x.shape
-    ngroups = (n + 7) >> 3
-    for g in prange(ngroups):
-        t = np.empty(d, np.float32)
-        tmp = np.empty(d, np.float32)
-        res = np.empty(d, np.float32)
-        proj = np.empty(d, np.float32)
-        idx = np.zeros(d, np.int64)
-        pos = g * d * bits
-        qpos = g * d
-        acc = np.uint64(0)
-        nacc = 0
-        qacc = np.uint64(0)
-        nq = 0
-        for r in range(g * 8, min(g * 8 + 8, n)):
-            norm = _unit_direction(x[r], t)
-            _rotate_forward(t, tmp, signs, perms, p, hscale)
-            gg = 0.0
-            for i in range(d):
-                if bits > 0:
-                    idx[i] = _bucket(bounds, t[i])
-                    res[i] = t[i] - cents[idx[i]]
-                else:
-                    res[i] = t[i]
-                gg += np.float64(res[i]) * np.float64(res[i])
-            scales[r] = norm
-            gammas[r] = math.sqrt(gg) if norm != 0.0 else 0.0
-            for i in range(d):
-                proj[i] = 0.0
-            for j in range(d):
-                rj = res[j]
-                for i in range(d):
-                    proj[i] += sketch_t[j, i] * rj
-            for i in range(d):
-                if bits > 0:
-                    acc |= np.uint64(idx[i]) << np.uint64(nacc)
-                    nacc += bits
-                    while nacc >= 8:
-                        codes[pos] = np.uint8(acc & np.uint64(0xFF))
-                        acc >>= np.uint64(8)
-                        nacc -= 8
-                        pos += 1
-                if proj[i] >= 0.0:
-                    qacc |= np.uint64(1) << np.uint64(nq)
-                nq += 1
-                if nq == 8:
-                    qbits[qpos] = np.uint8(qacc)
-                    qacc = np.uint64(0)
-                    nq = 0
-                    qpos += 1
-        if nacc > 0:
-            codes[pos] = np.uint8(acc & np.uint64(0xFF))
-        if nq > 0:
-            qbits[qpos] = np.uint8(qacc)
+    thr = float32_thresholds(bounds)
+    _encode_prod(x, signs, perms, p, hscale, thr, search_table(thr), cents, bits, sketch_t,
+                 codes, qbits, scales, gammas)
 
 
 # ----------------------------------------------------------------------------- decode
 
 
 @njit(cache=True, inline="always")
-def _unpack_row(codes, pos, nacc, acc, bits, idx):
-    mask = np.uint64((1 << bits) - 1)
-    for i in range(idx.shape[0]):
-        while nacc < bits:
-            acc |= np.uint64(codes[pos]) << np.uint64(nacc)
-            pos += 1
-            nacc += 8
-        idx[i] = np.int64(acc & mask)
-        acc >>= np.uint64(bits)
-        nacc -= bits
-    return pos, nacc, acc
+def _store_lanes(t, scales, r0, rows, out):
+    d = out.shape[1]
+    for l in range(rows):
+        s = scales[r0 + l]
+        row = out[r0 + l]
+        if s != 0:
+            for i in range(d):
+                row[i] = s * t[i * LANES + l]
+        else:
+            row[:] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, inline="always")
+def _centroids_lanes(codes8, cents, d, t):
+    for l in range(LANES):
+        src = codes8[l]
+        for i in range(d):
+            t[i * LANES + l] = cents[src[i]]
+
+
+@njit(cache=True, parallel=True, nogil=True)
 def decode_mse(codes, scales, signs, perms, p, hscale, cents, bits, out):
     """Decode packed codes and float32 scales into float32 rows of `out`."""
     n, d = out.shape
-    ngroups = (n + 7) >> 3
-    for g in prange(ngroups):
-        t = np.empty(d, np.float32)
-        tmp = np.empty(d, np.float32)
-        idx = np.empty(d, np.int64)
-        pos = g * d * bits
-        nacc = 0
-        acc = np.uint64(0)
-        for r in range(g * 8, min(g * 8 + 8, n)):
-            pos, nacc, acc = _unpack_row(codes, pos, nacc, acc, bits, idx)
-            for i in range(d):
-                t[i] = cents[idx[i]]
-            _rotate_inverse(t, tmp, signs, perms, p, hscale)
-            s = scales[r]
-            for i in range(d):
-                out[r, i] = s * t[i] if s != 0 else np.float32(0.0)
+    ngroups = (n + LANES - 1) // LANES
+    ntasks = (ngroups + GROUPS_PER_TASK - 1) // GROUPS_PER_TASK
+    limit = codes.shape[0]
+    for task in prange(ntasks):
+        t = np.empty(d * LANES, np.float32)
+        tmp = np.empty(d * LANES, np.float32)
+        codes8 = np.empty((LANES, d), np.uint8)
+        for g in range(task * GROUPS_PER_TASK, min(ngroups, (task + 1) * GROUPS_PER_TASK)):
+            r0 = g * LANES
+            rows = min(LANES, n - r0)
+            _unpack_group(codes, g * d * bits, limit, d, bits, codes8)
+            _centroids_lanes(codes8, cents, d, t)
+            y = _rotate_inverse_lanes(t, tmp, signs, perms, p, hscale)
+            _store_lanes(y, scales, r0, rows, out)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def decode_prod(codes, qbits, scales, gammas, signs, perms, p, hscale, cents, bits,
                 sketch, out):
     """prod mode: u = c[idx] + sqrt(pi/2)/d * gamma * S^T q, then rotate back and scale."""
     n, d = out.shape
-    ngroups = (n + 7) >> 3
+    ngroups = (n + LANES - 1) // LANES
+    ntasks = (ngroups + GROUPS_PER_TASK - 1) // GROUPS_PER_TASK
+    limit = codes.shape[0]
+    qlimit = qbits.shape[0]
     coef = math.sqrt(math.pi / 2.0) / d
-    for g in prange(ngroups):
-        t = np.empty(d, np.float32)
-        tmp = np.empty(d, np.float32)
-        corr = np.empty(d, np.float32)
-        idx = np.zeros(d, np.int64)
-        q = np.empty(d, np.float32)
-        pos = g * d * bits
-        nacc = 0
-        acc = np.uint64(0)
-        for r in range(g * 8, min(g * 8 + 8, n)):
-            if bits > 0:
-                pos, nacc, acc = _unpack_row(codes, pos, nacc, acc, bits, idx)
-            base = r * d
+    for task in prange(ntasks):
+        t = np.empty(d * LANES, np.float32)
+        tmp = np.empty(d * LANES, np.float32)
+        corr = np.empty(d * LANES, np.float32)
+        q = np.empty(d * LANES, np.float32)
+        codes8 = np.zeros((LANES, d), np.uint8)
+        q8 = np.empty((LANES, d), np.uint8)
+        kk = np.zeros(LANES, np.float32)
+        for g in range(task * GROUPS_PER_TASK, min(ngroups, (task + 1) * GROUPS_PER_TASK)):
+            r0 = g * LANES
+            rows = min(LANES, n - r0)
+            _unpack_group(qbits, g * d, qlimit, d, 1, q8)
+            for l in range(LANES):
+                for i in range(d):
+                    q[i * LANES + l] = 1.0 if q8[l, i] else -1.0
+            corr[:] = 0.0
             for i in range(d):
-                bit = (qbits[(base + i) >> 3] >> ((base + i) & 7)) & 1
-                q[i] = 1.0 if bit else -1.0
-            for j in range(d):
-                corr[j] = 0.0
-            for i in range(d):
-                qi = q[i]
+                qi = q[i * LANES:(i + 1) * LANES]
                 for j in range(d):
-                    corr[j] += qi * sketch[i, j]
-            k = np.float32(coef * np.float64(gammas[r]))
+                    _axpy8(corr, j * LANES, sketch[i, j], qi)
+            for l in range(rows):
+                kk[l] = np.float32(coef * np.float64(gammas[r0 + l]))
+            if bits > 0:
+                _unpack_group(codes, g * d * bits, limit, d, bits, codes8)
+                _centroids_lanes(codes8, cents, d, t)
+            else:
+                t[:] = 0.0
             for i in range(d):
-                c = cents[idx[i]] if bits > 0 else np.float32(0.0)
-                t[i] = c + k * corr[i]
-            _rotate_inverse(t, tmp, signs, perms, p, hscale)
-            s = scales[r]
-            for i in range(d):
-                out[r, i] = s * t[i] if s != 0 else np.float32(0.0)
+                for l in range(LANES):
+                    e = i * LANES + l
+                    t[e] = t[e] + kk[l] * corr[e]
+            y = _rotate_inverse_lanes(t, tmp, signs, perms, p, hscale)
+            _store_lanes(y, scales, r0, rows, out)
