@@ -8,12 +8,18 @@ that has nothing but the project.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 DATA_DIR = Path(__file__).parents[2] / "shared" / "data"
+
+# Solved codebooks are cached per user; the tests use a cache of their own (inherited by the
+# tq processes they start) so that they solve every codebook afresh and leave ~ alone.
+os.environ["TQ_CACHE_DIR"] = tempfile.mkdtemp(prefix="tq-test-cache-")
 
 
 def data_file(name: str) -> Path:

@@ -113,7 +113,8 @@ def iter_decoded(reader: ContainerReader, start: int = 0, stop: int | None = Non
     """Yield float32 row blocks covering rows [start, stop) of the container.
 
     A seekable container reads only the chunks it needs; a stream is read to its end so
-    that its index and footer are checked too.
+    that its index and footer are checked too.  The blocks are views of one buffer that is
+    reused for every chunk: use or copy each before asking for the next.
     """
     h = reader.header
     stop = h.n_vectors if stop is None else stop
@@ -123,12 +124,15 @@ def iter_decoded(reader: ContainerReader, start: int = 0, stop: int | None = Non
     wanted = range(first, last) if start < stop else range(0)
     chunks = wanted if reader.seekable else range(h.n_chunks)
     done = 0
+    buf = None
     for i in chunks:
         payload = reader.read_chunk(i)
         if i not in wanted:
             continue
         rows = h.chunk_rows_of(i)
-        block = codec.decode(payload, rows)
+        if buf is None:  # allocated once the first chunk has proved the header honest
+            buf = np.empty((min(cr, h.n_vectors), h.dim), np.float32)
+        block = codec.decode(payload, rows, out=buf)
         lo = max(start - i * cr, 0)
         hi = min(stop - i * cr, rows)
         yield block[lo:hi]

@@ -8,6 +8,7 @@ structured dtypes are refused before a single data byte is read, so nothing is u
 from __future__ import annotations
 
 import ast
+import mmap
 import os
 import struct
 import sys
@@ -192,8 +193,43 @@ class NpyStreamSource(ArraySource):
                                  f"of a block)")
             got += k
 
+    def _mapped_blocks(self, rows: int):
+        """Blocks of a regular file through a read-only memory map: no copy for native
+        C-order data, and pages already used are dropped from this process's mapping so
+        that its resident memory stays bounded however large the file is."""
+        d, n = self.dim, self.n_rows
+        mm = mmap.mmap(self.stream.fileno(), 0, access=mmap.ACCESS_READ)
+        if hasattr(mmap, "MADV_SEQUENTIAL"):
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        order = "F" if self.fortran else "C"
+        arr = np.ndarray(self.shape, dtype=self.dtype, buffer=mm, offset=self.data_offset,
+                         order=order)
+        flat = arr.reshape(n, d) if order == "C" else None
+        native = self.dtype.newbyteorder("=")
+        page = mmap.PAGESIZE
+        done = 0  # bytes of the map already released
+        for a in range(0, n, rows):
+            k = min(rows, n - a)
+            if flat is not None:
+                block = flat[a:a + k]
+                if not block.dtype.isnative:
+                    block = block.astype(native)
+            else:  # Fortran order: gather the rows (each is strided across the file)
+                lead = np.unravel_index(np.arange(a, a + k), self.shape[:-1])
+                block = np.ascontiguousarray(arr[lead], dtype=native)
+            yield block
+            del block
+            if flat is not None and hasattr(mmap, "MADV_DONTNEED"):
+                end = (self.data_offset + (a + k) * d * self.dtype.itemsize) // page * page
+                if end > done:
+                    mm.madvise(mmap.MADV_DONTNEED, done, end - done)
+                    done = end
+
     def blocks(self, rows: int):
         d, n = self.dim, self.n_rows
+        if self.size is not None and n > 0:
+            yield from self._mapped_blocks(rows)
+            return
         if self.fortran and len(self.shape) > 1:
             raw = self._read_all()
             self._check_end()

@@ -10,15 +10,20 @@ its first moment is an elementary expression, so no quadrature grid is involved.
 
 The law is symmetric, so only the positive half of the codebook is iterated; the negative
 half is its mirror image, which makes the stored table exactly symmetric.
+
+Solved codebooks are kept in a small per-user cache (TQ_CACHE_DIR, else
+$XDG_CACHE_HOME/tq or ~/.cache/tq), so that a run whose codebooks were solved before does
+not even import scipy.  A cache entry that is unreadable or implausible is ignored.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
+import tempfile
 
 import numpy as np
-from scipy import linalg, special
 
 MAX_BITS = 8
 _MAX_ITER = 20000
@@ -27,6 +32,8 @@ _TOL = 1e-15
 
 def _upper_tail(t: np.ndarray, d: int) -> np.ndarray:
     """P(T > t) for t >= 0, computed without cancellation in the tail."""
+    from scipy import special
+
     a = (d - 1) / 2.0
     return special.betainc(a, a, (1.0 - t) / 2.0)
 
@@ -62,6 +69,8 @@ def _initial_half(d: int, half: int) -> np.ndarray:
     f_d^(1/3) is again a symmetric beta law, with parameter (d+3)/6, so its quantiles are
     available in closed form and the starting point is already close to the optimum.
     """
+    from scipy import special
+
     alpha = (d + 3) / 6.0
     k = 2 * half
     probs = (np.arange(half, k) + 0.5) / k
@@ -72,14 +81,64 @@ def _half_edges(inner: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], inner, [1.0]])
 
 
+def cache_dir() -> str:
+    explicit = os.environ.get("TQ_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tq")
+
+
+def _cache_file(d: int, bits: int) -> str:
+    return os.path.join(cache_dir(), "codebooks", f"lloyd-max-d{d}-b{bits}.f64")
+
+
+def _read_cached(d: int, bits: int) -> tuple[float, ...] | None:
+    half = 1 << (bits - 1)
+    try:
+        with open(_cache_file(d, bits), "rb") as f:
+            raw = f.read(8 * half + 1)
+    except OSError:
+        return None
+    if len(raw) != 8 * half:
+        return None
+    c = np.frombuffer(raw, dtype="<f8")
+    if not (np.all(np.isfinite(c)) and c[0] > 0 and c[-1] < 1 and np.all(np.diff(c) > 0)):
+        return None
+    return tuple(float(v) for v in c)
+
+
+def _write_cached(d: int, bits: int, half: tuple[float, ...]) -> None:
+    path = _cache_file(d, bits)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(np.asarray(half, dtype="<f8").tobytes())
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only or full cache only costs the next run the solve
+
+
 @functools.lru_cache(maxsize=None)
 def _lloyd_max_half(d: int, bits: int) -> tuple[float, ...]:
+    cached = _read_cached(d, bits)
+    if cached is not None:
+        return cached
+    half = _solve_half(d, bits)
+    _write_cached(d, bits, half)
+    return half
+
+
+def _solve_half(d: int, bits: int) -> tuple[float, ...]:
     """Positive half of the Lloyd-Max codebook, solved by Newton's method on the thresholds.
 
     The fixed point t_i = (c_i + c_{i+1}) / 2, with c_i the centroid of [t_{i-1}, t_i], is a
     tridiagonal system in the inner thresholds; Newton converges in a handful of steps from
     the Panter-Dite start, where plain Lloyd iteration needs tens of thousands at b = 8.
     """
+    from scipy import linalg
+
     half = 1 << (bits - 1)
     c = _initial_half(d, half)
     inner = 0.5 * (c[:-1] + c[1:])

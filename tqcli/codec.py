@@ -99,8 +99,12 @@ class Codec:
                                                          h.scale_dtype == "float16" else ""))
         return b"".join([codes.tobytes()] + [f.tobytes() for f in floats])
 
-    def decode(self, payload, rows: int) -> np.ndarray:
-        """Decode a chunk payload of `rows` vectors into a float32 (rows, d) array."""
+    def decode(self, payload, rows: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Decode a chunk payload of `rows` vectors into a float32 (rows, d) array.
+
+        With `out` (float32, at least rows x d, C-contiguous) the result is written there
+        and a view of it returned, so a caller can reuse one buffer for every chunk.
+        """
         h = self.header
         ncode, nsign, nfloat = h.section_sizes(rows)
         buf = np.frombuffer(payload, dtype=np.uint8)
@@ -110,7 +114,7 @@ class Codec:
         floats = buf[ncode + nsign:].view(self.scale_dtype)
         if not np.isfinite(floats).all():
             raise FormatError("non-finite per-vector scale (corrupt or crafted file)")
-        out = np.empty((rows, h.dim), np.float32)
+        out = np.empty((rows, h.dim), np.float32) if out is None else out[:rows]
         if h.mode == "mse":
             kernels.decode_mse(codes, scales, *self._rot_args(), self.cents, h.code_bits, out)
         else:

@@ -35,6 +35,11 @@ def _splitmix(key, k):
     return z ^ (z >> np.uint64(31))
 
 
+def warm_up() -> None:
+    """Load numba's machinery with one small cached call (done once per process)."""
+    _splitmix(np.uint64(0), np.uint64(1))
+
+
 @njit(cache=True)
 def gaussian_fill(key, out):
     """Fill `out` with N(0, 1) draws by Marsaglia's polar method on SplitMix64 outputs.
