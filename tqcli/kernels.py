@@ -491,30 +491,78 @@ def _pack_group(codes8, d, bits, out, base, limit):
     """Pack the group's row-major codes, LSB first: every 8 codes fill `bits` bytes.
 
     Bytes at or beyond `limit` (the end of the chunk's code section) are not written.
+    Widths that divide 8 get straight-line loops the compiler vectorises.
     """
     flat = codes8.reshape(LANES * d)
-    for m in range(d):
-        v = np.uint64(0)
-        for j in range(LANES):
-            v |= np.uint64(flat[m * LANES + j]) << np.uint64(j * bits)
-        o = base + m * bits
-        for k in range(bits):
-            if o + k < limit:
-                out[o + k] = np.uint8((v >> np.uint64(8 * k)) & np.uint64(0xFF))
+    nb = min(d * bits, limit - base)
+    if bits == 8:
+        for o in range(nb):
+            out[base + o] = flat[o]
+    elif bits == 4:
+        for o in range(nb):
+            out[base + o] = flat[2 * o] | (flat[2 * o + 1] << np.uint8(4))
+    elif bits == 2:
+        for o in range(nb):
+            out[base + o] = (flat[4 * o] | (flat[4 * o + 1] << np.uint8(2))
+                             | (flat[4 * o + 2] << np.uint8(4))
+                             | (flat[4 * o + 3] << np.uint8(6)))
+    elif bits == 1:
+        for o in range(nb):
+            e = 8 * o
+            out[base + o] = (flat[e] | (flat[e + 1] << np.uint8(1))
+                             | (flat[e + 2] << np.uint8(2)) | (flat[e + 3] << np.uint8(3))
+                             | (flat[e + 4] << np.uint8(4)) | (flat[e + 5] << np.uint8(5))
+                             | (flat[e + 6] << np.uint8(6)) | (flat[e + 7] << np.uint8(7)))
+    else:
+        for m in range(d):
+            v = np.uint64(0)
+            for j in range(LANES):
+                v |= np.uint64(flat[m * LANES + j]) << np.uint64(j * bits)
+            o = base + m * bits
+            for k in range(bits):
+                if o + k < limit:
+                    out[o + k] = np.uint8((v >> np.uint64(8 * k)) & np.uint64(0xFF))
 
 
 @njit(cache=True, inline="always")
 def _unpack_group(codes, base, limit, d, bits, codes8):
+    """Inverse of _pack_group; codes past `limit` (unused lanes) come out as 0."""
     flat = codes8.reshape(LANES * d)
-    mask = np.uint64((1 << bits) - 1)
-    for m in range(d):
-        o = base + m * bits
-        v = np.uint64(0)
-        for k in range(bits):
-            if o + k < limit:
-                v |= np.uint64(codes[o + k]) << np.uint64(8 * k)
-        for j in range(LANES):
-            flat[m * LANES + j] = np.uint8((v >> np.uint64(j * bits)) & mask)
+    nb = min(d * bits, limit - base)
+    if bits == 8:
+        for o in range(nb):
+            flat[o] = codes[base + o]
+    elif bits == 4:
+        for o in range(nb):
+            v = codes[base + o]
+            flat[2 * o] = v & np.uint8(15)
+            flat[2 * o + 1] = v >> np.uint8(4)
+    elif bits == 2:
+        for o in range(nb):
+            v = codes[base + o]
+            flat[4 * o] = v & np.uint8(3)
+            flat[4 * o + 1] = (v >> np.uint8(2)) & np.uint8(3)
+            flat[4 * o + 2] = (v >> np.uint8(4)) & np.uint8(3)
+            flat[4 * o + 3] = v >> np.uint8(6)
+    elif bits == 1:
+        for o in range(nb):
+            v = codes[base + o]
+            e = 8 * o
+            for j in range(8):
+                flat[e + j] = (v >> np.uint8(j)) & np.uint8(1)
+    else:
+        mask = np.uint64((1 << bits) - 1)
+        for m in range(d):
+            o = base + m * bits
+            v = np.uint64(0)
+            for k in range(bits):
+                if o + k < limit:
+                    v |= np.uint64(codes[o + k]) << np.uint64(8 * k)
+            for j in range(LANES):
+                flat[m * LANES + j] = np.uint8((v >> np.uint64(j * bits)) & mask)
+        return
+    for e in range(nb * 8 // bits, LANES * d):
+        flat[e] = 0
 
 
 # ----------------------------------------------------------------------------- encode
