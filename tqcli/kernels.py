@@ -177,34 +177,35 @@ def _fwht_lanes(t, off, p, scale):
         _butterfly_scaled(t[a0:a0 + run], t[a0 + run:a0 + 2 * run], run, scale)
 
 
+_SIGN_BITS = np.uint64(0x8000000080000000)  # the sign bits of two float32 in one word
+
+
 @njit(cache=True, inline="always")
 def _permute_lanes(src, dst, signs_r, perm_r, inverse):
-    """dst[i] = s_i * src[perm_i] (forward) or dst[perm_i] = s_i * src[i] (inverse), 8 lanes."""
+    """dst[i] = s_i * src[perm_i] (forward) or dst[perm_i] = s_i * src[i] (inverse), 8 lanes.
+
+    Multiplying by +-1 only sets the sign bit, so each row of 8 floats moves as four
+    64-bit words, XORed with the sign mask: the same bits as the float multiplication.
+    """
     d = perm_r.shape[0]
+    s64 = src.view(np.uint64)
+    d64 = dst.view(np.uint64)
     for i in range(d):
-        s = signs_r[i]
+        m = _SIGN_BITS if signs_r[i] < 0 else np.uint64(0)
         if inverse:
-            a = i * LANES
-            b = perm_r[i] * LANES
+            a = i * 4
+            b = perm_r[i] * 4
         else:
-            a = perm_r[i] * LANES
-            b = i * LANES
-        v0 = src[a]
-        v1 = src[a + 1]
-        v2 = src[a + 2]
-        v3 = src[a + 3]
-        v4 = src[a + 4]
-        v5 = src[a + 5]
-        v6 = src[a + 6]
-        v7 = src[a + 7]
-        dst[b] = s * v0
-        dst[b + 1] = s * v1
-        dst[b + 2] = s * v2
-        dst[b + 3] = s * v3
-        dst[b + 4] = s * v4
-        dst[b + 5] = s * v5
-        dst[b + 6] = s * v6
-        dst[b + 7] = s * v7
+            a = perm_r[i] * 4
+            b = i * 4
+        v0 = s64[a]
+        v1 = s64[a + 1]
+        v2 = s64[a + 2]
+        v3 = s64[a + 3]
+        d64[b] = v0 ^ m
+        d64[b + 1] = v1 ^ m
+        d64[b + 2] = v2 ^ m
+        d64[b + 3] = v3 ^ m
 
 
 @njit(cache=True, inline="always")
@@ -261,39 +262,25 @@ def rotate_rows(x, signs, perms, p, scale, inverse):
 
 @njit(cache=True, inline="always")
 def _max_abs(row, d):
-    """Largest |row[i]| as float64; eight partial maxima (max is exact in any order).
-
-    Returns NaN when the row holds a NaN, inf when it holds an infinity.
-    """
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = 0.0
-    bad = 0.0
+    """Largest |row[i]| (in the row's own dtype, then as float64), from eight partial
+    maxima: max is exact in any order.  NaNs are not looked for here (see below)."""
+    z = abs(row[0]) * 0
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = z
     i = 0
     while i + 8 <= d:
-        v0 = abs(np.float64(row[i]))
-        v1 = abs(np.float64(row[i + 1]))
-        v2 = abs(np.float64(row[i + 2]))
-        v3 = abs(np.float64(row[i + 3]))
-        v4 = abs(np.float64(row[i + 4]))
-        v5 = abs(np.float64(row[i + 5]))
-        v6 = abs(np.float64(row[i + 6]))
-        v7 = abs(np.float64(row[i + 7]))
-        bad += v0 * 0.0 + v1 * 0.0 + v2 * 0.0 + v3 * 0.0 + v4 * 0.0 + v5 * 0.0 + v6 * 0.0 + v7 * 0.0
-        m0 = max(m0, v0)
-        m1 = max(m1, v1)
-        m2 = max(m2, v2)
-        m3 = max(m3, v3)
-        m4 = max(m4, v4)
-        m5 = max(m5, v5)
-        m6 = max(m6, v6)
-        m7 = max(m7, v7)
+        m0 = max(m0, abs(row[i]))
+        m1 = max(m1, abs(row[i + 1]))
+        m2 = max(m2, abs(row[i + 2]))
+        m3 = max(m3, abs(row[i + 3]))
+        m4 = max(m4, abs(row[i + 4]))
+        m5 = max(m5, abs(row[i + 5]))
+        m6 = max(m6, abs(row[i + 6]))
+        m7 = max(m7, abs(row[i + 7]))
         i += 8
     while i < d:
-        v0 = abs(np.float64(row[i]))
-        bad += v0 * 0.0
-        m0 = max(m0, v0)
+        m0 = max(m0, abs(row[i]))
         i += 1
-    m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
-    return m + bad  # NaN or inf survive, finite rows are unchanged (bad == 0)
+    return np.float64(max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7))))
 
 
 @njit(cache=True, inline="always")
@@ -371,7 +358,8 @@ def _load_unit_lanes(x, r0, rows, w, u, t, norms):
     for l in range(LANES):
         ul = u[l * d:(l + 1) * d]
         m = mx[l]
-        if m != m or m == np.inf:
+        # a NaN anywhere makes the sum of squares NaN; an infinity makes the maximum inf
+        if m == np.inf or ss[l] != ss[l] or m != m:
             norms[l] = np.nan
             ul[:] = 0.0
         elif m > 0.0:
