@@ -15,6 +15,7 @@ from . import arrayio
 from .codec import Codec, make_header
 from .container import ContainerReader, ContainerWriter, Header
 from .errors import FormatError, InputError, TqError
+from .pipeline import BackgroundConsumer
 
 OUTPUT_DTYPES = ("original", "float32", "float16", "float64")
 
@@ -35,11 +36,13 @@ def compress_source(source: arrayio.ArraySource, out, *, bits: int = 4, mode: st
     codec = Codec(header)
     writer = ContainerWriter(out, header)
     row = 0
-    for block in source.blocks(header.chunk_rows):
-        writer.write_chunk(codec.encode(block, row))
-        row += block.shape[0]
-        if progress is not None:
-            progress(row)
+    # chunk k is checksummed and written while chunk k+1 is encoded
+    with BackgroundConsumer(writer.write_chunk) as background:
+        for block in source.blocks(header.chunk_rows):
+            background.put(codec.encode(block, row))
+            row += block.shape[0]
+            if progress is not None:
+                progress(row)
     writer.finish()
     return header
 

@@ -47,15 +47,24 @@ class Codec:
         self.rot = rotation.make_rotation(h.dim, h.seed, h.rounds)
         self.cents = np.ascontiguousarray(h.codebook, dtype=np.float32)
         self.bounds = codebook.boundaries(self.cents) if self.cents.size else np.zeros(0)
+        self.thr = kernels.float32_thresholds(self.bounds)
+        self.table = kernels.search_table(self.thr)
         self.rule = ("ls", "norm", "ip").index(h.scale_rule)
         self.scale_dtype = np.dtype(h.scale_dtype).newbyteorder("<")
         self._sketch = None
+        self._sketch_t = None
 
     @property
     def sketch(self) -> np.ndarray:
         if self._sketch is None:
             self._sketch = rotation.make_sketch(self.header.dim, self.header.seed)
         return self._sketch
+
+    @property
+    def sketch_t(self) -> np.ndarray:
+        if self._sketch_t is None:
+            self._sketch_t = np.ascontiguousarray(self.sketch.T)
+        return self._sketch_t
 
     def _rot_args(self):
         r = self.rot
@@ -73,19 +82,18 @@ class Codec:
             x = x.astype(np.float32)
         n = x.shape[0]
         ncode, nsign, _ = h.section_sizes(n)
-        codes = np.zeros(ncode, np.uint8)
+        codes = np.empty(ncode, np.uint8)  # the kernels write every byte
         scales = np.empty(n, np.float64)
         if h.mode == "mse":
-            kernels.encode_mse(x, *self._rot_args(), self.bounds, self.cents, h.code_bits,
-                               self.rule, codes, scales)
+            kernels._encode_mse(x, *self._rot_args(), self.thr, self.table, self.cents,
+                                h.code_bits, self.rule, codes, scales)
             with np.errstate(over="ignore"):
                 floats = [scales.astype(self.scale_dtype)]
         else:
-            qbits = np.zeros(nsign, np.uint8)
+            qbits = np.empty(nsign, np.uint8)
             gammas = np.empty(n, np.float64)
-            sketch_t = np.ascontiguousarray(self.sketch.T)
-            kernels.encode_prod(x, *self._rot_args(), self.bounds, self.cents, h.code_bits,
-                                sketch_t, codes, qbits, scales, gammas)
+            kernels._encode_prod(x, *self._rot_args(), self.thr, self.table, self.cents,
+                                 h.code_bits, self.sketch_t, codes, qbits, scales, gammas)
             with np.errstate(over="ignore"):
                 floats = [scales.astype(self.scale_dtype), gammas.astype(self.scale_dtype)]
             codes = np.concatenate([codes, qbits])
