@@ -112,12 +112,13 @@ def output_dtype(header: Header, dtype: str | None) -> np.dtype:
 
 
 def iter_decoded(reader: ContainerReader, start: int = 0, stop: int | None = None,
-                 progress=None):
+                 progress=None, buffers: int = 1):
     """Yield float32 row blocks covering rows [start, stop) of the container.
 
     A seekable container reads only the chunks it needs; a stream is read to its end so
-    that its index and footer are checked too.  The blocks are views of one buffer that is
-    reused for every chunk: use or copy each before asking for the next.
+    that its index and footer are checked too.  The blocks are views of `buffers` chunk
+    buffers used in turn: a block stays valid until `buffers - 1` more have been yielded
+    (with the default, use or copy each before asking for the next).
     """
     h = reader.header
     stop = h.n_vectors if stop is None else stop
@@ -127,15 +128,17 @@ def iter_decoded(reader: ContainerReader, start: int = 0, stop: int | None = Non
     wanted = range(first, last) if start < stop else range(0)
     chunks = wanted if reader.seekable else range(h.n_chunks)
     done = 0
-    buf = None
+    pool: list[np.ndarray] = []
+    turn = 0
     for i in chunks:
         payload = reader.read_chunk(i)
         if i not in wanted:
             continue
         rows = h.chunk_rows_of(i)
-        if buf is None:  # allocated once the first chunk has proved the header honest
-            buf = np.empty((min(cr, h.n_vectors), h.dim), np.float32)
-        block = codec.decode(payload, rows, out=buf)
+        if len(pool) < buffers:  # allocated once a chunk has proved the header honest
+            pool.append(np.empty((min(cr, h.n_vectors), h.dim), np.float32))
+        block = codec.decode(payload, rows, out=pool[turn % len(pool)])
+        turn += 1
         lo = max(start - i * cr, 0)
         hi = min(stop - i * cr, rows)
         yield block[lo:hi]

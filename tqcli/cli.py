@@ -272,6 +272,7 @@ def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, qu
     """Decompress IN.tqz ('-' for stdin) into a .npy or HDF5 file."""
     from . import arrayio
     from .api import iter_decoded, open_container, output_dtype, parse_rows
+    from .pipeline import BackgroundConsumer
     from .errors import FormatError
 
     out = "-" if to_stdout else output
@@ -319,8 +320,11 @@ def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, qu
             else:
                 writer = arrayio.NpySink(sink.stream, shape, dt)
             try:
-                for block in iter_decoded(reader, a, b, progress=bar):
-                    writer.write(block)
+                # chunk k is written while chunk k+1 is decoded: three buffers in turn and
+                # a queue of one keep the block being written out of the decoder's way
+                with BackgroundConsumer(writer.write, depth=1) as background:
+                    for block in iter_decoded(reader, a, b, progress=bar, buffers=3):
+                        background.put(block)
             finally:
                 writer.close()
             if h5:
