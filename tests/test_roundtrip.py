@@ -302,6 +302,37 @@ def test_float16_scale_refuses_norm_it_cannot_hold():
     tqcli.compress(x, bits=2)  # float32 scales hold it
 
 
+@pytest.mark.parametrize("dtype, value", [(np.float32, 1e38), (np.float32, 3.0e38),
+                                          (np.float32, 1e-40), (np.float64, 1e300),
+                                          (np.float64, 1e-300), (np.float16, 60000.0)])
+def test_extreme_magnitudes_round_trip_without_overflow(dtype, value):
+    """Norms beyond float32's range switch the scales to float64 by themselves; outputs
+    saturate instead of overflowing; the error relative to the norm stays as usual."""
+    rng = np.random.default_rng(3)
+    x = (rng.uniform(-1.0, 1.0, (40, 384)) * value).astype(dtype)
+    x[7] = 0
+    blob = tqcli.compress(x, bits=4)
+    y = tqcli.decompress(blob)
+    assert y.dtype == x.dtype and np.isfinite(y).all()
+    assert not y[7].any()
+    xs, ys = x.astype(np.float64) / value, y.astype(np.float64) / value
+    nz = np.arange(40) != 7
+    rel = np.sum((xs - ys) ** 2, axis=1)[nz] / np.sum(xs ** 2, axis=1)[nz]
+    assert rel.mean() < 1.5 * codebook.expected_distortion(384, 4)
+    # norms beyond float32 (or too small for it to keep at all) switch to float64 scales
+    expect = "float64" if value > 1e37 or value < 1e-44 else "float32"
+    assert tqcli.read_header(blob).scale_dtype == expect
+
+
+def test_float64_scales_only_when_needed_and_float32_refuses_with_a_hint():
+    x = gaussian_rows(5, 64, 32, np.float32)
+    assert tqcli.read_header(tqcli.compress(x, bits=3)).scale_dtype == "float32"
+    x[50] = 3e37  # a norm of 1.7e38: a float32 itself, but beyond the scale's headroom
+    assert tqcli.read_header(tqcli.compress(x, bits=3)).scale_dtype == "float64"
+    with pytest.raises(tqcli.InputError, match=r"row 50\b.*--scale-dtype float64"):
+        tqcli.compress(x, bits=3, scale_dtype="float32")
+
+
 # ------------------------------------------------------------------ determinism
 
 _SUBPROCESS = r"""
@@ -409,7 +440,7 @@ def test_scalar_refused():
 @pytest.mark.parametrize("options", [dict(bits=0), dict(bits=9), dict(bits=-1),
                                      dict(mode="fast"), dict(mode="prod", scale_rule="ls"),
                                      dict(mode="prod", scale_rule="ip"), dict(scale_rule="abs"),
-                                     dict(scale_dtype="float64"), dict(chunk_rows=7),
+                                     dict(scale_dtype="bfloat16"), dict(chunk_rows=7),
                                      dict(rounds=0)])
 def test_bad_options_refused(options):
     with pytest.raises(tqcli.InputError):

@@ -14,7 +14,7 @@ import numpy as np
 from . import arrayio
 from .codec import Codec, make_header
 from .container import ContainerReader, ContainerWriter, Header
-from .errors import FormatError, InputError, TqError
+from .errors import FormatError, InputError, ScaleRangeError, TqError
 from .pipeline import BackgroundConsumer
 
 OUTPUT_DTYPES = ("original", "float32", "float16", "float64")
@@ -22,9 +22,40 @@ OUTPUT_DTYPES = ("original", "float32", "float16", "float64")
 
 def compress_source(source: arrayio.ArraySource, out, *, bits: int = 4, mode: str = "mse",
                     seed: int = 0, rounds: int = 3, scale_rule: str | None = None,
-                    scale_dtype: str = "float32", chunk_rows: int | None = None,
+                    scale_dtype: str = "auto", chunk_rows: int | None = None,
                     progress=None) -> Header:
-    """Compress every row of `source` into a container written to the binary stream `out`."""
+    """Compress every row of `source` into a container written to the binary stream `out`.
+
+    scale_dtype "auto" stores float32 scales, and switches to float64 -- starting again
+    from the first row -- when a vector's scale is outside float32's normal range (norms
+    beyond 3.4e38 or below 1.2e-38); that needs a source that can be read again and an
+    output that can seek, otherwise the error says which option to use.
+    """
+    if scale_dtype != "auto":
+        return _compress_once(source, out, bits, mode, seed, rounds, scale_rule, scale_dtype,
+                              chunk_rows, progress)
+    start = _tell(out)
+    try:
+        return _compress_once(source, out, bits, mode, seed, rounds, scale_rule, "float32",
+                              chunk_rows, progress)
+    except ScaleRangeError:
+        if start is None or not source.rereadable:
+            raise
+    out.seek(start)
+    out.truncate()
+    return _compress_once(source, out, bits, mode, seed, rounds, scale_rule, "float64",
+                          chunk_rows, progress)
+
+
+def _tell(out) -> int | None:
+    try:
+        return out.tell() if out.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _compress_once(source, out, bits, mode, seed, rounds, scale_rule, scale_dtype, chunk_rows,
+                   progress) -> Header:
     try:
         header = make_header(source.dim, bits, mode=mode, seed=seed, rounds=rounds,
                              scale_rule=scale_rule, scale_dtype=scale_dtype,
@@ -51,7 +82,8 @@ def compress(array, bits: int = 4, **options) -> bytes:
     """Compress a float16/32/64 array (last axis = vectors) and return the .tqz bytes.
 
     Options: mode ('mse' or 'prod'), seed, rounds, scale_rule ('ls', 'norm', 'ip'),
-    scale_dtype ('float32' or 'float16'), chunk_rows.
+    scale_dtype ('auto' = float32, or float64 when a norm needs it; 'float32', 'float16',
+    'float64'), chunk_rows.
     """
     buf = io.BytesIO()
     compress_source(arrayio.from_array(array), buf, bits=bits, **options)
@@ -136,7 +168,7 @@ def iter_decoded(reader: ContainerReader, start: int = 0, stop: int | None = Non
             continue
         rows = h.chunk_rows_of(i)
         if len(pool) < buffers:  # allocated once a chunk has proved the header honest
-            pool.append(np.empty((min(cr, h.n_vectors), h.dim), np.float32))
+            pool.append(np.empty((min(cr, h.n_vectors), h.dim), codec.out_dtype))
         block = codec.decode(payload, rows, out=pool[turn % len(pool)])
         turn += 1
         lo = max(start - i * cr, 0)
@@ -167,11 +199,12 @@ def decompress(src, rows: str | tuple[int, int] | None = None,
             out = np.empty((b - a, h.dim), dtype=out_dtype)
             pos = 0
             for block in iter_decoded(reader, a, b):
-                out[pos:pos + block.shape[0]] = block
+                out[pos:pos + block.shape[0]] = arrayio.saturating_cast(block, out_dtype)
                 pos += block.shape[0]
         else:
             # a stream's header is unchecked until its data arrives: grow with the data
-            parts = [block.astype(out_dtype) for block in iter_decoded(reader, a, b)]
+            parts = [arrayio.saturating_cast(block, out_dtype).copy()
+                     for block in iter_decoded(reader, a, b)]
             out = np.concatenate(parts) if parts else np.empty((0, h.dim), out_dtype)
         return out.reshape(h.shape) if rows is None else out
     finally:

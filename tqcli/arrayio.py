@@ -133,6 +133,11 @@ class ArraySource:
         """Yield consecutive (k, d) native-order arrays with k == rows except the last."""
         raise NotImplementedError
 
+    @property
+    def rereadable(self) -> bool:
+        """Whether blocks() may be called again to read everything once more."""
+        return True
+
     def close(self) -> None:
         pass
 
@@ -192,6 +197,10 @@ class NpyStreamSource(ArraySource):
                 raise InputError(f"truncated .npy data (ended {len(buf) - got} bytes short "
                                  f"of a block)")
             got += k
+
+    @property
+    def rereadable(self) -> bool:
+        return self.size is not None  # a file (memory-mapped); not a pipe
 
     def _mapped_blocks(self, rows: int):
         """Blocks of a regular file through a read-only memory map: no copy for native
@@ -400,6 +409,17 @@ class InMemorySource(ArraySource):
 # ---------------------------------------------------------------------- sinks
 
 
+def saturating_cast(block: np.ndarray, dtype) -> np.ndarray:
+    """block as a C-contiguous array of `dtype`; values beyond a narrower float type's range
+    become its largest finite value instead of infinity (a reconstruction may overshoot
+    a source value that sat near the top of the range)."""
+    dtype = np.dtype(dtype)
+    if dtype.itemsize < block.dtype.itemsize:
+        top = np.finfo(dtype).max
+        block = np.clip(block, -top, top)
+    return np.ascontiguousarray(block, dtype=dtype)
+
+
 class NpySink:
     """Writes a C-order .npy of known shape to a binary stream, block by block."""
 
@@ -409,7 +429,7 @@ class NpySink:
         stream.write(npy_header_bytes(shape, self.dtype))
 
     def write(self, block: np.ndarray) -> None:
-        self.stream.write(np.ascontiguousarray(block, dtype=self.dtype).data)
+        self.stream.write(saturating_cast(block, self.dtype).data)
 
     def close(self) -> None:
         self.stream.flush()
@@ -451,7 +471,7 @@ class H5Sink:
         self.pos = 0
 
     def write(self, block: np.ndarray) -> None:
-        block = np.ascontiguousarray(block, dtype=self.ds.dtype)
+        block = saturating_cast(block, self.ds.dtype)
         if len(self.shape) == 1:
             self.ds[...] = block[0]
         else:

@@ -184,8 +184,10 @@ common_threads = click.option("-T", "--threads", type=click.IntRange(min=0), def
 @click.option("--scale", "scale_rule", type=click.Choice(["ls", "norm", "ip"]), default=None,
               help="Per-vector scale: ls (least squares, mse default), norm, or ip "
                    "(unbiased inner products); prod mode always uses norm.")
-@click.option("--scale-dtype", type=click.Choice(["float32", "float16"]), default="float32",
-              show_default=True, help="Storage of the per-vector scale.")
+@click.option("--scale-dtype", type=click.Choice(["auto", "float32", "float16", "float64"]),
+              default="auto", show_default=True,
+              help="Storage of the per-vector scale: auto is float32 (4 bytes), or float64 "
+                   "when a norm is beyond float32's range.")
 @click.option("--rounds", type=click.IntRange(1, 32), default=3, show_default=True,
               help="Rounds of the structured rotation (expert).")
 @click.option("--chunk-rows", type=click.IntRange(8, 1 << 20), default=None,

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import codebook, kernels, rotation
 from .container import Header
-from .errors import FormatError, InputError
+from .errors import FormatError, InputError, ScaleRangeError
 
 TARGET_CHUNK_INPUT_BYTES = 1 << 22  # about 4 MiB of float32 input per chunk
 
@@ -53,6 +53,8 @@ class Codec:
         self.scale_dtype = np.dtype(h.scale_dtype).newbyteorder("<")
         self._sketch = None
         self._sketch_t = None
+        # decoded values are binary32, or binary64 when the scales are (see spec section 12)
+        self.out_dtype = np.dtype(np.float64 if h.scale_dtype == "float64" else np.float32)
 
     @property
     def sketch(self) -> np.ndarray:
@@ -97,20 +99,13 @@ class Codec:
             with np.errstate(over="ignore"):
                 floats = [scales.astype(self.scale_dtype), gammas.astype(self.scale_dtype)]
             codes = np.concatenate([codes, qbits])
-        if not np.isfinite(floats[0]).all():
-            # the kernels give a row holding NaN or an infinity the scale NaN
-            bad = int(np.argmin(np.isfinite(floats[0])))
-            if np.isnan(scales[bad]):
-                raise InputError(f"row {first_row + bad}: contains NaN or infinite values")
-            raise InputError(f"row {first_row + bad}: norm {scales[bad]:.4g} does not fit the "
-                             f"{h.scale_dtype} scale" + ("; use float32" if
-                                                         h.scale_dtype == "float16" else ""))
+        _check_scales(scales, floats[0], h.scale_dtype, first_row)
         return b"".join([codes.tobytes()] + [f.tobytes() for f in floats])
 
     def decode(self, payload, rows: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Decode a chunk payload of `rows` vectors into a float32 (rows, d) array.
+        """Decode a chunk payload of `rows` vectors into a (rows, d) array of out_dtype.
 
-        With `out` (float32, at least rows x d, C-contiguous) the result is written there
+        With `out` (out_dtype, at least rows x d, C-contiguous) the result is written there
         and a view of it returned, so a caller can reuse one buffer for every chunk.
         """
         h = self.header
@@ -118,16 +113,40 @@ class Codec:
         buf = np.frombuffer(payload, dtype=np.uint8)
         codes = buf[:ncode]
         per = nfloat // h.floats_per_vector
-        scales = buf[ncode + nsign:ncode + nsign + per].view(self.scale_dtype).astype(np.float32)
+        scales = buf[ncode + nsign:ncode + nsign + per].view(self.scale_dtype)
+        scales = scales.astype(np.float64 if h.scale_dtype == "float64" else np.float32)
         floats = buf[ncode + nsign:].view(self.scale_dtype)
         if not np.isfinite(floats).all():
             raise FormatError("non-finite per-vector scale (corrupt or crafted file)")
-        out = np.empty((rows, h.dim), np.float32) if out is None else out[:rows]
+        out = np.empty((rows, h.dim), self.out_dtype) if out is None else out[:rows]
         if h.mode == "mse":
             kernels.decode_mse(codes, scales, *self._rot_args(), self.cents, h.code_bits, out)
         else:
             qbits = buf[ncode:ncode + nsign]
-            gammas = buf[ncode + nsign + per:].view(self.scale_dtype).astype(np.float32)
+            gammas = buf[ncode + nsign + per:].view(self.scale_dtype).astype(np.float64)
             kernels.decode_prod(codes, qbits, scales, gammas, *self._rot_args(), self.cents,
                                 h.code_bits, self.sketch, out)
         return out
+
+
+def _check_scales(scales: np.ndarray, stored: np.ndarray, scale_dtype: str,
+                  first_row: int) -> None:
+    """Refuse rows with non-finite values and scales the scale dtype cannot keep.
+
+    The kernels give a row that holds a NaN or an infinity the scale NaN.  A scale is kept
+    when its rounded value is at most a quarter of the dtype's largest value (headroom for
+    reconstructions that overshoot) and does not round a nonzero norm to zero.
+    """
+    info = np.finfo(stored.dtype)
+    mag = np.abs(stored)
+    # headroom at the top: a reconstructed coordinate may exceed the norm a little
+    ok = (mag <= info.max / 4) & ((scales == 0) | (mag > 0))
+    if ok.all():
+        return
+    bad = int(np.argmin(ok))
+    if np.isnan(scales[bad]):
+        raise InputError(f"row {first_row + bad}: contains NaN or infinite values")
+    hint = {"float16": "; use --scale-dtype float32", "float32": "; use --scale-dtype float64"}
+    raise ScaleRangeError(f"row {first_row + bad}: norm {scales[bad]:.4g} is outside the "
+                          f"range of the {scale_dtype} scale" + hint.get(scale_dtype, ""),
+                          first_row + bad, scale_dtype)

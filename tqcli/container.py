@@ -20,7 +20,7 @@ VERSION = 1
 
 MODES = ("mse", "prod")
 SCALE_RULES = ("ls", "norm", "ip")
-SCALE_DTYPES = ("float32", "float16")
+SCALE_DTYPES = ("float32", "float16", "float64")
 SOURCE_DTYPES = {1: "float16", 2: "float32", 3: "float64"}
 ROTATION_KINDS = {1: "hadamard2"}
 
@@ -76,7 +76,7 @@ class Header:
 
     @property
     def scale_size(self) -> int:
-        return 4 if self.scale_dtype == "float32" else 2
+        return {"float32": 4, "float16": 2, "float64": 8}[self.scale_dtype]
 
     @property
     def floats_per_vector(self) -> int:

@@ -26,3 +26,12 @@ class FormatError(TqError):
 
 class InputError(TqError):
     """An input array tq refuses: wrong dtype or shape, non-finite values, unreadable file."""
+
+
+class ScaleRangeError(InputError):
+    """A vector's scale does not fit the scale dtype (overflow, or too small to keep)."""
+
+    def __init__(self, reason: str, row: int, scale_dtype: str):
+        super().__init__(reason)
+        self.row = row
+        self.scale_dtype = scale_dtype

@@ -42,6 +42,18 @@ class GuardedStream:
     def fileno(self) -> int:
         return self.raw.fileno()
 
+    def seekable(self) -> bool:
+        return self.raw.seekable()
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self.raw.seek(pos, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        return self.raw.truncate(size)
+
     @property
     def closed(self) -> bool:
         return self.raw.closed
