@@ -154,7 +154,7 @@ def iter_decoded(reader: ContainerReader, start: int = 0, stop: int | None = Non
     """
     h = reader.header
     stop = h.n_vectors if stop is None else stop
-    codec = Codec(h)
+    codec = None  # built once a chunk has arrived: a header alone costs nothing
     cr = h.chunk_rows
     first, last = start // cr, -(-stop // cr)
     wanted = range(first, last) if start < stop else range(0)
@@ -167,6 +167,8 @@ def iter_decoded(reader: ContainerReader, start: int = 0, stop: int | None = Non
         if i not in wanted:
             continue
         rows = h.chunk_rows_of(i)
+        if codec is None:
+            codec = Codec(h)
         if len(pool) < buffers:  # allocated once a chunk has proved the header honest
             pool.append(np.empty((min(cr, h.n_vectors), h.dim), codec.out_dtype))
         block = codec.decode(payload, rows, out=pool[turn % len(pool)])
