@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, TqError
 
 NPY_MAGIC = b"\x93NUMPY"
 MAX_NPY_HEADER = 1 << 16
@@ -297,13 +297,19 @@ class H5Source(ArraySource):
                                      f"or FILE.h5:/path ({hint})" if names else
                                      "holds no dataset")
                 dataset = names[0]
-            obj = self.file.get(dataset)
+            try:
+                obj = self.file.get(dataset)
+            except (KeyError, ValueError, TypeError, OSError, RuntimeError):
+                obj = None  # a path through a dataset, a link to a missing file, ...
             if obj is None:
                 raise InputError(f"no dataset {dataset!r}")
             if not isinstance(obj, h5py.Dataset):
                 raise InputError(f"{dataset!r} is a group, not a dataset")
+            _check_self_contained(self.file, obj, dataset)
             self.ds = obj
             self.dataset = obj.name
+            if obj.shape is None:
+                raise InputError(f"dataset {obj.name} is empty (it has no dataspace)")
             check_dtype(obj.dtype)
             check_shape(obj.shape)
             self.dtype, self.shape = np.dtype(obj.dtype), tuple(obj.shape)
@@ -330,6 +336,20 @@ class H5Source(ArraySource):
 
     def close(self) -> None:
         self.file.close()
+
+
+def _check_self_contained(file, ds, name: str) -> None:
+    """Refuse a dataset whose data lives outside the file tq was given: an external link,
+    external raw storage or a virtual dataset mapping other files.  Following them would
+    let a small HDF5 file make tq read (and put into its output) any file the user can
+    read, which is not what `tq compress FILE` promises."""
+    refuse = " (tq reads only the file it is given)"
+    if ds.file != file:
+        raise InputError(f"dataset {name!r} is a link into another file{refuse}")
+    if ds.external:
+        raise InputError(f"dataset {ds.name} stores its data in other files{refuse}")
+    if ds.is_virtual and any(src.file_name != "." for src in ds.virtual_sources()):
+        raise InputError(f"dataset {ds.name} is a virtual dataset over other files{refuse}")
 
 
 def _h5_reason(e: OSError) -> str:
@@ -455,29 +475,99 @@ def row_runs(shape: tuple[int, ...], start: int, count: int):
 
 
 class H5Sink:
-    """Writes a dataset of the original shape into a new HDF5 file, block by block."""
+    """Writes a dataset of the original shape into a new HDF5 file, block by block.
 
-    def __init__(self, path: str, shape, dtype, dataset: str = "data"):
+    A failed write (a full disk) is reported as `tq: NAME: write failed (...)`.  HDF5 keeps
+    dirty data in its caches and cannot always close a file whose writes failed; touching
+    such a file again -- which the interpreter does when it shuts down -- crashes the HDF5
+    library.  So after a failure the sink frees the space it used (truncates the file),
+    closes it once, and if even that fails records it in `H5Sink.broken`, which tells the
+    command line to end the process without the interpreter's shutdown (cli._exit).
+    """
+
+    broken: list = []  # HDF5 file objects that could not be closed
+
+    def __init__(self, path: str, shape, dtype, dataset: str = "data", name: str | None = None):
         import h5py
 
-        self.file = h5py.File(path, "w")
+        self.path = path
+        self.name = name or path
+        self.failed = False
+        self.file = None
         self.shape = tuple(int(s) for s in shape)
         d = self.shape[-1]
         chunks = None
         if len(self.shape) > 1 and all(self.shape):
             chunks = (1,) * (len(self.shape) - 2) + (
                 max(1, min(self.shape[-2], (1 << 18) // d)), d)
-        self.ds = self.file.create_dataset(dataset, shape=self.shape, dtype=dtype, chunks=chunks)
+        try:
+            self.file = h5py.File(path, "w")
+        except (OSError, RuntimeError, ValueError) as e:
+            raise TqError(f"cannot create HDF5 output ({_h5_write_reason(e)})", self.name) \
+                from None
+        try:
+            self.ds = self.file.create_dataset(dataset, shape=self.shape, dtype=dtype,
+                                               chunks=chunks)
+        except (OSError, RuntimeError, ValueError, TypeError) as e:
+            self._abandon()
+            raise TqError(f"cannot create dataset {dataset!r} ({_h5_write_reason(e)})",
+                          self.name) from None
         self.pos = 0
 
     def write(self, block: np.ndarray) -> None:
         block = saturating_cast(block, self.ds.dtype)
-        if len(self.shape) == 1:
-            self.ds[...] = block[0]
-        else:
-            for sel, lo, hi in row_runs(self.shape, self.pos, block.shape[0]):
-                self.ds.write_direct(block, source_sel=np.s_[lo:hi], dest_sel=sel)
+        try:
+            if len(self.shape) == 1:
+                self.ds[...] = block[0]
+            else:
+                for sel, lo, hi in row_runs(self.shape, self.pos, block.shape[0]):
+                    self.ds.write_direct(block, source_sel=np.s_[lo:hi], dest_sel=sel)
+        except (OSError, RuntimeError, ValueError) as e:
+            self.failed = True
+            raise TqError(f"write failed ({_h5_write_reason(e)})", self.name) from None
         self.pos += block.shape[0]
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is None:
+            return
+        if self.failed:  # the error is already on its way: just let go of the file
+            self._abandon()
+            return
+        try:
+            self.file.flush()
+        except (OSError, RuntimeError, ValueError) as e:
+            self.failed = True
+            self._abandon()
+            raise TqError(f"write failed ({_h5_write_reason(e)})", self.name) from None
+        try:
+            self.file.close()
+        except (OSError, RuntimeError, ValueError) as e:
+            H5Sink.broken.append(self.file)
+            self.file = None
+            raise TqError(f"write failed ({_h5_write_reason(e)})", self.name) from None
+        self.file = None
+
+    def _abandon(self) -> None:
+        """Close a file whose output is being thrown away, once, after freeing its space."""
+        f, self.file = self.file, None
+        try:
+            os.truncate(self.path, 0)
+        except OSError:
+            pass
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001 - HDF5 may fail in any way here; never retry
+            H5Sink.broken.append(f)
+
+
+def _h5_write_reason(e: Exception) -> str:
+    """The OS's reason inside an HDF5 error message, e.g. 'No space left on device'."""
+    import re
+
+    msg = str(e)
+    m = re.search(r"error message = '([^']+)'", msg)
+    if m:
+        return m.group(1)
+    if isinstance(e, OSError) and e.strerror and not e.strerror.startswith(("Can't", "Unable")):
+        return e.strerror
+    return (msg.split("(")[0].strip() or type(e).__name__).splitlines()[0]

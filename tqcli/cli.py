@@ -25,22 +25,38 @@ def _fail(source: str | None, reason: str) -> None:
     click.echo(f"tq: {source}: {reason}" if source else f"tq: {reason}", err=True)
 
 
+def _exit(ctx, code: int) -> None:
+    """Exit with `code`.  If HDF5 could not close an output file after a write error (a full
+    disk), the interpreter's shutdown would make the HDF5 library touch that file again and
+    crash (a segmentation fault after the error line): end the process directly instead,
+    once the temporary output is gone and the error is printed."""
+    arrayio = sys.modules.get("tqcli.arrayio")
+    if arrayio is not None and arrayio.H5Sink.broken:
+        for s in (sys.stdout, sys.stderr):
+            try:
+                s.flush()
+            except Exception:  # noqa: BLE001 - a closed pipe
+                pass
+        os._exit(code)
+    ctx.exit(code)
+
+
 class TqGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TqError as e:
             _fail(e.source, e.reason)
-            ctx.exit(1)
+            _exit(ctx, 1)
         except KeyboardInterrupt:
             _fail(None, "interrupted")
-            ctx.exit(130)
+            _exit(ctx, 130)
         except MemoryError:
             _fail(None, "out of memory")
-            ctx.exit(1)
+            _exit(ctx, 1)
         except OSError as e:
             _fail(e.filename or None, e.strerror or str(e))
-            ctx.exit(1)
+            _exit(ctx, 1)
         except (click.exceptions.ClickException, click.exceptions.Exit,
                 click.exceptions.Abort):
             raise
@@ -50,7 +66,7 @@ class TqGroup(click.Group):
             first = (str(e).splitlines() or [""])[0]
             _fail(None, f"internal error: {type(e).__name__}: {first} "
                         f"(set TQ_TRACEBACK=1 for details)")
-            ctx.exit(1)
+            _exit(ctx, 1)
 
 
 def _on_sigterm(signum, frame):
@@ -318,7 +334,7 @@ def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, qu
                 _Progress(_progress_enabled(progress, quiet), b - a, "decompress") as bar:
             if h5:
                 sink.stream.close()
-                writer = arrayio.H5Sink(sink.tmp, shape, dt, dataset)
+                writer = arrayio.H5Sink(sink.tmp, shape, dt, dataset, name=out)
             else:
                 writer = arrayio.NpySink(sink.stream, shape, dt)
             try:

@@ -316,6 +316,16 @@ def check_index(header: Header, tail: bytes) -> list[tuple[int, int, int]]:
     return entries
 
 
+def check_floats(header: Header, payload, rows: int, i: int) -> None:
+    """Refuse a chunk whose stored scales or gammas are not finite (spec 13.4): a conforming
+    encoder never writes one, so only a corrupt or crafted file (with valid CRCs) has it."""
+    codes, signs, floats = header.section_sizes(rows)
+    dt = np.dtype(header.scale_dtype).newbyteorder("<")
+    vals = np.frombuffer(payload, dtype=dt, count=floats // dt.itemsize, offset=codes + signs)
+    if not np.isfinite(vals).all():
+        raise FormatError(f"chunk {i}: non-finite per-vector scale (corrupt or crafted file)")
+
+
 class ContainerReader:
     """Reads a container from a binary stream; random access when the stream can seek."""
 
@@ -357,6 +367,8 @@ class ContainerReader:
             raise FormatError(f"chunk {i}: checksum mismatch (corrupt data)")
         if self.index is not None and self.index[i][2] != stored:
             raise FormatError(f"chunk {i}: checksum differs from the index")
+        if verify:
+            check_floats(hdr, data, hdr.chunk_rows_of(i), i)
         self._crcs.append(stored)
         return memoryview(data)[:n]
 
