@@ -60,3 +60,15 @@ def nmse(x: np.ndarray, xh: np.ndarray) -> float:
     xh = np.asarray(xh, np.float64).reshape(x.shape)
     err = np.einsum("ij,ij->i", x - xh, x - xh)
     return float(np.mean(err / np.einsum("ij,ij->i", x, x)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line of the fuzz and fault suites' case counters (tests/fuzzkit.py), when any ran."""
+    import sys
+
+    fuzzkit = sys.modules.get("fuzzkit")
+    if fuzzkit is None or not fuzzkit.COUNTS.tried:
+        return
+    terminalreporter.write_line(fuzzkit.COUNTS.summary())
+    for note in fuzzkit.COUNTS.notes[:20]:
+        terminalreporter.write_line(f"  {note}")

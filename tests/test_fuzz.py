@@ -1,0 +1,366 @@
+"""Fuzzing the .tqz reader: a seeded mutation corpus kept in the repository
+(tests/corpus/, about 600 hostile files) and hypothesis-generated inputs.
+
+Every hostile container must end, in the library, in tqcli.FormatError (never another
+exception, never data) and, on the command line, in exit status 1 with exactly one stderr
+line `tq: FILE: reason`, no traceback, nothing on stdout and no output or temporary file
+left behind -- within 1 s and 100 MB of extra memory per case.  The counters in
+tests/fuzzkit.py add up what was tried; conftest.py prints them at the end of the run.
+
+test_corrupt.py already flips every bit and truncates at every length of one container in
+the library; this file widens that to structured mutations whose checksums were recomputed
+(so that only the range and layout checks can catch them), runs every one of them through
+the real command line (file, pipe, `inspect --verify`), and lets hypothesis search further.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import tqcli
+from fuzzkit import COUNTS, CliPool, check_cli_failure, check_library_failure, pipe_stream
+from tqcli.container import CRC, _FIXED, crc32
+
+CORPUS = Path(__file__).parent / "corpus"
+TQ = [sys.executable, "-m", "tqcli"]
+MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
+MUTANTS = MANIFEST["mutants"]
+BASES = {name: (CORPUS / b["file"]).read_bytes() for name, b in MANIFEST["bases"].items()}
+
+FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=False,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _make_corpus_module():
+    spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = CliPool(2)
+    yield p
+    p.close()
+
+
+def _expected(rec, message: str) -> bool:
+    return not rec["expect"] or any(w in message.lower() for w in rec["expect"])
+
+
+# ---------------------------------------------------------------------------- the corpus
+
+
+def test_corpus_is_intact_reproducible_and_covers_every_family():
+    mod = _make_corpus_module()
+    total = 0
+    for rec in MUTANTS:
+        data = (CORPUS / rec["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == rec["sha256"], rec["file"]
+        total += len(data)
+    assert total + sum(map(len, BASES.values())) < 1 << 20  # the whole corpus < 1 MB
+    assert sorted(os.listdir(CORPUS / "mutants")) == sorted(Path(r["file"]).name
+                                                            for r in MUTANTS)
+    # the generator, run again on the committed bases, writes exactly the committed corpus
+    manifest, files = mod.build(mod.load_bases(str(CORPUS)))
+    assert json.loads(json.dumps(manifest)) == MANIFEST
+    assert all((CORPUS / rel).read_bytes() == data for rel, data in files.items())
+
+    # every family the issue names is there
+    assert len(MUTANTS) >= 300
+    kinds = {r["mutation"] for r in MUTANTS}
+    assert {"flip", "truncate", "ff_run", "ff_run_crc_fixed", "index_layout", "version",
+            "flags", "trailing", "header_field", "codebook", "insert", "delete",
+            "dup_chunk", "swap_chunks", "scale_nonfinite", "footer_layout"} <= kinds
+    flipped = " ".join(r["detail"] for r in MUTANTS if r["mutation"] == "flip")
+    for region in ("(magic)", "(version)", "(flags)", "(header_size)", "(dim)", "(shape)",
+                   "(codebook)", "(header_crc)", "_payload)", "_crc)", "(index)",
+                   "(footer_index_offset)", "(footer_chunk_count)", "(footer_crc)",
+                   "(footer_end_magic)"):
+        assert region in flipped, region
+    layout = " ".join(r["detail"] for r in MUTANTS if r["mutation"] == "index_layout")
+    for what in ("overlaps", "out of order", "reverse order", "gap", "past the end"):
+        assert what in layout, what
+    # each base is a valid container that decodes
+    for name, blob in BASES.items():
+        b = MANIFEST["bases"][name]
+        y = tqcli.decompress(blob)
+        assert list(y.shape) == b["shape"] and y.dtype == np.dtype(b["dtype"])
+        assert np.isfinite(y).all() and tqcli.read_header(blob).n_chunks >= 3
+
+
+def test_corpus_through_the_library():
+    """Every mutant as bytes, as a path and as a pipe: FormatError with the expected reason."""
+    bad = []
+    for rec in MUTANTS:
+        path = CORPUS / rec["file"]
+        data = path.read_bytes()
+        for via, make in (("bytes", lambda: data), ("path", lambda: str(path)),
+                          ("pipe", lambda: pipe_stream(data))):
+            problems, exc = check_library_failure(lambda: tqcli.decompress(make()),
+                                                  f"{rec['file']} via {via}")
+            if exc is not None and not _expected(rec, str(exc)):
+                problems.append(f"message {str(exc)!r} lacks {rec['expect']}")
+            if problems:
+                bad.append((rec["file"], rec["detail"], via, problems))
+    assert not bad, f"{len(bad)} failures, first: {bad[:5]}"
+
+
+def _cli_case(pool: CliPool, rec, root: Path) -> list:
+    """One mutant through `tq decompress FILE`, `tq inspect --verify FILE` and
+    `tq decompress -` (a pipe), in a folder that holds nothing but the mutant."""
+    src = CORPUS / rec["file"]
+    name = src.name
+    folder = root / name[:-4]
+    folder.mkdir()
+    try:
+        shutil.copyfile(src, folder / name)
+        data = src.read_bytes()
+        runs = [
+            (["decompress", name, "-o", "out.npy"], name, None, False),
+            (["inspect", "--verify", name], name, None, False),
+            (["decompress", "-", "-o", "out.npy"], "-", data, True),
+        ]
+        bad = []
+        for args, who, stdin, pipe in runs:
+            r = pool.run(args, folder, stdin=stdin, pipe=pipe)
+            what = f"{rec['file']}: tq {' '.join(args)}"
+            problems = check_cli_failure(r, who, folder, [name], what, pool.base_rss)
+            if r.lines and not _expected(rec, r.lines[0]):
+                problems.append(f"{r.lines[0]!r} lacks {rec['expect']}")
+            if (folder / name).read_bytes() != data:
+                problems.append("the input was modified")
+            if problems:
+                bad.append((what, rec["detail"], problems))
+        return bad
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_corpus_through_the_command_line(pool, tmp_path):
+    results = pool.map(lambda p, rec: _cli_case(p, rec, tmp_path), MUTANTS)
+    bad = [b for r in results for b in r]
+    assert not bad, f"{len(bad)} failures, first: {bad[:5]}"
+
+
+SAMPLE_FAMILIES = ("flip", "truncate", "ff_run_crc_fixed", "index_layout", "version",
+                   "trailing", "scale_nonfinite", "not_tqz")
+
+
+def test_forked_runs_match_real_processes(pool, tmp_path):
+    """The forked CLI runs above print exactly what a real `python -m tqcli` prints."""
+    sample = [next(r for r in MUTANTS if r["mutation"] == fam) for fam in SAMPLE_FAMILIES]
+    for rec in sample:
+        shutil.copyfile(CORPUS / rec["file"], tmp_path / Path(rec["file"]).name)
+    jobs = [["decompress", Path(rec["file"]).name, "-o", "out.npy"] for rec in sample]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        real = list(ex.map(lambda a: subprocess.run(TQ + a, cwd=tmp_path, capture_output=True,
+                                                    stdin=subprocess.DEVNULL, timeout=120),
+                           jobs))
+    names = sorted(os.listdir(tmp_path))
+    for rec, args, r in zip(sample, jobs, real):
+        forked = pool.run(args, tmp_path)
+        assert (r.returncode, r.stdout, r.stderr) == (forked.returncode, forked.stdout,
+                                                      forked.stderr), rec["file"]
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1
+        assert b"Traceback" not in r.stderr
+    assert sorted(os.listdir(tmp_path)) == names  # no out.npy, no temporary file
+
+
+# ---------------------------------------------------------------------------- hypothesis
+
+
+@st.composite
+def junk(draw):
+    """Byte strings from anywhere: random, after the magic, after a valid 16-byte start,
+    after a valid header, or after a valid prefix of any length."""
+    blob = draw(st.sampled_from(sorted(BASES.values())))
+    h = tqcli.read_header(blob)
+    prefix = draw(st.sampled_from([b"", blob[:8], blob[:16], blob[:h.header_size],
+                                   blob[:draw(st.integers(0, len(blob)))]]))
+    data = prefix + draw(st.binary(max_size=1200))
+    assume(data not in BASES.values())
+    return data
+
+
+@settings(FUZZ, max_examples=500)
+@given(data=junk())
+def test_hypothesis_arbitrary_bytes_are_refused(data):
+    for via, src in (("bytes", lambda: data), ("pipe", lambda: pipe_stream(data))):
+        problems, _ = check_library_failure(lambda: tqcli.decompress(src()), f"junk via {via}")
+        assert not problems, (via, data[:64], problems)
+
+
+OPS = st.one_of(
+    st.tuples(st.just("flip"), st.integers(0, 1 << 20), st.integers(0, 7)),
+    st.tuples(st.just("set"), st.integers(0, 1 << 20), st.integers(0, 255)),
+    st.tuples(st.just("ff"), st.integers(0, 1 << 20), st.integers(1, 24)),
+    st.tuples(st.just("insert"), st.integers(0, 1 << 20), st.binary(min_size=1, max_size=32)),
+    st.tuples(st.just("delete"), st.integers(0, 1 << 20), st.integers(1, 64)),
+    st.tuples(st.just("truncate"), st.integers(0, 1 << 20)),
+    st.tuples(st.just("append"), st.binary(min_size=1, max_size=64)),
+    st.tuples(st.just("dup"), st.integers(0, 1 << 20), st.integers(1, 200)),
+)
+
+
+def mutate(blob: bytes, ops) -> bytes:
+    b = bytearray(blob)
+    for op in ops:
+        n = max(len(b), 1)
+        if op[0] == "flip" and b:
+            b[op[1] % n] ^= 1 << op[2]
+        elif op[0] == "set" and b:
+            b[op[1] % n] = op[2]
+        elif op[0] == "ff":
+            p = op[1] % n
+            b[p:p + op[2]] = b"\xff" * len(b[p:p + op[2]])
+        elif op[0] == "insert":
+            p = op[1] % (len(b) + 1)
+            b[p:p] = op[2]
+        elif op[0] == "delete":
+            p = op[1] % n
+            del b[p:p + op[2]]
+        elif op[0] == "truncate":
+            del b[op[1] % n:]
+        elif op[0] == "append":
+            b += op[1]
+        elif op[0] == "dup":
+            p = op[1] % n
+            b[p:p] = b[p:p + op[2]]
+    return bytes(b)
+
+
+@settings(FUZZ, max_examples=500)
+@given(blob=st.sampled_from(sorted(BASES.values())), ops=st.lists(OPS, min_size=1, max_size=4))
+def test_hypothesis_mutated_containers_are_refused(blob, ops):
+    data = mutate(blob, ops)
+    assume(data != blob)
+    for via, src in (("bytes", lambda: data), ("pipe", lambda: pipe_stream(data))):
+        problems, _ = check_library_failure(lambda: tqcli.decompress(src()),
+                                            f"mutation {ops} via {via}")
+        assert not problems, (via, ops, problems)
+
+
+@pytest.fixture(scope="module")
+def hyp_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("hyp-cli")
+
+
+@settings(FUZZ, max_examples=100)
+@given(blob=st.sampled_from(sorted(BASES.values())), ops=st.lists(OPS, min_size=1, max_size=3),
+       pipe=st.booleans())
+def test_hypothesis_mutated_containers_on_the_command_line(pool, hyp_folder, blob, ops, pipe):
+    data = mutate(blob, ops)
+    assume(data != blob)
+    (hyp_folder / "m.tqz").write_bytes(data)
+    try:
+        if pipe:
+            r = pool.run(["decompress", "-", "-o", "out.npy"], hyp_folder, stdin=data, pipe=True)
+        else:
+            r = pool.run(["decompress", "m.tqz", "-o", "out.npy"], hyp_folder)
+        problems = check_cli_failure(r, "-" if pipe else "m.tqz", hyp_folder, ["m.tqz"],
+                                     f"cli mutation {ops}", pool.base_rss)
+        assert not problems, (ops, problems)
+    finally:
+        for name in os.listdir(hyp_folder):
+            os.remove(hyp_folder / name)
+
+
+# ---------------------------------------------------------------------------- truncation
+
+
+def test_truncation_at_every_byte_boundary_on_the_command_line(pool, tmp_path):
+    """Every proper prefix of the smallest base, as a file and on a pipe (inspect --verify
+    reads everything a decoder reads, checksums included)."""
+    blob = BASES["mse1h"]
+    assert len(blob) < 300
+
+    def one(p: CliPool, n: int) -> list:
+        folder = tmp_path / f"t{n}"
+        folder.mkdir()
+        (folder / "t.tqz").write_bytes(blob[:n])
+        bad = []
+        for args, who, stdin in ((["inspect", "--verify", "t.tqz"], "t.tqz", None),
+                                 (["inspect", "--verify", "-"], "-", blob[:n])):
+            r = p.run(args, folder, stdin=stdin, pipe=stdin is not None)
+            problems = check_cli_failure(r, who, folder, ["t.tqz"], f"truncated to {n}",
+                                         p.base_rss)
+            if r.lines and not any(w in r.lines[0] for w in ("truncated", "empty")):
+                problems.append(r.lines[0])
+            if problems:
+                bad.append((n, args, problems))
+        return bad
+
+    bad = [b for r in pool.map(one, range(len(blob))) for b in r]
+    assert not bad, bad[:5]
+
+
+# ---------------------------------------------------------------------------- costly claims
+
+
+def _patched(blob: bytes, shape, **fields) -> bytes:
+    """blob with header fields and shape replaced and the header CRC recomputed."""
+    names = ("magic version flags header_size mode bits scale_rule scale_dtype source_dtype "
+             "rotation rounds ndim dim chunk_rows n_vectors seed").split()
+    h = tqcli.read_header(blob)
+    values = list(_FIXED.unpack_from(blob))
+    for k, v in fields.items():
+        values[names.index(k)] = v
+    head = bytearray(blob[:h.header_size])
+    head[:_FIXED.size] = _FIXED.pack(*values)
+    struct.pack_into(f"<{len(shape)}Q", head, _FIXED.size, *shape)
+    head[-4:] = CRC.pack(crc32(bytes(head[:-4])))
+    return bytes(head) + blob[h.header_size:]
+
+
+def test_header_claims_cost_nothing_before_data_arrives(pool, tmp_path):
+    """The limits let a header ask for d = 2^20 and 32 rotation rounds (about 400 MB of
+    rotation tables and seconds of set-up).  That cost is only due once a chunk has proved
+    the header honest: a container with no vectors, or a stream that ends before its first
+    chunk, must be dealt with in well under 1 s and 100 MB."""
+    empty = tqcli.compress(np.zeros((0, 8), np.float32), bits=1)
+    big = dict(dim=1 << 20, rounds=32, chunk_rows=8)
+    valid_empty = _patched(empty, (0, 1 << 20), n_vectors=0, **big)
+    assert tqcli.read_header(valid_empty).n_vectors == 0
+    one_row = _patched(empty, (1, 1 << 20), n_vectors=1, **big)  # no chunk follows
+    problems, _ = check_library_failure(lambda: tqcli.decompress(pipe_stream(one_row)),
+                                        "d=2^20 T=32 header, no chunk, pipe")
+    assert not problems, problems
+    # the valid empty container decodes to an empty array, cheaply
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        y = tqcli.decompress(valid_empty)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    took = time.perf_counter() - t0
+    COUNTS.tried += 1
+    if took >= 1 or peak >= 100 * 2**20:
+        COUNTS.note("over_budget", f"empty d=2^20 T=32 container: {took:.2f} s, "
+                                   f"{peak / 2**20:.0f} MB")
+    assert y.shape == (0, 1 << 20)
+    assert took < 1 and peak < 100 * 2**20, (took, peak / 2**20)
+    # and on the command line, from a pipe
+    r = pool.run(["decompress", "-", "-o", "out.npy"], tmp_path, stdin=one_row, pipe=True)
+    assert not check_cli_failure(r, "-", tmp_path, [], "d=2^20 T=32 header on a pipe",
+                                 pool.base_rss)
