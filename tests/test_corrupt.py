@@ -25,6 +25,8 @@ import tqcli
 from tqcli.container import CRC, FOOTER, INDEX_ENTRY, _FIXED, crc32
 from tqcli.errors import FormatError, TqError
 
+from fuzzkit import pipe_stream
+
 TQ = [sys.executable, "-m", "tqcli"]
 N_ROWS, DIM, CHUNK = 40, 8, 8  # five chunks of eight rows
 
@@ -88,24 +90,9 @@ def flip(blob: bytes, bit: int) -> bytes:
     return bytes(b)
 
 
-class PipeLike(io.RawIOBase):
-    """A non-seekable binary stream, as stdin from a pipe is."""
-
-    def __init__(self, data: bytes):
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readinto(self, buf) -> int:
-        return self._data.readinto(buf)
-
-
 def stream(data: bytes):
-    return io.BufferedReader(PipeLike(data))
+    """The container as a non-seekable stream, as stdin from a pipe is."""
+    return pipe_stream(data)
 
 
 def library_failure(src) -> str | None:
