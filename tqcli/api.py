@@ -18,6 +18,7 @@ from .errors import FormatError, InputError, ScaleRangeError, TqError
 from .pipeline import BackgroundConsumer
 
 OUTPUT_DTYPES = ("original", "float32", "float16", "float64")
+BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (16 MiB)
 
 
 def compress_source(source: arrayio.ArraySource, out, *, bits: int = 4, mode: str = "mse",
@@ -67,10 +68,13 @@ def _compress_once(source, out, bits, mode, seed, rounds, scale_rule, scale_dtyp
     codec = Codec(header)
     writer = ContainerWriter(out, header)
     row = 0
-    # chunk k is checksummed and written while chunk k+1 is encoded
-    with BackgroundConsumer(writer.write_chunk) as background:
-        for block in source.blocks(header.chunk_rows):
-            background.put(codec.encode(block, row))
+    # several chunks go through the kernels at once (fewer calls, fewer thread launches);
+    # each is checksummed and written while the next batch is encoded
+    batch = max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
+    with BackgroundConsumer(writer.write_chunk, depth=2 * batch) as background:
+        for block in source.blocks(header.chunk_rows * batch):
+            for payload in codec.encode_chunks(block, row):
+                background.put(payload)
             row += block.shape[0]
             if progress is not None:
                 progress(row)

@@ -77,6 +77,32 @@ class Codec:
 
         Refuses NaN or infinite values and norms the scale dtype cannot hold, naming the row.
         """
+        codes, signs, floats = self._encode_arrays(x, first_row)
+        return b"".join([codes.tobytes(), signs.tobytes()] + [f.tobytes() for f in floats])
+
+    def encode_chunks(self, x: np.ndarray, first_row: int = 0) -> list[bytes]:
+        """Encode rows of x, which start at a chunk boundary, in one kernel call; return
+        one payload per chunk of header.chunk_rows rows (the last may be shorter).
+
+        Chunks hold a multiple of 8 rows, so every chunk starts on a byte of the code and
+        sign streams and the payloads are exactly those encode() gives chunk by chunk.
+        """
+        h = self.header
+        codes, signs, floats = self._encode_arrays(x, first_row)
+        n, d, cr = x.shape[0], h.dim, h.chunk_rows
+        out = []
+        for a in range(0, n, cr):
+            k = min(cr, n - a)
+            c0 = a * d * h.code_bits // 8
+            s0 = a * d // 8 if signs.size else 0
+            ncode, nsign, _ = h.section_sizes(k)
+            parts = [codes[c0:c0 + ncode], signs[s0:s0 + nsign]] + [f[a:a + k] for f in floats]
+            out.append(b"".join(p.tobytes() for p in parts))
+        return out
+
+    def _encode_arrays(self, x: np.ndarray, first_row: int):
+        """The code stream, the sign stream (empty in mse mode) and the per-vector floats
+        (scales, and gammas in prod mode) of all rows of x, checked."""
         h = self.header
         if x.dtype == np.float16:
             # numba has no float16 arrays; float16 -> float32 is exact, and the kernels
@@ -85,6 +111,7 @@ class Codec:
         n = x.shape[0]
         ncode, nsign, _ = h.section_sizes(n)
         codes = np.empty(ncode, np.uint8)  # the kernels write every byte
+        qbits = np.empty(nsign, np.uint8)
         scales = np.empty(n, np.float64)
         if h.mode == "mse":
             kernels._encode_mse(x, *self._rot_args(), self.thr, self.table, self.cents,
@@ -92,15 +119,13 @@ class Codec:
             with np.errstate(over="ignore"):
                 floats = [scales.astype(self.scale_dtype)]
         else:
-            qbits = np.empty(nsign, np.uint8)
             gammas = np.empty(n, np.float64)
             kernels._encode_prod(x, *self._rot_args(), self.thr, self.table, self.cents,
                                  h.code_bits, self.sketch_t, codes, qbits, scales, gammas)
             with np.errstate(over="ignore"):
                 floats = [scales.astype(self.scale_dtype), gammas.astype(self.scale_dtype)]
-            codes = np.concatenate([codes, qbits])
         _check_scales(scales, floats[0], h.scale_dtype, first_row)
-        return b"".join([codes.tobytes()] + [f.tobytes() for f in floats])
+        return codes, qbits, floats
 
     def decode(self, payload, rows: int, out: np.ndarray | None = None) -> np.ndarray:
         """Decode a chunk payload of `rows` vectors into a (rows, d) array of out_dtype.
