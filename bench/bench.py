@@ -177,7 +177,7 @@ class _Faiss:
         self.decompress(art, x.shape[0])
 
     def compress(self, x):
-        np, faiss, sp = self.np, self.faiss, self.faiss.swig_ptr
+        np, sp = self.np, self.faiss.swig_ptr
         self._stages = {}
         n = x.shape[0]
         codes = np.empty((n, self.sq.code_size), np.uint8)

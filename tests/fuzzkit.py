@@ -58,6 +58,35 @@ TIME_LIMIT = 1.0             # seconds per case
 MEMORY_LIMIT = 100 * 2**20   # bytes of extra memory per case
 
 
+# ---------------------------------------------------------------------------- headers
+
+# names of the fixed header fields, in the order of tqcli.container._FIXED
+HEADER_FIELDS = ("magic version flags header_size mode bits scale_rule scale_dtype "
+                 "source_dtype rotation rounds ndim dim chunk_rows n_vectors seed").split()
+
+
+def patch_header(blob: bytes, fix_crc: bool, shape=None, **fields) -> bytes:
+    """blob with header fields (and the shape) replaced, the header CRC recomputed when
+    fix_crc, so that only the field checks can catch the change."""
+    import struct
+
+    import tqcli
+    from tqcli.container import _FIXED, CRC, crc32
+
+    h = tqcli.read_header(blob)
+    values = list(_FIXED.unpack_from(blob))
+    for k, v in fields.items():
+        values[HEADER_FIELDS.index(k)] = v
+    head = bytearray(blob[:h.header_size])
+    head[:_FIXED.size] = _FIXED.pack(*values)
+    if shape is not None:
+        assert len(shape) == len(h.shape)
+        struct.pack_into(f"<{len(shape)}Q", head, _FIXED.size, *shape)
+    if fix_crc:
+        head[-4:] = CRC.pack(crc32(bytes(head[:-4])))
+    return bytes(head) + blob[h.header_size:]
+
+
 # ---------------------------------------------------------------------------- streams
 
 

@@ -22,17 +22,13 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli.container import CRC, FOOTER, INDEX_ENTRY, _FIXED, crc32
+from tqcli.container import FOOTER, INDEX_ENTRY, _FIXED
 from tqcli.errors import FormatError, TqError
 
-from fuzzkit import pipe_stream
+from fuzzkit import HEADER_FIELDS as FIELDS, patch_header, pipe_stream
 
 TQ = [sys.executable, "-m", "tqcli"]
 N_ROWS, DIM, CHUNK = 40, 8, 8  # five chunks of eight rows
-
-# names of the fixed header fields, in the order of container._FIXED
-FIELDS = ("magic version flags header_size mode bits scale_rule scale_dtype source_dtype "
-          "rotation rounds ndim dim chunk_rows n_vectors seed").split()
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -310,20 +306,7 @@ def test_trailing_garbage(mse_blob, tmp_path):
 # ---------------------------------------------------------------------------- lying headers
 
 
-def patched(blob: bytes, fix_crc: bool, shape=None, **fields) -> bytes:
-    """blob with header fields replaced (and the header CRC recomputed when fix_crc)."""
-    h = tqcli.read_header(blob)
-    values = list(_FIXED.unpack_from(blob))
-    for k, v in fields.items():
-        values[FIELDS.index(k)] = v
-    head = bytearray(blob[:h.header_size])
-    head[:_FIXED.size] = _FIXED.pack(*values)
-    if shape is not None:
-        assert len(shape) == len(h.shape)
-        struct.pack_into(f"<{len(shape)}Q", head, _FIXED.size, *shape)
-    if fix_crc:
-        head[-4:] = CRC.pack(crc32(bytes(head[:-4])))
-    return bytes(head) + blob[h.header_size:]
+patched = patch_header
 
 
 U32, U64 = 2**32 - 1, 2**64 - 1
@@ -459,7 +442,6 @@ def test_prod_mode_dimension_is_bounded_before_the_sketch_is_built():
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_non_finite_stored_scale_with_valid_checksums_is_refused(value):
     """A crafted chunk whose CRCs are right but whose scale is NaN/inf is refused, not decoded."""
-    import io
 
     from tqcli.codec import Codec, make_header
     from tqcli.container import ContainerWriter

@@ -20,7 +20,6 @@ import importlib.util
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +30,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tqcli
-from fuzzkit import COUNTS, CliPool, check_cli_failure, check_library_failure, pipe_stream
-from tqcli.container import CRC, _FIXED, crc32
+from fuzzkit import (COUNTS, CliPool, check_cli_failure, check_library_failure, patch_header,
+                     pipe_stream)
 
 CORPUS = Path(__file__).parent / "corpus"
 TQ = [sys.executable, "-m", "tqcli"]
@@ -314,21 +313,6 @@ def test_truncation_at_every_byte_boundary_on_the_command_line(pool, tmp_path):
 # ---------------------------------------------------------------------------- costly claims
 
 
-def _patched(blob: bytes, shape, **fields) -> bytes:
-    """blob with header fields and shape replaced and the header CRC recomputed."""
-    names = ("magic version flags header_size mode bits scale_rule scale_dtype source_dtype "
-             "rotation rounds ndim dim chunk_rows n_vectors seed").split()
-    h = tqcli.read_header(blob)
-    values = list(_FIXED.unpack_from(blob))
-    for k, v in fields.items():
-        values[names.index(k)] = v
-    head = bytearray(blob[:h.header_size])
-    head[:_FIXED.size] = _FIXED.pack(*values)
-    struct.pack_into(f"<{len(shape)}Q", head, _FIXED.size, *shape)
-    head[-4:] = CRC.pack(crc32(bytes(head[:-4])))
-    return bytes(head) + blob[h.header_size:]
-
-
 def test_header_claims_cost_nothing_before_data_arrives(pool, tmp_path):
     """The limits let a header ask for d = 2^20 and 32 rotation rounds (about 400 MB of
     rotation tables and seconds of set-up).  That cost is only due once a chunk has proved
@@ -336,9 +320,9 @@ def test_header_claims_cost_nothing_before_data_arrives(pool, tmp_path):
     chunk, must be dealt with in well under 1 s and 100 MB."""
     empty = tqcli.compress(np.zeros((0, 8), np.float32), bits=1)
     big = dict(dim=1 << 20, rounds=32, chunk_rows=8)
-    valid_empty = _patched(empty, (0, 1 << 20), n_vectors=0, **big)
+    valid_empty = patch_header(empty, True, shape=(0, 1 << 20), n_vectors=0, **big)
     assert tqcli.read_header(valid_empty).n_vectors == 0
-    one_row = _patched(empty, (1, 1 << 20), n_vectors=1, **big)  # no chunk follows
+    one_row = patch_header(empty, True, shape=(1, 1 << 20), n_vectors=1, **big)  # no chunk follows
     problems, _ = check_library_failure(lambda: tqcli.decompress(pipe_stream(one_row)),
                                         "d=2^20 T=32 header, no chunk, pipe")
     assert not problems, problems
