@@ -253,6 +253,64 @@ def test_mse_codes_are_lsb_first_bucket_indices():
     np.testing.assert_allclose(scales, np.linalg.norm(x64, axis=1), rtol=1e-12)
 
 
+def _bits_same(a, b):
+    return np.array_equal(a.view(np.uint64), b.view(np.uint64))
+
+
+def _hard_significands(rng, n):
+    """float64 values in [1, 2) that are hard for division: all-ones and all-zeros tails,
+    one bit set or clear, 24-bit (float32) significands, and random ones."""
+    one = np.uint64(0x3FF0000000000000)
+    frac = np.uint64((1 << 52) - 1)
+    pats = [frac, np.uint64(0), np.uint64(1), frac - np.uint64(1), np.uint64(1 << 51),
+            frac ^ np.uint64(1 << 29)]
+    pats += [np.uint64((1 << 52) - (1 << k)) for k in range(0, 52, 3)]
+    pats += [np.uint64(1 << k) for k in range(0, 52, 3)]
+    f32 = rng.integers(0, 1 << 23, n, dtype=np.uint64) << np.uint64(29)
+    rand = rng.integers(0, 1 << 52, n, dtype=np.uint64)
+    mant = np.concatenate([np.array(pats, np.uint64), f32, rand]) | one
+    return mant.view(np.float64)
+
+
+def test_divide_is_correctly_rounded_division():
+    """The kernels divide with a reciprocal and two FMA corrections instead of a division
+    instruction (tqcli.kernels._div): the quotient must be the same float64 bits as a / b,
+    for the operands the encoder meets -- float32 or float64 coordinates over the row's
+    float32/float64 maximum, then the quotients in [-1, 1] over roots in [1, sqrt(d)]."""
+    rng = np.random.default_rng(11)
+    sig = _hard_significands(rng, 40_000)
+    checked = 0
+    # float32 numerators (normal and subnormal) over float32 divisors of any magnitude
+    a32 = np.concatenate([
+        (sig * 2.0 ** rng.integers(-126, 127, sig.size)).astype(np.float32),
+        rng.integers(1, 1 << 23, 20_000).astype(np.float32) * np.float32(2.0 ** -149),
+        np.array([0.0, -0.0, 1.0, -1.0, 3.4028235e38, 1e-45], np.float32)])
+    a32 *= np.where(rng.random(a32.size) < 0.5, -1, 1).astype(np.float32)
+    for b in list(sig[:40].astype(np.float32)) + [np.float32(1e-45), np.float32(3.4028235e38),
+                                                   np.float32(1.0), np.float32(1.1754944e-38)]:
+        for scale in (2.0 ** -140, 2.0 ** -60, 1.0, 2.0 ** 60, 2.0 ** 126):
+            with np.errstate(over="ignore"):
+                bb = np.float64(np.float32(np.float64(b) * scale))
+            if bb == 0.0 or not np.isfinite(bb):
+                continue
+            mag = np.abs(a32.astype(np.float64))
+            a = a32[mag <= bb]  # the kernels divide by the row's largest magnitude
+            got = np.empty(a.size)
+            kernels.divide(a, bb, got)
+            assert _bits_same(got, a.astype(np.float64) / bb), bb
+            checked += a.size
+    # float64 quotients in [-1, 1] over roots sqrt(ss), ss in [1, 65536]
+    a64 = np.concatenate([sig * 2.0 ** rng.integers(-60, 0, sig.size), -sig / 2, [0.0, -0.0, 1.0]])
+    roots = np.concatenate([np.sqrt(rng.uniform(1, 65536, 60)), np.sqrt(np.arange(1.0, 40.0)),
+                            sig[:30], [1.0, 256.0]])
+    for b in roots:
+        got = np.empty(a64.size)
+        kernels.divide(a64, b, got)
+        assert _bits_same(got, a64 / b), b
+        checked += a64.size
+    assert checked > 5_000_000
+
+
 def test_encode_extreme_magnitudes_match_reference():
     """Norms that would overflow or underflow a naive sum of squares."""
     d, bits = 97, 4

@@ -5,7 +5,8 @@ Vectors are processed in groups of 8 held "in lockstep": a group is stored trans
 independent lanes at once, which the compiler turns into SIMD instructions without
 reordering any floating-point operation: each lane still sees exactly the sequence of
 roundings that spec/tqz-v1.md prescribes (sequential sums, butterflies in stage order, no
-fastmath, no fused multiply-add).  8 rows of d codes of b bits are also a whole number of
+fastmath, no fused multiply-add where the spec has a multiplication and an addition; the
+only FMAs, in _div, compute a correctly rounded division).  8 rows of d codes of b bits are also a whole number of
 bytes, so each group owns its bytes and the output cannot depend on the thread count.
 
 tqcli/reference.py holds a plain-numpy version of every kernel; the tests compare them bit
@@ -17,7 +18,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -213,13 +216,14 @@ def _rotate_forward_lanes(t, tmp, signs, perms, p, scale):
     """Forward rotation of the 8 lanes of t (flat, d * 8); returns the buffer holding the
     result (t or tmp: the rounds alternate between the two)."""
     rounds, d = signs.shape
+    src, dst = t, tmp
     for r in range(rounds):
-        _permute_lanes(t, tmp, signs[r], perms[r], False)
-        _fwht_lanes(tmp, 0, p, scale)
+        _permute_lanes(src, dst, signs[r], perms[r], False)
+        _fwht_lanes(dst, 0, p, scale)
         if p < d:
-            _fwht_lanes(tmp, d - p, p, scale)
-        t[:] = tmp
-    return t
+            _fwht_lanes(dst, d - p, p, scale)
+        src, dst = dst, src
+    return src
 
 
 @njit(cache=True, inline="always")
@@ -283,16 +287,68 @@ def _max_abs(row, d):
     return np.float64(max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7))))
 
 
-@njit(cache=True, inline="always")
-def _divide_run(src, dst, n, div):
-    for i in range(n):
-        dst[i] = np.float64(src[i]) / div
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c with a single rounding (llvm.fma: the FMA instruction, or libm's exact
+    software fma on a CPU without one -- the result is the same either way)."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        f64 = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f64], ir.FunctionType(f64, [f64] * 3))
+        return builder.call(fn, args)
+
+    return sig, codegen
 
 
 @njit(cache=True, inline="always")
-def _unit_run(src, dst, n, root):
-    for i in range(n):
-        dst[i] = np.float32(src[i] / root)
+def _div(a, b, rb):
+    """a / b in binary64, correctly rounded -- the same bits as the division -- from
+    rb = 1.0 / b, for finite a and b whose quotient neither overflows nor underflows
+    (used for float32 rows, whose quotients all lie in [2**-277, 1] or are zero).
+
+    A division instruction handles 4 values per 8 cycles or so; this takes five
+    multiply-adds.  q0 = a * rb is within 1.5 ulp of a / b; one correction with the exact
+    remainder makes it faithful (within 1 ulp), and for a faithful q, y = RN(1 / b) and
+    the remainder r = a - b q (exact, computed by the FMA), RN(q + r y) is the correctly
+    rounded quotient (Markstein's theorem, the basis of software division on IA-64).
+    A zero a keeps its sign through a * rb.  tests/test_kernels.py checks it against
+    true division on adversarial operands.
+    """
+    q0 = a * rb
+    q1 = _fma(_fma(-q0, b, a), rb, q0)
+    q2 = _fma(_fma(-q1, b, a), rb, q1)
+    return q2 if a != 0.0 else q0
+
+
+@njit(cache=True, nogil=True)
+def divide(a, b, out):
+    """out[i] = a[i] / b through _div (exposes it to the tests)."""
+    rb = 1.0 / b
+    for i in range(a.shape[0]):
+        out[i] = _div(np.float64(a[i]), b, rb)
+
+
+@njit(cache=True, inline="always")
+def _divide_run(src, dst, n, div, fast):
+    if fast:
+        rdiv = 1.0 / div
+        for i in range(n):
+            dst[i] = _div(np.float64(src[i]), div, rdiv)
+    else:
+        for i in range(n):
+            dst[i] = np.float64(src[i]) / div
+
+
+@njit(cache=True, inline="always")
+def _unit_run(src, dst, n, root, fast):
+    if fast:
+        rroot = 1.0 / root
+        for i in range(n):
+            dst[i] = np.float32(_div(src[i], root, rroot))
+    else:
+        for i in range(n):
+            dst[i] = np.float32(src[i] / root)
 
 
 @njit(cache=True, inline="always")
@@ -344,6 +400,10 @@ def _load_unit_lanes(x, r0, rows, w, u, t, norms):
     a NaN or an infinity gets norm NaN (the caller refuses it).
     """
     d = x.shape[1]
+    # float32 rows (float16 arrive widened): every quotient below lies in [2**-277, 1]
+    # or is zero, where _div is exact; float64 rows may have subnormal maxima and
+    # quotients, so they keep the division instruction
+    fast = x.itemsize == 4
     mx = np.zeros(LANES)
     for l in range(LANES):
         wl = w[l * d:(l + 1) * d]
@@ -351,7 +411,7 @@ def _load_unit_lanes(x, r0, rows, w, u, t, norms):
             row = x[r0 + l]
             m = _max_abs(row, d)
             mx[l] = m
-            _divide_run(row, wl, d, m if m > 0.0 and m < np.inf else 1.0)
+            _divide_run(row, wl, d, m if m > 0.0 and m < np.inf else 1.0, fast)
         else:
             wl[:] = 0.0
     ss = _sum_squares_8(w, d)
@@ -365,7 +425,7 @@ def _load_unit_lanes(x, r0, rows, w, u, t, norms):
         elif m > 0.0:
             root = math.sqrt(ss[l])
             norms[l] = m * root
-            _unit_run(w[l * d:(l + 1) * d], ul, d, root)
+            _unit_run(w[l * d:(l + 1) * d], ul, d, root, fast)
         else:
             norms[l] = 0.0
             ul[:] = 0.0
