@@ -101,83 +101,101 @@ def search_table(thr32: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- lanes: rotation
 #
-# A group lives in a flat float32 array of d * 8 values: coordinate i of lane l at i * 8 + l.
-# Loops are written so that LLVM's loop vectorizer (numba does not run the SLP vectorizer)
-# can use SIMD: butterflies run over the contiguous run of 8h values of each half-block,
-# passed as two separate views so that the vectorizer may check they do not overlap.
+# A group lives in a flat float32 array of d * 8 values: coordinate i of lane l at i * 8 + l,
+# so the 8 lanes of one coordinate are one 8-float "row".  The butterflies are written as
+# LLVM vector code (<8 x float>, one row per value) by the intrinsics below: numba does not
+# run LLVM's SLP vectorizer, and its loop vectorizer cannot vectorize the early stages, whose
+# runs are only one or two rows long.  Each vector fadd/fsub/fmul rounds every lane exactly
+# as the scalar operation would (no fast-math flags, so nothing is fused or reordered); on a
+# CPU with narrower registers LLVM splits the vectors, with the same results.
+
+_ROW = ir.VectorType(ir.FloatType(), LANES)
 
 
-@njit(cache=True, inline="always")
-def _butterfly_scaled(a, b, n, scale):
-    """The last stage, with the normalisation: (x + y) * scale, rounded after each step."""
-    for k in range(n):
-        x = a[k]
-        y = b[k]
-        a[k] = (x + y) * scale
-        b[k] = (x - y) * scale
+def _splat(builder, value, vty):
+    """A vector with `value` in every lane."""
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
+    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), zeros)
 
 
-@njit(cache=True, inline="always")
-def _butterfly4(a, b, c, d, n):
-    """Two stages at once on four runs: stage h pairs (a, b) and (c, d), stage 2h pairs the
-    results (a, c) and (b, d) -- the same additions, in the same order, as two passes."""
-    for k in range(n):
-        x0 = a[k]
-        x1 = b[k]
-        x2 = c[k]
-        x3 = d[k]
-        s0 = x0 + x1
-        d0 = x0 - x1
-        s1 = x2 + x3
-        d1 = x2 - x3
-        a[k] = s0 + s1
-        b[k] = d0 + d1
-        c[k] = s0 - s1
-        d[k] = d0 - d1
+def _butterfly_intrinsic(radix: int, scaled: bool):
+    """An intrinsic f(t, a, run, scale): rows t[a + k*run : a + k*run + 8], k < radix, go
+    through log2(radix) consecutive Walsh-Hadamard stages -- stage h pairs rows j and j + h
+    (sum first, difference second), stages in increasing h -- and, if `scaled`, every result
+    is multiplied by `scale` (the last stage of a transform)."""
+
+    def impl(typingctx, t, a, run, scale):
+        sig = types.none(t, a, run, scale)
+
+        def codegen(context, builder, signature, args):
+            ary, a, run, scale = args
+            base = context.make_array(signature.args[0])(context, builder, ary).data
+            ptrs = []
+            for k in range(radix):
+                idx = builder.add(a, builder.mul(run, ir.Constant(run.type, k)))
+                ptrs.append(builder.bitcast(builder.gep(base, [idx]), _ROW.as_pointer()))
+            xs = [builder.load(q, align=4) for q in ptrs]
+            h = 1
+            while h < radix:
+                for i in range(0, radix, 2 * h):
+                    for j in range(i, i + h):
+                        x, y = xs[j], xs[j + h]
+                        xs[j], xs[j + h] = builder.fadd(x, y), builder.fsub(x, y)
+                h *= 2
+            if scaled:
+                sv = _splat(builder, scale, _ROW)
+                xs = [builder.fmul(x, sv) for x in xs]
+            for x, q in zip(xs, ptrs):
+                builder.store(x, q, align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    impl.__name__ = f"_butterfly{radix}{'_scaled' if scaled else ''}"
+    return intrinsic(impl)
 
 
-@njit(cache=True, inline="always")
-def _butterfly4_scaled(a, b, c, d, n, scale):
-    for k in range(n):
-        x0 = a[k]
-        x1 = b[k]
-        x2 = c[k]
-        x3 = d[k]
-        s0 = x0 + x1
-        d0 = x0 - x1
-        s1 = x2 + x3
-        d1 = x2 - x3
-        a[k] = (s0 + s1) * scale
-        b[k] = (d0 + d1) * scale
-        c[k] = (s0 - s1) * scale
-        d[k] = (d0 - d1) * scale
+_butterfly2_scaled = _butterfly_intrinsic(2, True)
+_butterfly4 = _butterfly_intrinsic(4, False)
+_butterfly4_scaled = _butterfly_intrinsic(4, True)
+_butterfly8 = _butterfly_intrinsic(8, False)
+_butterfly8_scaled = _butterfly_intrinsic(8, True)
 
 
 @njit(cache=True, inline="always")
 def _fwht_lanes(t, off, p, scale):
     """Normalised Walsh-Hadamard transform of coordinates off..off+p-1 of all 8 lanes.
 
-    Stages h = 1, 2, 4, ... run two at a time; the last stage multiplies by the scale.
+    Stages h = 1, 2, 4, ... run three at a time (two or one for the remainder); the last
+    stage multiplies by the scale.  The additions are those of the stage-by-stage order.
     """
     h = 1
-    while 4 * h <= p:
+    while h < p:
+        if 8 * h <= p:
+            radix = 8
+        elif 4 * h <= p:
+            radix = 4
+        else:
+            radix = 2
+        last = radix * h == p
         run = h * LANES
-        last = 4 * h == p
-        for i in range(off, off + p, 4 * h):
+        for i in range(off, off + p, radix * h):
             a0 = i * LANES
-            a = t[a0:a0 + run]
-            b = t[a0 + run:a0 + 2 * run]
-            c = t[a0 + 2 * run:a0 + 3 * run]
-            d = t[a0 + 3 * run:a0 + 4 * run]
-            if last:
-                _butterfly4_scaled(a, b, c, d, run, scale)
-            else:
-                _butterfly4(a, b, c, d, run)
-        h *= 4
-    if h < p:
-        run = h * LANES
-        a0 = off * LANES
-        _butterfly_scaled(t[a0:a0 + run], t[a0 + run:a0 + 2 * run], run, scale)
+            for k in range(a0, a0 + run, LANES):
+                if radix == 8:
+                    if last:
+                        _butterfly8_scaled(t, k, run, scale)
+                    else:
+                        _butterfly8(t, k, run, scale)
+                elif radix == 4:
+                    if last:
+                        _butterfly4_scaled(t, k, run, scale)
+                    else:
+                        _butterfly4(t, k, run, scale)
+                else:
+                    _butterfly2_scaled(t, k, run, scale)
+        h *= radix
 
 
 _SIGN_BITS = np.uint64(0x8000000080000000)  # the sign bits of two float32 in one word
