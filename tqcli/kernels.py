@@ -20,6 +20,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -99,7 +100,7 @@ def search_table(thr32: np.ndarray) -> np.ndarray:
     return out
 
 
-# ----------------------------------------------------------------------------- lanes: rotation
+# ----------------------------------------------------------------------------- lanes: vector code
 #
 # A group lives in a flat float32 array of d * 8 values: coordinate i of lane l at i * 8 + l,
 # so the 8 lanes of one coordinate are one 8-float "row".  The butterflies are written as
@@ -107,9 +108,18 @@ def search_table(thr32: np.ndarray) -> np.ndarray:
 # run LLVM's SLP vectorizer, and its loop vectorizer cannot vectorize the early stages, whose
 # runs are only one or two rows long.  Each vector fadd/fsub/fmul rounds every lane exactly
 # as the scalar operation would (no fast-math flags, so nothing is fused or reordered); on a
-# CPU with narrower registers LLVM splits the vectors, with the same results.
+# CPU with narrower registers LLVM splits the vectors, with the same results.  The same
+# holds for the other intrinsics here (row moves, transposes, sums, divisions).
 
 _ROW = ir.VectorType(ir.FloatType(), LANES)
+_LANES_F64 = ir.VectorType(ir.DoubleType(), LANES)
+_ROW_BITS = ir.VectorType(ir.IntType(32), LANES)
+
+
+def _array_ptr(context, builder, aryty, ary, index=None):
+    """Pointer to element `index` (or the first) of a numba array argument."""
+    data = context.make_array(aryty)(context, builder, ary).data
+    return data if index is None else builder.gep(data, [index])
 
 
 def _splat(builder, value, vty):
@@ -117,6 +127,80 @@ def _splat(builder, value, vty):
     v = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
     zeros = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
     return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), zeros)
+
+
+def _transpose8(builder, rows):
+    """Transpose 8 vectors of 8 (rows[r][c] -> out[c][r]) with three stages of
+    two-input shuffles; stage j swaps bit j of the row index with bit j of the column."""
+    rows = list(rows)
+    i32 = ir.IntType(32)
+    for j in range(3):
+        bit = 1 << j
+        lo = [c if not c & bit else LANES + c - bit for c in range(LANES)]
+        hi = [c + bit if not c & bit else LANES + c for c in range(LANES)]
+        mlo = ir.Constant(ir.VectorType(i32, LANES), lo)
+        mhi = ir.Constant(ir.VectorType(i32, LANES), hi)
+        for r in range(LANES):
+            if r & bit:
+                continue
+            a, b = rows[r], rows[r + bit]
+            rows[r] = builder.shuffle_vector(a, b, mlo)
+            rows[r + bit] = builder.shuffle_vector(a, b, mhi)
+    return rows
+
+
+def _matrix_row_ptr(context, builder, aryty, ary, row, col):
+    """Pointer, as <8 x float>*, to element (row, col) of a 2-D float32 array (any row
+    stride; elements within a row contiguous)."""
+    a = context.make_array(aryty)(context, builder, ary)
+    stride0 = cgutils.unpack_tuple(builder, a.strides, 2)[0]
+    i8p = ir.IntType(8).as_pointer()
+    off = builder.add(builder.mul(row, stride0), builder.mul(col, ir.Constant(col.type, 4)))
+    ptr = builder.gep(builder.bitcast(a.data, i8p), [off])
+    return builder.bitcast(ptr, _ROW.as_pointer())
+
+
+def _fma_lanes(builder, a, b, c):
+    """a * b + c per lane with one rounding (llvm.fma: the FMA instruction, or libm's exact
+    software fma on a CPU without one -- the same result either way)."""
+    fn = cgutils.get_or_insert_function(builder.module,
+                                        ir.FunctionType(_LANES_F64, [_LANES_F64] * 3),
+                                        f"llvm.fma.v{LANES}f64")
+    return builder.call(fn, [a, b, c])
+
+
+def _div_lanes(builder, a, b, rb):
+    """a / b per lane in binary64, correctly rounded -- the same bits as the division --
+    from rb = 1.0 / b, for finite a and b whose quotients neither overflow nor underflow
+    (float32 rows: every quotient lies in [2**-277, 1] or is zero).
+
+    A division instruction handles 4 values per 8 cycles or so; this takes a multiply and
+    four multiply-adds.  q0 = a * rb is within 1.5 ulp of a / b; one correction with the
+    remainder makes it faithful (within 1 ulp), and for a faithful q, y = RN(1 / b) and the
+    exact remainder r = a - b q (one FMA), RN(q + r y) is the correctly rounded quotient
+    (Markstein's theorem, the basis of software division on IA-64).  A zero a keeps its
+    sign through a * rb.  tests/test_kernels.py checks it against true division on
+    adversarial operands.
+    """
+    q0 = builder.fmul(a, rb)
+    q1 = _fma_lanes(builder, _fma_lanes(builder, builder.fneg(q0), b, a), rb, q0)
+    q2 = _fma_lanes(builder, _fma_lanes(builder, builder.fneg(q1), b, a), rb, q1)
+    nonzero = builder.fcmp_unordered("!=", a, ir.Constant(_LANES_F64, [0.0] * LANES))
+    return builder.select(nonzero, q2, q0)
+
+
+def _load_lanes_f64(builder, ptr):
+    return builder.load(builder.bitcast(ptr, _LANES_F64.as_pointer()), align=8)
+
+
+def _widened_row(builder, tp, i):
+    """Row i of a lane-interleaved float32 buffer, as <8 x double>."""
+    e = builder.mul(i, ir.Constant(i.type, LANES))
+    ptr = builder.bitcast(builder.gep(tp, [e]), _ROW.as_pointer())
+    return builder.fpext(builder.load(ptr, align=4), _LANES_F64), ptr
+
+
+# ----------------------------------------------------------------------------- lanes: rotation
 
 
 def _butterfly_intrinsic(radix: int, scaled: bool):
@@ -198,35 +282,41 @@ def _fwht_lanes(t, off, p, scale):
         h *= radix
 
 
-_SIGN_BITS = np.uint64(0x8000000080000000)  # the sign bits of two float32 in one word
+@intrinsic
+def _move_row(typingctx, src, a, dst, b, negate):
+    """dst row at b <- src row at a (8 floats each), with every sign bit flipped when
+    `negate`: the same bits as multiplying by -1.0, moved as one vector of integers."""
+    sig = types.none(src, a, dst, b, negate)
+
+    def codegen(context, builder, signature, args):
+        s_ary, a, d_ary, b, neg = args
+        sty, _, dty, _, _ = signature.args
+        ps = builder.gep(context.make_array(sty)(context, builder, s_ary).data, [a])
+        pd = builder.gep(context.make_array(dty)(context, builder, d_ary).data, [b])
+        v = builder.load(builder.bitcast(ps, _ROW_BITS.as_pointer()), align=4)
+        bit = builder.select(neg, ir.Constant(ir.IntType(32), 0x80000000),
+                             ir.Constant(ir.IntType(32), 0))
+        v = builder.xor(v, _splat(builder, bit, _ROW_BITS))
+        builder.store(v, builder.bitcast(pd, _ROW_BITS.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, inline="always")
 def _permute_lanes(src, dst, signs_r, perm_r, inverse):
     """dst[i] = s_i * src[perm_i] (forward) or dst[perm_i] = s_i * src[i] (inverse), 8 lanes.
 
-    Multiplying by +-1 only sets the sign bit, so each row of 8 floats moves as four
-    64-bit words, XORed with the sign mask: the same bits as the float multiplication.
+    Multiplying by +-1 only sets the sign bit, so each row of 8 floats moves as a vector
+    of integers XORed with the sign mask: the same bits as the float multiplication.
     """
     d = perm_r.shape[0]
-    s64 = src.view(np.uint64)
-    d64 = dst.view(np.uint64)
     for i in range(d):
-        m = _SIGN_BITS if signs_r[i] < 0 else np.uint64(0)
+        neg = signs_r[i] < 0
         if inverse:
-            a = i * 4
-            b = perm_r[i] * 4
+            _move_row(src, i * LANES, dst, perm_r[i] * LANES, neg)
         else:
-            a = perm_r[i] * 4
-            b = i * 4
-        v0 = s64[a]
-        v1 = s64[a + 1]
-        v2 = s64[a + 2]
-        v3 = s64[a + 3]
-        d64[b] = v0 ^ m
-        d64[b + 1] = v1 ^ m
-        d64[b + 2] = v2 ^ m
-        d64[b + 3] = v3 ^ m
+            _move_row(src, perm_r[i] * LANES, dst, i * LANES, neg)
 
 
 @njit(cache=True, inline="always")
@@ -306,67 +396,150 @@ def _max_abs(row, d):
 
 
 @intrinsic
-def _fma(typingctx, a, b, c):
-    """a * b + c with a single rounding (llvm.fma: the FMA instruction, or libm's exact
-    software fma on a CPU without one -- the result is the same either way)."""
-    sig = types.float64(types.float64, types.float64, types.float64)
+def _transpose_in8(typingctx, x, r0, col, t):
+    """t rows col..col+7 <- columns col..col+7 of rows r0..r0+7 of float32 x (8 x 8)."""
+    sig = types.none(x, r0, col, t)
 
     def codegen(context, builder, signature, args):
-        f64 = ir.DoubleType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [f64], ir.FunctionType(f64, [f64] * 3))
-        return builder.call(fn, args)
+        xty, _, _, tty = signature.args
+        x_a, r0, col, t_a = args
+        rows = [builder.load(_matrix_row_ptr(context, builder, xty, x_a,
+                                             builder.add(r0, ir.Constant(r0.type, l)), col),
+                             align=4) for l in range(LANES)]
+        cols = _transpose8(builder, rows)
+        tp = _array_ptr(context, builder, tty, t_a)
+        for k in range(LANES):
+            e = builder.mul(builder.add(col, ir.Constant(col.type, k)),
+                            ir.Constant(col.type, LANES))
+            builder.store(cols[k], builder.bitcast(builder.gep(tp, [e]), _ROW.as_pointer()),
+                          align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _lane_max_abs(typingctx, t, d, out):
+    """out[l] = largest |t[i*8 + l]| over i < d (float32, then widened): max is exact in
+    any order.  NaNs are not looked for here (the sum of squares catches them)."""
+    sig = types.none(t, d, out)
+
+    def codegen(context, builder, signature, args):
+        tty, _, oty = signature.args
+        t_a, d, o_a = args
+        tp = _array_ptr(context, builder, tty, t_a)
+        bits = ir.Constant(_ROW_BITS, [0x7FFFFFFF] * LANES)
+        acc = cgutils.alloca_once_value(builder, ir.Constant(_ROW, [0.0] * LANES))
+        with cgutils.for_range(builder, d) as loop:
+            e = builder.mul(loop.index, ir.Constant(loop.index.type, LANES))
+            v = builder.load(builder.bitcast(builder.gep(tp, [e]), _ROW_BITS.as_pointer()), align=4)
+            a = builder.bitcast(builder.and_(v, bits), _ROW)
+            m = builder.load(acc)
+            builder.store(builder.select(builder.fcmp_ordered(">", a, m), a, m), acc)
+        out = _array_ptr(context, builder, oty, o_a)
+        builder.store(builder.fpext(builder.load(acc), _LANES_F64),
+                      builder.bitcast(out, _LANES_F64.as_pointer()), align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _divide_lanes(typingctx, a, off, b, rb, out):
+    """out[off:off+8] = a[off:off+8] / b[0:8] (float64, lane by lane) through _div_lanes,
+    given rb = 1.0 / b; exposes the division to the tests."""
+    sig = types.none(a, off, b, rb, out)
+
+    def codegen(context, builder, signature, args):
+        aty, _, bty, rty, oty = signature.args
+        a_a, off, b_a, r_a, o_a = args
+        x = _load_lanes_f64(builder, _array_ptr(context, builder, aty, a_a, off))
+        q = _div_lanes(builder, x, _load_lanes_f64(builder, _array_ptr(context, builder, bty, b_a)),
+                       _load_lanes_f64(builder, _array_ptr(context, builder, rty, r_a)))
+        out = _array_ptr(context, builder, oty, o_a, off)
+        builder.store(q, builder.bitcast(out, _LANES_F64.as_pointer()), align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def divide(a, b, out):
+    """out[i] = float64(a[i]) / b computed as the encoder does for float32 rows (exposed
+    for the tests)."""
+    bb = np.full(LANES, b)
+    rb = np.full(LANES, 1.0 / b)
+    x = np.zeros(LANES)
+    q = np.empty(LANES)
+    n = a.shape[0]
+    for off in range(0, n, LANES):
+        k = min(LANES, n - off)
+        for j in range(k):
+            x[j] = np.float64(a[off + j])
+        _divide_lanes(x, 0, bb, rb, q)
+        for j in range(k):
+            out[off + j] = q[j]
+
+
+@intrinsic
+def _lane_sums_of_squares(typingctx, t, d, div, rdiv, ss):
+    """ss[l] = sequential float64 sum over i < d of (t[i*8 + l] / div[l])**2, where t is
+    float32 and the quotient is _div_lanes's (given rdiv = 1 / div)."""
+    sig = types.none(t, d, div, rdiv, ss)
+
+    def codegen(context, builder, signature, args):
+        tty, _, dty, rty, sty = signature.args
+        t_a, d, div_a, rdiv_a, ss_a = args
+        tp = _array_ptr(context, builder, tty, t_a)
+        b = _load_lanes_f64(builder, _array_ptr(context, builder, dty, div_a))
+        rb = _load_lanes_f64(builder, _array_ptr(context, builder, rty, rdiv_a))
+        acc = cgutils.alloca_once_value(builder, ir.Constant(_LANES_F64, [0.0] * LANES))
+        with cgutils.for_range(builder, d) as loop:
+            v, _ = _widened_row(builder, tp, loop.index)
+            w = _div_lanes(builder, v, b, rb)
+            builder.store(builder.fadd(builder.load(acc), builder.fmul(w, w)), acc)
+        out = _array_ptr(context, builder, sty, ss_a)
+        builder.store(builder.load(acc), builder.bitcast(out, _LANES_F64.as_pointer()), align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _lane_unit(typingctx, t, d, div, rdiv, root, rroot, keep):
+    """In place: t[i*8 + l] <- float32((t[i*8 + l] / div[l]) / root[l]) where keep[l] != 0,
+    else 0; both quotients binary64 via _div_lanes."""
+    sig = types.none(t, d, div, rdiv, root, rroot, keep)
+
+    def codegen(context, builder, signature, args):
+        tty = signature.args[0]
+        t_a, d = args[0], args[1]
+        tp = _array_ptr(context, builder, tty, t_a)
+        vecs = [_load_lanes_f64(builder, _array_ptr(context, builder, signature.args[k], args[k]))
+                for k in range(2, 7)]
+        b, rb, rt, rrt, keep = vecs
+        mask = builder.fcmp_unordered("!=", keep, ir.Constant(_LANES_F64, [0.0] * LANES))
+        zero = ir.Constant(_ROW, [0.0] * LANES)
+        with cgutils.for_range(builder, d) as loop:
+            v, ptr = _widened_row(builder, tp, loop.index)
+            u = _div_lanes(builder, _div_lanes(builder, v, b, rb), rt, rrt)
+            u = builder.select(mask, builder.fptrunc(u, _ROW), zero)
+            builder.store(u, ptr, align=4)
+        return context.get_dummy_value()
 
     return sig, codegen
 
 
 @njit(cache=True, inline="always")
-def _div(a, b, rb):
-    """a / b in binary64, correctly rounded -- the same bits as the division -- from
-    rb = 1.0 / b, for finite a and b whose quotient neither overflows nor underflows
-    (used for float32 rows, whose quotients all lie in [2**-277, 1] or are zero).
-
-    A division instruction handles 4 values per 8 cycles or so; this takes five
-    multiply-adds.  q0 = a * rb is within 1.5 ulp of a / b; one correction with the exact
-    remainder makes it faithful (within 1 ulp), and for a faithful q, y = RN(1 / b) and
-    the remainder r = a - b q (exact, computed by the FMA), RN(q + r y) is the correctly
-    rounded quotient (Markstein's theorem, the basis of software division on IA-64).
-    A zero a keeps its sign through a * rb.  tests/test_kernels.py checks it against
-    true division on adversarial operands.
-    """
-    q0 = a * rb
-    q1 = _fma(_fma(-q0, b, a), rb, q0)
-    q2 = _fma(_fma(-q1, b, a), rb, q1)
-    return q2 if a != 0.0 else q0
-
-
-@njit(cache=True, nogil=True)
-def divide(a, b, out):
-    """out[i] = a[i] / b through _div (exposes it to the tests)."""
-    rb = 1.0 / b
-    for i in range(a.shape[0]):
-        out[i] = _div(np.float64(a[i]), b, rb)
+def _divide_run(src, dst, n, div):
+    for i in range(n):
+        dst[i] = np.float64(src[i]) / div
 
 
 @njit(cache=True, inline="always")
-def _divide_run(src, dst, n, div, fast):
-    if fast:
-        rdiv = 1.0 / div
-        for i in range(n):
-            dst[i] = _div(np.float64(src[i]), div, rdiv)
-    else:
-        for i in range(n):
-            dst[i] = np.float64(src[i]) / div
-
-
-@njit(cache=True, inline="always")
-def _unit_run(src, dst, n, root, fast):
-    if fast:
-        rroot = 1.0 / root
-        for i in range(n):
-            dst[i] = np.float32(_div(src[i], root, rroot))
-    else:
-        for i in range(n):
-            dst[i] = np.float32(src[i] / root)
+def _unit_run(src, dst, n, root):
+    for i in range(n):
+        dst[i] = np.float32(src[i] / root)
 
 
 @njit(cache=True, inline="always")
@@ -409,45 +582,88 @@ def _transpose_in(u, d, t):
 
 
 @njit(cache=True, inline="always")
-def _load_unit_lanes(x, r0, rows, w, u, t, norms):
+def _transpose_rows_in(x, r0, rows, d, t):
+    """Rows r0..r0+rows-1 of x -> lane-interleaved t[i * 8 + l]; other lanes 0 (the
+    general case: a partial group, or rows that are not contiguous)."""
+    t[:] = 0.0
+    for l in range(rows):
+        row = x[r0 + l]
+        for i in range(d):
+            t[i * LANES + l] = row[i]
+
+
+@njit(cache=True, inline="always")
+def _load_unit_lanes(x, r0, rows, w, u, t, norms, lane):
     """Lane l <- float32(row / ||row||) for rows r0..r0+rows-1 of x; norms in float64.
 
-    Each row is divided by its largest magnitude first (so squares neither overflow nor
-    underflow), its sum of squares is accumulated in coordinate order, and the unit vector
-    is (x_i / m) / sqrt(ss).  Unused lanes and zero rows give zeros and norm 0; a row with
-    a NaN or an infinity gets norm NaN (the caller refuses it).
+    Each row is divided by its largest magnitude m first (so squares neither overflow nor
+    underflow), its sum of squares ss is accumulated in coordinate order, and the unit
+    vector is (x_i / m) / sqrt(ss).  Unused lanes and zero rows give zeros and norm 0; a
+    row with a NaN or an infinity gets norm NaN (the caller refuses it).  `lane` is (6, 8)
+    float64 scratch.
+
+    float32 rows (float16 arrive widened) take the vector path, whose divisions are
+    _div_lanes; float64 rows, whose maxima and quotients may be subnormal, are divided by
+    the division instruction, one row at a time.
     """
     d = x.shape[1]
-    # float32 rows (float16 arrive widened): every quotient below lies in [2**-277, 1]
-    # or is zero, where _div is exact; float64 rows may have subnormal maxima and
-    # quotients, so they keep the division instruction
+    div, rdiv, ss, root, rroot, keep = lane[0], lane[1], lane[2], lane[3], lane[4], lane[5]
     fast = x.itemsize == 4
-    mx = np.zeros(LANES)
-    for l in range(LANES):
-        wl = w[l * d:(l + 1) * d]
-        if l < rows:
-            row = x[r0 + l]
-            m = _max_abs(row, d)
-            mx[l] = m
-            _divide_run(row, wl, d, m if m > 0.0 and m < np.inf else 1.0, fast)
+    if fast:
+        if rows == LANES and x.strides[1] == 4:
+            full = d - d % LANES
+            for col in range(0, full, LANES):
+                _transpose_in8(x, r0, col, t)
+            for i in range(full, d):
+                for l in range(LANES):
+                    t[i * LANES + l] = x[r0 + l, i]
         else:
-            wl[:] = 0.0
-    ss = _sum_squares_8(w, d)
+            _transpose_rows_in(x, r0, rows, d, t)
+        _lane_max_abs(t, d, keep)
+    else:
+        for l in range(LANES):
+            keep[l] = _max_abs(x[r0 + l], d) if l < rows else 0.0
     for l in range(LANES):
-        ul = u[l * d:(l + 1) * d]
-        m = mx[l]
+        m = keep[l]
+        div[l] = m if m > 0.0 and m < np.inf else 1.0
+        rdiv[l] = 1.0 / div[l]
+    if fast:
+        _lane_sums_of_squares(t, d, div, rdiv, ss)
+    else:
+        for l in range(LANES):
+            wl = w[l * d:(l + 1) * d]
+            if l < rows:
+                _divide_run(x[r0 + l], wl, d, div[l])
+            else:
+                wl[:] = 0.0
+        s8 = _sum_squares_8(w, d)
+        for l in range(LANES):
+            ss[l] = s8[l]
+    for l in range(LANES):
+        m = keep[l]
+        root[l] = 1.0
         # a NaN anywhere makes the sum of squares NaN; an infinity makes the maximum inf
         if m == np.inf or ss[l] != ss[l] or m != m:
             norms[l] = np.nan
-            ul[:] = 0.0
+            keep[l] = 0.0
         elif m > 0.0:
-            root = math.sqrt(ss[l])
-            norms[l] = m * root
-            _unit_run(w[l * d:(l + 1) * d], ul, d, root, fast)
+            root[l] = math.sqrt(ss[l])
+            norms[l] = m * root[l]
+            keep[l] = 1.0
         else:
             norms[l] = 0.0
-            ul[:] = 0.0
-    _transpose_in(u, d, t)
+            keep[l] = 0.0
+        rroot[l] = 1.0 / root[l]
+    if fast:
+        _lane_unit(t, d, div, rdiv, root, rroot, keep)
+    else:
+        for l in range(LANES):
+            ul = u[l * d:(l + 1) * d]
+            if keep[l] != 0.0:
+                _unit_run(w[l * d:(l + 1) * d], ul, d, root[l])
+            else:
+                ul[:] = 0.0
+        _transpose_in(u, d, t)
 
 
 @njit(cache=True, inline="always")
@@ -495,39 +711,42 @@ def _to_rows(codes, rows, d, codes8):
             dst[:] = 0
 
 
-@njit(cache=True, inline="always")
-def _ls_sums_8(t, cents, codes, d, yc, cc):
-    """Per lane, sequential sums of y*c and c*c (float64) over the coordinates."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = 0.0
-    for i in range(d):
-        e = i * LANES
-        c0 = np.float64(cents[codes[e]])
-        c1 = np.float64(cents[codes[e + 1]])
-        c2 = np.float64(cents[codes[e + 2]])
-        c3 = np.float64(cents[codes[e + 3]])
-        c4 = np.float64(cents[codes[e + 4]])
-        c5 = np.float64(cents[codes[e + 5]])
-        c6 = np.float64(cents[codes[e + 6]])
-        c7 = np.float64(cents[codes[e + 7]])
-        a0 += np.float64(t[e]) * c0
-        a1 += np.float64(t[e + 1]) * c1
-        a2 += np.float64(t[e + 2]) * c2
-        a3 += np.float64(t[e + 3]) * c3
-        a4 += np.float64(t[e + 4]) * c4
-        a5 += np.float64(t[e + 5]) * c5
-        a6 += np.float64(t[e + 6]) * c6
-        a7 += np.float64(t[e + 7]) * c7
-        b0 += c0 * c0
-        b1 += c1 * c1
-        b2 += c2 * c2
-        b3 += c3 * c3
-        b4 += c4 * c4
-        b5 += c5 * c5
-        b6 += c6 * c6
-        b7 += c7 * c7
-    yc[0], yc[1], yc[2], yc[3], yc[4], yc[5], yc[6], yc[7] = a0, a1, a2, a3, a4, a5, a6, a7
-    cc[0], cc[1], cc[2], cc[3], cc[4], cc[5], cc[6], cc[7] = b0, b1, b2, b3, b4, b5, b6, b7
+@intrinsic
+def _ls_sums_8(typingctx, t, cents, codes, d, yc, cc):
+    """Per lane, sequential float64 sums of y*c and c*c over the d coordinates, where y is
+    the lane's rotated value and c = cents[code] (both float32, widened exactly); written
+    to yc[0:8] and cc[0:8].  One <8 x double> accumulator per sum: lane l adds its own
+    terms in coordinate order, as the spec's sequential sums do."""
+    sig = types.none(t, cents, codes, d, yc, cc)
+
+    def codegen(context, builder, signature, args):
+        tt, cty, kty, _, yty, ccty = signature.args
+        t_a, c_a, k_a, d, y_a, cc_a = args
+        tp = _array_ptr(context, builder, tt, t_a)
+        cp = _array_ptr(context, builder, cty, c_a)
+        kp = _array_ptr(context, builder, kty, k_a)
+        zero = ir.Constant(_LANES_F64, [0.0] * LANES)
+        acc_y = cgutils.alloca_once_value(builder, zero)
+        acc_c = cgutils.alloca_once_value(builder, zero)
+        i64 = ir.IntType(64)
+        with cgutils.for_range(builder, d) as loop:
+            e = builder.mul(loop.index, ir.Constant(loop.index.type, LANES))
+            y = builder.load(builder.bitcast(builder.gep(tp, [e]), _ROW.as_pointer()), align=4)
+            y = builder.fpext(y, _LANES_F64)
+            c = ir.Constant(_ROW, ir.Undefined)
+            for l in range(LANES):
+                code = builder.load(builder.gep(kp, [builder.add(e, ir.Constant(e.type, l))]))
+                cl = builder.load(builder.gep(cp, [builder.zext(code, i64)]))
+                c = builder.insert_element(c, cl, ir.Constant(ir.IntType(32), l))
+            c = builder.fpext(c, _LANES_F64)
+            builder.store(builder.fadd(builder.load(acc_y), builder.fmul(y, c)), acc_y)
+            builder.store(builder.fadd(builder.load(acc_c), builder.fmul(c, c)), acc_c)
+        for acc, aty, a in ((acc_y, yty, y_a), (acc_c, ccty, cc_a)):
+            out = _array_ptr(context, builder, aty, a)
+            builder.store(builder.load(acc), builder.bitcast(out, _LANES_F64.as_pointer()), align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, inline="always")
@@ -649,10 +868,11 @@ def _encode_mse(x, signs, perms, p, hscale, thr, table, cents, bits, rule, codes
         counts = np.empty(d * LANES, np.int32)
         codes8 = np.empty((LANES, d), np.uint8)
         norms = np.empty(LANES)
+        lane = np.empty((6, LANES))
         for g in range(task * GROUPS_PER_TASK, min(ngroups, (task + 1) * GROUPS_PER_TASK)):
             r0 = g * LANES
             rows = min(LANES, n - r0)
-            _load_unit_lanes(x, r0, rows, w, u, t, norms)
+            _load_unit_lanes(x, r0, rows, w, u, t, norms, lane)
             y = _rotate_forward_lanes(t, tmp, signs, perms, p, hscale)
             _quantize_lanes(y, thr, table, bits, lane_codes, counts)
             _scales_lanes(rule, norms, y, cents, lane_codes, scales, r0, rows)
@@ -685,10 +905,11 @@ def _encode_prod(x, signs, perms, p, hscale, thr, table, cents, bits, sketch_t,
         counts = np.empty(d * LANES, np.int32)
         codes8 = np.empty((LANES, d), np.uint8)
         norms = np.empty(LANES)
+        lane = np.empty((6, LANES))
         for g in range(task * GROUPS_PER_TASK, min(ngroups, (task + 1) * GROUPS_PER_TASK)):
             r0 = g * LANES
             rows = min(LANES, n - r0)
-            _load_unit_lanes(x, r0, rows, w, u, t, norms)
+            _load_unit_lanes(x, r0, rows, w, u, t, norms, lane)
             y = _rotate_forward_lanes(t, tmp, signs, perms, p, hscale)
             if bits > 0:
                 _quantize_lanes(y, thr, table, bits, lane_codes, counts)
