@@ -335,6 +335,7 @@ class ContainerReader:
         self.pos = self.header.header_size
         self.index = None
         self._crcs: list[int] = []
+        self._buf: bytearray | None = None
         if size is not None:
             expect = self.header.file_size
             if size < expect:
@@ -350,8 +351,13 @@ class ContainerReader:
     def seekable(self) -> bool:
         return self.index is not None
 
-    def read_chunk(self, i: int, verify: bool = True) -> bytes:
-        """Payload of chunk i, its CRC checked.  Streams must read chunks in order."""
+    def read_chunk(self, i: int, verify: bool = True) -> memoryview:
+        """Payload of chunk i, its CRC checked.  Streams must read chunks in order.
+
+        The view stays valid until the next read_chunk call: a seekable container, whose
+        sizes have been checked against the file's length, reads every chunk into one
+        reused buffer (no fresh memory to fault in per chunk).
+        """
         hdr = self.header
         off = hdr.chunk_offset(i)
         if self.seekable:
@@ -360,7 +366,10 @@ class ContainerReader:
         elif off != self.pos:
             raise ValueError("a stream is read in order")
         n = hdr.payload_size(hdr.chunk_rows_of(i))
-        data = _read_exact(self.stream.read, n + CRC.size, f"chunk {i}")
+        if self.seekable and hasattr(self.stream, "readinto"):
+            data = self._read_reused(n + CRC.size, f"chunk {i}")
+        else:
+            data = _read_exact(self.stream.read, n + CRC.size, f"chunk {i}")
         self.pos = off + n + CRC.size
         (stored,) = CRC.unpack(data[n:])
         if verify and crc32(memoryview(data)[:n]) != stored:
@@ -371,6 +380,20 @@ class ContainerReader:
             check_floats(hdr, data, hdr.chunk_rows_of(i), i)
         self._crcs.append(stored)
         return memoryview(data)[:n]
+
+    def _read_reused(self, n: int, what: str) -> memoryview:
+        if self._buf is None or len(self._buf) < n:
+            self._buf = bytearray(n)
+        view = memoryview(self._buf)[:n]
+        got = 0
+        while got < n:
+            k = self.stream.readinto(view[got:])
+            if not k:
+                break
+            got += k
+        if got != n:
+            raise FormatError(f"truncated file (ends inside the {what})")
+        return view
 
     def finish_stream(self) -> None:
         """After the last chunk of a stream: check index and footer and that nothing follows."""
