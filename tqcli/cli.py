@@ -157,22 +157,22 @@ class _Progress:
 def _threads(n: int | None) -> None:
     """Start the engine for this process: numba, the kernels, n worker threads.
 
-    numba's first compiled call loads its NumPy support, which imports scipy.linalg only to
-    find a BLAS for np.dot and np.linalg -- 0.2 s that tq, which uses neither, would pay on
-    every command.  In this command-line process (never in a library user's) that BLAS probe
-    is made to fail while the registries load; scipy.linalg itself stays importable.
+    numba imports scipy only to check its version, and its first compiled call loads its
+    NumPy support, which imports scipy.linalg only to find a BLAS for np.dot and np.linalg
+    -- 0.2 s that tq, which uses neither, would pay on every command.  In this command-line
+    process (never in a library user's) both imports are made to fail while numba starts;
+    scipy stays importable afterwards (the codebook solver uses scipy.special).
     """
-    probe = "scipy.linalg"
-    block = probe not in sys.modules
-    if block:
-        sys.modules[probe] = None
+    blocked = [m for m in ("scipy", "scipy.linalg") if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None
     try:
         from . import kernels
 
         kernels.warm_up()
     finally:
-        if block:
-            sys.modules.pop(probe, None)
+        for m in blocked:
+            sys.modules.pop(m, None)
     from .api import set_threads
 
     set_threads(n)

@@ -80,9 +80,10 @@ class Codec:
         codes, signs, floats = self._encode_arrays(x, first_row)
         return b"".join([codes.tobytes(), signs.tobytes()] + [f.tobytes() for f in floats])
 
-    def encode_chunks(self, x: np.ndarray, first_row: int = 0) -> list[bytes]:
+    def encode_chunks(self, x: np.ndarray, first_row: int = 0) -> list[list[memoryview]]:
         """Encode rows of x, which start at a chunk boundary, in one kernel call; return
-        one payload per chunk of header.chunk_rows rows (the last may be shorter).
+        one payload per chunk of header.chunk_rows rows (the last may be shorter), each a
+        list of byte views (codes, signs, floats) whose concatenation is the payload.
 
         Chunks hold a multiple of 8 rows, so every chunk starts on a byte of the code and
         sign streams and the payloads are exactly those encode() gives chunk by chunk.
@@ -97,7 +98,7 @@ class Codec:
             s0 = a * d // 8 if signs.size else 0
             ncode, nsign, _ = h.section_sizes(k)
             parts = [codes[c0:c0 + ncode], signs[s0:s0 + nsign]] + [f[a:a + k] for f in floats]
-            out.append(b"".join(p.tobytes() for p in parts))
+            out.append([memoryview(p).cast("B") for p in parts if p.size])
         return out
 
     def _encode_arrays(self, x: np.ndarray, first_row: int):

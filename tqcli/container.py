@@ -38,8 +38,9 @@ FOOTER = struct.Struct("<QQI4s")               # index offset, chunk count, CRC,
 CRC = struct.Struct("<I")
 
 
-def crc32(data) -> int:
-    return zlib.crc32(data) & 0xFFFFFFFF
+def crc32(data, start: int = 0) -> int:
+    """CRC-32 of data; `start` continues a checksum over earlier bytes."""
+    return zlib.crc32(data, start) & 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -275,13 +276,20 @@ class ContainerWriter:
         self.offset += len(data)
 
     def write_chunk(self, payload) -> None:
+        """Write one chunk: its payload as bytes, or as a list of byte buffers (written one
+        after the other, checksummed as one -- no joined copy)."""
+        parts = payload if isinstance(payload, list) else [payload]
+        size = sum(len(p) for p in parts)
         i = len(self.index)
         expect = self.header.payload_size(self.header.chunk_rows_of(i))
-        if i >= self.header.n_chunks or len(payload) != expect:
+        if i >= self.header.n_chunks or size != expect:
             raise ValueError("chunk does not match the header's layout")
-        crc = crc32(payload)
-        self.index.append((self.offset, len(payload), crc))
-        self._write(payload)
+        crc = 0
+        for p in parts:
+            crc = crc32(p, crc)
+        self.index.append((self.offset, size, crc))
+        for p in parts:
+            self._write(p)
         self._write(CRC.pack(crc))
 
     def finish(self) -> None:
