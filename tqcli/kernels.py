@@ -203,23 +203,57 @@ def _widened_row(builder, tp, i):
 # ----------------------------------------------------------------------------- lanes: rotation
 
 
-def _butterfly_intrinsic(radix: int, scaled: bool):
-    """An intrinsic f(t, a, run, scale): rows t[a + k*run : a + k*run + 8], k < radix, go
-    through log2(radix) consecutive Walsh-Hadamard stages -- stage h pairs rows j and j + h
-    (sum first, difference second), stages in increasing h -- and, if `scaled`, every result
-    is multiplied by `scale` (the last stage of a transform)."""
+def _sign_mask(builder, signs_ptr, row):
+    """The sign bit of the float32 signs[row] (+-1), splat to an 8-lane integer mask."""
+    bits = builder.bitcast(builder.load(builder.gep(signs_ptr, [row])), ir.IntType(32))
+    bit = builder.and_(bits, ir.Constant(ir.IntType(32), 0x80000000))
+    return _splat(builder, bit, _ROW_BITS)
 
-    def impl(typingctx, t, a, run, scale):
-        sig = types.none(t, a, run, scale)
+
+def _butterfly_intrinsic(radix: int, scaled: bool, moved: str = ""):
+    """An intrinsic f(t, a, run, scale, dst, perm, signs): rows t[a + k*run : a + k*run + 8],
+    k < radix, go through log2(radix) consecutive Walsh-Hadamard stages -- stage h pairs
+    rows j and j + h (sum first, difference second), stages in increasing h -- and, if
+    `scaled`, every result is multiplied by `scale` (the last stage of a transform).
+
+    moved == "": results go back to the same rows of t (dst, perm, signs unused).
+    moved == "in": row R of the input is read from t's row perm[R] with its sign bits
+    flipped where signs[R] < 0, and results go to dst's row R (a round's permutation fused
+    into its first butterflies).  moved == "out": result row R goes to dst's row perm[R],
+    flipped where signs[R] < 0 (the inverse permutation fused into the last butterflies).
+    A sign flip is a multiplication by -1: the same bits either way.
+    """
+
+    def impl(typingctx, t, a, run, scale, dst, perm, signs):
+        sig = types.none(t, a, run, scale, dst, perm, signs)
 
         def codegen(context, builder, signature, args):
-            ary, a, run, scale = args
-            base = context.make_array(signature.args[0])(context, builder, ary).data
-            ptrs = []
+            ary, a, run, scale, d_ary, p_ary, s_ary = args
+            tty, _, _, _, dty, pty, sty = signature.args
+            base = _array_ptr(context, builder, tty, ary)
+            out = _array_ptr(context, builder, dty, d_ary)
+            pp = _array_ptr(context, builder, pty, p_ary)
+            sp = _array_ptr(context, builder, sty, s_ary)
+            i64 = ir.IntType(64)
+            rows = []
             for k in range(radix):
                 idx = builder.add(a, builder.mul(run, ir.Constant(run.type, k)))
-                ptrs.append(builder.bitcast(builder.gep(base, [idx]), _ROW.as_pointer()))
-            xs = [builder.load(q, align=4) for q in ptrs]
+                rows.append(builder.sdiv(idx, ir.Constant(idx.type, LANES)))
+            lanes = ir.Constant(i64, LANES)
+
+            def at(ptr, row):
+                return builder.bitcast(builder.gep(ptr, [builder.mul(row, lanes)]), _ROW.as_pointer())
+
+            def permuted(row):
+                return builder.sext(builder.load(builder.gep(pp, [row])), i64)
+
+            xs = []
+            for r in rows:
+                if moved == "in":
+                    v = builder.load(builder.bitcast(at(base, permuted(r)), _ROW_BITS.as_pointer()), align=4)
+                    xs.append(builder.bitcast(builder.xor(v, _sign_mask(builder, sp, r)), _ROW))
+                else:
+                    xs.append(builder.load(at(base, r), align=4))
             h = 1
             while h < radix:
                 for i in range(0, radix, 2 * h):
@@ -230,13 +264,17 @@ def _butterfly_intrinsic(radix: int, scaled: bool):
             if scaled:
                 sv = _splat(builder, scale, _ROW)
                 xs = [builder.fmul(x, sv) for x in xs]
-            for x, q in zip(xs, ptrs):
-                builder.store(x, q, align=4)
+            for x, r in zip(xs, rows):
+                if moved == "out":
+                    v = builder.xor(builder.bitcast(x, _ROW_BITS), _sign_mask(builder, sp, r))
+                    builder.store(v, builder.bitcast(at(out, permuted(r)), _ROW_BITS.as_pointer()), align=4)
+                else:
+                    builder.store(x, at(out if moved == "in" else base, r), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
 
-    impl.__name__ = f"_butterfly{radix}{'_scaled' if scaled else ''}"
+    impl.__name__ = f"_butterfly{radix}{'_scaled' if scaled else ''}{'_' + moved if moved else ''}"
     return intrinsic(impl)
 
 
@@ -245,6 +283,10 @@ _butterfly4 = _butterfly_intrinsic(4, False)
 _butterfly4_scaled = _butterfly_intrinsic(4, True)
 _butterfly8 = _butterfly_intrinsic(8, False)
 _butterfly8_scaled = _butterfly_intrinsic(8, True)
+_butterfly8_in = _butterfly_intrinsic(8, False, "in")
+_butterfly2_scaled_out = _butterfly_intrinsic(2, True, "out")
+_butterfly4_scaled_out = _butterfly_intrinsic(4, True, "out")
+_butterfly8_scaled_out = _butterfly_intrinsic(8, True, "out")
 
 
 @njit(cache=True, inline="always")
@@ -254,7 +296,13 @@ def _fwht_lanes(t, off, p, scale):
     Stages h = 1, 2, 4, ... run three at a time (two or one for the remainder); the last
     stage multiplies by the scale.  The additions are those of the stage-by-stage order.
     """
-    h = 1
+    _fwht_stages(t, off, p, scale, 1, t, t, t, False)
+
+
+@njit(cache=True, inline="always")
+def _fwht_stages(t, off, p, scale, h, dst, perm, signs, scatter):
+    """Stages h, 2h, ... of the transform of coordinates off..off+p-1 (see _fwht_lanes).
+    With `scatter`, the last pass writes its rows permuted into dst (see "out" above)."""
     while h < p:
         if 8 * h <= p:
             radix = 8
@@ -267,18 +315,25 @@ def _fwht_lanes(t, off, p, scale):
         for i in range(off, off + p, radix * h):
             a0 = i * LANES
             for k in range(a0, a0 + run, LANES):
-                if radix == 8:
-                    if last:
-                        _butterfly8_scaled(t, k, run, scale)
+                if last and scatter:
+                    if radix == 8:
+                        _butterfly8_scaled_out(t, k, run, scale, dst, perm, signs)
+                    elif radix == 4:
+                        _butterfly4_scaled_out(t, k, run, scale, dst, perm, signs)
                     else:
-                        _butterfly8(t, k, run, scale)
+                        _butterfly2_scaled_out(t, k, run, scale, dst, perm, signs)
+                elif radix == 8:
+                    if last:
+                        _butterfly8_scaled(t, k, run, scale, t, perm, signs)
+                    else:
+                        _butterfly8(t, k, run, scale, t, perm, signs)
                 elif radix == 4:
                     if last:
-                        _butterfly4_scaled(t, k, run, scale)
+                        _butterfly4_scaled(t, k, run, scale, t, perm, signs)
                     else:
-                        _butterfly4(t, k, run, scale)
+                        _butterfly4(t, k, run, scale, t, perm, signs)
                 else:
-                    _butterfly2_scaled(t, k, run, scale)
+                    _butterfly2_scaled(t, k, run, scale, t, perm, signs)
         h *= radix
 
 
@@ -326,8 +381,18 @@ def _rotate_forward_lanes(t, tmp, signs, perms, p, scale):
     rounds, d = signs.shape
     src, dst = t, tmp
     for r in range(rounds):
-        _permute_lanes(src, dst, signs[r], perms[r], False)
-        _fwht_lanes(dst, 0, p, scale)
+        if p >= 16:
+            # the permutation is read by the first butterflies of the first block; the
+            # rows after it are moved on their own
+            sr, pr = signs[r], perms[r]
+            for i in range(0, p * LANES, 8 * LANES):
+                _butterfly8_in(src, i, LANES, scale, dst, pr, sr)
+            for i in range(p, d):
+                _move_row(src, pr[i] * LANES, dst, i * LANES, sr[i] < 0)
+            _fwht_stages(dst, 0, p, scale, 8, dst, pr, sr, False)
+        else:
+            _permute_lanes(src, dst, signs[r], perms[r], False)
+            _fwht_lanes(dst, 0, p, scale)
         if p < d:
             _fwht_lanes(dst, d - p, p, scale)
         src, dst = dst, src
@@ -342,8 +407,15 @@ def _rotate_inverse_lanes(t, tmp, signs, perms, p, scale):
     for r in range(rounds - 1, -1, -1):
         if p < d:
             _fwht_lanes(src, d - p, p, scale)
-        _fwht_lanes(src, 0, p, scale)
-        _permute_lanes(src, dst, signs[r], perms[r], True)
+        sr, pr = signs[r], perms[r]
+        # the last butterflies of the first block write their rows permuted; the rows
+        # after it are moved on their own
+        _fwht_stages(src, 0, p, scale, 1, dst, pr, sr, p >= 2)
+        if p < 2:
+            _permute_lanes(src, dst, sr, pr, True)
+        else:
+            for i in range(p, d):
+                _move_row(src, i * LANES, dst, pr[i] * LANES, sr[i] < 0)
         src, dst = dst, src
     return src
 
