@@ -154,14 +154,29 @@ class _Progress:
             self.bar.stop()
 
 
+def _api():
+    """tqcli.api, imported with numba behind it -- numba's own import of scipy, made only to
+    check scipy's version (10 ms), is made to fail in this command-line process; scipy
+    stays importable afterwards."""
+    blocked = "scipy" not in sys.modules
+    if blocked:
+        sys.modules["scipy"] = None
+    try:
+        from . import api
+    finally:
+        if blocked:
+            sys.modules.pop("scipy", None)
+    return api
+
+
 def _threads(n: int | None) -> None:
     """Start the engine for this process: numba, the kernels, n worker threads.
 
-    numba imports scipy only to check its version, and its first compiled call loads its
-    NumPy support, which imports scipy.linalg only to find a BLAS for np.dot and np.linalg
-    -- 0.2 s that tq, which uses neither, would pay on every command.  In this command-line
-    process (never in a library user's) both imports are made to fail while numba starts;
-    scipy stays importable afterwards (the codebook solver uses scipy.special).
+    numba's first compiled call loads its NumPy support, which imports scipy.linalg only to
+    find a BLAS for np.dot and np.linalg -- 0.2 s that tq, which uses neither, would pay on
+    every command.  In this command-line process (never in a library user's) that import
+    is made to fail while the registries load; scipy stays importable afterwards (the
+    codebook solver uses scipy.special).
     """
     blocked = [m for m in ("scipy", "scipy.linalg") if m not in sys.modules]
     for m in blocked:
@@ -259,7 +274,7 @@ def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, c
     source = arrayio.open_input(input, dataset)
     name = source.name
     with source:
-        from .api import compress_source  # the kernels load only once the input is good
+        compress_source = _api().compress_source  # the kernels load once the input is good
 
         _threads(threads)
         if out != "-" and source.name != "-" and _same_file(source.name, out):
@@ -310,7 +325,9 @@ def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, qu
                progress, threads):
     """Decompress IN.tqz ('-' for stdin) into a .npy or HDF5 file."""
     from . import arrayio
-    from .api import iter_decoded, open_container, output_dtype, parse_rows
+    api = _api()
+    iter_decoded, open_container = api.iter_decoded, api.open_container
+    output_dtype, parse_rows = api.output_dtype, api.parse_rows
     from .pipeline import BackgroundConsumer
     from .errors import FormatError
 
@@ -409,7 +426,7 @@ def header_report(h, file_size: int) -> dict:
 @click.option("--verify", is_flag=True, help="Read every chunk and check its checksum.")
 def inspect(input, as_json, verify):
     """Show the header, sizes and ratio of IN.tqz ('-' for stdin)."""
-    from .api import open_container
+    open_container = _api().open_container
 
     if input == "-" and sys.stdin.isatty():
         raise TqError("refusing to read binary data from a terminal", "-")
@@ -498,7 +515,8 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, dataset, a
     import numpy as np
 
     from . import arrayio
-    from .api import compress, decompress, read_header
+    api = _api()
+    compress, decompress, read_header = api.compress, api.decompress, api.read_header
     from .evaluation import evaluate
 
     _threads(threads)
