@@ -699,7 +699,8 @@ def report(meta, results, args) -> str:
     add(f"tq benchmark  {meta['date']}")
     add(f"machine   {meta['nproc']} cores (nproc), {meta['cpu']}, {gib:.1f} GiB RAM; "
         f"load average {meta['loadavg_start']:.2f} at start, {meta['loadavg_end']:.2f} at end")
-    fa = f"faiss {meta['faiss']}" if meta["faiss"] else "faiss not installed"
+    fa = (f"faiss {meta['faiss']}" if meta["faiss"] else
+          "faiss skipped" if meta.get("faiss_skipped") else "faiss not installed")
     add(f"versions  tq {meta['tq']} ({meta['tq_git'] or 'no git'}), python {meta['python']}, "
         f"numpy {meta['numpy']}, numba {meta['numba']}, "
         f"zstd {meta['zstd'] or 'not found'}, {fa}")
@@ -795,7 +796,9 @@ def report(meta, results, args) -> str:
                     else:
                         cells.append("-")
                 add(f"{d:>5} {b:>2}  " + "".join(f"{c:>16}" for c in cells))
-        if not meta["faiss"]:
+        if meta.get("faiss_skipped"):
+            add("  (faiss skipped: --no-faiss)")
+        elif not meta["faiss"]:
             add("  (faiss not installed: pip install faiss-cpu==1.15.1 adds the lib/faiss "
                 "columns)")
         add("")
@@ -939,6 +942,7 @@ def main(argv=None) -> int:
     have_faiss = bool(meta["faiss"]) and not args.no_faiss
     if args.no_faiss:
         meta["faiss"] = None
+        meta["faiss_skipped"] = True
     if have_faiss:
         meta["faiss_qtypes"] = {str(b): faiss_qtype(b).replace("QT_", "")
                                 for b in args.bits}
