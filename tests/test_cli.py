@@ -850,3 +850,34 @@ def test_interrupt_leaves_nothing_behind(tmp_path, sig, code):
     assert lines == ["tq: interrupted"], err
     assert listing(tmp_path) == []
 
+
+
+def test_in_process_commands_leave_garbage_collection_on(xfile, tmp_path):
+    """The command line pauses the garbage collector while numba starts; run inside another
+    process (click's test runner here), every command must hand it back switched on --
+    after success, after an error before the kernels load, and after an inspect that never
+    loads them."""
+    import gc
+
+    from click.testing import CliRunner
+
+    from tqcli.cli import main
+
+    out = tmp_path / "x.tqz"
+    runs = [["compress", str(xfile[0]), "-o", str(out), "-q"],
+            ["inspect", str(out)],
+            ["compress", str(tmp_path / "missing.npy"), "-q"],
+            ["decompress", str(out), "-o", str(tmp_path / "y.npy"), "-q"]]
+    expected = [0, 0, 1, 0]
+    assert gc.isenabled()
+    for argv, code in zip(runs, expected):
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == code, (argv, result.output)
+        assert gc.isenabled(), argv
+    # a caller that switched collection off keeps it off
+    gc.disable()
+    try:
+        assert CliRunner().invoke(main, ["inspect", str(out)]).exit_code == 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
