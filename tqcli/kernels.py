@@ -6,8 +6,9 @@ independent lanes at once, which the compiler turns into SIMD instructions witho
 reordering any floating-point operation: each lane still sees exactly the sequence of
 roundings that spec/tqz-v1.md prescribes (sequential sums, butterflies in stage order, no
 fastmath, no fused multiply-add where the spec has a multiplication and an addition; the
-only FMAs, in _div, compute a correctly rounded division).  8 rows of d codes of b bits are also a whole number of
-bytes, so each group owns its bytes and the output cannot depend on the thread count.
+only FMAs, in _div_lanes, compute a correctly rounded division).  8 rows of d codes of b
+bits are also a whole number of bytes, so each group owns its bytes and the output cannot
+depend on the thread count.
 
 tqcli/reference.py holds a plain-numpy version of every kernel; the tests compare them bit
 for bit.
@@ -124,7 +125,8 @@ def _array_ptr(context, builder, aryty, ary, index=None):
 
 def _splat(builder, value, vty):
     """A vector with `value` in every lane."""
-    v = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), value,
+                               ir.Constant(ir.IntType(32), 0))
     zeros = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
     return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), zeros)
 
@@ -242,7 +244,11 @@ def _butterfly_intrinsic(radix: int, scaled: bool, moved: str = ""):
             lanes = ir.Constant(i64, LANES)
 
             def at(ptr, row):
-                return builder.bitcast(builder.gep(ptr, [builder.mul(row, lanes)]), _ROW.as_pointer())
+                return builder.bitcast(builder.gep(ptr, [builder.mul(row, lanes)]),
+                                       _ROW.as_pointer())
+
+            def bits(ptr):
+                return builder.bitcast(ptr, _ROW_BITS.as_pointer())
 
             def permuted(row):
                 return builder.sext(builder.load(builder.gep(pp, [row])), i64)
@@ -250,7 +256,7 @@ def _butterfly_intrinsic(radix: int, scaled: bool, moved: str = ""):
             xs = []
             for r in rows:
                 if moved == "in":
-                    v = builder.load(builder.bitcast(at(base, permuted(r)), _ROW_BITS.as_pointer()), align=4)
+                    v = builder.load(bits(at(base, permuted(r))), align=4)
                     xs.append(builder.bitcast(builder.xor(v, _sign_mask(builder, sp, r)), _ROW))
                 else:
                     xs.append(builder.load(at(base, r), align=4))
@@ -267,7 +273,7 @@ def _butterfly_intrinsic(radix: int, scaled: bool, moved: str = ""):
             for x, r in zip(xs, rows):
                 if moved == "out":
                     v = builder.xor(builder.bitcast(x, _ROW_BITS), _sign_mask(builder, sp, r))
-                    builder.store(v, builder.bitcast(at(out, permuted(r)), _ROW_BITS.as_pointer()), align=4)
+                    builder.store(v, bits(at(out, permuted(r))), align=4)
                 else:
                     builder.store(x, at(out if moved == "in" else base, r), align=4)
             return context.get_dummy_value()
@@ -289,6 +295,10 @@ _butterfly4_scaled_out = _butterfly_intrinsic(4, True, "out")
 _butterfly8_scaled_out = _butterfly_intrinsic(8, True, "out")
 
 
+_NO_PERM = np.zeros(1, np.int32)      # placeholders for the permutation arguments of a
+_NO_SIGNS = np.ones(1, np.float32)    # transform that moves no rows
+
+
 @njit(cache=True, inline="always")
 def _fwht_lanes(t, off, p, scale):
     """Normalised Walsh-Hadamard transform of coordinates off..off+p-1 of all 8 lanes.
@@ -296,7 +306,7 @@ def _fwht_lanes(t, off, p, scale):
     Stages h = 1, 2, 4, ... run three at a time (two or one for the remainder); the last
     stage multiplies by the scale.  The additions are those of the stage-by-stage order.
     """
-    _fwht_stages(t, off, p, scale, 1, t, t, t, False)
+    _fwht_stages(t, off, p, scale, 1, t, _NO_PERM, _NO_SIGNS, False)
 
 
 @njit(cache=True, inline="always")
