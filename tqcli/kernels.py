@@ -195,10 +195,15 @@ def _load_lanes_f64(builder, ptr):
     return builder.load(builder.bitcast(ptr, _LANES_F64.as_pointer()), align=8)
 
 
-def _widened_row(builder, tp, i):
-    """Row i of a lane-interleaved float32 buffer, as <8 x double>."""
+def _row_ptr(builder, base, i, vty=_ROW):
+    """Pointer, as vty*, to row i (elements i*8 .. i*8+7) of a lane-interleaved buffer."""
     e = builder.mul(i, ir.Constant(i.type, LANES))
-    ptr = builder.bitcast(builder.gep(tp, [e]), _ROW.as_pointer())
+    return builder.bitcast(builder.gep(base, [e]), vty.as_pointer())
+
+
+def _widened_row(builder, tp, i):
+    """Row i of a lane-interleaved float32 buffer, as <8 x double>, and its pointer."""
+    ptr = _row_ptr(builder, tp, i)
     return builder.fpext(builder.load(ptr, align=4), _LANES_F64), ptr
 
 
@@ -241,14 +246,6 @@ def _butterfly_intrinsic(radix: int, scaled: bool, moved: str = ""):
             for k in range(radix):
                 idx = builder.add(a, builder.mul(run, ir.Constant(run.type, k)))
                 rows.append(builder.sdiv(idx, ir.Constant(idx.type, LANES)))
-            lanes = ir.Constant(i64, LANES)
-
-            def at(ptr, row):
-                return builder.bitcast(builder.gep(ptr, [builder.mul(row, lanes)]),
-                                       _ROW.as_pointer())
-
-            def bits(ptr):
-                return builder.bitcast(ptr, _ROW_BITS.as_pointer())
 
             def permuted(row):
                 return builder.sext(builder.load(builder.gep(pp, [row])), i64)
@@ -256,10 +253,10 @@ def _butterfly_intrinsic(radix: int, scaled: bool, moved: str = ""):
             xs = []
             for r in rows:
                 if moved == "in":
-                    v = builder.load(bits(at(base, permuted(r))), align=4)
+                    v = builder.load(_row_ptr(builder, base, permuted(r), _ROW_BITS), align=4)
                     xs.append(builder.bitcast(builder.xor(v, _sign_mask(builder, sp, r)), _ROW))
                 else:
-                    xs.append(builder.load(at(base, r), align=4))
+                    xs.append(builder.load(_row_ptr(builder, base, r), align=4))
             h = 1
             while h < radix:
                 for i in range(0, radix, 2 * h):
@@ -273,9 +270,9 @@ def _butterfly_intrinsic(radix: int, scaled: bool, moved: str = ""):
             for x, r in zip(xs, rows):
                 if moved == "out":
                     v = builder.xor(builder.bitcast(x, _ROW_BITS), _sign_mask(builder, sp, r))
-                    builder.store(v, bits(at(out, permuted(r))), align=4)
+                    builder.store(v, _row_ptr(builder, out, permuted(r), _ROW_BITS), align=4)
                 else:
-                    builder.store(x, at(out if moved == "in" else base, r), align=4)
+                    builder.store(x, _row_ptr(builder, out if moved == "in" else base, r), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -349,20 +346,19 @@ def _fwht_stages(t, off, p, scale, h, dst, perm, signs, scatter):
 
 @intrinsic
 def _move_row(typingctx, src, a, dst, b, negate):
-    """dst row at b <- src row at a (8 floats each), with every sign bit flipped when
+    """dst's row b <- src's row a (8 floats each), with every sign bit flipped when
     `negate`: the same bits as multiplying by -1.0, moved as one vector of integers."""
     sig = types.none(src, a, dst, b, negate)
 
     def codegen(context, builder, signature, args):
         s_ary, a, d_ary, b, neg = args
         sty, _, dty, _, _ = signature.args
-        ps = builder.gep(context.make_array(sty)(context, builder, s_ary).data, [a])
-        pd = builder.gep(context.make_array(dty)(context, builder, d_ary).data, [b])
-        v = builder.load(builder.bitcast(ps, _ROW_BITS.as_pointer()), align=4)
+        ps = _row_ptr(builder, _array_ptr(context, builder, sty, s_ary), a, _ROW_BITS)
+        pd = _row_ptr(builder, _array_ptr(context, builder, dty, d_ary), b, _ROW_BITS)
         bit = builder.select(neg, ir.Constant(ir.IntType(32), 0x80000000),
                              ir.Constant(ir.IntType(32), 0))
-        v = builder.xor(v, _splat(builder, bit, _ROW_BITS))
-        builder.store(v, builder.bitcast(pd, _ROW_BITS.as_pointer()), align=4)
+        v = builder.xor(builder.load(ps, align=4), _splat(builder, bit, _ROW_BITS))
+        builder.store(v, pd, align=4)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -379,9 +375,9 @@ def _permute_lanes(src, dst, signs_r, perm_r, inverse):
     for i in range(d):
         neg = signs_r[i] < 0
         if inverse:
-            _move_row(src, i * LANES, dst, perm_r[i] * LANES, neg)
+            _move_row(src, i, dst, perm_r[i], neg)
         else:
-            _move_row(src, perm_r[i] * LANES, dst, i * LANES, neg)
+            _move_row(src, perm_r[i], dst, i, neg)
 
 
 @njit(cache=True, inline="always")
@@ -398,7 +394,7 @@ def _rotate_forward_lanes(t, tmp, signs, perms, p, scale):
             for i in range(0, p * LANES, 8 * LANES):
                 _butterfly8_in(src, i, LANES, scale, dst, pr, sr)
             for i in range(p, d):
-                _move_row(src, pr[i] * LANES, dst, i * LANES, sr[i] < 0)
+                _move_row(src, pr[i], dst, i, sr[i] < 0)
             _fwht_stages(dst, 0, p, scale, 8, dst, pr, sr, False)
         else:
             _permute_lanes(src, dst, signs[r], perms[r], False)
@@ -425,7 +421,7 @@ def _rotate_inverse_lanes(t, tmp, signs, perms, p, scale):
             _permute_lanes(src, dst, sr, pr, True)
         else:
             for i in range(p, d):
-                _move_row(src, i * LANES, dst, pr[i] * LANES, sr[i] < 0)
+                _move_row(src, i, dst, pr[i], sr[i] < 0)
         src, dst = dst, src
     return src
 
@@ -491,10 +487,8 @@ def _transpose_in8(typingctx, x, r0, col, t):
         cols = _transpose8(builder, rows)
         tp = _array_ptr(context, builder, tty, t_a)
         for k in range(LANES):
-            e = builder.mul(builder.add(col, ir.Constant(col.type, k)),
-                            ir.Constant(col.type, LANES))
-            builder.store(cols[k], builder.bitcast(builder.gep(tp, [e]), _ROW.as_pointer()),
-                          align=4)
+            row = _row_ptr(builder, tp, builder.add(col, ir.Constant(col.type, k)))
+            builder.store(cols[k], row, align=4)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -513,8 +507,7 @@ def _lane_max_abs(typingctx, t, d, out):
         bits = ir.Constant(_ROW_BITS, [0x7FFFFFFF] * LANES)
         acc = cgutils.alloca_once_value(builder, ir.Constant(_ROW, [0.0] * LANES))
         with cgutils.for_range(builder, d) as loop:
-            e = builder.mul(loop.index, ir.Constant(loop.index.type, LANES))
-            v = builder.load(builder.bitcast(builder.gep(tp, [e]), _ROW_BITS.as_pointer()), align=4)
+            v = builder.load(_row_ptr(builder, tp, loop.index, _ROW_BITS), align=4)
             a = builder.bitcast(builder.and_(v, bits), _ROW)
             m = builder.load(acc)
             builder.store(builder.select(builder.fcmp_ordered(">", a, m), a, m), acc)
@@ -812,9 +805,8 @@ def _ls_sums_8(typingctx, t, cents, codes, d, yc, cc):
         acc_c = cgutils.alloca_once_value(builder, zero)
         i64 = ir.IntType(64)
         with cgutils.for_range(builder, d) as loop:
+            y, _ = _widened_row(builder, tp, loop.index)
             e = builder.mul(loop.index, ir.Constant(loop.index.type, LANES))
-            y = builder.load(builder.bitcast(builder.gep(tp, [e]), _ROW.as_pointer()), align=4)
-            y = builder.fpext(y, _LANES_F64)
             c = ir.Constant(_ROW, ir.Undefined)
             for l in range(LANES):
                 code = builder.load(builder.gep(kp, [builder.add(e, ir.Constant(e.type, l))]))
@@ -935,6 +927,17 @@ def _unpack_group(codes, base, limit, d, bits, codes8):
 # ----------------------------------------------------------------------------- encode
 
 
+@njit(cache=True, inline="always")
+def _encode_scratch(d):
+    """One parallel task's buffers for encoding groups of d-dimensional rows: w, u (the
+    float64-row path of _load_unit_lanes), t and tmp (the group and the rotation's second
+    buffer), lane codes, threshold counts, row-major codes, norms, lane scratch."""
+    return (np.empty(LANES * d), np.empty(LANES * d, np.float32),
+            np.empty(d * LANES, np.float32), np.empty(d * LANES, np.float32),
+            np.empty(d * LANES, np.uint8), np.empty(d * LANES, np.int32),
+            np.empty((LANES, d), np.uint8), np.empty(LANES), np.empty((6, LANES)))
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _encode_mse(x, signs, perms, p, hscale, thr, table, cents, bits, rule, codes, scales):
     n, d = x.shape
@@ -942,15 +945,7 @@ def _encode_mse(x, signs, perms, p, hscale, thr, table, cents, bits, rule, codes
     ntasks = (ngroups + GROUPS_PER_TASK - 1) // GROUPS_PER_TASK
     limit = codes.shape[0]
     for task in prange(ntasks):
-        w = np.empty(LANES * d)
-        u = np.empty(LANES * d, np.float32)
-        t = np.empty(d * LANES, np.float32)
-        tmp = np.empty(d * LANES, np.float32)
-        lane_codes = np.empty(d * LANES, np.uint8)
-        counts = np.empty(d * LANES, np.int32)
-        codes8 = np.empty((LANES, d), np.uint8)
-        norms = np.empty(LANES)
-        lane = np.empty((6, LANES))
+        w, u, t, tmp, lane_codes, counts, codes8, norms, lane = _encode_scratch(d)
         for g in range(task * GROUPS_PER_TASK, min(ngroups, (task + 1) * GROUPS_PER_TASK)):
             r0 = g * LANES
             rows = min(LANES, n - r0)
@@ -978,16 +973,8 @@ def _encode_prod(x, signs, perms, p, hscale, thr, table, cents, bits, sketch_t,
     limit = codes.shape[0]
     qlimit = qbits.shape[0]
     for task in prange(ntasks):
-        w = np.empty(LANES * d)
-        u = np.empty(LANES * d, np.float32)
-        t = np.empty(d * LANES, np.float32)
-        tmp = np.empty(d * LANES, np.float32)
+        w, u, t, tmp, lane_codes, counts, codes8, norms, lane = _encode_scratch(d)
         proj = np.empty(d * LANES, np.float32)
-        lane_codes = np.zeros(d * LANES, np.uint8)
-        counts = np.empty(d * LANES, np.int32)
-        codes8 = np.empty((LANES, d), np.uint8)
-        norms = np.empty(LANES)
-        lane = np.empty((6, LANES))
         for g in range(task * GROUPS_PER_TASK, min(ngroups, (task + 1) * GROUPS_PER_TASK)):
             r0 = g * LANES
             rows = min(LANES, n - r0)
