@@ -6,7 +6,7 @@ import numpy as np
 
 from . import codebook, kernels, rotation
 from .container import Header
-from .errors import FormatError, InputError, ScaleRangeError
+from .errors import InputError, ScaleRangeError
 
 TARGET_CHUNK_INPUT_BYTES = 1 << 22  # about 4 MiB of float32 input per chunk
 
@@ -131,6 +131,9 @@ class Codec:
     def decode(self, payload, rows: int, out: np.ndarray | None = None) -> np.ndarray:
         """Decode a chunk payload of `rows` vectors into a (rows, d) array of out_dtype.
 
+        The payload is one ContainerReader.read_chunk returned, which has checked its CRC
+        and that its stored scales are finite (container.check_floats).
+
         With `out` (out_dtype, at least rows x d, C-contiguous) the result is written there
         and a view of it returned, so a caller can reuse one buffer for every chunk.
         """
@@ -141,9 +144,6 @@ class Codec:
         per = nfloat // h.floats_per_vector
         scales = buf[ncode + nsign:ncode + nsign + per].view(self.scale_dtype)
         scales = scales.astype(np.float64 if h.scale_dtype == "float64" else np.float32)
-        floats = buf[ncode + nsign:].view(self.scale_dtype)
-        if not np.isfinite(floats).all():
-            raise FormatError("non-finite per-vector scale (corrupt or crafted file)")
         out = np.empty((rows, h.dim), self.out_dtype) if out is None else out[:rows]
         if h.mode == "mse":
             kernels.decode_mse(codes, scales, *self._rot_args(), self.cents, h.code_bits, out)
