@@ -180,18 +180,27 @@ class _Progress:
             self.bar.stop()
 
 
+class _Unimportable:
+    """Within the block, `import name` fails for the given modules not yet imported (an
+    ImportError their optional users handle); afterwards they import normally."""
+
+    def __init__(self, *names: str):
+        self.names = [n for n in names if n not in sys.modules]
+
+    def __enter__(self):
+        for n in self.names:
+            sys.modules[n] = None
+
+    def __exit__(self, *exc):
+        for n in self.names:
+            sys.modules.pop(n, None)
+
+
 def _api():
-    """tqcli.api, imported with numba behind it -- numba's own import of scipy, made only to
-    check scipy's version (10 ms), is made to fail in this command-line process; scipy
-    stays importable afterwards."""
-    blocked = "scipy" not in sys.modules
-    if blocked:
-        sys.modules["scipy"] = None
-    try:
+    """tqcli.api, imported with numba behind it; numba imports scipy only to check its
+    version (10 ms), which this command-line process skips."""
+    with _Unimportable("scipy"):
         from . import api
-    finally:
-        if blocked:
-            sys.modules.pop("scipy", None)
     return api
 
 
@@ -204,16 +213,10 @@ def _threads(n: int | None) -> None:
     is made to fail while the registries load; scipy stays importable afterwards (the
     codebook solver uses scipy.special).
     """
-    blocked = [m for m in ("scipy", "scipy.linalg") if m not in sys.modules]
-    for m in blocked:
-        sys.modules[m] = None
-    try:
+    with _Unimportable("scipy", "scipy.linalg"):
         from . import kernels
 
         kernels.warm_up()
-    finally:
-        for m in blocked:
-            sys.modules.pop(m, None)
     from .api import set_threads
 
     set_threads(n)
