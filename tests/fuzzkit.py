@@ -65,6 +65,16 @@ HEADER_FIELDS = ("magic version flags header_size mode bits scale_rule scale_dty
                  "source_dtype rotation rounds ndim dim chunk_rows n_vectors seed").split()
 
 
+def wait_for(pred, timeout: float = 60.0) -> bool:
+    """Poll pred() until it is true (True) or `timeout` seconds have passed (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def patch_header(blob: bytes, fix_crc: bool, shape=None, **fields) -> bytes:
     """blob with header fields (and the shape) replaced, the header CRC recomputed when
     fix_crc, so that only the field checks can catch the change."""

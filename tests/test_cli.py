@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzzkit import wait_for
 
 TQ = [sys.executable, "-m", "tqcli"]
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -811,15 +812,6 @@ def test_unwritable_output_location(xfile, tmp_path):
         assert_error(r, "-", "write failed")
 
 
-def _wait_for(pred, timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 130)])
 def test_interrupt_leaves_nothing_behind(tmp_path, sig, code):
     """A compress that is interrupted midway exits 130 and leaves no output, no temp file.
@@ -835,7 +827,7 @@ def test_interrupt_leaves_nothing_behind(tmp_path, sig, code):
     try:
         p.stdin.write(header + gaussian(5000, d).tobytes())
         p.stdin.flush()
-        assert _wait_for(lambda: any(f.endswith(".tmp") for f in os.listdir(tmp_path))), \
+        assert wait_for(lambda: any(f.endswith(".tmp") for f in os.listdir(tmp_path))), \
             "compress never started writing"
         time.sleep(0.3)
         assert p.poll() is None

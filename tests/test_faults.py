@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import tqcli
-from fuzzkit import COUNTS, CliPool, check_cli_failure
+from fuzzkit import COUNTS, CliPool, check_cli_failure, wait_for
 
 TQ = [sys.executable, "-m", "tqcli"]
 
@@ -238,15 +238,6 @@ def test_unwritable_output_folder(pool, tmp_path):
 # ---------------------------------------------------------------------------- signals
 
 
-def _wait_for(pred, timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def _temps(folder: Path) -> list[str]:
     return [f for f in os.listdir(folder) if f.endswith(".tmp")]
 
@@ -258,7 +249,7 @@ def _start_stalled(args, cwd: Path, head: bytes) -> subprocess.Popen:
                          stderr=subprocess.PIPE)
     p.stdin.write(head)
     p.stdin.flush()
-    assert _wait_for(lambda: _temps(cwd)), "tq never started writing"
+    assert wait_for(lambda: _temps(cwd)), "tq never started writing"
     time.sleep(0.3)
     assert p.poll() is None
     return p
@@ -306,7 +297,7 @@ def test_sigkill_with_rm_never_loses_the_input(tmp_path):
     np.save(tmp_path / "x.npy", x)
     p = subprocess.Popen(TQ + ["compress", "x.npy", "--rm", "-o", "x.tqz"], cwd=tmp_path,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert _wait_for(lambda: _temps(tmp_path) or p.poll() is not None)
+    assert wait_for(lambda: _temps(tmp_path) or p.poll() is not None)
     p.kill()
     p.communicate(timeout=60)
     COUNTS.tried += 1
