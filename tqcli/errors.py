@@ -1,4 +1,10 @@
-"""Exceptions that the command line turns into one-line `tq: FILE: reason` messages."""
+"""Exceptions that the command line turns into one-line `tq: FILE: reason` messages.
+
+Each failure carries an identifier besides its words: a FormatError the reader rule it
+breaks (the `rule` names of spec/tqz-v1.md section 13, e.g. "header-crc"), an InputError the
+kind of input it refuses (e.g. "non-finite").  Tests and the fuzz corpus match on those,
+so the wording of a message can improve without breaking them.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,14 @@ from __future__ import annotations
 class TqError(Exception):
     """A failure the user can act on; `source` names the file (or '-') it concerns."""
 
-    def __init__(self, reason: str, source: str | None = None):
+    kind = "error"
+
+    def __init__(self, reason: str, source: str | None = None, kind: str | None = None):
         super().__init__(reason)
         self.reason = reason
         self.source = source
+        if kind is not None:
+            self.kind = kind
 
     def with_source(self, source: str) -> "TqError":
         if self.source is None:
@@ -21,15 +31,28 @@ class TqError(Exception):
 
 
 class FormatError(TqError):
-    """A .tqz container that is corrupt, truncated, or not one this version can read."""
+    """A .tqz container that is corrupt, truncated, or not one this version can read.
+
+    `rule` is the identifier of the reader rule it breaks (spec section 13).
+    """
+
+    kind = "format"
+
+    def __init__(self, reason: str, rule: str = "format", source: str | None = None):
+        super().__init__(reason, source)
+        self.rule = rule
 
 
 class InputError(TqError):
     """An input array tq refuses: wrong dtype or shape, non-finite values, unreadable file."""
 
+    kind = "input"
+
 
 class ScaleRangeError(InputError):
     """A vector's scale does not fit the scale dtype (overflow, or too small to keep)."""
+
+    kind = "scale-range"
 
     def __init__(self, reason: str, row: int, scale_dtype: str):
         super().__init__(reason)

@@ -1,0 +1,85 @@
+"""The limits, enumerations and option rules of tq and of the .tqz format, written once.
+
+This module imports nothing heavy (no numpy), so the command line builds its options from
+it at start-up; the header writer, the reader checks (spec/tqz-v1.md section 13) and the
+library use the same names.  Each rule is a function returning the reason a combination is
+refused, or None, so that every caller words it the same way.
+"""
+
+from __future__ import annotations
+
+# ------------------------------------------------------------------ enumerations (header codes)
+
+MODES = ("mse", "prod")                           # header `mode`: index = code
+SCALE_RULES = ("ls", "norm", "ip")                # header `scale_rule`: index = code
+SCALE_DTYPES = ("float32", "float16", "float64")  # header `scale_dtype`: index = code
+SCALE_DTYPE_SIZES = {"float32": 4, "float16": 2, "float64": 8}
+SOURCE_DTYPES = {1: "float16", 2: "float32", 3: "float64"}  # header `source_dtype`
+SOURCE_DTYPE_SIZES = {"float16": 2, "float32": 4, "float64": 8}
+SCALE_DTYPE_CHOICES = ("auto",) + SCALE_DTYPES    # "auto": float32, float64 when a norm needs it
+OUTPUT_DTYPES = ("original", "float32", "float16", "float64")
+
+# ------------------------------------------------------------------ limits
+
+MIN_BITS, MAX_BITS = 1, 8
+MIN_DIM, MAX_DIM = 2, 1 << 20
+MAX_PROD_DIM = 1 << 12          # prod mode's d x d sketch: 64 MiB of float32 at most
+MIN_ROUNDS, MAX_ROUNDS = 1, 32
+MIN_NDIM, MAX_NDIM = 1, 32
+CHUNK_ROWS_MULTIPLE = 8         # chunks start on whole bytes of every code stream
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 8, 1 << 20
+MAX_VECTORS = 1 << 48
+MAX_CHUNK_BYTES = 1 << 31       # payload of one full chunk
+MAX_SEED = (1 << 64) - 1
+MAX_CODEBOOK = 1 << MAX_BITS
+
+DEFAULT_BITS = 4
+DEFAULT_MODE = "mse"
+DEFAULT_SEED = 0
+DEFAULT_ROUNDS = 3
+DEFAULT_SCALE_DTYPE = "auto"
+TARGET_CHUNK_INPUT_BYTES = 1 << 22  # about 4 MiB of float32 input per chunk (encoder's choice)
+
+
+# ------------------------------------------------------------------ derived values and rules
+
+
+def code_bits(mode: str, bits: int) -> int:
+    """Bits of the mse codebook index per coordinate: b in mse mode, b - 1 in prod mode."""
+    return bits if mode == "mse" else bits - 1
+
+
+def floats_per_vector(mode: str) -> int:
+    """Per-vector floats of a chunk: the scale, and in prod mode the residual norm."""
+    return 1 if mode == "mse" else 2
+
+
+def default_scale_rule(mode: str) -> str:
+    return "ls" if mode == "mse" else "norm"
+
+
+def scale_rule_problem(mode: str, rule: str) -> str | None:
+    if mode == "prod" and rule != "norm":
+        return "prod mode requires the norm scale rule (its estimate is unbiased only then)"
+    return None
+
+
+def chunk_rows_problem(rows: int) -> str | None:
+    if not MIN_CHUNK_ROWS <= rows <= MAX_CHUNK_ROWS or rows % CHUNK_ROWS_MULTIPLE:
+        return (f"chunk rows {rows} invalid (a multiple of {CHUNK_ROWS_MULTIPLE} from "
+                f"{MIN_CHUNK_ROWS} to {MAX_CHUNK_ROWS})")
+    return None
+
+
+def dim_problem(mode: str, dim: int) -> str | None:
+    if not MIN_DIM <= dim <= MAX_DIM:
+        return f"dimension {dim} out of range {MIN_DIM}..{MAX_DIM}"
+    if mode == "prod" and dim > MAX_PROD_DIM:
+        return f"prod mode supports dimensions up to {MAX_PROD_DIM}, not {dim}"
+    return None
+
+
+def default_chunk_rows(dim: int) -> int:
+    """Largest power of two <= 4 MiB / (4 d), clamped to 8 .. 65536 (encoder's choice)."""
+    rows = max(1, TARGET_CHUNK_INPUT_BYTES // (4 * dim))
+    return min(1 << 16, max(MIN_CHUNK_ROWS, 1 << (rows.bit_length() - 1)))
