@@ -31,7 +31,7 @@ def check_dtype(dtype: np.dtype, where: str = "") -> None:
 
 
 def check_shape(shape: tuple[int, ...]) -> None:
-    from .container import MAX_DIM, MAX_NDIM, MAX_VECTORS
+    from .limits import MAX_DIM, MAX_NDIM, MAX_VECTORS
 
     if len(shape) == 0:
         raise InputError("a 0-dimensional array holds no vector")

@@ -1,7 +1,9 @@
 """The .tqz v1 container: header, chunks with CRC-32, index and footer (spec/tqz-v1.md).
 
-The layout is fully determined by the header: a reader computes every offset and the exact
-file length from it and checks them before it allocates or trusts anything else.
+With a fixed-size payload coding the layout is fully determined by the header: a reader
+computes every offset and the exact file length from it and checks them before it
+allocates or trusts anything else.  Every refusal is a FormatError naming the reader rule
+(spec section 13) it applies.
 """
 
 from __future__ import annotations
@@ -12,30 +14,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import limits
+from .codings import CODINGS
 from .errors import FormatError
+from .rotations import ROTATIONS
 
 MAGIC = b"\x89TQZ\r\n\x1a\n"
 END_MAGIC = b"TQZE"
 VERSION = 1
-
-MODES = ("mse", "prod")
-SCALE_RULES = ("ls", "norm", "ip")
-SCALE_DTYPES = ("float32", "float16", "float64")
-SOURCE_DTYPES = {1: "float16", 2: "float32", 3: "float64"}
-ROTATION_KINDS = {1: "hadamard2"}
-
-MAX_DIM = 1 << 20
-MAX_PROD_DIM = 1 << 12  # prod mode's d x d sketch: 64 MiB of float32 at most
-MAX_CHUNK_ROWS = 1 << 20
-MAX_NDIM = 32
-MAX_ROUNDS = 32
-MAX_VECTORS = 1 << 48
-MAX_CHUNK_BYTES = 1 << 31
+CODING_MASK = 0x00FF  # bits 0-7 of `flags`: the payload coding; bits 8-15 must be zero
 
 _FIXED = struct.Struct("<8sHHIBBBBBBBBIIQQ")  # 48 bytes, see spec section "Header"
 INDEX_ENTRY = struct.Struct("<QII")            # offset, payload length, CRC-32
 FOOTER = struct.Struct("<QQI4s")               # index offset, chunk count, CRC, end magic
 CRC = struct.Struct("<I")
+MIN_HEADER = _FIXED.size + 8 + 4
+MAX_HEADER = _FIXED.size + 8 * limits.MAX_NDIM + 4 * limits.MAX_CODEBOOK + 4
 
 
 def crc32(data, start: int = 0) -> int:
@@ -47,9 +41,9 @@ def crc32(data, start: int = 0) -> int:
 class Header:
     dim: int
     bits: int
-    mode: str = "mse"
-    seed: int = 0
-    rounds: int = 3
+    mode: str = limits.DEFAULT_MODE
+    seed: int = limits.DEFAULT_SEED
+    rounds: int = limits.DEFAULT_ROUNDS
     rotation: str = "hadamard2"
     scale_rule: str = "ls"
     scale_dtype: str = "float32"
@@ -57,6 +51,16 @@ class Header:
     shape: tuple[int, ...] = ()
     chunk_rows: int = 1024
     codebook: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), compare=False)
+    coding: str = "packed"
+
+    # ------------------------------------------------------------------ table entries
+    @property
+    def rotation_kind(self):
+        return ROTATIONS.by_name(self.rotation)
+
+    @property
+    def payload_coding(self):
+        return CODINGS.by_name(self.coding)
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -69,7 +73,7 @@ class Header:
     @property
     def code_bits(self) -> int:
         """Bits of the mse index per coordinate (b, or b - 1 in prod mode)."""
-        return self.bits if self.mode == "mse" else self.bits - 1
+        return limits.code_bits(self.mode, self.bits)
 
     @property
     def codebook_size(self) -> int:
@@ -77,11 +81,11 @@ class Header:
 
     @property
     def scale_size(self) -> int:
-        return {"float32": 4, "float16": 2, "float64": 8}[self.scale_dtype]
+        return limits.SCALE_DTYPE_SIZES[self.scale_dtype]
 
     @property
     def floats_per_vector(self) -> int:
-        return 1 if self.mode == "mse" else 2
+        return limits.floats_per_vector(self.mode)
 
     @property
     def header_size(self) -> int:
@@ -94,14 +98,12 @@ class Header:
     def chunk_rows_of(self, i: int) -> int:
         return min(self.chunk_rows, self.n_vectors - i * self.chunk_rows)
 
-    def section_sizes(self, rows: int) -> tuple[int, int, int]:
-        """(codes, sign bits, per-vector floats) byte counts of a chunk of `rows` vectors."""
-        codes = -(-rows * self.dim * self.code_bits // 8)
-        signs = -(-rows * self.dim // 8) if self.mode == "prod" else 0
-        return codes, signs, rows * self.scale_size * self.floats_per_vector
+    def section_sizes(self, rows: int) -> tuple[int, ...]:
+        """Byte counts of the sections of a chunk of `rows` vectors (the coding's layout)."""
+        return self.payload_coding.section_sizes(self, rows)
 
     def payload_size(self, rows: int) -> int:
-        return sum(self.section_sizes(rows))
+        return self.payload_coding.payload_size(self, rows)
 
     def chunk_offset(self, i: int) -> int:
         full = self.payload_size(self.chunk_rows) + CRC.size
@@ -130,10 +132,11 @@ class Header:
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:
         fixed = _FIXED.pack(
-            MAGIC, VERSION, 0, self.header_size,
-            MODES.index(self.mode), self.bits, SCALE_RULES.index(self.scale_rule),
-            SCALE_DTYPES.index(self.scale_dtype), _code(SOURCE_DTYPES, self.source_dtype),
-            _code(ROTATION_KINDS, self.rotation), self.rounds, len(self.shape),
+            MAGIC, VERSION, CODINGS.by_name(self.coding).code, self.header_size,
+            limits.MODES.index(self.mode), self.bits, limits.SCALE_RULES.index(self.scale_rule),
+            limits.SCALE_DTYPES.index(self.scale_dtype), _code(limits.SOURCE_DTYPES,
+                                                                self.source_dtype),
+            ROTATIONS.by_name(self.rotation).code, self.rounds, len(self.shape),
             self.dim, self.chunk_rows, self.n_vectors, self.seed)
         body = fixed + struct.pack(f"<{len(self.shape)}Q", *self.shape)
         body += np.asarray(self.codebook, dtype="<f4").tobytes()
@@ -141,86 +144,102 @@ class Header:
 
     @classmethod
     def read_from(cls, read) -> "Header":
-        """Parse a header using read(n) -> bytes; every field is checked before use."""
+        """Parse a header using read(n) -> bytes; every field is checked before use, in
+        the order of spec section 13.1."""
         start = read(16)
         if start[:8] != MAGIC[:len(start)] or not start:
-            raise FormatError("not a .tqz file (" + ("bad magic bytes)" if start else "empty)"))
+            raise FormatError("not a .tqz file (" + ("bad magic bytes)" if start else "empty)"),
+                              rule="magic")
         if len(start) < 16:
-            raise FormatError("truncated file (ends inside the header)")
+            raise FormatError("truncated file (ends inside the header)", rule="truncated")
         version, flags, size = struct.unpack("<HHI", start[8:16])
         if version != VERSION:
             raise FormatError(f"unsupported .tqz version {version} "
-                              f"(this tq reads version {VERSION})")
-        if flags != 0:
-            raise FormatError(f"unknown header flags 0x{flags:04x}")
-        max_size = _FIXED.size + 8 * MAX_NDIM + 4 * 256 + 4
-        if not _FIXED.size + 8 + 4 <= size <= max_size:
-            raise FormatError(f"header size {size} out of range")
+                              f"(this tq reads version {VERSION})", rule="version")
+        if flags & ~CODING_MASK:
+            raise FormatError(f"unknown header flags 0x{flags:04x}", rule="flags")
+        if flags & CODING_MASK not in CODINGS.codes:
+            raise FormatError(f"unknown payload coding {flags & CODING_MASK} (header flags "
+                              f"0x{flags:04x})", rule="coding")
+        if not MIN_HEADER <= size <= MAX_HEADER:
+            raise FormatError(f"header size {size} out of range", rule="header-size")
         raw = start + _read_exact(read, size - 16, "header")
         (stored,) = CRC.unpack(raw[-4:])
         if crc32(raw[:-4]) != stored:
-            raise FormatError("header checksum mismatch (corrupt header)")
+            raise FormatError("header checksum mismatch (corrupt header)", rule="header-crc")
         return cls._parse(raw)
 
     @classmethod
     def _parse(cls, raw: bytes) -> "Header":
-        (_, _, _, size, mode, bits, rule, sdt, src, rot, rounds, ndim,
+        (_, _, flags, size, mode, bits, rule, sdt, src, rot, rounds, ndim,
          dim, chunk_rows, n, seed) = _FIXED.unpack_from(raw)
-        _require(mode < len(MODES), f"unknown mode {mode}")
-        _require(1 <= bits <= 8, f"bits {bits} out of range 1..8")
-        _require(rule < len(SCALE_RULES), f"unknown scale rule {rule}")
-        _require(sdt < len(SCALE_DTYPES), f"unknown scale dtype {sdt}")
-        _require(src in SOURCE_DTYPES, f"unknown source dtype {src}")
-        _require(rot in ROTATION_KINDS, f"unknown rotation kind {rot}")
-        _require(1 <= rounds <= MAX_ROUNDS, f"rotation rounds {rounds} out of range")
-        _require(1 <= ndim <= MAX_NDIM, f"rank {ndim} out of range 1..{MAX_NDIM}")
-        _require(2 <= dim <= MAX_DIM, f"dimension {dim} out of range 2..{MAX_DIM}")
-        _require(8 <= chunk_rows <= MAX_CHUNK_ROWS and chunk_rows % 8 == 0,
+        coding = CODINGS.by_code(flags & CODING_MASK)
+        _require(mode < len(limits.MODES), "mode", f"unknown mode {mode}")
+        _require(limits.MIN_BITS <= bits <= limits.MAX_BITS, "bits",
+                 f"bits {bits} out of range {limits.MIN_BITS}..{limits.MAX_BITS}")
+        _require(rule < len(limits.SCALE_RULES), "scale-rule", f"unknown scale rule {rule}")
+        _require(sdt < len(limits.SCALE_DTYPES), "scale-dtype", f"unknown scale dtype {sdt}")
+        _require(src in limits.SOURCE_DTYPES, "source-dtype", f"unknown source dtype {src}")
+        kind = ROTATIONS.by_code(rot)
+        _require(limits.MIN_ROUNDS <= rounds <= limits.MAX_ROUNDS, "rounds",
+                 f"rotation rounds {rounds} out of range")
+        _require(limits.MIN_NDIM <= ndim <= limits.MAX_NDIM, "rank",
+                 f"rank {ndim} out of range {limits.MIN_NDIM}..{limits.MAX_NDIM}")
+        mode_s = limits.MODES[mode]
+        _require(limits.MIN_DIM <= dim <= limits.MAX_DIM, "dim",
+                 f"dimension {dim} out of range {limits.MIN_DIM}..{limits.MAX_DIM}")
+        _require(limits.chunk_rows_problem(chunk_rows) is None, "chunk-rows",
                  f"chunk rows {chunk_rows} invalid")
-        _require(n <= MAX_VECTORS, f"vector count {n} out of range")
-        mode_s = MODES[mode]
-        _require(not (mode_s == "prod" and rule != 1), "prod mode requires the norm scale rule")
-        _require(mode_s == "mse" or dim <= MAX_PROD_DIM,
-                 f"prod mode supports dimensions up to {MAX_PROD_DIM}, not {dim}")
+        _require(n <= limits.MAX_VECTORS, "vector-count", f"vector count {n} out of range")
+        problem = limits.scale_rule_problem(mode_s, limits.SCALE_RULES[rule])
+        _require(problem is None, "prod-rule", "prod mode requires the norm scale rule")
+        _require(limits.dim_problem(mode_s, dim) is None, "prod-dim",
+                 f"prod mode supports dimensions up to {limits.MAX_PROD_DIM}, not {dim}")
         shape = struct.unpack_from(f"<{ndim}Q", raw, _FIXED.size)
-        _require(shape[-1] == dim, f"shape {shape} does not end in dimension {dim}")
-        _require(all(s <= MAX_VECTORS for s in shape), f"shape {shape} out of range")
+        _require(shape[-1] == dim, "shape", f"shape {shape} does not end in dimension {dim}")
+        _require(all(s <= limits.MAX_VECTORS for s in shape), "shape",
+                 f"shape {shape} out of range")
         count = 1
         for s in shape[:-1]:
             count *= s
-        _require(count == n, f"shape {shape} does not hold {n} vectors")
-        _require(ndim >= 2 or n == 1, "a rank-1 array holds exactly one vector")
-        code_bits = bits if mode_s == "mse" else bits - 1
-        k = 1 << code_bits if code_bits > 0 else 0
+        _require(count == n, "shape", f"shape {shape} does not hold {n} vectors")
+        _require(ndim >= 2 or n == 1, "shape", "a rank-1 array holds exactly one vector")
+        q = limits.code_bits(mode_s, bits)
+        k = 1 << q if q > 0 else 0
         expect = _FIXED.size + 8 * ndim + 4 * k + 4
-        _require(size == expect, f"header size {size} does not match its fields ({expect})")
+        _require(size == expect, "header-size",
+                 f"header size {size} does not match its fields ({expect})")
         cb = np.frombuffer(raw, dtype="<f4", count=k, offset=_FIXED.size + 8 * ndim)
         cb = cb.astype(np.float32)
-        _require(bool(np.all(np.isfinite(cb))), "codebook holds non-finite values")
-        _require(bool(np.all(np.diff(cb) > 0)), "codebook is not strictly increasing")
+        _require(bool(np.all(np.isfinite(cb))), "codebook", "codebook holds non-finite values")
+        _require(bool(np.all(np.diff(cb) > 0)), "codebook", "codebook is not strictly increasing")
         hdr = cls(dim=dim, bits=bits, mode=mode_s, seed=seed, rounds=rounds,
-                  rotation=ROTATION_KINDS[rot], scale_rule=SCALE_RULES[rule],
-                  scale_dtype=SCALE_DTYPES[sdt], source_dtype=SOURCE_DTYPES[src],
+                  rotation=kind.name, coding=coding.name, scale_rule=limits.SCALE_RULES[rule],
+                  scale_dtype=limits.SCALE_DTYPES[sdt], source_dtype=limits.SOURCE_DTYPES[src],
                   shape=tuple(int(s) for s in shape), chunk_rows=chunk_rows, codebook=cb)
-        _require(hdr.payload_size(chunk_rows) <= MAX_CHUNK_BYTES, "chunk too large")
+        _require(hdr.payload_coding.max_payload_size(hdr, chunk_rows) <= limits.MAX_CHUNK_BYTES,
+                 "chunk-size", "chunk too large")
         return hdr
 
     def validate(self) -> None:
         """Check a header built in memory against the same limits a reader applies."""
-        _require(1 <= len(self.shape) <= MAX_NDIM,
-                 f"rank {len(self.shape)} out of range 1..{MAX_NDIM}")
-        _require(2 <= self.dim <= MAX_DIM, f"dimension {self.dim} out of range 2..{MAX_DIM}")
-        _require(8 <= self.chunk_rows <= MAX_CHUNK_ROWS and self.chunk_rows % 8 == 0,
+        _require(limits.MIN_NDIM <= len(self.shape) <= limits.MAX_NDIM, "rank",
+                 f"rank {len(self.shape)} out of range {limits.MIN_NDIM}..{limits.MAX_NDIM}")
+        _require(limits.MIN_DIM <= self.dim <= limits.MAX_DIM, "dim",
+                 f"dimension {self.dim} out of range {limits.MIN_DIM}..{limits.MAX_DIM}")
+        _require(limits.chunk_rows_problem(self.chunk_rows) is None, "chunk-rows",
                  f"chunk rows {self.chunk_rows} invalid")
-        _require(all(0 <= s < 1 << 64 for s in self.shape), f"shape {self.shape} out of range")
-        _require(self.n_vectors <= MAX_VECTORS, f"vector count {self.n_vectors} out of range")
-        _require(0 <= self.seed < 1 << 64, f"seed {self.seed} out of range")
-        _require(len(self.codebook) == self.codebook_size,
+        _require(all(0 <= s < 1 << 64 for s in self.shape), "shape",
+                 f"shape {self.shape} out of range")
+        _require(self.n_vectors <= limits.MAX_VECTORS, "vector-count",
+                 f"vector count {self.n_vectors} out of range")
+        _require(0 <= self.seed <= limits.MAX_SEED, "seed", f"seed {self.seed} out of range")
+        _require(len(self.codebook) == self.codebook_size, "codebook",
                  f"codebook has {len(self.codebook)} values, {self.codebook_size} expected")
         try:
             raw = self.to_bytes()
         except (struct.error, ValueError) as e:
-            raise FormatError(f"header fields out of range ({e})") from None
+            raise FormatError(f"header fields out of range ({e})", rule="field") from None
         self._parse(raw)
 
 
@@ -231,9 +250,9 @@ def _code(table: dict, name: str) -> int:
     raise ValueError(f"unknown value {name!r}")
 
 
-def _require(cond: bool, reason: str) -> None:
+def _require(cond: bool, rule: str, reason: str) -> None:
     if not cond:
-        raise FormatError(reason)
+        raise FormatError(reason, rule=rule)
 
 
 READ_PIECE = 1 << 24
@@ -253,7 +272,7 @@ def _read_exact(read, n: int, what: str) -> bytes:
             got += len(part)
         data = b"".join(parts)
     if len(data) != n:
-        raise FormatError(f"truncated file (ends inside the {what})")
+        raise FormatError(f"truncated file (ends inside the {what})", rule="truncated")
     return data
 
 
@@ -308,38 +327,42 @@ def check_index(header: Header, tail: bytes) -> list[tuple[int, int, int]]:
     """Validate index + footer bytes against the layout the header implies."""
     k = header.n_chunks
     if len(tail) != INDEX_ENTRY.size * k + FOOTER.size:
-        raise FormatError("truncated file (ends inside the index)")
+        raise FormatError("truncated file (ends inside the index)", rule="truncated")
     index = tail[:-FOOTER.size]
     off, count, crc, end = FOOTER.unpack(tail[-FOOTER.size:])
     if end != END_MAGIC:
-        raise FormatError("bad footer (missing end marker)")
+        raise FormatError("bad footer (missing end marker)", rule="footer-magic")
     if crc32(index + tail[-FOOTER.size:-8]) != crc:
-        raise FormatError("index checksum mismatch (corrupt index)")
+        raise FormatError("index checksum mismatch (corrupt index)", rule="index-crc")
     if off != header.index_offset or count != k:
-        raise FormatError("footer does not match the header's layout")
+        raise FormatError("footer does not match the header's layout", rule="footer-layout")
     entries = [INDEX_ENTRY.unpack_from(index, i * INDEX_ENTRY.size) for i in range(k)]
     for i, (o, length, _) in enumerate(entries):
         if o != header.chunk_offset(i) or length != header.payload_size(header.chunk_rows_of(i)):
-            raise FormatError(f"index entry {i} does not match the layout")
+            raise FormatError(f"index entry {i} does not match the layout", rule="index-layout")
     return entries
 
 
-def check_floats(header: Header, payload, rows: int, i: int) -> None:
-    """Refuse a chunk whose stored scales or gammas are not finite (spec 13.4): a conforming
-    encoder never writes one, so only a corrupt or crafted file (with valid CRCs) has it."""
-    codes, signs, floats = header.section_sizes(rows)
-    dt = np.dtype(header.scale_dtype).newbyteorder("<")
-    vals = np.frombuffer(payload, dtype=dt, count=floats // dt.itemsize, offset=codes + signs)
-    if not np.isfinite(vals).all():
-        raise FormatError(f"chunk {i}: non-finite per-vector scale (corrupt or crafted file)")
+class _Prefixed:
+    """read(n) that returns `prefix` first, then the stream's bytes."""
+
+    def __init__(self, prefix: bytes, read):
+        self.prefix, self.read_more = prefix, read
+
+    def __call__(self, n: int) -> bytes:
+        head, self.prefix = self.prefix[:n], self.prefix[n:]
+        if len(head) < n:
+            head += self.read_more(n - len(head))
+        return head
 
 
 class ContainerReader:
     """Reads a container from a binary stream; random access when the stream can seek."""
 
-    def __init__(self, stream, size: int | None = None):
+    def __init__(self, stream, size: int | None = None, prefix: bytes = b""):
+        """`prefix`: bytes already taken from the start of `stream` (tqcli.layouts)."""
         self.stream = stream
-        self.header = Header.read_from(stream.read)
+        self.header = Header.read_from(_Prefixed(prefix, stream.read) if prefix else stream.read)
         self.pos = self.header.header_size
         self.index = None
         self._crcs: list[int] = []
@@ -347,9 +370,11 @@ class ContainerReader:
         if size is not None:
             expect = self.header.file_size
             if size < expect:
-                raise FormatError(f"truncated file ({size} bytes, the header implies {expect})")
+                raise FormatError(f"truncated file ({size} bytes, the header implies {expect})",
+                                  rule="length")
             if size > expect:
-                raise FormatError(f"{size - expect} bytes of trailing data after the container")
+                raise FormatError(f"{size - expect} bytes of trailing data after the container",
+                                  rule="trailing")
             stream.seek(self.header.index_offset)
             self.index = check_index(self.header, _read_exact(
                 stream.read, self.header.file_size - self.header.index_offset, "index"))
@@ -381,11 +406,12 @@ class ContainerReader:
         self.pos = off + n + CRC.size
         (stored,) = CRC.unpack(data[n:])
         if verify and crc32(memoryview(data)[:n]) != stored:
-            raise FormatError(f"chunk {i}: checksum mismatch (corrupt data)")
+            raise FormatError(f"chunk {i}: checksum mismatch (corrupt data)", rule="chunk-crc")
         if self.index is not None and self.index[i][2] != stored:
-            raise FormatError(f"chunk {i}: checksum differs from the index")
+            raise FormatError(f"chunk {i}: checksum differs from the index",
+                              rule="chunk-index-crc")
         if verify:
-            check_floats(hdr, data, hdr.chunk_rows_of(i), i)
+            hdr.payload_coding.check_payload(hdr, data, hdr.chunk_rows_of(i), i)
         self._crcs.append(stored)
         return memoryview(data)[:n]
 
@@ -400,7 +426,7 @@ class ContainerReader:
                 break
             got += k
         if got != n:
-            raise FormatError(f"truncated file (ends inside the {what})")
+            raise FormatError(f"truncated file (ends inside the {what})", rule="truncated")
         return view
 
     def finish_stream(self) -> None:
@@ -411,6 +437,6 @@ class ContainerReader:
         tail = _read_exact(self.stream.read, INDEX_ENTRY.size * hdr.n_chunks + FOOTER.size, "index")
         entries = check_index(hdr, tail)
         if [e[2] for e in entries] != self._crcs:
-            raise FormatError("chunk checksums differ from the index")
+            raise FormatError("chunk checksums differ from the index", rule="chunk-index-crc")
         if self.stream.read(1):
-            raise FormatError("trailing data after the container")
+            raise FormatError("trailing data after the container", rule="trailing")

@@ -1,0 +1,109 @@
+"""`packed` (coding code 0): fixed-width codes, bit-packed, then the per-vector floats.
+
+A chunk of r vectors is: the q-bit codebook indices of all r*d coordinates as one LSB-first
+bit stream, in prod mode the r*d sign bits likewise, then the r scales and in prod mode the
+r residual norms in the scale dtype (spec/tqz-v1.md sections 4 and 6).  Every length is a
+function of the header, so a reader knows the whole layout before reading a chunk.
+
+The encode and decode kernels fuse normalisation, rotation, quantisation and packing
+(tqcli/kernels); tqcli/reference.py has the plain-numpy version of each.
+"""
+
+from __future__ import annotations
+
+from .base import PayloadCoding
+
+
+class Packed(PayloadCoding):
+    code = 0
+    name = "packed"
+    summary = "fixed-width bit-packed codes, then the per-vector floats"
+    fixed_size = True
+
+    def section_sizes(self, header, rows: int) -> tuple[int, int, int]:
+        """(codes, sign bits, per-vector floats) byte counts of a chunk of `rows` vectors."""
+        codes = -(-rows * header.dim * header.code_bits // 8)
+        signs = -(-rows * header.dim // 8) if header.mode == "prod" else 0
+        return codes, signs, rows * header.scale_size * header.floats_per_vector
+
+    # ------------------------------------------------------------------ encode
+
+    def encode_chunks(self, codec, x, first_row: int) -> list[list[memoryview]]:
+        """Encode rows of x in one kernel call; chunks hold a multiple of 8 rows, so every
+        chunk starts on a byte of the code and sign streams and the payloads are exactly
+        those chunk-by-chunk encoding gives."""
+        h = codec.header
+        codes, signs, floats = self._encode_arrays(codec, x, first_row)
+        n, d, cr = x.shape[0], h.dim, h.chunk_rows
+        out = []
+        for a in range(0, n, cr):
+            k = min(cr, n - a)
+            c0 = a * d * h.code_bits // 8
+            s0 = a * d // 8 if signs.size else 0
+            ncode, nsign, _ = self.section_sizes(h, k)
+            parts = [codes[c0:c0 + ncode], signs[s0:s0 + nsign]] + [f[a:a + k] for f in floats]
+            out.append([memoryview(p).cast("B") for p in parts if p.size])
+        return out
+
+    def _encode_arrays(self, codec, x, first_row: int):
+        """The code stream, the sign stream (empty in mse mode) and the per-vector floats
+        (scales, and gammas in prod mode) of all rows of x, checked."""
+        import numpy as np
+
+        from .. import kernels
+
+        h = codec.header
+        n = x.shape[0]
+        ncode, nsign, _ = self.section_sizes(h, n)
+        codes = np.empty(ncode, np.uint8)  # the kernels write every byte
+        qbits = np.empty(nsign, np.uint8)
+        scales = np.empty(n, np.float64)
+        if h.mode == "mse":
+            kernels.encode_mse(x, codec.plan, codec.quantizer, h.code_bits, codec.rule,
+                               codes, scales)
+            floats = [scales]
+        else:
+            gammas = np.empty(n, np.float64)
+            kernels.encode_prod(x, codec.plan, codec.quantizer, h.code_bits, codec.sketch_t,
+                                codes, qbits, scales, gammas)
+            floats = [scales, gammas]
+        return codes, qbits, codec.store_floats(floats, first_row)
+
+    # ------------------------------------------------------------------ decode
+
+    def decode(self, codec, payload, rows: int, out):
+        import numpy as np
+
+        from .. import kernels
+
+        h = codec.header
+        ncode, nsign, nfloat = self.section_sizes(h, rows)
+        buf = np.frombuffer(payload, dtype=np.uint8)
+        codes = buf[:ncode]
+        per = nfloat // h.floats_per_vector
+        scales = codec.load_floats(buf[ncode + nsign:ncode + nsign + per])
+        if h.mode == "mse":
+            kernels.decode_mse(codes, scales, codec.plan, codec.centroids, h.code_bits, out)
+        else:
+            qbits = buf[ncode:ncode + nsign]
+            gammas = buf[ncode + nsign + per:].view(codec.scale_dtype).astype(np.float64)
+            kernels.decode_prod(codes, qbits, scales, gammas, codec.plan, codec.centroids,
+                                h.code_bits, codec.sketch, out)
+        return out
+
+    def check_payload(self, header, payload, rows: int, chunk: int) -> None:
+        """Refuse a chunk whose stored scales or gammas are not finite (spec 13.4): a
+        conforming encoder never writes one, so only a corrupt or crafted file has it."""
+        import numpy as np
+
+        from ..errors import FormatError
+
+        codes, signs, floats = self.section_sizes(header, rows)
+        dt = np.dtype(header.scale_dtype).newbyteorder("<")
+        vals = np.frombuffer(payload, dtype=dt, count=floats // dt.itemsize, offset=codes + signs)
+        if not np.isfinite(vals).all():
+            raise FormatError(f"chunk {chunk}: non-finite per-vector scale (corrupt or crafted "
+                              f"file)", rule="scale-finite")
+
+
+PACKED = Packed()
