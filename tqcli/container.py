@@ -406,10 +406,10 @@ class ContainerReader:
         self.pos = off + n + CRC.size
         (stored,) = CRC.unpack(data[n:])
         if verify and crc32(memoryview(data)[:n]) != stored:
-            raise FormatError(f"chunk {i}: checksum mismatch (corrupt data)", rule="chunk-crc")
+            raise FormatError(f"chunk {i}: checksum mismatch (corrupt data)", rule="chunk-crc", chunk=i)
         if self.index is not None and self.index[i][2] != stored:
             raise FormatError(f"chunk {i}: checksum differs from the index",
-                              rule="chunk-index-crc")
+                              rule="chunk-index-crc", chunk=i)
         if verify:
             hdr.payload_coding.check_payload(hdr, data, hdr.chunk_rows_of(i), i)
         self._crcs.append(stored)

@@ -33,14 +33,17 @@ class TqError(Exception):
 class FormatError(TqError):
     """A .tqz container that is corrupt, truncated, or not one this version can read.
 
-    `rule` is the identifier of the reader rule it breaks (spec section 13).
+    `rule` is the identifier of the reader rule it breaks (spec section 13); `chunk` the
+    index of the chunk it concerns, when it concerns one.
     """
 
     kind = "format"
 
-    def __init__(self, reason: str, rule: str = "format", source: str | None = None):
+    def __init__(self, reason: str, rule: str = "format", source: str | None = None,
+                 chunk: int | None = None):
         super().__init__(reason, source)
         self.rule = rule
+        self.chunk = chunk
 
 
 class InputError(TqError):

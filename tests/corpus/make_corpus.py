@@ -10,7 +10,7 @@ mutation families driven by random.Random(SEED), so the corpus does not change w
 encoder changes; only --new-bases re-encodes the bases (with tqcli.compress, from inputs
 drawn with fixed seeds).  Every mutant is checked here, before it is written, to be
 rejected by the library with tqcli.FormatError both as bytes and as a non-seekable stream,
-with a message holding one of its `expect` keywords.
+for one of the reader rules (spec/tqz-v1.md section 13) its `rules` list names.
 
 Mutations that a checksum cannot catch by design are not in the corpus: re-checksumming a
 changed payload, or swapping two chunks together with their index entries, makes a
@@ -132,14 +132,14 @@ class Layout:
 
 
 HEADER_FIELD_WORDS = {
-    "magic": ["not a .tqz"], "version": ["version"], "flags": ["flags"],
-    "header_size": ["header size", "header checksum", "truncated"],
+    "magic": ["magic"], "version": ["version"], "flags": ["flags", "coding"],
+    "header_size": ["header-size", "header-crc", "truncated", "length"],
 }
-TRUNC_WORDS = ["truncated", "empty", "not a .tqz"]
+TRUNC_WORDS = ["truncated", "length", "magic"]
 
 
 def mutants_of(name: str, blob: bytes, rng: random.Random):
-    """Yield (mutation, detail, bytes, expect) for one base container."""
+    """Yield (mutation, detail, bytes, rules) for one base container."""
     L = Layout(blob)
     regions = L.regions()
     n = len(blob)
@@ -153,12 +153,12 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
         if region in HEADER_FIELD_WORDS:
             return HEADER_FIELD_WORDS[region]
         if region.startswith("chunk") and region[5].isdigit():
-            return [f"chunk {region[5:].split('_')[0]}"]
+            return ["chunk-crc"]
         if region == "footer_end_magic":
-            return ["footer"]
+            return ["footer-magic"]
         if region == "index" or region.startswith("footer"):
-            return ["index checksum"]
-        return ["header checksum"]  # any other header byte: the header CRC
+            return ["index-crc"]
+        return ["header-crc"]  # any other header byte: the header CRC
 
     # 1. one flipped bit in every region (two in the larger ones), and byte overwrites
     for region, (a, z) in regions.items():
@@ -176,15 +176,15 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
 
     # 2. runs of 0xFF over lengths and counts: raw (a checksum catches them) and with the
     #    covering checksum recomputed (the range and layout checks must catch them)
-    ff_header = {"header_size": ["header size"], "ndim": ["rank"], "dim": ["dimension"],
-                 "chunk_rows": ["chunk rows"], "n_vectors": ["vector count"],
+    ff_header = {"header_size": ["header-size"], "ndim": ["rank"], "dim": ["dim"],
+                 "chunk_rows": ["chunk-rows"], "n_vectors": ["vector-count"],
                  "rounds": ["rounds"], "shape": ["shape"]}
     for field, words in ff_header.items():
         a, z = regions[field]
         b = bytearray(blob)
         b[a:z] = b"\xff" * (z - a)
         yield "ff_run", f"{field} = all 0xFF", bytes(b), \
-            ["header size"] if field == "header_size" else ["header checksum"]
+            ["header-size"] if field == "header_size" else ["header-crc"]
         if field != "header_size":
             L.fix_header_crc(b)
             yield "ff_run_crc_fixed", f"{field} = all 0xFF, header CRC recomputed", \
@@ -196,10 +196,10 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
                            "footer chunk_count": regions["footer_chunk_count"]}.items():
         b = bytearray(blob)
         b[lo:hi] = b"\xff" * (hi - lo)
-        yield "ff_run", f"{what} = all 0xFF", bytes(b), ["index checksum"]
+        yield "ff_run", f"{what} = all 0xFF", bytes(b), ["index-crc"]
         L.fix_index_crc(b)
         yield "ff_run_crc_fixed", f"{what} = all 0xFF, index CRC recomputed", bytes(b), \
-            ["index entry", "footer does not match"]
+            ["index-layout", "footer-layout"]
     for _ in range(3):
         pos, run = rng.randrange(n), rng.randrange(2, 40)
         b = bytearray(blob)
@@ -236,7 +236,7 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
         blob[zl:], []
     yield "drop_chunk", "chunk 1 removed", blob[:a1] + blob[z1:], []
     yield "swap_chunks", "chunks 0 and 1 swapped (index CRCs left alone)", \
-        blob[:a0] + blob[a1:z1] + blob[a0:z0] + blob[z1:], ["differ"]
+        blob[:a0] + blob[a1:z1] + blob[a0:z0] + blob[z1:], ["chunk-index-crc"]
     yield "swap_chunks", f"chunks 0 and {len(chunk) - 1} swapped", \
         blob[:a0] + blob[al:zl] + blob[z0:al] + blob[a0:z0] + blob[zl:], []
 
@@ -245,7 +245,7 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
     entries = [list(ENTRY.unpack_from(blob, L.index_offset + 16 * i))
                for i in range(len(L.chunks))]
 
-    def with_index(es, detail, words=("index entry", "footer does not match")):
+    def with_index(es, detail, words=("index-layout", "footer-layout")):
         b = bytearray(blob)
         for i, e in enumerate(es):
             ENTRY.pack_into(b, L.index_offset + 16 * i, *e)
@@ -277,57 +277,57 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
     yield with_index(es, "entry 0 length 0")
     es = [e[:] for e in entries]
     es[1][2] ^= 0x00010000
-    yield with_index(es, "entry 1 records another CRC than chunk 1's", ["differ"])
+    yield with_index(es, "entry 1 records another CRC than chunk 1's", ["chunk-index-crc"])
     es = [e[:] for e in entries]
     es[0][2], es[1][2] = es[1][2], es[0][2]
-    yield with_index(es, "entries 0 and 1 exchange their CRCs", ["differ"])
+    yield with_index(es, "entries 0 and 1 exchange their CRCs", ["chunk-index-crc"])
     for what, value in (("+16", L.index_offset + 16), ("-16", L.index_offset - 16),
                         ("0", 0)):
         b = bytearray(blob)
         struct.pack_into("<Q", b, L.footer_offset, value)
         L.fix_index_crc(b)
         yield "footer_layout", f"footer index_offset {what}, index CRC recomputed", \
-            bytes(b), ["footer does not match"]
+            bytes(b), ["footer-layout"]
     for value in (len(L.chunks) + 1, len(L.chunks) - 1, 0):
         b = bytearray(blob)
         struct.pack_into("<Q", b, L.footer_offset + 8, value)
         L.fix_index_crc(b)
         yield "footer_layout", f"footer chunk_count {value}, index CRC recomputed", \
-            bytes(b), ["footer does not match"]
+            bytes(b), ["footer-layout"]
 
     # 7. unknown versions and flags, with and without the header CRC recomputed
     for version in (0, 2, 0xFFFF):
         b = bytearray(blob)
         struct.pack_into("<H", b, 8, version)
-        yield "version", f"version {version}", bytes(b), [f"version {version}"]
+        yield "version", f"version {version}", bytes(b), ["version"]
         L.fix_header_crc(b)
         yield "version", f"version {version}, header CRC recomputed", bytes(b), \
-            [f"version {version}"]
+            ["version"]
     for bit in (0, 1, 7, 8, 15):
         b = bytearray(blob)
         struct.pack_into("<H", b, 10, 1 << bit)
         L.fix_header_crc(b)
-        yield "flags", f"flag bit {bit} set, header CRC recomputed", bytes(b), ["flags"]
+        yield "flags", f"flag bit {bit} set, header CRC recomputed", bytes(b), ["flags", "coding"]
 
     # 8. every header field set to a value a reader must refuse, header CRC recomputed
     v = L.v
     bad_fields = [("mode", 2, ["mode"]), ("mode", 255, ["mode"]), ("bits", 0, ["bits"]),
-                  ("bits", 9, ["bits"]), ("scale_rule", 3, ["scale rule"]),
-                  ("scale_dtype", 7, ["scale dtype"]), ("scale_dtype", 255, ["scale dtype"]),
-                  ("source_dtype", 0, ["source dtype"]), ("source_dtype", 4, ["source dtype"]),
+                  ("bits", 9, ["bits"]), ("scale_rule", 3, ["scale-rule"]),
+                  ("scale_dtype", 7, ["scale-dtype"]), ("scale_dtype", 255, ["scale-dtype"]),
+                  ("source_dtype", 0, ["source-dtype"]), ("source_dtype", 4, ["source-dtype"]),
                   ("rotation", 0, ["rotation"]), ("rotation", 2, ["rotation"]),
                   ("rounds", 0, ["rounds"]), ("rounds", 33, ["rounds"]),
                   ("ndim", 0, ["rank"]), ("ndim", 33, ["rank"]),
-                  ("ndim", v["ndim"] + 1, ["shape", "header size", "rank"]),
-                  ("dim", 0, ["dimension"]), ("dim", 1, ["dimension"]),
-                  ("dim", (1 << 20) + 1, ["dimension"]), ("dim", v["dim"] + 1, ["shape"]),
-                  ("chunk_rows", 0, ["chunk rows"]), ("chunk_rows", 12, ["chunk rows"]),
-                  ("chunk_rows", (1 << 20) + 8, ["chunk rows"]),
-                  ("n_vectors", v["n_vectors"] + 1, ["vectors"]),
-                  ("n_vectors", 1 << 60, ["vector count"])]
+                  ("ndim", v["ndim"] + 1, ["shape", "header-size", "rank"]),
+                  ("dim", 0, ["dim"]), ("dim", 1, ["dim"]),
+                  ("dim", (1 << 20) + 1, ["dim"]), ("dim", v["dim"] + 1, ["shape"]),
+                  ("chunk_rows", 0, ["chunk-rows"]), ("chunk_rows", 12, ["chunk-rows"]),
+                  ("chunk_rows", (1 << 20) + 8, ["chunk-rows"]),
+                  ("n_vectors", v["n_vectors"] + 1, ["shape"]),
+                  ("n_vectors", 1 << 60, ["vector-count"])]
     if v["mode"] == 1:
-        bad_fields.append(("scale_rule", 0, ["prod mode"]))
-        bad_fields.append(("dim", 8192, ["prod mode", "shape"]))
+        bad_fields.append(("scale_rule", 0, ["prod-rule"]))
+        bad_fields.append(("dim", 8192, ["prod-dim", "shape"]))
     if v["mode"] == 0:
         # a scale dtype code this reader does not know: refused, or (should a later reader
         # define it) a file whose length no longer matches
@@ -368,7 +368,7 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
         struct.pack_into("<I", b, L.index_offset + 16 * i + 12, crc)
         L.fix_index_crc(b)
         yield "scale_nonfinite", f"chunk {i} row 0 scale = {label}, all CRCs recomputed", \
-            bytes(b), ["non-finite"]
+            bytes(b), ["scale-finite"]
 
     # 10. trailing garbage
     for what, extra in (("one zero byte", b"\0"), ("16 random bytes",
@@ -380,14 +380,14 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
 
 def not_containers():
     """Inputs that are not .tqz files at all (shared by every base)."""
-    yield "not_tqz", "empty file", b"", ["empty"]
-    yield "not_tqz", "magic only", MAGIC, ["truncated"]
-    yield "not_tqz", "a PNG signature", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, ["not a .tqz"]
-    yield "not_tqz", "a gzip header", b"\x1f\x8b\x08\x00" + b"\0" * 40, ["not a .tqz"]
+    yield "not_tqz", "empty file", b"", ["magic"]
+    yield "not_tqz", "magic only", MAGIC, ["truncated", "length"]
+    yield "not_tqz", "a PNG signature", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, ["magic"]
+    yield "not_tqz", "a gzip header", b"\x1f\x8b\x08\x00" + b"\0" * 40, ["magic"]
     yield "not_tqz", "a .npy file", b"\x93NUMPY\x01\x00v\x00{'descr': '<f4'" + b" " * 40, \
-        ["not a .tqz"]
-    yield "not_tqz", "lower-case magic", b"\x89tqz\r\n\x1a\n" + b"\0" * 60, ["not a .tqz"]
-    yield "not_tqz", "1 KiB of 0xFF", b"\xff" * 1024, ["not a .tqz"]
+        ["magic"]
+    yield "not_tqz", "lower-case magic", b"\x89tqz\r\n\x1a\n" + b"\0" * 60, ["magic"]
+    yield "not_tqz", "1 KiB of 0xFF", b"\xff" * 1024, ["magic"]
     yield "not_tqz", "magic + 0xFF up to 1 KiB", MAGIC + b"\xff" * 1016, ["version"]
 
 
@@ -395,7 +395,8 @@ def not_containers():
 
 
 def library_verdict(data: bytes):
-    """(kind, message) of decoding data with tqcli as bytes and as a non-seekable stream."""
+    """(kind, rule, message) of decoding data with tqcli as bytes and as a non-seekable
+    stream."""
     import tqcli
 
     class Pipe(io.RawIOBase):
@@ -413,11 +414,11 @@ def library_verdict(data: bytes):
         try:
             tqcli.decompress(src)
         except tqcli.FormatError as e:
-            out.append(("FormatError", str(e)))
+            out.append(("FormatError", e.rule, str(e)))
         except Exception as e:  # noqa: BLE001
-            out.append((type(e).__name__, str(e)))
+            out.append((type(e).__name__, None, str(e)))
         else:
-            out.append(("decoded", ""))
+            out.append(("decoded", None, ""))
     return out
 
 
@@ -442,25 +443,26 @@ def build(bases: dict[str, bytes]) -> tuple[dict, dict[str, bytes]]:
     files, records = {}, []
     seen = set()
 
-    def add(base, mutation, detail, data, expect):
+    def add(base, mutation, detail, data, rules):
         if data in seen or data in bases.values():
             return
         seen.add(data)
         rel = f"mutants/{base}-{len(records):03d}-{mutation}.tqz"
         files[rel] = data
         records.append({"file": rel, "base": base, "mutation": mutation, "detail": detail,
-                        "expect": expect, "size": len(data),
+                        "rules": rules, "size": len(data),
                         "sha256": hashlib.sha256(data).hexdigest()})
 
     for name, blob in bases.items():
-        for mutation, detail, data, expect in mutants_of(name, blob, rng):
-            add(name, mutation, detail, data, expect)
-    for mutation, detail, data, expect in not_containers():
-        add("none", mutation, detail, data, expect)
+        for mutation, detail, data, rules in mutants_of(name, blob, rng):
+            add(name, mutation, detail, data, rules)
+    for mutation, detail, data, rules in not_containers():
+        add("none", mutation, detail, data, rules)
     manifest = {
         "about": "Hostile .tqz files for tests/test_fuzz.py; every one must be refused "
-                 "with tqcli.FormatError / `tq: FILE: reason`, exit 1.  `expect`: the "
-                 "message holds one of these (lower-case) words; [] = any FormatError.",
+                 "with tqcli.FormatError / `tq: FILE: reason`, exit 1.  `rules`: the "
+                 "error's rule (FormatError.rule, spec section 13) is one of these; "
+                 "[] = any rule.",
         "generator": "tests/corpus/make_corpus.py", "seed": SEED,
         "bases": {name: {"file": f"base/{name}.tqz",
                          "sha256": hashlib.sha256(blob).hexdigest(),
@@ -477,11 +479,13 @@ def build(bases: dict[str, bytes]) -> tuple[dict, dict[str, bytes]]:
 def verify(manifest: dict, files: dict[str, bytes]) -> list[str]:
     problems = []
     for rec in manifest["mutants"]:
-        for (kind, msg), via in zip(library_verdict(files[rec["file"]]), ("bytes", "stream")):
+        for (kind, rule, msg), via in zip(library_verdict(files[rec["file"]]),
+                                          ("bytes", "stream")):
             if kind != "FormatError":
                 problems.append(f"{rec['file']} ({via}): {kind} {msg}")
-            elif rec["expect"] and not any(w in msg.lower() for w in rec["expect"]):
-                problems.append(f"{rec['file']} ({via}): {msg!r} lacks {rec['expect']}")
+            elif rec["rules"] and rule not in rec["rules"]:
+                problems.append(f"{rec['file']} ({via}): rule {rule} ({msg!r}) is not one of "
+                                f"{rec['rules']}")
     return problems
 
 

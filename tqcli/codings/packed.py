@@ -103,7 +103,7 @@ class Packed(PayloadCoding):
         vals = np.frombuffer(payload, dtype=dt, count=floats // dt.itemsize, offset=codes + signs)
         if not np.isfinite(vals).all():
             raise FormatError(f"chunk {chunk}: non-finite per-vector scale (corrupt or crafted "
-                              f"file)", rule="scale-finite")
+                              f"file)", rule="scale-finite", chunk=chunk)
 
 
 PACKED = Packed()
