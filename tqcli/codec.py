@@ -1,66 +1,87 @@
-"""Turns blocks of vectors into chunk payloads and back, for the parameters of a Header."""
+"""The codec of one header: the state its encoder and decoder share.
+
+A Codec holds what a header implies and what is costly to rebuild: the rotation's plan
+(from the rotation table), the quantiser's centroids and float32 thresholds, prod mode's
+sketch.  The bytes of a chunk are the payload coding's business (from the coding table):
+Codec.encode_chunks and Codec.decode hand this state to it.  Everything here is built from
+the header's stored values; nothing the header stores is recomputed.
+"""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from . import codebook, kernels, rotation
+from . import codebook, limits, prng
 from .container import Header
 from .errors import InputError, ScaleRangeError
 
-TARGET_CHUNK_INPUT_BYTES = 1 << 22  # about 4 MiB of float32 input per chunk
 
-
-def default_chunk_rows(dim: int) -> int:
-    """Largest power of two <= 4 MiB / (4 d), clamped to 8 .. 65536 (encoder's choice)."""
-    rows = max(1, TARGET_CHUNK_INPUT_BYTES // (4 * dim))
-    return min(1 << 16, max(8, 1 << (rows.bit_length() - 1)))
-
-
-def make_header(dim: int, bits: int, *, mode: str = "mse", seed: int = 0, rounds: int = 3,
+def make_header(dim: int, bits: int, *, mode: str = limits.DEFAULT_MODE,
+                seed: int = limits.DEFAULT_SEED, rounds: int = limits.DEFAULT_ROUNDS,
+                rotation: str = "hadamard2", coding: str = "packed",
                 scale_rule: str | None = None, scale_dtype: str = "float32",
                 source_dtype: str = "float32", shape: tuple[int, ...] | None = None,
                 chunk_rows: int | None = None) -> Header:
-    """A header for new data; computes the codebook the encoder will use and store."""
-    if mode not in ("mse", "prod"):
-        raise ValueError(f"mode must be 'mse' or 'prod', got {mode!r}")
+    """A header for new data; computes the codebook the encoder will use and store.
+
+    Raises ValueError for an option combination the format does not allow.
+    """
+    if mode not in limits.MODES:
+        raise ValueError(f"mode must be one of {', '.join(limits.MODES)}, got {mode!r}")
     if scale_rule is None:
-        scale_rule = "ls" if mode == "mse" else "norm"
-    if mode == "prod" and scale_rule != "norm":
-        raise ValueError("prod mode needs the 'norm' scale rule (its estimate is unbiased only then)")
-    if mode == "prod" and bits < 1:
-        raise ValueError("bits must be at least 1")
-    code_bits = bits if mode == "mse" else bits - 1
-    cb = codebook.codebook(dim, code_bits) if code_bits > 0 else np.zeros(0, np.float32)
-    hdr = Header(dim=dim, bits=bits, mode=mode, seed=seed, rounds=rounds,
-                 scale_rule=scale_rule, scale_dtype=scale_dtype, source_dtype=source_dtype,
-                 shape=tuple(shape) if shape is not None else (0, dim),
-                 chunk_rows=chunk_rows or default_chunk_rows(dim), codebook=cb)
-    return hdr
+        scale_rule = limits.default_scale_rule(mode)
+    problem = limits.scale_rule_problem(mode, scale_rule)
+    if problem:
+        raise ValueError(problem)
+    if not isinstance(bits, int) or not limits.MIN_BITS <= bits <= limits.MAX_BITS:
+        raise ValueError(f"bits must be an integer from {limits.MIN_BITS} to "
+                         f"{limits.MAX_BITS}, got {bits!r}")
+    q = limits.code_bits(mode, bits)
+    cb = codebook.codebook(dim, q) if q > 0 else np.zeros(0, np.float32)
+    return Header(dim=dim, bits=bits, mode=mode, seed=seed, rounds=rounds, rotation=rotation,
+                  coding=coding, scale_rule=scale_rule, scale_dtype=scale_dtype,
+                  source_dtype=source_dtype,
+                  shape=tuple(shape) if shape is not None else (0, dim),
+                  chunk_rows=chunk_rows or limits.default_chunk_rows(dim), codebook=cb)
+
+
+@functools.lru_cache(maxsize=8)
+def make_sketch(d: int, seed: int) -> np.ndarray:
+    """The d x d matrix of i.i.d. N(0, 1) float32 entries used by prod mode (row-major)."""
+    from .kernels import gaussian_fill
+
+    out = np.empty(d * d, dtype=np.float32)
+    gaussian_fill(prng.stream_key(seed, prng.SKETCH_TAG), out)
+    out = out.reshape(d, d)
+    out.setflags(write=False)
+    return out
 
 
 class Codec:
-    """Encoder and decoder state for one header: rotation, codebook, thresholds, sketch."""
+    """Encoder and decoder state for one header: rotation plan, quantiser, sketch."""
 
     def __init__(self, header: Header):
         h = self.header = header
-        self.rot = rotation.make_rotation(h.dim, h.seed, h.rounds)
-        self.cents = np.ascontiguousarray(h.codebook, dtype=np.float32)
-        self.bounds = codebook.boundaries(self.cents) if self.cents.size else np.zeros(0)
-        self.thr = kernels.float32_thresholds(self.bounds)
-        self.table = kernels.search_table(self.thr)
-        self.rule = ("ls", "norm", "ip").index(h.scale_rule)
+        self.rotation_kind = h.rotation_kind
+        self.coding = h.payload_coding
+        self.rotation = self.rotation_kind.plan(h.dim, h.seed, h.rounds)
+        self.plan = self.rotation.kernel_args  # the rotation as the kernels take it
+        self.centroids = np.ascontiguousarray(h.codebook, dtype=np.float32)
+        bounds = codebook.boundaries(self.centroids) if self.centroids.size else np.zeros(0)
+        thresholds = codebook.float32_thresholds(bounds)
+        # (float32 thresholds, the same padded for the branchless search, centroids)
+        self.quantizer = (thresholds, codebook.search_table(thresholds), self.centroids)
+        self.rule = limits.SCALE_RULES.index(h.scale_rule)  # the kernels take the header code
         self.scale_dtype = np.dtype(h.scale_dtype).newbyteorder("<")
-        self._sketch = None
-        self._sketch_t = None
         # decoded values are binary32, or binary64 when the scales are (see spec section 12)
         self.out_dtype = np.dtype(np.float64 if h.scale_dtype == "float64" else np.float32)
+        self._sketch_t = None
 
     @property
     def sketch(self) -> np.ndarray:
-        if self._sketch is None:
-            self._sketch = rotation.make_sketch(self.header.dim, self.header.seed)
-        return self._sketch
+        return make_sketch(self.header.dim, self.header.seed)
 
     @property
     def sketch_t(self) -> np.ndarray:
@@ -68,91 +89,52 @@ class Codec:
             self._sketch_t = np.ascontiguousarray(self.sketch.T)
         return self._sketch_t
 
-    def _rot_args(self):
-        r = self.rot
-        return r.signs, r.perms, r.block, r.block_scale
+    # ------------------------------------------------------------------ encode
 
-    def encode(self, x: np.ndarray, first_row: int = 0) -> bytes:
-        """Encode rows of x (rows first_row.. of the input) into one chunk payload.
+    def encode_chunks(self, x: np.ndarray, first_row: int = 0) -> list[list[memoryview]]:
+        """Encode rows of x (rows first_row.. of the input, starting at a chunk boundary)
+        in one kernel call: one payload per chunk of header.chunk_rows rows (the last may
+        be shorter), each a list of byte views whose concatenation is the payload.
 
         Refuses NaN or infinite values and norms the scale dtype cannot hold, naming the row.
         """
-        codes, signs, floats = self._encode_arrays(x, first_row)
-        return b"".join([codes.tobytes(), signs.tobytes()] + [f.tobytes() for f in floats])
-
-    def encode_chunks(self, x: np.ndarray, first_row: int = 0) -> list[list[memoryview]]:
-        """Encode rows of x, which start at a chunk boundary, in one kernel call; return
-        one payload per chunk of header.chunk_rows rows (the last may be shorter), each a
-        list of byte views (codes, signs, floats) whose concatenation is the payload.
-
-        Chunks hold a multiple of 8 rows, so every chunk starts on a byte of the code and
-        sign streams and the payloads are exactly those encode() gives chunk by chunk.
-        """
-        h = self.header
-        codes, signs, floats = self._encode_arrays(x, first_row)
-        n, d, cr = x.shape[0], h.dim, h.chunk_rows
-        out = []
-        for a in range(0, n, cr):
-            k = min(cr, n - a)
-            c0 = a * d * h.code_bits // 8
-            s0 = a * d // 8 if signs.size else 0
-            ncode, nsign, _ = h.section_sizes(k)
-            parts = [codes[c0:c0 + ncode], signs[s0:s0 + nsign]] + [f[a:a + k] for f in floats]
-            out.append([memoryview(p).cast("B") for p in parts if p.size])
-        return out
-
-    def _encode_arrays(self, x: np.ndarray, first_row: int):
-        """The code stream, the sign stream (empty in mse mode) and the per-vector floats
-        (scales, and gammas in prod mode) of all rows of x, checked."""
-        h = self.header
         if x.dtype == np.float16:
             # numba has no float16 arrays; float16 -> float32 is exact, and the kernels
             # widen every element to float64 first, so the encoding is unchanged.
             x = x.astype(np.float32)
-        n = x.shape[0]
-        ncode, nsign, _ = h.section_sizes(n)
-        codes = np.empty(ncode, np.uint8)  # the kernels write every byte
-        qbits = np.empty(nsign, np.uint8)
-        scales = np.empty(n, np.float64)
-        if h.mode == "mse":
-            kernels._encode_mse(x, *self._rot_args(), self.thr, self.table, self.cents,
-                                h.code_bits, self.rule, codes, scales)
-            with np.errstate(over="ignore"):
-                floats = [scales.astype(self.scale_dtype)]
-        else:
-            gammas = np.empty(n, np.float64)
-            kernels._encode_prod(x, *self._rot_args(), self.thr, self.table, self.cents,
-                                 h.code_bits, self.sketch_t, codes, qbits, scales, gammas)
-            with np.errstate(over="ignore"):
-                floats = [scales.astype(self.scale_dtype), gammas.astype(self.scale_dtype)]
-        _check_scales(scales, floats[0], h.scale_dtype, first_row)
-        return codes, qbits, floats
+        return self.coding.encode_chunks(self, x, first_row)
+
+    def encode(self, x: np.ndarray, first_row: int = 0) -> bytes:
+        """Encode at most chunk_rows rows of x into one chunk payload (bytes)."""
+        if x.shape[0] > self.header.chunk_rows:
+            raise ValueError("more rows than a chunk holds; use encode_chunks")
+        (parts,) = self.encode_chunks(x, first_row) or [[]]
+        return b"".join(parts)
+
+    def store_floats(self, floats: list[np.ndarray], first_row: int) -> list[np.ndarray]:
+        """Per-vector floats (scales first) in the scale dtype, refusing what it cannot keep."""
+        with np.errstate(over="ignore"):
+            stored = [f.astype(self.scale_dtype) for f in floats]
+        _check_scales(floats[0], stored[0], self.header.scale_dtype, first_row)
+        return stored
+
+    # ------------------------------------------------------------------ decode
+
+    def load_floats(self, raw: np.ndarray) -> np.ndarray:
+        """Stored scales (bytes) as the decoder computes with them (binary32 or binary64)."""
+        return raw.view(self.scale_dtype).astype(self.out_dtype)
 
     def decode(self, payload, rows: int, out: np.ndarray | None = None) -> np.ndarray:
         """Decode a chunk payload of `rows` vectors into a (rows, d) array of out_dtype.
 
         The payload is one ContainerReader.read_chunk returned, which has checked its CRC
-        and that its stored scales are finite (container.check_floats).
+        and the coding's payload rules (finite stored scales).
 
         With `out` (out_dtype, at least rows x d, C-contiguous) the result is written there
         and a view of it returned, so a caller can reuse one buffer for every chunk.
         """
-        h = self.header
-        ncode, nsign, nfloat = h.section_sizes(rows)
-        buf = np.frombuffer(payload, dtype=np.uint8)
-        codes = buf[:ncode]
-        per = nfloat // h.floats_per_vector
-        scales = buf[ncode + nsign:ncode + nsign + per].view(self.scale_dtype)
-        scales = scales.astype(np.float64 if h.scale_dtype == "float64" else np.float32)
-        out = np.empty((rows, h.dim), self.out_dtype) if out is None else out[:rows]
-        if h.mode == "mse":
-            kernels.decode_mse(codes, scales, *self._rot_args(), self.cents, h.code_bits, out)
-        else:
-            qbits = buf[ncode:ncode + nsign]
-            gammas = buf[ncode + nsign + per:].view(self.scale_dtype).astype(np.float64)
-            kernels.decode_prod(codes, qbits, scales, gammas, *self._rot_args(), self.cents,
-                                h.code_bits, self.sketch, out)
-        return out
+        out = np.empty((rows, self.header.dim), self.out_dtype) if out is None else out[:rows]
+        return self.coding.decode(self, payload, rows, out)
 
 
 def _check_scales(scales: np.ndarray, stored: np.ndarray, scale_dtype: str,
@@ -171,7 +153,8 @@ def _check_scales(scales: np.ndarray, stored: np.ndarray, scale_dtype: str,
         return
     bad = int(np.argmin(ok))
     if np.isnan(scales[bad]):
-        raise InputError(f"row {first_row + bad}: contains NaN or infinite values")
+        raise InputError(f"row {first_row + bad}: contains NaN or infinite values",
+                         kind="non-finite")
     hint = {"float16": "; use --scale-dtype float32", "float32": "; use --scale-dtype float64"}
     raise ScaleRangeError(f"row {first_row + bad}: norm {scales[bad]:.4g} is outside the "
                           f"range of the {scale_dtype} scale" + hint.get(scale_dtype, ""),

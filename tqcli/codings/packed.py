@@ -59,12 +59,12 @@ class Packed(PayloadCoding):
         qbits = np.empty(nsign, np.uint8)
         scales = np.empty(n, np.float64)
         if h.mode == "mse":
-            kernels.encode_mse(x, codec.plan, codec.quantizer, h.code_bits, codec.rule,
+            kernels.encode_mse(x, codec.plan, *codec.quantizer, h.code_bits, codec.rule,
                                codes, scales)
             floats = [scales]
         else:
             gammas = np.empty(n, np.float64)
-            kernels.encode_prod(x, codec.plan, codec.quantizer, h.code_bits, codec.sketch_t,
+            kernels.encode_prod(x, codec.plan, *codec.quantizer, h.code_bits, codec.sketch_t,
                                 codes, qbits, scales, gammas)
             floats = [scales, gammas]
         return codes, qbits, codec.store_floats(floats, first_row)
