@@ -25,8 +25,9 @@ Header, as tq reads it
 
 What tq refuses, before it reads a single data byte
 ---------------------------------------------------
-* A header above MAX_NPY_HEADER (64 KiB) bytes: numpy never writes one that large, and a
-  32-bit length field must not make tq allocate up to 4 GiB on a file's word.
+* A header above MAX_NPY_HEADER (64 KiB) bytes: a float array's header is a few hundred
+  bytes at most (numpy needs the 32-bit field only for structured dtypes of many fields),
+  and a length field must not make tq allocate up to 4 GiB on a file's word.
 * A header that is not a literal dict with exactly those three keys.  The text is parsed
   with ast.literal_eval, which evaluates literals only: no name, call or attribute is
   ever looked up, so a header cannot run code.
@@ -72,8 +73,8 @@ VERSIONS = {
 def read_npy_header(read) -> tuple[np.dtype, bool, tuple[int, ...], int]:
     """Parse a .npy header through read(n) and check it against the rules above.
 
-    Returns (dtype, fortran_order, shape, offset of the first data byte).  Raises
-    InputError, which names the rule broken, for anything tq refuses.
+    Returns (dtype, fortran_order, shape, offset of the first data byte).  Anything tq
+    refuses raises InputError with a kind: not-npy, truncated, pickle or dtype.
     """
     pre = read(10)
     if len(pre) < 10 or pre[:6] != NPY_MAGIC:
