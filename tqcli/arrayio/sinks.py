@@ -1,0 +1,39 @@
+"""Writing a decoded array block by block: a .npy stream (NpySink), and the cast that
+every sink applies (saturating_cast).
+
+A sink is given the full shape first and then consecutive row blocks, so that a decoded
+array of any size costs one block of memory.  The HDF5 sink, which needs h5py, is in
+arrayio.hdf5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .npy import npy_header_bytes
+
+
+def saturating_cast(block: np.ndarray, dtype) -> np.ndarray:
+    """block as a C-contiguous array of `dtype`; values beyond a narrower float type's range
+    become its largest finite value instead of infinity (a reconstruction may overshoot
+    a source value that sat near the top of the range)."""
+    dtype = np.dtype(dtype)
+    if dtype.itemsize < block.dtype.itemsize:
+        top = np.finfo(dtype).max
+        block = np.clip(block, -top, top)
+    return np.ascontiguousarray(block, dtype=dtype)
+
+
+class NpySink:
+    """Writes a C-order .npy of known shape to a binary stream, block by block."""
+
+    def __init__(self, stream, shape, dtype):
+        self.stream = stream
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+        stream.write(npy_header_bytes(shape, self.dtype))
+
+    def write(self, block: np.ndarray) -> None:
+        self.stream.write(saturating_cast(block, self.dtype).data)
+
+    def close(self) -> None:
+        self.stream.flush()

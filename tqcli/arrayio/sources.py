@@ -1,0 +1,211 @@
+"""Input arrays as sources of row blocks: a .npy file or stream, an in-memory array, and
+open_input, which picks the source for a name on the command line.
+
+A source is n rows of d values (the last axis is the vector) that the encoder reads block
+by block, so that an input of any size costs a block of memory: a .npy file is memory-
+mapped and the pages already read are released, stdin is read into one reused buffer.
+Each source checks dtype and shape (arrayio.base) before it reads a data byte; the .npy
+header rules are in arrayio.npy, HDF5 input in arrayio.hdf5.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import sys
+
+import numpy as np
+
+from ..errors import InputError
+from .base import ArraySource, check_dtype, check_shape
+from .hdf5 import H5Source, split_h5_spec
+from .npy import NPY_MAGIC, read_npy_header
+
+
+class NpyStreamSource(ArraySource):
+    """A C-order .npy read sequentially from a binary stream (a file or stdin)."""
+
+    def __init__(self, stream, name: str, size: int | None = None):
+        self.stream = stream
+        self.name = name
+        dtype, fortran, shape, offset = read_npy_header(stream.read)
+        check_shape(shape)
+        self.dtype, self.shape, self.fortran = dtype, shape, fortran
+        self.data_offset = offset
+        self.size = size
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        self.nbytes = nbytes
+        if size is not None and size - offset != nbytes:
+            raise InputError(f".npy header declares {nbytes} data bytes but the file has "
+                             f"{size - offset}",
+                             kind="truncated" if size - offset < nbytes else None)
+
+    def _read_all(self) -> bytearray:
+        """All data bytes, read piecewise so that a lying header costs no memory up front."""
+        raw = bytearray()
+        piece = 1 << 24
+        while len(raw) < self.nbytes:
+            want = min(piece, self.nbytes - len(raw))
+            try:
+                got = self.stream.read(want)
+            except OSError as e:
+                raise InputError(f"read failed ({e.strerror or e})") from None
+            if not got:
+                raise InputError(f"truncated .npy data (ended {self.nbytes - len(raw)} bytes "
+                                 f"short)", kind="truncated")
+            raw += got
+        return raw
+
+    def _check_end(self) -> None:
+        """A stream (stdin) must end with the array, as a file's size must match it."""
+        if self.size is None and self.stream.read(1):
+            raise InputError("trailing data after the .npy array")
+
+    def _read_full(self, buf: memoryview) -> None:
+        got = 0
+        while got < len(buf):
+            try:
+                k = self.stream.readinto(buf[got:])
+            except OSError as e:
+                raise InputError(f"read failed ({e.strerror or e})") from None
+            if not k:
+                raise InputError(f"truncated .npy data (ended {len(buf) - got} bytes short "
+                                 f"of a block)", kind="truncated")
+            got += k
+
+    @property
+    def rereadable(self) -> bool:
+        return self.size is not None  # a file (memory-mapped); not a pipe
+
+    def _mapped_blocks(self, rows: int):
+        """Blocks of a regular file through a read-only memory map: no copy for native
+        C-order data, and pages already used are dropped from this process's mapping so
+        that its resident memory stays bounded however large the file is."""
+        d, n = self.dim, self.n_rows
+        mm = mmap.mmap(self.stream.fileno(), 0, access=mmap.ACCESS_READ)
+        if hasattr(mmap, "MADV_SEQUENTIAL"):
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        order = "F" if self.fortran else "C"
+        arr = np.ndarray(self.shape, dtype=self.dtype, buffer=mm, offset=self.data_offset,
+                         order=order)
+        flat = arr.reshape(n, d) if order == "C" else None
+        native = self.dtype.newbyteorder("=")
+        page = mmap.PAGESIZE
+        done = 0  # bytes of the map already released
+        for a in range(0, n, rows):
+            k = min(rows, n - a)
+            if flat is not None:
+                block = flat[a:a + k]
+                if not block.dtype.isnative:
+                    block = block.astype(native)
+            else:  # Fortran order: gather the rows (each is strided across the file)
+                lead = np.unravel_index(np.arange(a, a + k), self.shape[:-1])
+                block = np.ascontiguousarray(arr[lead], dtype=native)
+            yield block
+            del block
+            if flat is not None and hasattr(mmap, "MADV_DONTNEED"):
+                end = (self.data_offset + (a + k) * d * self.dtype.itemsize) // page * page
+                if end > done:
+                    mm.madvise(mmap.MADV_DONTNEED, done, end - done)
+                    done = end
+
+    def blocks(self, rows: int):
+        d, n = self.dim, self.n_rows
+        if self.size is not None and n > 0:
+            yield from self._mapped_blocks(rows)
+            return
+        if self.fortran and len(self.shape) > 1:
+            raw = self._read_all()
+            self._check_end()
+            arr = np.frombuffer(raw, dtype=self.dtype).reshape(self.shape, order="F")
+            flat = arr.reshape(n, d)
+            for a in range(0, n, rows):
+                yield np.ascontiguousarray(flat[a:a + rows], dtype=self.dtype.newbyteorder("="))
+            return
+        if n == 0:
+            self._check_end()
+        buf = np.empty(min(rows, n) * d, dtype=self.dtype)
+        for a in range(0, n, rows):
+            k = min(rows, n - a)
+            view = buf[:k * d]
+            self._read_full(memoryview(view).cast("B"))
+            block = view.reshape(k, d)
+            if not block.dtype.isnative:
+                block = block.astype(block.dtype.newbyteorder("="))
+            if a + k >= n:
+                self._check_end()
+            yield block
+
+    def close(self) -> None:
+        if self.stream is not sys.stdin.buffer:
+            self.stream.close()
+
+
+def open_npy(path: str) -> NpyStreamSource:
+    """A .npy file (memory-mapped when read), or stdin for '-' (read once, in order)."""
+    if path == "-":
+        return NpyStreamSource(sys.stdin.buffer, "-")
+    f = open(path, "rb", buffering=0)
+    try:
+        return NpyStreamSource(f, path, size=os.fstat(f.fileno()).st_size)
+    except BaseException:
+        f.close()
+        raise
+
+
+def open_input(spec: str, dataset: str | None = None) -> ArraySource:
+    """The source for a command-line input: '-' (a .npy on stdin), a .npy file, or an
+    HDF5 file (FILE.h5:/path or `dataset` chooses the dataset).  The kind is decided by the
+    file's first bytes, not its name; errors name the file."""
+    if spec == "-":
+        if sys.stdin.isatty():
+            raise InputError("refusing to read binary data from a terminal", "-")
+        try:
+            return open_npy("-")
+        except InputError as e:
+            raise e.with_source("-")
+    path, ds = split_h5_spec(spec)
+    if ds is not None and dataset is not None and ds != dataset:
+        raise InputError("dataset given twice (FILE:/path and --dataset)", spec)
+    ds = ds or dataset
+    try:
+        if not os.path.exists(path):
+            raise InputError("no such file")
+        if os.path.isdir(path):
+            raise InputError("is a directory")
+        with open(path, "rb") as f:
+            magic = f.read(8)
+        if magic.startswith(b"\x89HDF"):
+            return H5Source(path, ds)
+        if ds is not None:
+            raise InputError("--dataset given but the file is not HDF5")
+        if magic.startswith(NPY_MAGIC):
+            return open_npy(path)
+        raise InputError("not a .npy or HDF5 file", kind="not-npy")
+    except InputError as e:
+        raise e.with_source(path)
+    except PermissionError:
+        raise InputError("permission denied", path) from None
+
+
+def from_array(array: np.ndarray, name: str = "<array>") -> ArraySource:
+    """An in-memory array as a source (the library's compress() reads through it)."""
+    return InMemorySource(array, name)
+
+
+class InMemorySource(ArraySource):
+    """A numpy array already in memory, checked like a file and cut into blocks."""
+
+    def __init__(self, array, name: str):
+        arr = np.asarray(array)
+        check_dtype(arr.dtype)
+        check_shape(arr.shape)
+        self.array, self.name = arr, name
+        self.shape, self.dtype = arr.shape, arr.dtype
+
+    def blocks(self, rows: int):
+        flat = self.array.reshape(self.n_rows, self.dim)
+        for a in range(0, self.n_rows, rows):
+            yield np.ascontiguousarray(flat[a:a + rows], dtype=self.dtype.newbyteorder("="))
+
+
