@@ -161,7 +161,7 @@ def _rows_option(ctx, param, value):
     try:
         return parse_rows(value)
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+        raise click.BadParameter(str(e), param_hint="--rows") from None
 
 
 def _bit_list(ctx, param, value):
