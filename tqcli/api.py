@@ -13,6 +13,7 @@ Progress callbacks are called as progress(rows done, rows in all), first with 0.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
@@ -24,7 +25,6 @@ from . import arrayio, files, report
 from .codec import Codec, make_header
 from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
-from .limits import OUTPUT_DTYPES  # noqa: F401 - part of the library's vocabulary
 from .pipeline import BackgroundConsumer
 from .tqfile import TqFile, output_dtype, resolve_rows  # noqa: F401
 
@@ -127,25 +127,20 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
     temporary file renamed into place when complete (never over the input; an existing
     file only with force), '-' for stdout, or a binary stream.  Errors name the file.
     """
-    if isinstance(input, arrayio.ArraySource):
-        return _compress_source_file(input, output, force, progress, bits=bits, mode=mode,
-                                     seed=seed, rounds=rounds, scale_rule=scale_rule,
-                                     scale_dtype=scale_dtype, chunk_rows=chunk_rows)
-    with arrayio.open_input(os.fspath(input), dataset) as source:
-        return _compress_source_file(source, output, force, progress, bits=bits, mode=mode,
-                                     seed=seed, rounds=rounds, scale_rule=scale_rule,
-                                     scale_dtype=scale_dtype, chunk_rows=chunk_rows)
-
-
-def _compress_source_file(source, output, force, progress, **options) -> Header:
-    if _is_path(output) and source.name != "-" and _same_file(source.name, output):
-        raise TqError("output would overwrite the input", os.fspath(output))
-    try:
-        with files.open_output(output, force) as sink:
-            header = compress_to(source, sink.stream, progress=progress, **options)
-            sink.commit()
-    except TqError as e:
-        raise e.with_source(source.name)
+    opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
+              else arrayio.open_input(os.fspath(input), dataset))
+    with opened as source:
+        if _is_path(output) and source.name != "-" and _same_file(source.name, output):
+            raise TqError("output would overwrite the input", os.fspath(output))
+        try:
+            with files.open_output(output, force) as sink:
+                header = compress_to(source, sink.stream, bits=bits, mode=mode, seed=seed,
+                                     rounds=rounds, scale_rule=scale_rule,
+                                     scale_dtype=scale_dtype, chunk_rows=chunk_rows,
+                                     progress=progress)
+                sink.commit()
+        except TqError as e:
+            raise e.with_source(source.name)
     return header
 
 
