@@ -305,7 +305,7 @@ def test_sigkill_with_rm_never_loses_the_input(tmp_path):
     if "x.npy" not in files:
         assert "x.tqz" in files and tqcli.read_header(str(tmp_path / "x.tqz")).n_vectors == \
             200_000
-        tqcli.decompress(str(tmp_path / "x.tqz"), rows="0:8")
+        tqcli.decompress(str(tmp_path / "x.tqz"), rows=slice(0, 8))
     else:
         np.testing.assert_array_equal(np.load(tmp_path / "x.npy", mmap_mode="r")[-5:], x[-5:])
 

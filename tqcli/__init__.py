@@ -5,14 +5,23 @@
     y = tqcli.decompress(blob)                # same shape, original dtype
     hdr = tqcli.read_header(blob)             # dimension, bits, seed, codebook, ...
 
+    with tqcli.open("big.tqz") as f:          # streaming: one chunk in memory at a time
+        for block in f.iter_blocks(slice(0, 10_000)):
+            ...
+    tqcli.compress_to(source, stream, bits=3)          # an array or arrayio source
+    tqcli.compress_file("x.npy", "x.tqz")              # atomic, like `tq compress`
+    tqcli.decompress_file("x.tqz", "y.h5", rows=(0, 100))
+
 The heavy modules (numpy kernels, numba, scipy) load on first use, so importing the
 package and running `tq --help` stay fast.
 """
 
 __version__ = "1.0.0"
 
-_API = {"compress", "compress_source", "decompress", "iter_decoded", "read_header",
-        "open_container", "parse_rows", "set_threads"}
+_API = {"compress", "compress_to", "compress_file", "decompress", "decompress_file",
+        "read_header", "inspect", "evaluate_file", "set_threads", "Decompressed"}
+_TQFILE = {"open", "TqFile"}
+_ERRORS = {"TqError", "FormatError", "InputError", "ScaleRangeError"}
 
 
 def __getattr__(name):
@@ -20,7 +29,11 @@ def __getattr__(name):
         from . import api
 
         return getattr(api, name)
-    if name in ("TqError", "FormatError", "InputError"):
+    if name in _TQFILE:
+        from . import tqfile
+
+        return getattr(tqfile, name)
+    if name in _ERRORS:
         from . import errors
 
         return getattr(errors, name)
@@ -31,4 +44,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'tqcli' has no attribute {name!r}")
 
 
-__all__ = sorted(_API | {"TqError", "FormatError", "InputError", "Header", "__version__"})
+__all__ = sorted(_API | _TQFILE | _ERRORS | {"Header", "__version__"})

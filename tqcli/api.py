@@ -1,51 +1,67 @@
-"""The library: compress an array, decompress a container, read a header.
+"""The library: compress and decompress arrays, streams and files; inspect a container.
 
-Whole-array helpers (compress, decompress) sit on top of streaming ones (compress_source,
-iter_decoded) that hold one chunk in memory at a time.
+Three levels, each built on the one below:
+  * whole arrays in memory: compress(array) -> bytes, decompress(src) -> array;
+  * streams, one chunk in memory at a time: compress_to(source, out), and
+    `with tqcli.open(src) as f:` (tqfile.TqFile) for the header, chunks and row ranges;
+  * files by name, as the `tq` command uses them: compress_file, decompress_file,
+    inspect -- atomic outputs, '-' for stdin/stdout, errors that name the file.
+
+Row selections are None, a slice (step 1) or a (start, stop) pair, as in Python slicing.
+Progress callbacks are called as progress(rows done, rows in all), first with 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import sys
+from typing import NamedTuple
 
 import numpy as np
 
-from . import arrayio
+from . import arrayio, files, report
 from .codec import Codec, make_header
-from .container import ContainerReader, ContainerWriter, Header
+from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
 from .pipeline import BackgroundConsumer
+from .tqfile import TqFile, output_dtype, resolve_rows  # noqa: F401
 
-OUTPUT_DTYPES = ("original", "float32", "float16", "float64")
 BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (16 MiB)
 
 
-def compress_source(source: arrayio.ArraySource, out, *, bits: int = 4, mode: str = "mse",
-                    seed: int = 0, rounds: int = 3, scale_rule: str | None = None,
-                    scale_dtype: str = "auto", chunk_rows: int | None = None,
-                    progress=None) -> Header:
-    """Compress every row of `source` into a container written to the binary stream `out`.
+# ---------------------------------------------------------------------- compress
+
+
+def compress_to(source, out, *, bits: int = 4, mode: str = "mse", seed: int = 0,
+                rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
+                chunk_rows: int | None = None, progress=None) -> Header:
+    """Compress every row of `source` (an array, or an arrayio.ArraySource) into a container
+    written to the binary stream `out`; returns its header.
 
     scale_dtype "auto" stores float32 scales, and switches to float64 -- starting again
-    from the first row -- when a vector's scale is outside float32's normal range (norms
-    beyond 3.4e38 or below 1.2e-38); that needs a source that can be read again and an
-    output that can seek, otherwise the error says which option to use.
+    from the first row, with every other option unchanged -- when a vector's scale is
+    outside float32's normal range (norms beyond 3.4e38 or below 1.2e-38); that needs a
+    source that can be read again and an output that can seek, otherwise the error says
+    which option to use.
     """
+    if not isinstance(source, arrayio.ArraySource):
+        source = arrayio.from_array(source)
+    # one set of options for both attempts, so that the restart cannot lose one
+    options = dict(bits=bits, mode=mode, seed=seed, rounds=rounds, scale_rule=scale_rule,
+                   chunk_rows=chunk_rows)
     if scale_dtype != "auto":
-        return _compress_once(source, out, bits, mode, seed, rounds, scale_rule, scale_dtype,
-                              chunk_rows, progress)
+        return _compress_once(source, out, options, scale_dtype, progress)
     start = _tell(out)
     try:
-        return _compress_once(source, out, bits, mode, seed, rounds, scale_rule, "float32",
-                              chunk_rows, progress)
+        return _compress_once(source, out, options, "float32", progress)
     except ScaleRangeError:
         if start is None or not source.rereadable:
             raise
     out.seek(start)
     out.truncate()
-    return _compress_once(source, out, bits, mode, seed, rounds, scale_rule, "float64",
-                          chunk_rows, progress)
+    return _compress_once(source, out, options, "float64", progress)
 
 
 def _tell(out) -> int | None:
@@ -55,19 +71,21 @@ def _tell(out) -> int | None:
         return None
 
 
-def _compress_once(source, out, bits, mode, seed, rounds, scale_rule, scale_dtype, chunk_rows,
-                   progress) -> Header:
+def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> Header:
     try:
-        header = make_header(source.dim, bits, mode=mode, seed=seed, rounds=rounds,
-                             scale_rule=scale_rule, scale_dtype=scale_dtype,
+        header = make_header(source.dim, options["bits"], mode=options["mode"],
+                             seed=options["seed"], rounds=options["rounds"],
+                             scale_rule=options["scale_rule"], scale_dtype=scale_dtype,
                              source_dtype=source.dtype.newbyteorder("=").name,
-                             shape=source.shape, chunk_rows=chunk_rows)
+                             shape=source.shape, chunk_rows=options["chunk_rows"])
         header.validate()
     except (ValueError, FormatError) as e:
         raise InputError(str(e)) from None
     codec = Codec(header)
     writer = ContainerWriter(out, header)
     row = 0
+    if progress is not None:
+        progress(0, source.n_rows)
     # several chunks go through the kernels at once (fewer calls, fewer thread launches);
     # each is checksummed and written while the next batch is encoded
     batch = max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
@@ -77,145 +95,198 @@ def _compress_once(source, out, bits, mode, seed, rounds, scale_rule, scale_dtyp
                 background.put(payload)
             row += block.shape[0]
             if progress is not None:
-                progress(row)
+                progress(row, source.n_rows)
     writer.finish()
     return header
 
 
-def compress(array, bits: int = 4, **options) -> bytes:
+def compress(array, *, bits: int = 4, mode: str = "mse", seed: int = 0, rounds: int = 3,
+             scale_rule: str | None = None, scale_dtype: str = "auto",
+             chunk_rows: int | None = None) -> bytes:
     """Compress a float16/32/64 array (last axis = vectors) and return the .tqz bytes.
 
-    Options: mode ('mse' or 'prod'), seed, rounds, scale_rule ('ls', 'norm', 'ip'),
-    scale_dtype ('auto' = float32, or float64 when a norm needs it; 'float32', 'float16',
-    'float64'), chunk_rows.
+    mode "mse" (least error) or "prod" (unbiased inner products); scale_rule "ls", "norm"
+    or "ip" (default: ls for mse, norm for prod); scale_dtype "auto" (float32, or float64
+    when a norm needs it), "float32", "float16" or "float64"; chunk_rows a multiple of 8
+    (default: about 4 MiB of float32 input per chunk).
     """
     buf = io.BytesIO()
-    compress_source(arrayio.from_array(array), buf, bits=bits, **options)
+    compress_to(array, buf, bits=bits, mode=mode, seed=seed, rounds=rounds,
+                scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows)
     return buf.getvalue()
 
 
-def open_container(src) -> tuple[ContainerReader, object]:
-    """A reader over bytes, a path, or a binary stream; returns (reader, stream to close)."""
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        stream = io.BytesIO(bytes(src))
-        return ContainerReader(stream, size=len(stream.getbuffer())), stream
-    if isinstance(src, (str, os.PathLike)):
-        stream = open(src, "rb")
+def compress_file(input, output, *, dataset: str | None = None, force: bool = False,
+                  progress=None, bits: int = 4, mode: str = "mse", seed: int = 0,
+                  rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
+                  chunk_rows: int | None = None) -> Header:
+    """Compress the array in `input` into the container `output`; returns its header.
+
+    input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
+    or an already open arrayio.ArraySource (left open).  output: a path, written to a
+    temporary file renamed into place when complete (never over the input; an existing
+    file only with force), '-' for stdout, or a binary stream.  Errors name the file.
+    """
+    opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
+              else arrayio.open_input(os.fspath(input), dataset))
+    with opened as source:
+        if _is_path(output) and source.name != "-" and _same_file(source.name, output):
+            raise TqError("output would overwrite the input", os.fspath(output))
         try:
-            return ContainerReader(stream, size=os.fstat(stream.fileno()).st_size), stream
-        except BaseException:
-            stream.close()
-            raise
-    size = None
-    try:
-        if src.seekable():
-            size = src.seek(0, os.SEEK_END) - src.seek(0)
-    except (OSError, AttributeError):
-        size = None
-    return ContainerReader(src, size=size), None
+            with files.open_output(output, force) as sink:
+                header = compress_to(source, sink.stream, bits=bits, mode=mode, seed=seed,
+                                     rounds=rounds, scale_rule=scale_rule,
+                                     scale_dtype=scale_dtype, chunk_rows=chunk_rows,
+                                     progress=progress)
+                sink.commit()
+        except TqError as e:
+            raise e.with_source(source.name)
+    return header
+
+
+# ---------------------------------------------------------------------- decompress
+
+
+def decompress(src, rows=None, dtype: str | None = None) -> np.ndarray:
+    """Decode a container (bytes, path or stream) into an array of its original shape.
+
+    rows (None, a slice, or (start, stop)) selects vectors of the flattened (n, d) view
+    and returns a 2-D array; dtype is None/"original", "float32", "float16" or "float64".
+    """
+    with TqFile(src) as f:
+        return f.read(rows, dtype)
 
 
 def read_header(src) -> Header:
     """The header of a container given as bytes, a path, or a binary stream."""
-    reader, stream = open_container(src)
-    if stream is not None:
-        stream.close()
-    return reader.header
+    with TqFile(src) as f:
+        return f.header
 
 
-def parse_rows(spec: str | None, n: int) -> tuple[int, int]:
-    """'A:B' (Python slice rules, either end optional, negatives from the end) -> (a, b)."""
-    if spec is None:
-        return 0, n
-    parts = spec.split(":")
-    if len(parts) != 2:
-        raise ValueError(f"rows must look like A:B, got {spec!r}")
-    try:
-        a = int(parts[0]) if parts[0].strip() else None
-        b = int(parts[1]) if parts[1].strip() else None
-    except ValueError:
-        raise ValueError(f"rows must look like A:B with integers, got {spec!r}") from None
-    start, stop, _ = slice(a, b).indices(n)
-    return start, max(start, stop)
+class Decompressed(NamedTuple):
+    """What decompress_file wrote: rows start:stop of `header`'s vectors, as `dtype`."""
+
+    header: Header
+    start: int
+    stop: int
+    dtype: np.dtype
 
 
-def output_dtype(header: Header, dtype: str | None) -> np.dtype:
-    if dtype in (None, "original"):
-        return np.dtype(header.source_dtype)
-    if dtype not in OUTPUT_DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}")
-    return np.dtype(dtype)
+def decompress_file(input, output, *, rows=None, dtype: str | None = None,
+                    dataset: str = "data", force: bool = False, progress=None) -> Decompressed:
+    """Decode the container `input` into the array file `output`.
 
-
-def iter_decoded(reader: ContainerReader, start: int = 0, stop: int | None = None,
-                 progress=None, buffers: int = 1):
-    """Yield float32 row blocks covering rows [start, stop) of the container.
-
-    A seekable container reads only the chunks it needs; a stream is read to its end so
-    that its index and footer are checked too.  The blocks are views of `buffers` chunk
-    buffers used in turn: a block stays valid until `buffers - 1` more have been yielded
-    (with the default, use or copy each before asking for the next).
+    input: a path, '-' for stdin, or a binary stream.  output: a .npy path, or HDF5 when it
+    ends in .h5/.hdf5 (the array as `dataset`), written to a temporary file renamed into
+    place when complete (never over the input; an existing file only with force); '-' for
+    a .npy on stdout, or a binary stream.  With rows, the result is the 2-D (rows, d) view.
+    Chunk k is written while chunk k+1 is decoded.  Errors name the file.
     """
-    h = reader.header
-    stop = h.n_vectors if stop is None else stop
-    codec = None  # built once a chunk has arrived: a header alone costs nothing
-    cr = h.chunk_rows
-    first, last = start // cr, -(-stop // cr)
-    wanted = range(first, last) if start < stop else range(0)
-    chunks = wanted if reader.seekable else range(h.n_chunks)
-    done = 0
-    pool: list[np.ndarray] = []
-    turn = 0
-    for i in chunks:
-        payload = reader.read_chunk(i)
-        if i not in wanted:
-            continue
-        rows = h.chunk_rows_of(i)
-        if codec is None:
-            codec = Codec(h)
-        if len(pool) < buffers:  # allocated once a chunk has proved the header honest
-            pool.append(np.empty((min(cr, h.n_vectors), h.dim), codec.out_dtype))
-        block = codec.decode(payload, rows, out=pool[turn % len(pool)])
-        turn += 1
-        lo = max(start - i * cr, 0)
-        hi = min(stop - i * cr, rows)
-        yield block[lo:hi]
-        done += hi - lo
-        if progress is not None:
-            progress(done)
-    reader.finish_stream()
-
-
-def decompress(src, rows: str | tuple[int, int] | None = None,
-               dtype: str | None = None) -> np.ndarray:
-    """Decode a container (bytes, path or stream) into an array of its original shape.
-
-    rows selects vectors A:B of the flattened (n, d) view and returns a 2-D array.
-    """
-    reader, stream = open_container(src)
+    f, name = _open_named(input, refuse_directory=True)
     try:
-        h = reader.header
-        if isinstance(rows, tuple):
-            a, b = rows
-        else:
-            a, b = parse_rows(rows, h.n_vectors)
-        out_dtype = output_dtype(h, dtype)
-        if reader.seekable:
-            # the file's real length has been checked against the header: safe to allocate
-            out = np.empty((b - a, h.dim), dtype=out_dtype)
-            pos = 0
-            for block in iter_decoded(reader, a, b):
-                out[pos:pos + block.shape[0]] = arrayio.saturating_cast(block, out_dtype)
-                pos += block.shape[0]
-        else:
-            # a stream's header is unchecked until its data arrives: grow with the data
-            parts = [arrayio.saturating_cast(block, out_dtype).copy()
-                     for block in iter_decoded(reader, a, b)]
-            out = np.concatenate(parts) if parts else np.empty((0, h.dim), out_dtype)
-        return out.reshape(h.shape) if rows is None else out
-    finally:
-        if stream is not None:
-            stream.close()
+        with f:
+            h = f.header
+            start, stop = resolve_rows(rows, h.n_vectors)
+            dt = output_dtype(h, dtype)
+            shape = h.shape if rows is None else (stop - start, h.dim)
+            if _is_path(output) and _is_path(input) and _same_file(input, output):
+                raise TqError("output would overwrite the input", os.fspath(output))
+            h5 = _is_path(output) and arrayio.is_hdf5_name(os.fspath(output))
+            with files.open_output(output, force) as sink:
+                if h5:
+                    writer = arrayio.H5Sink(sink.writer_path(), shape, dt, dataset,
+                                            name=os.fspath(output))
+                else:
+                    writer = arrayio.NpySink(sink.stream, shape, dt)
+                try:
+                    # three buffers in turn and a queue of one keep the block being written
+                    # out of the decoder's way
+                    with BackgroundConsumer(writer.write, depth=1) as background:
+                        for block in f.iter_blocks((start, stop), progress=progress,
+                                                   buffers=3):
+                            background.put(block)
+                finally:
+                    writer.close()
+                sink.commit()
+    except TqError as e:
+        raise e.with_source(name)
+    return Decompressed(h, start, stop, dt)
+
+
+# ---------------------------------------------------------------------- inspect
+
+
+def inspect(src, verify: bool = False) -> dict:
+    """The inspect report of a container (path, '-' for stdin, bytes or a stream).
+
+    The keys and values are the schema of `tq inspect --json` (spec/vectors/*.inspect.json).
+    A stream is always read to its end, so that its index and footer are checked; verify
+    reads every chunk of any container and checks its CRC-32 (FormatError at a fault) and
+    adds "verified": true.
+    """
+    f, name = _open_named(src, refuse_directory=False)
+    try:
+        with f:
+            if verify:
+                f.verify()
+            elif not f.seekable:
+                f.verify(checksums=False)
+            h = f.header
+    except TqError as e:
+        raise e.with_source(name)
+    result = report.header_report(h, h.file_size)
+    if verify:
+        result["verified"] = True
+    return result
+
+
+# ---------------------------------------------------------------------- evaluate
+
+
+def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
+                  seed: int = 0, scale_rule: str | None = None, queries: int = 1000,
+                  dataset: str | None = None) -> list[dict]:
+    """Distortion and search quality (tqcli.evaluation) of tq on the array in `input`.
+
+    Without `container`, one report per bit width of a fresh compression; with it, one
+    report of that container against its source `input`.
+    """
+    from .evaluation import evaluate
+
+    with arrayio.open_input(input, dataset) as source:
+        try:
+            x = np.concatenate(list(source.blocks(1 << 16)) or
+                               [np.zeros((0, source.dim))]).astype(np.float32)
+        except TqError as e:
+            raise e.with_source(source.name)
+        itemsize = source.dtype.itemsize
+    if container is not None:
+        try:
+            if not os.path.exists(container):
+                raise TqError("no such file")
+            h = read_header(container)
+            if h.n_vectors != x.shape[0] or h.dim != x.shape[1]:
+                raise TqError(f"holds {h.n_vectors} x {h.dim} vectors, INPUT has "
+                              f"{x.shape[0]} x {x.shape[1]}")
+            xh = decompress(container, rows=(0, h.n_vectors), dtype="float32")
+        except TqError as e:
+            raise e.with_source(container)
+        return [evaluate(x, xh, bits=h.bits, mode=h.mode,
+                         file_bytes=os.path.getsize(container), source_itemsize=itemsize,
+                         queries=queries)]
+    reports = []
+    for b in bits:
+        try:
+            blob = compress(x, bits=b, mode=mode, seed=seed, scale_rule=scale_rule)
+        except TqError as e:
+            raise e.with_source(source.name)
+        xh = decompress(blob, rows=(0, x.shape[0]), dtype="float32")
+        reports.append(evaluate(x, xh, bits=b, mode=mode, file_bytes=len(blob),
+                                source_itemsize=itemsize, queries=queries))
+    return reports
+
+
+# ---------------------------------------------------------------------- helpers
 
 
 def set_threads(n: int | None) -> int:
@@ -228,5 +299,38 @@ def set_threads(n: int | None) -> int:
     return n
 
 
-__all__ = ["compress", "compress_source", "decompress", "iter_decoded", "read_header",
-           "open_container", "parse_rows", "set_threads", "Header", "TqError"]
+def _is_path(target) -> bool:
+    return isinstance(target, (str, os.PathLike)) and os.fspath(target) != "-"
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _open_named(src, refuse_directory: bool) -> tuple[TqFile, str | None]:
+    """TqFile of `src`, with '-' for stdin (never a terminal) and one-line errors for a
+    path that is missing (or a directory); returns it and the name errors should carry."""
+    if isinstance(src, (str, os.PathLike)):
+        name = os.fspath(src)
+        if name == "-" and sys.stdin.isatty():
+            raise TqError("refusing to read binary data from a terminal", "-")
+        try:
+            if name == "-":
+                return TqFile(sys.stdin.buffer), name
+            if not os.path.exists(name):
+                raise TqError("no such file")
+            if refuse_directory and os.path.isdir(name):
+                raise TqError("is a directory")
+            return TqFile(name), name
+        except TqError as e:
+            raise e.with_source(name)
+    return TqFile(src), getattr(src, "name", None) if not isinstance(
+        src, (bytes, bytearray, memoryview)) else None
+
+
+__all__ = ["compress", "compress_to", "compress_file", "decompress", "decompress_file",
+           "read_header", "inspect", "evaluate_file", "set_threads", "TqFile", "Header",
+           "TqError", "Decompressed"]

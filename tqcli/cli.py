@@ -1,13 +1,15 @@
-"""The `tq` command line: a thin click layer over tqcli.api.
+"""The `tq` command line: click glue over tqcli.api.
 
-Heavy modules are imported inside the commands so that `tq --help` and `tq --version`
-start instantly.  Errors become one line `tq: FILE: reason` on stderr with exit status 1;
-usage errors exit with 2, an interrupt with 130.
+Each command turns its flags into one library call (api.compress_file, decompress_file,
+inspect, evaluate_file) and prints what it returns.  Options and their rules come from
+tqcli.limits; process tuning is tqcli.process; report text is tqcli.report.  Heavy modules
+are imported inside the commands so that `tq --help` and `tq --version` start instantly.
+Errors become one line `tq: FILE: reason` on stderr with exit status 1; usage errors exit
+with 2, an interrupt with 130.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import signal
@@ -15,7 +17,7 @@ import sys
 
 import click
 
-from . import __version__
+from . import __version__, limits, process
 from .errors import TqError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -94,50 +96,9 @@ def main():
       tq eval embeddings.npy -b 2,3,4      # distortion against the theory
     """
     _install_signals()
-    _quiet_idle_threads()
-    _pause_gc()
-
-
-_gc_paused = False
-_gc_frozen = False
-
-
-def _pause_gc() -> None:
-    """numba's start-up builds a large object graph.  Collecting it again and again while it
-    is built costs ~10% of a short command, and once more when the interpreter exits
-    (~0.14 s).  So collection is off until the kernels are loaded (_threads) and then
-    resumes with that graph frozen (gc.freeze, once per process) out of later collections;
-    collection is back on when the command ends, also if it ends before _threads."""
-    global _gc_paused
-    if not gc.isenabled():
-        return
-    gc.disable()
-    _gc_paused = True
-    click.get_current_context().call_on_close(_resume_gc)
-
-
-def _resume_gc(freeze: bool = False) -> None:
-    global _gc_paused, _gc_frozen
-    if not _gc_paused:
-        return
-    if freeze and not _gc_frozen:
-        gc.freeze()
-        _gc_frozen = True
-    _gc_paused = False
-    gc.enable()
-
-
-def _quiet_idle_threads() -> None:
-    """Keep idle helper threads off the CPUs the kernels need.
-
-    tq never calls BLAS, yet numpy's OpenBLAS starts a thread per core that spins for a
-    while; and the OpenMP workers behind numba's prange spin between kernel calls while
-    this process reads, checks and writes chunks.  On a 2-core machine that took a fifth of
-    the CPU time of a decompression.  Only this command-line process is affected, before
-    numpy and numba load, and a value the user set is kept.
-    """
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    process.quiet_idle_threads()
+    if process.pause_gc():  # back on when the command ends, whichever way it ends
+        click.get_current_context().call_on_close(process.resume_gc)
 
 
 # ------------------------------------------------------------------------- helpers
@@ -152,11 +113,19 @@ def _progress_enabled(flag: bool | None, quiet: bool) -> bool:
 
 
 class _Progress:
-    """A rich progress bar on stderr, or nothing."""
+    """A rich progress bar on stderr, or nothing; the library calls it as (done, total)."""
 
-    def __init__(self, enabled: bool, total: int, label: str):
+    def __init__(self, enabled: bool, label: str):
+        self.enabled, self.label = enabled, label
         self.bar = None
-        if enabled and total > 0:
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if not self.enabled or total <= 0:
+                return
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
                                        TimeRemainingColumn)
@@ -164,88 +133,73 @@ class _Progress:
             self.bar = Progress("[progress.description]{task.description}", BarColumn(),
                                 MofNCompleteColumn(), TimeRemainingColumn(),
                                 console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(label, total=total)
-
-    def __enter__(self):
-        if self.bar:
+            self.task = self.bar.add_task(self.label, total=total)
             self.bar.start()
-        return self
-
-    def __call__(self, done: int) -> None:
-        if self.bar:
-            self.bar.update(self.task, completed=done)
+        self.bar.update(self.task, completed=done)
 
     def __exit__(self, *exc):
         if self.bar:
             self.bar.stop()
 
 
-class _Unimportable:
-    """Within the block, `import name` fails for the given modules not yet imported (an
-    ImportError their optional users handle); afterwards they import normally."""
-
-    def __init__(self, *names: str):
-        self.names = [n for n in names if n not in sys.modules]
-
-    def __enter__(self):
-        for n in self.names:
-            sys.modules[n] = None
-
-    def __exit__(self, *exc):
-        for n in self.names:
-            sys.modules.pop(n, None)
-
-
-def _api():
-    """tqcli.api, imported with numba behind it; numba imports scipy only to check its
-    version (10 ms), which this command-line process skips."""
-    with _Unimportable("scipy"):
-        from . import api
-    return api
-
-
-def _threads(n: int | None) -> None:
-    """Start the engine for this process: numba, the kernels, n worker threads.
-
-    numba's first compiled call loads its NumPy support, which imports scipy.linalg only to
-    find a BLAS for np.dot and np.linalg -- 0.2 s that tq, which uses neither, would pay on
-    every command.  In this command-line process (never in a library user's) that import
-    is made to fail while the registries load; scipy stays importable afterwards (the
-    codebook solver uses scipy.special).
-    """
-    with _Unimportable("scipy", "scipy.linalg"):
-        from . import kernels
-
-        kernels.warm_up()
-    from .api import set_threads
-
-    set_threads(n)
-    _resume_gc(freeze=True)
-
-
-def _open_output(path: str, force: bool):
-    from .files import AtomicOutput, StdoutOutput
-
-    return StdoutOutput() if path == "-" else AtomicOutput(path, force)
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def _same_file(a: str, b: str) -> bool:
+def parse_rows(text: str | None) -> slice | None:
+    """--rows 'A:B' (either end optional, negatives from the end) -> slice(A, B)."""
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise ValueError(f"rows must look like A:B, got {text!r}")
     try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+        a = int(parts[0]) if parts[0].strip() else None
+        b = int(parts[1]) if parts[1].strip() else None
+    except ValueError:
+        raise ValueError(f"rows must look like A:B with integers, got {text!r}") from None
+    return slice(a, b)
+
+
+def _rows_option(ctx, param, value):
+    try:
+        return parse_rows(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--rows") from None
+
+
+def _bit_list(ctx, param, value):
+    try:
+        bits = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter("expected a list like 2,3,4") from None
+    if not bits or any(not limits.MIN_BITS <= b <= limits.MAX_BITS for b in bits):
+        raise click.BadParameter(f"bits must be between {limits.MIN_BITS} and "
+                                 f"{limits.MAX_BITS}")
+    return bits
+
+
+def _check_encoder_options(mode: str, scale_rule: str | None, chunk_rows: int | None) -> None:
+    """The option rules of limits, as usage errors (exit status 2) naming the flag."""
+    problem = limits.scale_rule_problem(mode, scale_rule or limits.default_scale_rule(mode))
+    if problem:
+        raise click.BadParameter(problem, param_hint="--scale")
+    problem = None if chunk_rows is None else limits.chunk_rows_problem(chunk_rows)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--chunk-rows")
+
+
+def _refuse_rm(out: str, input: str) -> None:
+    if out == "-":
+        raise click.UsageError("--rm needs an output file (it is ignored with stdout)")
+    if input == "-":
+        raise click.UsageError("--rm needs an input file (there is nothing to delete on stdin)")
 
 
 common_threads = click.option("-T", "--threads", type=click.IntRange(min=0), default=None,
                               help="Worker threads (default: all cores; output is identical).")
+common_mode = click.option("--mode", type=click.Choice(limits.MODES),
+                           default=limits.DEFAULT_MODE, show_default=True,
+                           help="mse: least error; prod: unbiased inner products.")
+common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
+                           default=limits.DEFAULT_SEED, show_default=True,
+                           help="Seed of the rotation (stored in the header).")
 
 
 # ------------------------------------------------------------------------- compress
@@ -255,24 +209,23 @@ common_threads = click.option("-T", "--threads", type=click.IntRange(min=0), def
 @click.argument("input", metavar="INPUT")
 @click.option("-o", "--output", metavar="OUT", help="Output file ('-' for stdout). "
               "Default: INPUT.tqz, or stdout when INPUT is '-'.")
-@click.option("-b", "--bits", type=click.IntRange(1, 8), default=4, show_default=True,
-              help="Bits per coordinate.")
-@click.option("--mode", type=click.Choice(["mse", "prod"]), default="mse", show_default=True,
-              help="mse: least error; prod: unbiased inner products.")
-@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
-              help="Seed of the rotation (stored in the header).")
-@click.option("--scale", "scale_rule", type=click.Choice(["ls", "norm", "ip"]), default=None,
+@click.option("-b", "--bits", type=click.IntRange(limits.MIN_BITS, limits.MAX_BITS),
+              default=limits.DEFAULT_BITS, show_default=True, help="Bits per coordinate.")
+@common_mode
+@common_seed
+@click.option("--scale", "scale_rule", type=click.Choice(limits.SCALE_RULES), default=None,
               help="Per-vector scale: ls (least squares, mse default), norm, or ip "
                    "(unbiased inner products); prod mode always uses norm.")
-@click.option("--scale-dtype", type=click.Choice(["auto", "float32", "float16", "float64"]),
-              default="auto", show_default=True,
+@click.option("--scale-dtype", type=click.Choice(limits.SCALE_DTYPE_CHOICES),
+              default=limits.DEFAULT_SCALE_DTYPE, show_default=True,
               help="Storage of the per-vector scale: auto is float32 (4 bytes), or float64 "
                    "when a norm is beyond float32's range.")
-@click.option("--rounds", type=click.IntRange(1, 32), default=3, show_default=True,
+@click.option("--rounds", type=click.IntRange(limits.MIN_ROUNDS, limits.MAX_ROUNDS),
+              default=limits.DEFAULT_ROUNDS, show_default=True,
               help="Rounds of the structured rotation (expert).")
-@click.option("--chunk-rows", type=click.IntRange(8, 1 << 20), default=None,
-              help="Vectors per chunk, a multiple of 8: the unit of random access "
-                   "(default: about 4 MiB of float32 input).")
+@click.option("--chunk-rows", type=click.IntRange(limits.MIN_CHUNK_ROWS, limits.MAX_CHUNK_ROWS),
+              default=None, help="Vectors per chunk, a multiple of 8: the unit of random "
+                                 "access (default: about 4 MiB of float32 input).")
 @click.option("--dataset", metavar="PATH",
               help="HDF5 dataset to read (or write INPUT as FILE.h5:/path).")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
@@ -288,44 +241,29 @@ def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, c
     """Compress INPUT (.npy, .h5/.hdf5, or '-' for a .npy on stdin) into a .tqz file."""
     from . import arrayio
 
-    if mode == "prod" and scale_rule not in (None, "norm"):
-        raise click.BadParameter("prod mode uses the norm scale", param_hint="--scale")
-    if chunk_rows is not None and chunk_rows % 8:
-        raise click.BadParameter("must be a multiple of 8", param_hint="--chunk-rows")
+    _check_encoder_options(mode, scale_rule, chunk_rows)
     out = "-" if to_stdout else output
     if out is None:
         out = "-" if input == "-" else arrayio.split_h5_spec(input)[0] + ".tqz"
-    if out == "-" and remove:
-        raise click.UsageError("--rm needs an output file (it is ignored with stdout)")
-    if input == "-" and remove:
-        raise click.UsageError("--rm needs an input file (there is nothing to delete on stdin)")
-    source = arrayio.open_input(input, dataset)
-    name = source.name
-    with source:
-        compress_source = _api().compress_source  # the kernels load once the input is good
-
-        _threads(threads)
-        if out != "-" and source.name != "-" and _same_file(source.name, out):
-            raise TqError("output would overwrite the input", out)
-        if remove and isinstance(source, arrayio.H5Source):
-            raise TqError("--rm refused for HDF5 input (the file may hold other data)", name)
-        try:
-            with _open_output(out, force) as sink, \
-                    _Progress(_progress_enabled(progress, quiet), source.n_rows,
-                              "compress") as bar:
-                header = compress_source(source, sink.stream, bits=bits, mode=mode, seed=seed,
-                                         scale_rule=scale_rule, scale_dtype=scale_dtype,
-                                         rounds=rounds, chunk_rows=chunk_rows, progress=bar)
-                sink.commit()
-        except TqError as e:
-            raise e.with_source(name)
     if remove:
-        os.remove(name)
+        _refuse_rm(out, input)
+    with arrayio.open_input(input, dataset) as source:
+        api = process.load_library()  # the kernels load once the input is good
+        process.start_engine(threads)
+        if remove and isinstance(source, arrayio.H5Source):
+            raise TqError("--rm refused for HDF5 input (the file may hold other data)",
+                          source.name)
+        with _Progress(_progress_enabled(progress, quiet), "compress") as bar:
+            header = api.compress_file(source, out, force=force, progress=bar, bits=bits,
+                                       mode=mode, seed=seed, rounds=rounds,
+                                       scale_rule=scale_rule, scale_dtype=scale_dtype,
+                                       chunk_rows=chunk_rows)
+    if remove:
+        os.remove(source.name)
     if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
-        src_bytes = header.n_vectors * header.dim * source.dtype.itemsize
-        click.echo(f"{name}: {header.n_vectors} x {header.dim} {header.source_dtype}, "
-                   f"{_human(src_bytes)} -> {_human(header.file_size)} "
-                   f"({src_bytes / max(header.file_size, 1):.2f}x) -> {out}", err=True)
+        from .report import compress_summary
+
+        click.echo(compress_summary(source.name, header, out), err=True)
 
 
 # ------------------------------------------------------------------------- decompress
@@ -335,10 +273,10 @@ def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, c
 @click.argument("input", metavar="IN.tqz")
 @click.option("-o", "--output", metavar="OUT", help="Output file: .npy, or HDF5 when it ends "
               "in .h5/.hdf5; '-' for a .npy on stdout. Default: IN without .tqz.")
-@click.option("--dtype", type=click.Choice(["original", "float32", "float16", "float64"]),
-              default="original", show_default=True, help="dtype of the decoded array.")
-@click.option("--rows", metavar="A:B", help="Decode only vectors A:B (of the flattened "
-              "(n, d) view; the result is 2-D).")
+@click.option("--dtype", type=click.Choice(limits.OUTPUT_DTYPES), default="original",
+              show_default=True, help="dtype of the decoded array.")
+@click.option("--rows", metavar="A:B", callback=_rows_option, help="Decode only vectors A:B "
+              "(of the flattened (n, d) view; the result is 2-D).")
 @click.option("--dataset", metavar="PATH", default="data", show_default=True,
               help="Dataset name for HDF5 output.")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
@@ -352,13 +290,6 @@ def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, c
 def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, quiet, verbose,
                progress, threads):
     """Decompress IN.tqz ('-' for stdin) into a .npy or HDF5 file."""
-    from . import arrayio
-    api = _api()
-    iter_decoded, open_container = api.iter_decoded, api.open_container
-    output_dtype, parse_rows = api.output_dtype, api.parse_rows
-    from .pipeline import BackgroundConsumer
-    from .errors import FormatError
-
     out = "-" if to_stdout else output
     if out is None:
         if input == "-":
@@ -367,85 +298,23 @@ def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, qu
             out = input[:-4]
         else:
             raise TqError("unknown suffix (expected .tqz); use -o OUT", input)
-    if out == "-" and remove:
-        raise click.UsageError("--rm needs an output file (it is ignored with stdout)")
-    if input == "-" and remove:
-        raise click.UsageError("--rm needs an input file (there is nothing to delete on stdin)")
-    if input == "-" and sys.stdin.isatty():
+    if remove:
+        _refuse_rm(out, input)
+    if input == "-" and sys.stdin.isatty():  # before the engine starts: refuse at once
         raise TqError("refusing to read binary data from a terminal", "-")
-    _threads(threads)
-    try:
-        if input == "-":
-            reader, stream = open_container(sys.stdin.buffer)
-        else:
-            if not os.path.exists(input):
-                raise TqError("no such file")
-            if os.path.isdir(input):
-                raise TqError("is a directory")
-            reader, stream = open_container(input)
-    except (TqError, FormatError) as e:
-        raise e.with_source(input)
-    try:
-        h = reader.header
-        try:
-            a, b = parse_rows(rows, h.n_vectors)
-            dt = output_dtype(h, dtype)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--rows")
-        shape = h.shape if rows is None else (b - a, h.dim)
-        if out != "-" and input != "-" and _same_file(input, out):
-            raise TqError("output would overwrite the input", out)
-        h5 = out != "-" and arrayio.is_hdf5_name(out)
-        with _open_output(out, force) as sink, \
-                _Progress(_progress_enabled(progress, quiet), b - a, "decompress") as bar:
-            if h5:
-                sink.stream.close()
-                writer = arrayio.H5Sink(sink.tmp, shape, dt, dataset, name=out)
-            else:
-                writer = arrayio.NpySink(sink.stream, shape, dt)
-            try:
-                # chunk k is written while chunk k+1 is decoded: three buffers in turn and
-                # a queue of one keep the block being written out of the decoder's way
-                with BackgroundConsumer(writer.write, depth=1) as background:
-                    for block in iter_decoded(reader, a, b, progress=bar, buffers=3):
-                        background.put(block)
-            finally:
-                writer.close()
-            if h5:
-                sink.stream = open(sink.tmp, "rb+")
-            sink.commit()
-    except TqError as e:
-        raise e.with_source(input)
-    finally:
-        if stream is not None:
-            stream.close()
+    api = process.load_library()
+    process.start_engine(threads)
+    with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
+        done = api.decompress_file(input, out, rows=rows, dtype=dtype, dataset=dataset,
+                                   force=force, progress=bar)
     if remove:
         os.remove(input)
     if verbose:
-        click.echo(f"{input}: {b - a} x {h.dim} -> {out} ({dt.name})", err=True)
+        click.echo(f"{input}: {done.stop - done.start} x {done.header.dim} -> {out} "
+                   f"({done.dtype.name})", err=True)
 
 
 # ------------------------------------------------------------------------- inspect
-
-
-def header_report(h, file_size: int) -> dict:
-    n, d = h.n_vectors, h.dim
-    src_item = {"float16": 2, "float32": 4, "float64": 8}[h.source_dtype]
-    return {
-        "format": "tqz", "version": 1,
-        "mode": h.mode, "bits": h.bits, "dim": d, "vectors": n, "shape": list(h.shape),
-        "source_dtype": h.source_dtype, "seed": h.seed,
-        "rotation": {"kind": h.rotation, "rounds": h.rounds},
-        "scale": {"rule": h.scale_rule, "dtype": h.scale_dtype},
-        "codebook": [float(c) for c in h.codebook],
-        "chunk_rows": h.chunk_rows, "chunks": h.n_chunks,
-        "file_bytes": file_size, "header_bytes": h.header_size,
-        "payload_bytes": h.payload_bytes,
-        "overhead_bytes": file_size - h.payload_bytes,
-        "bytes_per_vector": file_size / n if n else None,
-        "ratio_vs_float32": 4 * n * d / file_size,
-        "ratio_vs_original": src_item * n * d / file_size,
-    }
 
 
 @main.command(context_settings=CONTEXT)
@@ -454,71 +323,13 @@ def header_report(h, file_size: int) -> dict:
 @click.option("--verify", is_flag=True, help="Read every chunk and check its checksum.")
 def inspect(input, as_json, verify):
     """Show the header, sizes and ratio of IN.tqz ('-' for stdin)."""
-    open_container = _api().open_container
+    from .report import inspect_text
 
-    if input == "-" and sys.stdin.isatty():
-        raise TqError("refusing to read binary data from a terminal", "-")
-    try:
-        if input != "-" and not os.path.exists(input):
-            raise TqError("no such file")
-        reader, stream = open_container(sys.stdin.buffer if input == "-" else input)
-        try:
-            h = reader.header
-            if verify or not reader.seekable:
-                for i in range(h.n_chunks):
-                    reader.read_chunk(i, verify=verify)
-                reader.finish_stream()
-        finally:
-            if stream is not None:
-                stream.close()
-    except TqError as e:
-        raise e.with_source(input)
-    report = header_report(h, h.file_size)
-    if verify:
-        report["verified"] = True
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    width = 18
-    rows = [
-        ("format", "tqz version 1"),
-        ("mode", f"{h.mode}, {h.bits} bits"),
-        ("vectors", f"{h.n_vectors} x {h.dim} (shape {tuple(h.shape)}, {h.source_dtype})"),
-        ("seed", str(h.seed)),
-        ("rotation", f"{h.rotation}, {h.rounds} rounds"),
-        ("scale", f"{h.scale_rule} ({h.scale_dtype})"),
-        ("codebook", _codebook_text(h.codebook)),
-        ("chunks", f"{h.n_chunks} of {h.chunk_rows} rows"),
-        ("file size", f"{report['file_bytes']} bytes ({_human(report['file_bytes'])})"),
-        ("payload", f"{report['payload_bytes']} bytes, overhead {report['overhead_bytes']}"),
-        ("bytes/vector", f"{report['bytes_per_vector']:.2f}" if h.n_vectors else "-"),
-        ("ratio", f"{report['ratio_vs_float32']:.2f}x vs float32, "
-                  f"{report['ratio_vs_original']:.2f}x vs {h.source_dtype}"),
-    ]
-    if verify:
-        rows.append(("checksums", f"all {h.n_chunks} chunks OK"))
-    for k, v in rows:
-        click.echo(f"{k:<{width}}{v}")
-
-
-def _codebook_text(cb) -> str:
-    vals = [f"{float(c):.6g}" for c in cb]
-    if len(vals) > 8:
-        vals = vals[:4] + ["..."] + vals[-4:]
-    return f"{len(cb)} values [" + ", ".join(vals) + "]" if len(cb) else "none"
+    result = process.load_library().inspect(input, verify=verify)
+    click.echo(json.dumps(result, indent=2) if as_json else inspect_text(result))
 
 
 # ------------------------------------------------------------------------- eval
-
-
-def _bit_list(ctx, param, value):
-    try:
-        bits = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter("expected a list like 2,3,4") from None
-    if not bits or any(not 1 <= b <= 8 for b in bits):
-        raise click.BadParameter("bits must be between 1 and 8")
-    return bits
 
 
 @main.command("eval", context_settings=CONTEXT)
@@ -526,9 +337,11 @@ def _bit_list(ctx, param, value):
 @click.argument("container", metavar="[FILE.tqz]", required=False)
 @click.option("-b", "--bits", default="2,3,4", show_default=True, callback=_bit_list,
               help="Bit widths to evaluate, comma separated.")
-@click.option("--mode", type=click.Choice(["mse", "prod"]), default="mse", show_default=True)
-@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
-@click.option("--scale", "scale_rule", type=click.Choice(["ls", "norm", "ip"]), default=None)
+@click.option("--mode", type=click.Choice(limits.MODES), default=limits.DEFAULT_MODE,
+              show_default=True)
+@click.option("--seed", type=click.IntRange(0, limits.MAX_SEED), default=limits.DEFAULT_SEED,
+              show_default=True)
+@click.option("--scale", "scale_rule", type=click.Choice(limits.SCALE_RULES), default=None)
 @click.option("--queries", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Held-out query vectors for the inner-product and recall figures.")
 @click.option("--dataset", metavar="PATH", help="HDF5 dataset to read.")
@@ -540,67 +353,15 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, dataset, a
 
     With FILE.tqz, evaluate that container against its source INPUT instead.
     """
-    import numpy as np
-
-    from . import arrayio
-    api = _api()
-    compress, decompress, read_header = api.compress, api.decompress, api.read_header
-    from .evaluation import evaluate
-
-    _threads(threads)
-    source = arrayio.open_input(input, dataset)
-    with source:
-        try:
-            x = np.concatenate(list(source.blocks(1 << 16)) or
-                               [np.zeros((0, source.dim))]).astype(np.float32)
-        except TqError as e:
-            raise e.with_source(source.name)
-        itemsize = source.dtype.itemsize
-    reports = []
-    if container is not None:
-        try:
-            if not os.path.exists(container):
-                raise TqError("no such file")
-            h = read_header(container)
-            if h.n_vectors != x.shape[0] or h.dim != x.shape[1]:
-                raise TqError(f"holds {h.n_vectors} x {h.dim} vectors, INPUT has "
-                              f"{x.shape[0]} x {x.shape[1]}")
-            xh = decompress(container, rows=(0, h.n_vectors), dtype="float32")
-        except TqError as e:
-            raise e.with_source(container)
-        reports.append(evaluate(x, xh, bits=h.bits, mode=h.mode,
-                                file_bytes=os.path.getsize(container),
-                                source_itemsize=itemsize, queries=queries))
-    else:
-        for b in bits:
-            try:
-                blob = compress(x, bits=b, mode=mode, seed=seed, scale_rule=scale_rule)
-            except TqError as e:
-                raise e.with_source(source.name)
-            xh = decompress(blob, rows=(0, x.shape[0]), dtype="float32")
-            reports.append(evaluate(x, xh, bits=b, mode=mode, file_bytes=len(blob),
-                                    source_itemsize=itemsize, queries=queries))
+    api = process.load_library()
+    process.start_engine(threads)
+    reports = api.evaluate_file(input, container, bits=bits, mode=mode, seed=seed,
+                                scale_rule=scale_rule, queries=queries, dataset=dataset)
     if as_json:
         click.echo(json.dumps({"input": input, "results": reports}, indent=2))
         return
-    _print_eval(input, reports)
-
-
-def _print_eval(name: str, reports: list[dict]) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    r0 = reports[0]
-    table = Table(title=f"{name}: {r0['vectors']} vectors, d={r0['dim']}, mode {r0['mode']}")
-    cols = [("bits", "{}"), ("nmse", "{:.5f}"), ("optimum", "{:.5f}"),
-            ("nmse/opt", "{:.3f}"), ("4^-b", "{:.5f}"), ("cosine", "{:.4f}"),
-            ("ip bias", "{:+.2e}"), ("ip rmse", "{:.2e}"), ("recall@1", "{:.3f}"),
-            ("R@10@10", "{:.3f}"), ("B/vec", "{:.1f}"), ("ratio", "{:.2f}x")]
-    keys = ["bits", "nmse", "optimum", "nmse_vs_optimum", "lower_bound", "mean_cosine",
-            "ip_bias", "ip_rmse", "recall_at_1", "recall_10_at_10", "bytes_per_vector",
-            "ratio_vs_float32"]
-    for c, _ in cols:
-        table.add_column(c, justify="right")
-    for r in reports:
-        table.add_row(*[fmt.format(r[k]) if k in r else "-" for (c, fmt), k in zip(cols, keys)])
-    Console(width=160).print(table)
+    from .report import eval_table
+
+    Console(width=160).print(eval_table(input, reports))

@@ -72,11 +72,14 @@ def refuse_terminal(stream, name: str = "-") -> None:
 
 
 class AtomicOutput:
+    """A new file at `path` written through `stream` (or by a writer given writer_path())."""
+
     def __init__(self, path: str, force: bool = False):
         self.path = path
         self.force = force
         self.tmp = None
         self.stream = None
+        self._handed_over = False
         if os.path.isdir(path):
             raise TqError("is a directory", path)
         if os.path.lexists(path) and not force:
@@ -99,7 +102,21 @@ class AtomicOutput:
             pass  # a file system without permissions (FAT, some FUSE mounts)
         self.stream = GuardedStream(os.fdopen(fd, "wb", buffering=BUFFER), path)
 
+    def writer_path(self) -> str:
+        """Hand the temporary file to a writer that opens files by name (HDF5).
+
+        The stream is closed here, so nothing written through it competes with that writer;
+        the writer must have closed the file before commit() renames it into place, and
+        discard() still removes it on failure.
+        """
+        self.stream.close()
+        self._handed_over = True
+        return self.tmp
+
     def commit(self) -> None:
+        if self._handed_over:
+            self._publish()
+            return
         try:
             # like gzip and zstd, no fsync: the rename publishes a complete file, and the
             # kernel's write-back is left to do its job (an fsync costs a disk round trip
@@ -108,6 +125,9 @@ class AtomicOutput:
             self.stream.close()
         except OSError as e:
             raise write_error(e, self.path) from None
+        self._publish()
+
+    def _publish(self) -> None:
         if os.path.lexists(self.path) and not self.force:
             raise TqError("already exists; use -f to overwrite", self.path)
         try:
@@ -137,15 +157,15 @@ class AtomicOutput:
         self.discard()
 
 
-class StdoutOutput:
-    """stdout as an output: never a terminal, nothing to rename."""
+class StreamOutput:
+    """A binary stream the caller owns as an output: written in place, flushed, not closed."""
 
-    path = "-"
+    def __init__(self, stream, name: str = "<stream>"):
+        self.path = name
+        self.stream = GuardedStream(stream, name)
 
-    def __init__(self):
-        refuse_terminal(sys.stdout, "-")
-        self.stream = GuardedStream(sys.stdout.buffer, "-")
-        self.tmp = None
+    def writer_path(self) -> str:
+        raise TqError("HDF5 output needs a file name, not a stream", self.path)
 
     def commit(self) -> None:
         self.stream.flush()
@@ -158,3 +178,19 @@ class StdoutOutput:
 
     def __exit__(self, *exc):
         pass
+
+
+class StdoutOutput(StreamOutput):
+    """stdout as an output: never a terminal, nothing to rename."""
+
+    def __init__(self):
+        refuse_terminal(sys.stdout, "-")
+        super().__init__(sys.stdout.buffer, "-")
+
+
+def open_output(target, force: bool = False):
+    """The output for a path (written atomically), '-' (stdout) or a binary stream."""
+    if isinstance(target, (str, os.PathLike)):
+        target = os.fspath(target)
+        return StdoutOutput() if target == "-" else AtomicOutput(target, force)
+    return StreamOutput(target, getattr(target, "name", None) or "<stream>")
