@@ -21,13 +21,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import arrayio, files, report
+from . import arrayio, codings, files, report, rotations
 from .codec import Codec, make_header
 from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
 from .pipeline import BackgroundConsumer
 from .tqfile import TqFile, output_dtype, resolve_rows  # noqa: F401
 
+ROTATION = rotations.DEFAULT  # the rotation kind new files get
+CODING = codings.DEFAULT      # the payload coding new files get
 BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (16 MiB)
 
 
@@ -36,7 +38,8 @@ BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (1
 
 def compress_to(source, out, *, bits: int = 4, mode: str = "mse", seed: int = 0,
                 rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
-                chunk_rows: int | None = None, progress=None) -> Header:
+                chunk_rows: int | None = None, rotation: str = ROTATION,
+                coding: str = CODING, progress=None) -> Header:
     """Compress every row of `source` (an array, or an arrayio.ArraySource) into a container
     written to the binary stream `out`; returns its header.
 
@@ -50,7 +53,7 @@ def compress_to(source, out, *, bits: int = 4, mode: str = "mse", seed: int = 0,
         source = arrayio.from_array(source)
     # one set of options for both attempts, so that the restart cannot lose one
     options = dict(bits=bits, mode=mode, seed=seed, rounds=rounds, scale_rule=scale_rule,
-                   chunk_rows=chunk_rows)
+                   chunk_rows=chunk_rows, rotation=rotation, coding=coding)
     if scale_dtype != "auto":
         return _compress_once(source, out, options, scale_dtype, progress)
     start = _tell(out)
@@ -73,11 +76,9 @@ def _tell(out) -> int | None:
 
 def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> Header:
     try:
-        header = make_header(source.dim, options["bits"], mode=options["mode"],
-                             seed=options["seed"], rounds=options["rounds"],
-                             scale_rule=options["scale_rule"], scale_dtype=scale_dtype,
+        header = make_header(source.dim, scale_dtype=scale_dtype,
                              source_dtype=source.dtype.newbyteorder("=").name,
-                             shape=source.shape, chunk_rows=options["chunk_rows"])
+                             shape=source.shape, **options)
         header.validate()
     except (ValueError, FormatError) as e:
         raise InputError(str(e)) from None
@@ -102,24 +103,28 @@ def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> He
 
 def compress(array, *, bits: int = 4, mode: str = "mse", seed: int = 0, rounds: int = 3,
              scale_rule: str | None = None, scale_dtype: str = "auto",
-             chunk_rows: int | None = None) -> bytes:
+             chunk_rows: int | None = None, rotation: str = ROTATION,
+             coding: str = CODING) -> bytes:
     """Compress a float16/32/64 array (last axis = vectors) and return the .tqz bytes.
 
     mode "mse" (least error) or "prod" (unbiased inner products); scale_rule "ls", "norm"
     or "ip" (default: ls for mse, norm for prod); scale_dtype "auto" (float32, or float64
     when a norm needs it), "float32", "float16" or "float64"; chunk_rows a multiple of 8
-    (default: about 4 MiB of float32 input per chunk).
+    (default: about 4 MiB of float32 input per chunk); rotation and coding name entries of
+    the rotation and payload-coding tables (tqcli.rotations, tqcli.codings).
     """
     buf = io.BytesIO()
     compress_to(array, buf, bits=bits, mode=mode, seed=seed, rounds=rounds,
-                scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows)
+                scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows,
+                rotation=rotation, coding=coding)
     return buf.getvalue()
 
 
 def compress_file(input, output, *, dataset: str | None = None, force: bool = False,
                   progress=None, bits: int = 4, mode: str = "mse", seed: int = 0,
                   rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
-                  chunk_rows: int | None = None) -> Header:
+                  chunk_rows: int | None = None, rotation: str = ROTATION,
+                  coding: str = CODING) -> Header:
     """Compress the array in `input` into the container `output`; returns its header.
 
     input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
@@ -137,7 +142,7 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
                 header = compress_to(source, sink.stream, bits=bits, mode=mode, seed=seed,
                                      rounds=rounds, scale_rule=scale_rule,
                                      scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                                     progress=progress)
+                                     rotation=rotation, coding=coding, progress=progress)
                 sink.commit()
         except TqError as e:
             raise e.with_source(source.name)

@@ -17,7 +17,8 @@ import numpy as np
 
 from . import arrayio
 from .codec import Codec
-from .container import ContainerReader, Header
+from .container import Header
+from .layouts import open_reader
 from .limits import OUTPUT_DTYPES
 
 
@@ -64,13 +65,12 @@ class TqFile:
         self._own = None  # the file this object opened and must close
         if isinstance(src, (bytes, bytearray, memoryview)):
             stream = io.BytesIO(bytes(src))
-            self._reader = ContainerReader(stream, size=len(stream.getbuffer()))
+            self._reader = open_reader(stream, size=len(stream.getbuffer()))
             return
         if isinstance(src, (str, os.PathLike)):
             self._own = io.open(src, "rb")
             try:
-                self._reader = ContainerReader(self._own,
-                                               size=os.fstat(self._own.fileno()).st_size)
+                self._reader = open_reader(self._own, size=os.fstat(self._own.fileno()).st_size)
             except BaseException:
                 self.close()
                 raise
@@ -81,7 +81,7 @@ class TqFile:
                 size = src.seek(0, os.SEEK_END) - src.seek(0)
         except (OSError, AttributeError):
             size = None
-        self._reader = ContainerReader(src, size=size)
+        self._reader = open_reader(src, size=size)
 
     # ------------------------------------------------------------------ what it holds
 
