@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+from .prng import GOLDEN as _GOLDEN, MIX1 as _MIX1, MIX2 as _MIX2
+
 MASK64 = (1 << 64) - 1
 
 SKETCH_TAG = 1 << 32  # stream tag of the prod-mode sketch; rotation rounds use tags 2r, 2r+1
