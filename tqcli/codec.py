@@ -47,8 +47,9 @@ class Codec:
         self.rot = rotation.make_rotation(h.dim, h.seed, h.rounds)
         self.cents = np.ascontiguousarray(h.codebook, dtype=np.float32)
         self.bounds = codebook.boundaries(self.cents) if self.cents.size else np.zeros(0)
-        self.thr = kernels.float32_thresholds(self.bounds)
-        self.table = kernels.search_table(self.thr)
+        self.thr = codebook.float32_thresholds(self.bounds)
+        self.table = codebook.search_table(self.thr)
+        self.plan = rotation.hadamard2_plan(self.rot)  # the rotation as the kernels take it
         self.rule = ("ls", "norm", "ip").index(h.scale_rule)
         self.scale_dtype = np.dtype(h.scale_dtype).newbyteorder("<")
         self._sketch = None
@@ -67,10 +68,6 @@ class Codec:
         if self._sketch_t is None:
             self._sketch_t = np.ascontiguousarray(self.sketch.T)
         return self._sketch_t
-
-    def _rot_args(self):
-        r = self.rot
-        return r.signs, r.perms, r.block, r.block_scale
 
     def encode(self, x: np.ndarray, first_row: int = 0) -> bytes:
         """Encode rows of x (rows first_row.. of the input) into one chunk payload.
@@ -115,14 +112,14 @@ class Codec:
         qbits = np.empty(nsign, np.uint8)
         scales = np.empty(n, np.float64)
         if h.mode == "mse":
-            kernels._encode_mse(x, *self._rot_args(), self.thr, self.table, self.cents,
-                                h.code_bits, self.rule, codes, scales)
+            kernels.encode_mse(x, self.plan, self.thr, self.table, self.cents,
+                               h.code_bits, self.rule, codes, scales)
             with np.errstate(over="ignore"):
                 floats = [scales.astype(self.scale_dtype)]
         else:
             gammas = np.empty(n, np.float64)
-            kernels._encode_prod(x, *self._rot_args(), self.thr, self.table, self.cents,
-                                 h.code_bits, self.sketch_t, codes, qbits, scales, gammas)
+            kernels.encode_prod(x, self.plan, self.thr, self.table, self.cents,
+                                h.code_bits, self.sketch_t, codes, qbits, scales, gammas)
             with np.errstate(over="ignore"):
                 floats = [scales.astype(self.scale_dtype), gammas.astype(self.scale_dtype)]
         _check_scales(scales, floats[0], h.scale_dtype, first_row)
@@ -146,11 +143,11 @@ class Codec:
         scales = scales.astype(np.float64 if h.scale_dtype == "float64" else np.float32)
         out = np.empty((rows, h.dim), self.out_dtype) if out is None else out[:rows]
         if h.mode == "mse":
-            kernels.decode_mse(codes, scales, *self._rot_args(), self.cents, h.code_bits, out)
+            kernels.decode_mse(codes, scales, self.plan, self.cents, h.code_bits, out)
         else:
             qbits = buf[ncode:ncode + nsign]
             gammas = buf[ncode + nsign + per:].view(self.scale_dtype).astype(np.float64)
-            kernels.decode_prod(codes, qbits, scales, gammas, *self._rot_args(), self.cents,
+            kernels.decode_prod(codes, qbits, scales, gammas, self.plan, self.cents,
                                 h.code_bits, self.sketch, out)
         return out
 

@@ -75,6 +75,23 @@ def make_rotation(d: int, seed: int, rounds: int) -> Rotation:
     return Rotation(d, rounds, signs, perms, p, np.float32(1.0 / np.sqrt(np.float64(p))))
 
 
+def hadamard2_plan(rot: Rotation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rotation as the kernels' data: (signs, perms, blocks, block_scales).
+
+    Every round of hadamard2 has the same two Hadamard blocks, [0, p) then [d-p, d) (they
+    overlap unless p == d, when the second slot is padding of size 0), both scaled by the
+    float32 nearest 1/sqrt(p).  The arrays are read-only, like the rotation's own tables.
+    """
+    blocks = np.zeros((rot.rounds, 2, 2), np.int64)
+    blocks[:, 0] = (0, rot.block)
+    if rot.block < rot.d:
+        blocks[:, 1] = (rot.d - rot.block, rot.block)
+    scales = np.full((rot.rounds, 2), rot.block_scale, np.float32)
+    for arr in (blocks, scales):
+        arr.setflags(write=False)
+    return rot.signs, rot.perms, blocks, scales
+
+
 @functools.lru_cache(maxsize=8)
 def make_sketch(d: int, seed: int) -> np.ndarray:
     """The d x d matrix of i.i.d. N(0, 1) float32 entries used by prod mode (row-major)."""
