@@ -404,9 +404,10 @@ def _hard_significands(rng, n):
 
 def test_divide_is_correctly_rounded_division():
     """The kernels divide with a reciprocal and two FMA corrections instead of a division
-    instruction (tqcli.kernels._div): the quotient must be the same float64 bits as a / b,
-    for the operands the encoder meets -- float32 or float64 coordinates over the row's
-    float32/float64 maximum, then the quotients in [-1, 1] over roots in [1, sqrt(d)]."""
+    instruction (_div_lanes in tqcli/kernels/lanes.py): the quotient must be the same float64
+    bits as a / b, for the operands the encoder meets -- float32 or float64 coordinates over
+    the row's float32/float64 maximum, then the quotients in [-1, 1] over roots in
+    [1, sqrt(d)]."""
     rng = np.random.default_rng(11)
     sig = _hard_significands(rng, 40_000)
     checked = 0
