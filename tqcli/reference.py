@@ -31,10 +31,13 @@ def _fwht(t: np.ndarray, off: int, p: int, scale: np.float32) -> None:
 
 
 def as_plan(rot) -> tuple:
-    """A rotation plan (signs, perms, blocks, block_scales), given one or a Rotation
-    (then its hadamard2 plan); see tqcli/kernels/__init__.py for the arrays."""
+    """A rotation plan (signs, perms, blocks, block_scales), given one, an object holding
+    it as `kernel_args`, or a Rotation (then its hadamard2 plan); see
+    tqcli/kernels/__init__.py for the arrays."""
     if isinstance(rot, tuple):
         return rot
+    if hasattr(rot, "kernel_args"):
+        return tuple(rot.kernel_args)
     from .rotation import hadamard2_plan
 
     return hadamard2_plan(rot)
