@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tqcli import codebook, kernels, reference, rotation
+from tqcli import codebook, codec, kernels, prng, reference
+from tqcli.rotations.hadamard2 import HADAMARD2
 
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -64,7 +65,7 @@ def py_gaussians(key: int, n: int) -> np.ndarray:
 
 
 def test_splitmix64_known_outputs_for_seed_zero():
-    got = rotation.splitmix64(0, 0, 3)
+    got = prng.splitmix64(0, 0, 3)
     assert got.dtype == np.uint64
     assert [int(v) for v in got] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
     g = PySplitMix64(0)
@@ -75,14 +76,14 @@ def test_splitmix64_known_outputs_for_seed_zero():
 def test_splitmix64_matches_pure_python_at_any_offset(seed):
     g = PySplitMix64(seed)
     seq = [g.next() for _ in range(300)]
-    assert [int(v) for v in rotation.splitmix64(seed, 0, 300)] == seq
+    assert [int(v) for v in prng.splitmix64(seed, 0, 300)] == seq
     # any stretch can be produced directly
-    assert [int(v) for v in rotation.splitmix64(seed, 117, 50)] == seq[117:167]
-    assert rotation.stream_key(seed, 5) == seq[5] == py_stream_key(seed, 5)
+    assert [int(v) for v in prng.splitmix64(seed, 117, 50)] == seq[117:167]
+    assert prng.stream_key(seed, 5) == seq[5] == py_stream_key(seed, 5)
 
 
 def test_gaussian_fill_matches_pure_python_polar_method():
-    for key in (0, 1, 0x0123456789ABCDEF, rotation.stream_key(7, rotation.SKETCH_TAG)):
+    for key in (0, 1, 0x0123456789ABCDEF, prng.stream_key(7, prng.SKETCH_TAG)):
         n = 20001  # odd: the last pair contributes one value
         out = np.empty(n, np.float32)
         kernels.gaussian_fill(np.uint64(key), out)
@@ -105,19 +106,20 @@ def test_gaussian_fill_is_standard_normal():
 
 def test_sketch_is_seeded_gaussian_matrix():
     d, seed = 24, 11
-    s = rotation.make_sketch(d, seed)
+    s = codec.make_sketch(d, seed)
     assert s.shape == (d, d) and s.dtype == np.float32
     key = py_stream_key(seed, 1 << 32)
     assert np.array_equal(s.reshape(-1), py_gaussians(key, d * d))
-    assert not np.array_equal(s, rotation.make_sketch(d, seed + 1))
+    assert not np.array_equal(s, codec.make_sketch(d, seed + 1))
 
 
 @pytest.mark.parametrize("d", [2, 3, 97, 384])
 def test_rotation_tables_match_pure_python_derivation(d):
     seed, rounds = 99, 3
-    rot = rotation.make_rotation(d, seed, rounds)
-    assert rot.block == 1 << (d.bit_length() - 1)
-    assert rot.block_scale == np.float32(1 / math.sqrt(rot.block))
+    rot = HADAMARD2.plan(d, seed, rounds)
+    p = 1 << (d.bit_length() - 1)
+    assert rot.blocks[:, 0].tolist() == [[0, p]] * rounds
+    assert np.all(rot.scales[:, 0] == np.float32(1 / math.sqrt(p)))
     for r in range(rounds):
         g = PySplitMix64(py_stream_key(seed, 2 * r))
         signs = [-1.0 if g.next() >> 63 else 1.0 for _ in range(d)]
@@ -134,13 +136,14 @@ def test_rotation_tables_match_pure_python_derivation(d):
 @pytest.mark.parametrize("d", [2, 3, 8, 97, 200, 384, 1000])
 @pytest.mark.parametrize("rounds", [1, 3, 4])
 def test_rotate_rows_matches_reference_and_is_orthogonal(d, rounds):
-    rot = rotation.make_rotation(d, 5, rounds)
+    rot = HADAMARD2.plan(d, 5, rounds)
     x = np.random.default_rng(d).standard_normal((13, d)).astype(np.float32)
     fwd = x.copy()
-    kernels.rotate_rows(fwd, rot.signs, rot.perms, rot.block, rot.block_scale, False)
+    plan = rot.kernel_args
+    kernels.rotate_rows(fwd, plan, False)
     assert np.array_equal(fwd, reference.rotate_forward(x, rot))
     back = fwd.copy()
-    kernels.rotate_rows(back, rot.signs, rot.perms, rot.block, rot.block_scale, True)
+    kernels.rotate_rows(back, plan, True)
     assert np.array_equal(back, reference.rotate_inverse(fwd, rot))
     # inverse o forward = identity and norms are kept, up to float32 rounding
     np.testing.assert_allclose(back, x, rtol=0, atol=1e-5 * np.abs(x).max())
@@ -156,16 +159,139 @@ def test_rotate_rows_matches_reference_and_is_orthogonal(d, rounds):
 def test_rotation_spreads_a_basis_vector():
     """3 rounds leave no large coordinate: a basis vector's image looks like a random one."""
     d = 1000
-    m = rotation.make_rotation(d, 0, 3).matrix()
+    m = HADAMARD2.plan(d, 0, 3).matrix()
     assert np.abs(m).max() * math.sqrt(d) < 6.0
     # each column has many nonzero coordinates
     assert np.min(np.sum(np.abs(m) > 1e-6, axis=0)) > d // 4
 
 
 def test_different_seeds_give_different_rotations():
-    a = rotation.make_rotation(64, 0, 3).matrix()
-    b = rotation.make_rotation(64, 1, 3).matrix()
+    a = HADAMARD2.plan(64, 0, 3).matrix()
+    b = HADAMARD2.plan(64, 1, 3).matrix()
     assert np.abs(a - b).max() > 0.1
+
+
+def _other_plan(d, blocks_per_round, seed=3):
+    """A plan of another rotation kind: hadamard2's signs and permutations with the given
+    Hadamard blocks per round (padded with unused (0, 0) slots to a common K)."""
+    rot = HADAMARD2.plan(d, seed, len(blocks_per_round))
+    k = max(len(b) for b in blocks_per_round)
+    blocks = np.zeros((rot.rounds, k, 2), np.int64)
+    scales = np.ones((rot.rounds, k), np.float32)
+    for r, round_blocks in enumerate(blocks_per_round):
+        for j, (off, size) in enumerate(round_blocks):
+            blocks[r, j] = (off, size)
+            scales[r, j] = np.float32(1 / math.sqrt(size)) if size else np.float32(1)
+    for arr in (blocks, scales):
+        arr.setflags(write=False)
+    return rot.signs, rot.perms, blocks, scales
+
+
+# plans whose blocks are not hadamard2's, each taking another path through the kernels
+OTHER_PLANS = {
+    # disjoint blocks covering d; block 0 at offset 0 is fused with the permutation
+    "disjoint": (100, [[(0, 64), (64, 32), (96, 4)]] * 3),
+    # block 0 not at offset 0: the sign-permutation is a pass of its own, both ways
+    "offset": (100, [[(36, 64), (0, 32), (64, 32)], [(4, 64), (68, 32), (0, 4)],
+                     [(96, 4), (0, 64), (64, 32)]]),
+    # block 0 at 0 but of size 8: no forward fusion, the inverse scatters; a size-1 block
+    "small_first": (97, [[(0, 8), (8, 64), (72, 16), (88, 8), (96, 1)]] * 2),
+    # unused slots anywhere, a round whose first slot is unused
+    "padding": (40, [[(0, 32), (0, 0), (32, 8)], [(0, 0), (8, 32), (0, 8)]]),
+}
+
+
+def test_hadamard2_plan_is_two_blocks_per_round():
+    for d in (64, 97):
+        rot = HADAMARD2.plan(d, 1, 3)
+        signs, perms, blocks, scales = rot.kernel_args
+        assert signs is rot.signs and perms is rot.perms
+        p = 1 << (d.bit_length() - 1)
+        second = (d - p, p) if p < d else (0, 0)
+        assert blocks.dtype == np.int64 and blocks.shape == (3, 2, 2)
+        assert all(blocks[r].tolist() == [[0, p], list(second)] for r in range(3))
+        scale = np.float32(1 / math.sqrt(p))
+        assert scales.dtype == np.float32
+        assert np.all(scales[:, 0] == scale) and np.all(scales[:, 1] == (scale if p < d else 0))
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_PLANS))
+def test_rotate_rows_follows_any_plan(kind):
+    d, blocks = OTHER_PLANS[kind]
+    plan = _other_plan(d, blocks)
+    x = np.random.default_rng(d).standard_normal((21, d)).astype(np.float32)
+    fwd = x.copy()
+    kernels.rotate_rows(fwd, plan, False)
+    assert np.array_equal(fwd, reference.rotate_forward(x, plan))
+    back = fwd.copy()
+    kernels.rotate_rows(back, plan, True)
+    assert np.array_equal(back, reference.rotate_inverse(fwd, plan))
+    np.testing.assert_allclose(back, x, rtol=0, atol=1e-5 * np.abs(x).max())
+    np.testing.assert_allclose(np.linalg.norm(fwd, axis=1), np.linalg.norm(x, axis=1), rtol=1e-5)
+    assert not np.allclose(fwd, x)
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_PLANS))
+def test_encode_decode_follow_any_plan(kind):
+    d, blocks = OTHER_PLANS[kind]
+    plan = _other_plan(d, blocks)
+    rng = np.random.default_rng(len(kind))
+    n = 21
+    x = _test_rows(rng, n, d)
+    sketch = codec.make_sketch(d, 4)
+    for bits in (1, 4, 7):
+        cents = codebook.codebook(d, bits)
+        bounds = codebook.boundaries(cents)
+        for dtype in (np.float32, np.float64):
+            xi = x.astype(dtype)
+            codes = np.zeros(-(-n * d * bits // 8), np.uint8)
+            scales = np.empty(n)
+            kernels.encode_mse(xi, plan, *_quantiser(bounds), cents, bits, 0, codes, scales)
+            rc, rs = reference.encode_mse(xi, plan, bounds, cents, bits, 0)
+            assert np.array_equal(codes, rc) and np.array_equal(scales, rs), (bits, dtype)
+            s32 = scales.astype(np.float32)
+            out = np.empty((n, d), np.float32)
+            kernels.decode_mse(codes, s32, plan, cents, bits, out)
+            assert np.array_equal(out, reference.decode_mse(codes, s32, plan, cents, bits, n))
+            # prod mode with bits - 1 code bits (0 included)
+            cb = bits - 1
+            pc = codebook.codebook(d, cb) if cb else np.zeros(0, np.float32)
+            pb = codebook.boundaries(pc) if cb else np.zeros(0)
+            codes = np.zeros(-(-n * d * cb // 8), np.uint8)
+            qbits = np.zeros(-(-n * d // 8), np.uint8)
+            gammas = np.empty(n)
+            kernels.encode_prod(xi, plan, *_quantiser(pb), pc, cb, np.ascontiguousarray(sketch.T),
+                                codes, qbits, scales, gammas)
+            ref = reference.encode_prod(xi, plan, pb, pc, cb, sketch)
+            for got, want in zip((codes, qbits, scales, gammas), ref):
+                assert np.array_equal(got, want), (bits, dtype)
+            s32, g32 = scales.astype(np.float32), gammas.astype(np.float32)
+            kernels.decode_prod(codes, qbits, s32, g32, plan, pc, cb, sketch, out)
+            assert np.array_equal(out, reference.decode_prod(codes, qbits, s32, g32, plan, pc, cb,
+                                                             sketch, n))
+
+
+def test_kernels_refuse_a_plan_that_does_not_fit():
+    d = 100
+    good = _other_plan(d, OTHER_PLANS["disjoint"][1])
+    x = np.zeros((3, d), np.float32)
+    kernels.check_plan(good, d)
+    signs, perms, blocks, scales = good
+    bad_blocks = {
+        "past the end": [[(64, 64)]] * 3,
+        "not a power of two": [[(0, 48)]] * 3,
+    }
+    for why, b in bad_blocks.items():
+        with pytest.raises(ValueError):
+            kernels.rotate_rows(x, _other_plan(d, b), False)
+    with pytest.raises(ValueError):
+        kernels.rotate_rows(np.zeros((3, 99), np.float32), good, False)
+    with pytest.raises(TypeError):
+        kernels.check_plan((signs, perms.astype(np.int64), blocks, scales), d)
+    wild = perms.copy()
+    wild[0, 0] = d
+    with pytest.raises(ValueError):
+        kernels.check_plan((signs, wild, blocks, scales), d)
 
 
 # ------------------------------------------------------------------ encode / decode mse
@@ -181,8 +307,15 @@ def _test_rows(rng, n, d):
     return x
 
 
-def _rot_args(rot):
-    return rot.signs, rot.perms, rot.block, rot.block_scale
+def _plan(rot):
+    """The rotation's plan, as Codec hands it to the kernels."""
+    return rot.kernel_args
+
+
+def _quantiser(bounds):
+    """The float32 thresholds and the binary-search table, as Codec prepares them."""
+    thr = codebook.float32_thresholds(bounds)
+    return thr, codebook.search_table(thr)
 
 
 def _kernel_input(x):
@@ -195,7 +328,7 @@ def _kernel_input(x):
 @pytest.mark.parametrize("bits", range(1, 9))
 def test_mse_kernels_match_reference_bit_for_bit(d, bits):
     rng = np.random.default_rng(1000 * d + bits)
-    rot = rotation.make_rotation(d, 17 + bits, 3)
+    rot = HADAMARD2.plan(d, 17 + bits, 3)
     cents = codebook.codebook(d, bits)
     bounds = codebook.boundaries(cents)
     n = 21  # not a multiple of 8: two full groups and a partial one
@@ -205,14 +338,15 @@ def test_mse_kernels_match_reference_bit_for_bit(d, bits):
         for rule in (0, 1, 2):
             codes = np.zeros(-(-n * d * bits // 8), np.uint8)
             scales = np.empty(n, np.float64)
-            kernels.encode_mse(_kernel_input(xi), *_rot_args(rot), bounds, cents, bits, rule, codes, scales)
+            kernels.encode_mse(_kernel_input(xi), _plan(rot), *_quantiser(bounds), cents, bits, rule,
+                               codes, scales)
             ref_codes, ref_scales = reference.encode_mse(xi, rot, bounds, cents, bits, rule)
             assert np.array_equal(codes, ref_codes), (dtype, rule)
             assert np.array_equal(scales, ref_scales), (dtype, rule)
             assert scales[5] == 0.0
             s32 = scales.astype(np.float32)
             out = np.empty((n, d), np.float32)
-            kernels.decode_mse(codes, s32, *_rot_args(rot), cents, bits, out)
+            kernels.decode_mse(codes, s32, _plan(rot), cents, bits, out)
             ref = reference.decode_mse(codes, s32, rot, cents, bits, n)
             assert ref.dtype == np.float32 and ref.shape == (n, d)
             assert np.array_equal(out, ref), (dtype, rule)
@@ -232,13 +366,13 @@ def test_mse_codes_are_lsb_first_bucket_indices():
     coordinate of the float32 unit direction (bucketing and packing checked independently of
     reference.quantize / reference.pack)."""
     d, bits, n = 10, 3, 9
-    rot = rotation.make_rotation(d, 3, 3)
+    rot = HADAMARD2.plan(d, 3, 3)
     cents = codebook.codebook(d, bits)
     bounds = codebook.boundaries(cents)
     x = np.random.default_rng(0).standard_normal((n, d)).astype(np.float32)
     codes = np.zeros(-(-n * d * bits // 8), np.uint8)
     scales = np.empty(n)
-    kernels.encode_mse(x, *_rot_args(rot), bounds, cents, bits, 1, codes, scales)
+    kernels.encode_mse(x, _plan(rot), *_quantiser(bounds), cents, bits, 1, codes, scales)
     x64 = x.astype(np.float64)
     m = np.abs(x64).max(axis=1, keepdims=True)
     u = ((x64 / m) / np.linalg.norm(x64 / m, axis=1, keepdims=True)).astype(np.float32)
@@ -274,9 +408,10 @@ def _hard_significands(rng, n):
 
 def test_divide_is_correctly_rounded_division():
     """The kernels divide with a reciprocal and two FMA corrections instead of a division
-    instruction (tqcli.kernels._div): the quotient must be the same float64 bits as a / b,
-    for the operands the encoder meets -- float32 or float64 coordinates over the row's
-    float32/float64 maximum, then the quotients in [-1, 1] over roots in [1, sqrt(d)]."""
+    instruction (_div_lanes in tqcli/kernels/lanes.py): the quotient must be the same float64
+    bits as a / b, for the operands the encoder meets -- float32 or float64 coordinates over
+    the row's float32/float64 maximum, then the quotients in [-1, 1] over roots in
+    [1, sqrt(d)]."""
     rng = np.random.default_rng(11)
     sig = _hard_significands(rng, 40_000)
     checked = 0
@@ -314,7 +449,7 @@ def test_divide_is_correctly_rounded_division():
 def test_encode_extreme_magnitudes_match_reference():
     """Norms that would overflow or underflow a naive sum of squares."""
     d, bits = 97, 4
-    rot = rotation.make_rotation(d, 0, 3)
+    rot = HADAMARD2.plan(d, 0, 3)
     cents = codebook.codebook(d, bits)
     bounds = codebook.boundaries(cents)
     rng = np.random.default_rng(3)
@@ -329,8 +464,8 @@ def test_encode_extreme_magnitudes_match_reference():
         for rule in (0, 1, 2):
             codes = np.zeros(-(-x.shape[0] * d * bits // 8), np.uint8)
             scales = np.empty(x.shape[0])
-            kernels.encode_mse(_kernel_input(x), *_rot_args(rot), bounds, cents, bits, rule, codes,
-                               scales)
+            kernels.encode_mse(_kernel_input(x), _plan(rot), *_quantiser(bounds), cents, bits, rule,
+                               codes, scales)
             rc, rs = reference.encode_mse(x, rot, bounds, cents, bits, rule)
             assert np.array_equal(codes, rc) and np.array_equal(scales, rs), (dtype, rule)
             assert np.all(np.isfinite(scales)) and np.all(scales > 0)
@@ -344,7 +479,8 @@ def test_encode_extreme_magnitudes_match_reference():
         for k in range(len(mags)):
             xk = x[3 * k:3 * k + 3]
             c = np.zeros(-(-3 * d * bits // 8), np.uint8)
-            kernels.encode_mse(_kernel_input(xk), *_rot_args(rot), bounds, cents, bits, 1, c, np.empty(3))
+            kernels.encode_mse(_kernel_input(xk), _plan(rot), *_quantiser(bounds), cents, bits, 1, c,
+                               np.empty(3))
             codes_by_mag.append(c)
         if dtype is not np.float16:  # float16 rounding of base * m depends on m
             assert all(np.array_equal(codes_by_mag[0], c) for c in codes_by_mag[1:]), dtype
@@ -353,24 +489,24 @@ def test_encode_extreme_magnitudes_match_reference():
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 64])
 def test_mse_kernels_any_row_count(n):
     d, bits = 97, 3
-    rot = rotation.make_rotation(d, 1, 3)
+    rot = HADAMARD2.plan(d, 1, 3)
     cents = codebook.codebook(d, bits)
     bounds = codebook.boundaries(cents)
     x = np.random.default_rng(n).standard_normal((n, d)).astype(np.float32)
     codes = np.zeros(-(-n * d * bits // 8), np.uint8)
     scales = np.empty(n)
-    kernels.encode_mse(x, *_rot_args(rot), bounds, cents, bits, 0, codes, scales)
+    kernels.encode_mse(x, _plan(rot), *_quantiser(bounds), cents, bits, 0, codes, scales)
     rc, rs = reference.encode_mse(x, rot, bounds, cents, bits, 0)
     assert np.array_equal(codes, rc) and np.array_equal(scales, rs)
     out = np.empty((n, d), np.float32)
-    kernels.decode_mse(codes, scales.astype(np.float32), *_rot_args(rot), cents, bits, out)
+    kernels.decode_mse(codes, scales.astype(np.float32), _plan(rot), cents, bits, out)
     assert np.array_equal(out, reference.decode_mse(codes, scales.astype(np.float32), rot,
                                                     cents, bits, n))
     # rows are encoded independently: encoding a row alone gives the same bits
     for r in (0, n - 1):
         c1 = np.zeros(-(-d * bits // 8), np.uint8)
         s1 = np.empty(1)
-        kernels.encode_mse(x[r:r + 1], *_rot_args(rot), bounds, cents, bits, 0, c1, s1)
+        kernels.encode_mse(x[r:r + 1], _plan(rot), *_quantiser(bounds), cents, bits, 0, c1, s1)
         assert s1[0] == scales[r]
         idx_all = reference.unpack(codes, bits, n * d).reshape(n, d)
         assert np.array_equal(reference.unpack(c1, bits, d), idx_all[r])
@@ -384,11 +520,11 @@ def test_mse_kernels_any_row_count(n):
 def test_prod_kernels_match_reference_bit_for_bit(d, bits):
     rng = np.random.default_rng(7 * d + bits)
     seed = 40 + bits
-    rot = rotation.make_rotation(d, seed, 3)
+    rot = HADAMARD2.plan(d, seed, 3)
     cb = bits - 1
     cents = codebook.codebook(d, cb) if cb else np.zeros(0, np.float32)
     bounds = codebook.boundaries(cents) if cb else np.zeros(0)
-    sketch = rotation.make_sketch(d, seed)
+    sketch = codec.make_sketch(d, seed)
     sketch_t = np.ascontiguousarray(sketch.T)
     n = 19
     x = _test_rows(rng, n, d)
@@ -398,8 +534,8 @@ def test_prod_kernels_match_reference_bit_for_bit(d, bits):
         qbits = np.zeros(-(-n * d // 8), np.uint8)
         scales = np.empty(n)
         gammas = np.empty(n)
-        kernels.encode_prod(_kernel_input(xi), *_rot_args(rot), bounds, cents, cb, sketch_t, codes, qbits,
-                            scales, gammas)
+        kernels.encode_prod(_kernel_input(xi), _plan(rot), *_quantiser(bounds), cents, cb, sketch_t,
+                            codes, qbits, scales, gammas)
         rc, rq, rs, rg = reference.encode_prod(xi, rot, bounds, cents, cb, sketch)
         assert np.array_equal(codes, rc), dtype
         assert np.array_equal(qbits, rq), dtype
@@ -411,7 +547,7 @@ def test_prod_kernels_match_reference_bit_for_bit(d, bits):
         assert np.all(gammas[live] <= 1.0 + 1e-6)
         s32, g32 = scales.astype(np.float32), gammas.astype(np.float32)
         out = np.empty((n, d), np.float32)
-        kernels.decode_prod(codes, qbits, s32, g32, *_rot_args(rot), cents, cb, sketch, out)
+        kernels.decode_prod(codes, qbits, s32, g32, _plan(rot), cents, cb, sketch, out)
         ref = reference.decode_prod(codes, qbits, s32, g32, rot, cents, cb, sketch, n)
         assert np.array_equal(out, ref), dtype
         assert np.all(out[5] == 0) and not np.signbit(out[5]).any()
@@ -419,16 +555,16 @@ def test_prod_kernels_match_reference_bit_for_bit(d, bits):
 
 def test_prod_sign_bits_are_signs_of_sketched_residual():
     d, cb = 32, 1
-    rot = rotation.make_rotation(d, 2, 3)
+    rot = HADAMARD2.plan(d, 2, 3)
     cents = codebook.codebook(d, cb)
     bounds = codebook.boundaries(cents)
-    sketch = rotation.make_sketch(d, 2)
+    sketch = codec.make_sketch(d, 2)
     x = np.random.default_rng(1).standard_normal((8, d)).astype(np.float32)
     codes = np.zeros(8 * d * cb // 8, np.uint8)
     qbits = np.zeros(8 * d // 8, np.uint8)
     scales, gammas = np.empty(8), np.empty(8)
-    kernels.encode_prod(x, *_rot_args(rot), bounds, cents, cb, np.ascontiguousarray(sketch.T),
-                        codes, qbits, scales, gammas)
+    kernels.encode_prod(x, _plan(rot), *_quantiser(bounds), cents, cb,
+                        np.ascontiguousarray(sketch.T), codes, qbits, scales, gammas)
     u, _ = reference.unit_directions(x)
     y = reference.rotate_forward(u, rot).astype(np.float64)
     idx = np.searchsorted(bounds, y)

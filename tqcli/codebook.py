@@ -204,6 +204,30 @@ def boundaries(centroids: np.ndarray) -> np.ndarray:
     return (c[:-1] + c[1:]) * 0.5
 
 
+def float32_thresholds(bounds: np.ndarray) -> np.ndarray:
+    """Thresholds in float32 that classify every float32 y exactly as the float64 ones do.
+
+    For a float32 y and a float64 m, y > m holds exactly when y > f, f the largest float32
+    not above m; the kernels can then compare in float32, 8 lanes per instruction.
+    """
+    m = np.asarray(bounds, np.float64)
+    f = m.astype(np.float32)
+    over = f.astype(np.float64) > m
+    f[over] = np.nextafter(f[over], np.float32(-np.inf))
+    return f
+
+
+def search_table(thr32: np.ndarray) -> np.ndarray:
+    """thr32 padded with +inf to a power of two, for the kernels' branchless binary search
+    (used from 6 bits on, where one SIMD pass per threshold costs more)."""
+    k = 1
+    while k < thr32.size + 1:
+        k *= 2
+    out = np.full(k, np.inf, np.float32)
+    out[:thr32.size] = thr32
+    return out
+
+
 def expected_distortion(d: int, bits: int, centroids: np.ndarray | None = None) -> float:
     """E||u - u_hat||^2 for a uniform unit vector u quantised coordinate-wise with `centroids`.
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-GOLDEN = 0x9E3779B97F4A7C15
-MIX1 = 0xBF58476D1CE4E5B9
-MIX2 = 0x94D049BB133111EB
+# numpy uint64 scalars: numba reads a module global at compile time and types it from its
+# value, and a plain Python int above 2**63 would not stay an unsigned 64-bit integer in
+# every expression of the jitted generator (tqcli/kernels/gaussian.py), which must give the
+# same stream as splitmix64 below, bit for bit
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # the increment: output k mixes key + k * GOLDEN
+MIX1 = np.uint64(0xBF58476D1CE4E5B9)    # multiplier after the first xor-shift (>> 30)
+MIX2 = np.uint64(0x94D049BB133111EB)    # multiplier after the second xor-shift (>> 27)
 MASK64 = (1 << 64) - 1
 
 SKETCH_TAG = 1 << 32  # stream tag of the prod-mode sketch; rotation rounds use small tags
@@ -24,9 +28,9 @@ def splitmix64(key: int, start: int, count: int) -> np.ndarray:
     produced directly, without running through the ones before it.
     """
     k = np.arange(start + 1, start + count + 1, dtype=np.uint64)
-    z = np.uint64(key & MASK64) + k * np.uint64(GOLDEN)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+    z = np.uint64(key & MASK64) + k * GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * MIX1
+    z = (z ^ (z >> np.uint64(27))) * MIX2
     return z ^ (z >> np.uint64(31))
 
 

@@ -1,8 +1,11 @@
 """Plain-numpy versions of the kernels, operation for operation, for tests to compare with.
 
 They vectorise over vectors and loop over coordinates where the kernels accumulate a sum,
-so that every float is rounded in the same order as in tqcli/kernels.py.  They are slow and
+so that every float is rounded in the same order as in tqcli/kernels/.  They are slow and
 are never used to compress anything.
+
+Every function taking `plan` takes a rotation plan (signs, perms, blocks, block_scales), as
+the kernels do, or a RotationPlan holding them (as_plan).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import numpy as np
 
 
 def _fwht(t: np.ndarray, off: int, p: int, scale: np.float32) -> None:
+    """Normalised Walsh-Hadamard transform of columns off..off+p-1, stage by stage
+    (h = 1, 2, 4, ...: sum first, difference second), then the multiplication by scale."""
     block = t[:, off:off + p]
     h = 1
     while h < p:
@@ -25,26 +30,37 @@ def _fwht(t: np.ndarray, off: int, p: int, scale: np.float32) -> None:
     block *= scale
 
 
-def rotate_forward(t: np.ndarray, rot) -> np.ndarray:
+def as_plan(rot) -> tuple:
+    """A rotation plan (signs, perms, blocks, block_scales), given one or a RotationPlan
+    (tqcli/rotations/base.py); see tqcli/kernels/__init__.py for the arrays."""
+    return rot if isinstance(rot, tuple) else tuple(rot.kernel_args)
+
+
+def rotate_forward(t: np.ndarray, plan) -> np.ndarray:
+    """Rounds 0..R-1: t <- signs[r] * t[:, perms[r]], then blocks k = 0..K-1."""
+    signs, perms, blocks, block_scales = as_plan(plan)
     t = np.array(t, dtype=np.float32, copy=True)
-    d, p = rot.d, rot.block
-    for r in range(rot.rounds):
-        t = rot.signs[r] * t[:, rot.perms[r]]
-        _fwht(t, 0, p, rot.block_scale)
-        if p < d:
-            _fwht(t, d - p, p, rot.block_scale)
+    for r in range(signs.shape[0]):
+        t = signs[r] * t[:, perms[r]]
+        for k in range(blocks.shape[1]):
+            off, size = int(blocks[r, k, 0]), int(blocks[r, k, 1])
+            if size > 0:
+                _fwht(t, off, size, block_scales[r, k])
     return t
 
 
-def rotate_inverse(t: np.ndarray, rot) -> np.ndarray:
+def rotate_inverse(t: np.ndarray, plan) -> np.ndarray:
+    """Rounds R-1..0: blocks K-1..0 (each transform is its own inverse), then
+    t[:, perms[r]] <- signs[r] * t."""
+    signs, perms, blocks, block_scales = as_plan(plan)
     t = np.array(t, dtype=np.float32, copy=True)
-    d, p = rot.d, rot.block
-    for r in range(rot.rounds - 1, -1, -1):
-        if p < d:
-            _fwht(t, d - p, p, rot.block_scale)
-        _fwht(t, 0, p, rot.block_scale)
+    for r in range(signs.shape[0] - 1, -1, -1):
+        for k in range(blocks.shape[1] - 1, -1, -1):
+            off, size = int(blocks[r, k, 0]), int(blocks[r, k, 1])
+            if size > 0:
+                _fwht(t, off, size, block_scales[r, k])
         out = np.empty_like(t)
-        out[:, rot.perms[r]] = rot.signs[r] * t
+        out[:, perms[r]] = signs[r] * t
         t = out
     return t
 
@@ -100,17 +116,17 @@ def unpack(buf: np.ndarray, bits: int, count: int) -> np.ndarray:
     return (planes << np.arange(bits)).sum(axis=1)
 
 
-def encode_mse(x, rot, bounds, cents, bits, rule):
+def encode_mse(x, plan, bounds, cents, bits, rule):
     u, norms = unit_directions(x)
-    y = rotate_forward(u, rot)
+    y = rotate_forward(u, plan)
     idx = quantize(y, bounds)
     return pack(idx, bits), scales(rule, norms, y, cents, idx)
 
 
-def decode_mse(codes, scale_values, rot, cents, bits, n):
-    d = rot.d
+def decode_mse(codes, scale_values, plan, cents, bits, n):
+    d = as_plan(plan)[0].shape[1]
     idx = unpack(codes, bits, n * d).reshape(n, d)
-    t = rotate_inverse(cents[idx], rot)
+    t = rotate_inverse(cents[idx], plan)
     s = np.asarray(scale_values, np.float32)[:, None]
     return np.where(s != 0, s * t, np.float32(0)).astype(np.float32)
 
@@ -123,9 +139,9 @@ def sketch_project(res: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     return proj
 
 
-def encode_prod(x, rot, bounds, cents, bits, sketch):
+def encode_prod(x, plan, bounds, cents, bits, sketch):
     u, norms = unit_directions(x)
-    y = rotate_forward(u, rot)
+    y = rotate_forward(u, plan)
     n, d = y.shape
     if bits > 0:
         idx = quantize(y, bounds)
@@ -142,8 +158,8 @@ def encode_prod(x, rot, bounds, cents, bits, sketch):
     return codes, pack(q.astype(np.uint8), 1), norms, gammas
 
 
-def decode_prod(codes, qbits, scale_values, gamma_values, rot, cents, bits, sketch, n):
-    d = rot.d
+def decode_prod(codes, qbits, scale_values, gamma_values, plan, cents, bits, sketch, n):
+    d = as_plan(plan)[0].shape[1]
     q = np.where(unpack(qbits, 1, n * d).reshape(n, d) == 1, 1.0, -1.0).astype(np.float32)
     corr = np.zeros((n, d), np.float32)
     for i in range(d):
@@ -153,6 +169,6 @@ def decode_prod(codes, qbits, scale_values, gamma_values, rot, cents, bits, sket
         base = cents[unpack(codes, bits, n * d).reshape(n, d)]
     else:
         base = np.zeros((n, d), np.float32)
-    t = rotate_inverse(base + k[:, None] * corr, rot)
+    t = rotate_inverse(base + k[:, None] * corr, plan)
     s = np.asarray(scale_values, np.float32)[:, None]
     return np.where(s != 0, s * t, np.float32(0)).astype(np.float32)

@@ -1,0 +1,146 @@
+"""The numba kernels: fused encode (normalise, rotate, quantise, scale, pack) and decode.
+
+Vectors are processed in groups of 8 held "in lockstep": a group is stored transposed, as a
+(d, 8) array whose row i holds coordinate i of the 8 vectors.  Every step then works on 8
+independent lanes at once, which the compiler turns into SIMD instructions without
+reordering any floating-point operation: each lane still sees exactly the sequence of
+roundings that spec/tqz-v1.md prescribes (sequential sums, butterflies in stage order, no
+fastmath, no fused multiply-add where the spec has a multiplication and an addition; the
+only FMAs, in lanes._div_lanes, compute a correctly rounded division).  8 rows of d codes
+of b bits are also a whole number of bytes, so each group owns its bytes and the output
+cannot depend on the thread count.
+
+The package, by concern:
+    lanes.py     LLVM vector intrinsics on 8 lanes (butterflies, row moves, transposes,
+                 divisions, sums); no jitted code
+    rotate.py    the rotation, interpreted from its plan (below)
+    groups.py    the group/task prange scaffold and per-group code packing
+    encode.py    the fused encoder;  decode.py  the decoders
+    gaussian.py  SplitMix64 and the polar method (the prod-mode sketch)
+
+The functions below are the interface: plain Python functions over the jitted kernels,
+taking arrays the caller prepared once (a Codec holds its plan, thresholds and search
+table), so nothing is recomputed per call.  tqcli/reference.py holds a plain-numpy version
+of every one; tests/test_kernels.py compares them bit for bit.
+
+A rotation PLAN is a tuple (signs, perms, blocks, block_scales), R rounds of K blocks:
+    signs         float32 (R, d)     +-1
+    perms         int32   (R, d)     a permutation of 0..d-1 per round
+    blocks        int64   (R, K, 2)  (offset, size) of each round's Hadamard blocks, applied
+                                     in order k = 0..K-1 after the sign-permutation; size a
+                                     power of two, 0 for an unused slot
+    block_scales  float32 (R, K)     each block's normalising factor, the float32 nearest
+                                     1/sqrt(size) (1 for size 1: such a block is the identity)
+Forward round r: t <- signs[r] * t[perms[r]], then each block t[off:off+size] <- scale * H
+t[off:off+size]; the inverse runs rounds R-1..0, blocks K-1..0, then t[perms[r]] <-
+signs[r] * t.  tqcli/rotations builds the plan of each rotation kind.
+
+NUMBA'S CACHE AND EDITS ACROSS MODULES.  Every kernel is compiled with cache=True into
+tqcli/kernels/__pycache__ (*.nbi, *.nbc).  numba checks only the source file of the
+function it loads: a driver in encode.py is not recompiled when an inline helper or an
+intrinsic it uses in lanes.py, groups.py or rotate.py changes, and the stale compiled code
+keeps running.  After editing any module here, delete the cache:
+    rm -f tqcli/kernels/__pycache__/*.nbi tqcli/kernels/__pycache__/*.nbc
+or point NUMBA_CACHE_DIR at a fresh directory for the session.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import decode as _decode
+from . import encode as _encode
+from . import gaussian as _gaussian
+from . import rotate as _rotate
+from .groups import GROUPS_PER_TASK
+from .lanes import LANES
+
+__all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod",
+           "decode_mse", "decode_prod", "rotate_rows", "gaussian_fill", "divide", "warm_up"]
+
+
+def check_plan(plan, d: int) -> None:
+    """Refuse a plan whose arrays would make the kernels read or write out of bounds.
+
+    The kernels index by the plan without checking (they are the hot path); this is a few
+    small numpy operations per call, on arrays of R * K entries.
+    """
+    signs, perms, blocks, block_scales = plan
+    rounds = signs.shape[0]
+    if (signs.dtype != np.float32 or perms.dtype != np.int32 or blocks.dtype != np.int64
+            or block_scales.dtype != np.float32):
+        raise TypeError("plan arrays must be float32, int32, int64, float32")
+    if (signs.shape != (rounds, d) or perms.shape != (rounds, d) or blocks.ndim != 3
+            or blocks.shape[0] != rounds or blocks.shape[1] < 1 or blocks.shape[2] != 2
+            or block_scales.shape != blocks.shape[:2]):
+        raise ValueError(f"plan shapes do not fit d = {d}")
+    if perms.size and (perms.min() < 0 or perms.max() >= d):
+        raise ValueError("plan permutation index out of range")
+    off, size = blocks[..., 0], blocks[..., 1]
+    if (off < 0).any() or (size < 0).any() or (off + size > d).any() or (size & (size - 1)).any():
+        raise ValueError("plan block outside [0, d) or of a size not a power of two")
+
+
+def encode_mse(x, plan, thr, table, cents, bits, rule, codes, scales) -> None:
+    """Encode the rows of x (float32 or float64, n x d) into packed codes and scales.
+
+    thr: the float32 thresholds (codebook.float32_thresholds), table: the same padded for
+    the binary search (codebook.search_table), cents: float32 centroids, bits: code width,
+    rule: 0 least squares, 1 norm, 2 inner product.  Writes every byte of `codes`
+    (uint8, ceil(n d bits / 8)) and `scales` (float64, n; NaN for a row with a NaN or an
+    infinity, 0 for a zero row).
+    """
+    check_plan(plan, x.shape[1])
+    _encode.encode_mse_kernel(x, *plan, thr, table, cents, bits, rule, codes, scales)
+
+
+def encode_prod(x, plan, thr, table, cents, bits, sketch_t, codes, qbits, scales, gammas) -> None:
+    """prod mode: `bits`-bit mse codes of the direction (bits = b - 1, possibly 0) plus the
+    signs of S r for its residual r into `qbits`; the norms into `scales` and the residual
+    norms into `gammas`.  `sketch_t` is the sketch S transposed (C-contiguous)."""
+    check_plan(plan, x.shape[1])
+    _encode.encode_prod_kernel(x, *plan, thr, table, cents, bits, sketch_t, codes, qbits,
+                               scales, gammas)
+
+
+def decode_mse(codes, scales, plan, cents, bits, out) -> None:
+    """Decode packed codes and their scales (float32, or float64 for float64 output) into
+    the rows of `out` (n x d, C-contiguous)."""
+    check_plan(plan, out.shape[1])
+    _decode.decode_mse_kernel(codes, scales, *plan, cents, bits, out)
+
+
+def decode_prod(codes, qbits, scales, gammas, plan, cents, bits, sketch, out) -> None:
+    """prod mode: u = c[idx] + sqrt(pi/2)/d * gamma * S^T q, rotated back and scaled, into
+    the rows of `out`; `sketch` is S (row-major)."""
+    check_plan(plan, out.shape[1])
+    _decode.decode_prod_kernel(codes, qbits, scales, gammas, *plan, cents, bits, sketch, out)
+
+
+def rotate_rows(x, plan, inverse: bool) -> None:
+    """Rotate every row of float32 `x` (n x d) in place, forward or back (for tests: the
+    rotation on its own, as encode and decode apply it)."""
+    check_plan(plan, x.shape[1])
+    _rotate.rotate_rows_kernel(x, *plan, inverse)
+
+
+def gaussian_fill(key, out) -> None:
+    """Fill float32 `out` with N(0, 1) draws by Marsaglia's polar method on SplitMix64(key).
+
+    Outputs are consumed in pairs (x, y) -> u = (x >> 11) * 2**-52 - 1, likewise v; a pair
+    with s = u^2 + v^2 outside (0, 1) is rejected; otherwise u*f and v*f with
+    f = sqrt(-2 ln(s) / s) are appended in that order, each rounded to float32.
+    """
+    _gaussian.gaussian_fill_kernel(np.uint64(key), out)
+
+
+def divide(a, b, out) -> None:
+    """out[i] = float64(a[i]) / b, computed as the encoder divides float32 rows (a
+    reciprocal and two FMA corrections; exposed so the tests can check it is the correctly
+    rounded quotient)."""
+    _encode.divide_kernel(a, np.float64(b), out)
+
+
+def warm_up() -> None:
+    """Load numba's machinery with one small cached call (done once per process)."""
+    _gaussian.splitmix(np.uint64(0), np.uint64(1))
