@@ -76,7 +76,7 @@ def coefficient(bits: int, mode: str) -> float:
 WORST_ROW_MARGIN = 1.05
 
 
-def tested_coefficient(bits: int, mode: str) -> float:
+def checked_coefficient(bits: int, mode: str) -> float:
     """The c the rows are checked against: in mse mode README's worst row found,
     2^(1 - b/2) / 1.5, plus the margin (below 1 at every b, so stricter than the guarantee);
     in prod mode the guarantee."""
@@ -109,7 +109,7 @@ def out_of_bound(x: np.ndarray, y: np.ndarray, bits: int, mode: str) -> list[int
     # float32 scale (tq keeps a float32 scale down to 2^-149, spec 11.5: a float64 row of
     # norm 2e-45 gets a scale of one significant bit) limit the precision.
     precise = norm > max(1e3 * floor, 2.0 ** -100)
-    c = np.where(precise, tested_coefficient(bits, mode), coefficient(bits, mode))
+    c = np.where(precise, checked_coefficient(bits, mode), coefficient(bits, mode))
     limit = (c + eps) * norm + floor
     bad = set(np.flatnonzero(~(err <= limit)).tolist())
     flat_x, flat_y = x.reshape(-1, d), y.reshape(-1, d)
