@@ -3,7 +3,11 @@
 The real data sets live outside the repository, in ../shared/data relative to the project
 root (see that folder's README.md).  Tests that need them use the fixtures below, which skip
 with an explicit reason only when the file is not there; everything else runs on a machine
-that has nothing but the project.
+that has nothing but the project.  Where the data must be there (CI, which has ../shared
+beside the clone), TQ_REQUIRE_DATA=1 turns that skip into a failure, so that a moved or
+renamed data file cannot silently switch the real-data tests off.
+
+The numeric helpers (nmse, row_nmse, unit_rows) live here, once, for every test file.
 """
 
 from __future__ import annotations
@@ -17,17 +21,27 @@ import pytest
 
 DATA_DIR = Path(__file__).parents[2] / "shared" / "data"
 
+# TQ_REQUIRE_DATA=1 (set by .ci/run): a missing real-data file fails the test instead of
+# skipping it.
+REQUIRE_DATA = os.environ.get("TQ_REQUIRE_DATA") == "1"
+
 # Solved codebooks are cached per user; the tests use a cache of their own (inherited by the
 # tq processes they start) so that they solve every codebook afresh and leave ~ alone.
 os.environ["TQ_CACHE_DIR"] = tempfile.mkdtemp(prefix="tq-test-cache-")
 
 
 def data_file(name: str) -> Path:
-    """Path of a shared data file, or skip the test (and only then) if it is absent."""
+    """Path of a shared data file, or skip the test (and only then) if it is absent.
+
+    With TQ_REQUIRE_DATA=1 an absent file is a failure: there the data should be present.
+    """
     path = DATA_DIR / name
     if not path.is_file():
-        pytest.skip(f"real data file {path} is not present on this machine "
-                    f"(it ships outside the repository, in ../shared/data)")
+        reason = (f"real data file {path} is not present on this machine "
+                  f"(it ships outside the repository, in ../shared/data)")
+        if REQUIRE_DATA:
+            pytest.fail(f"{reason}; TQ_REQUIRE_DATA=1 requires it")
+        pytest.skip(reason)
     return path
 
 
@@ -54,12 +68,24 @@ def unit_rows(rng: np.random.Generator, n: int, d: int, dtype=np.float32) -> np.
     return g.astype(dtype)
 
 
+def row_nmse(x: np.ndarray, xh: np.ndarray, block: int = 4096) -> np.ndarray:
+    """||x - xh||^2 / ||x||^2 for every vector (last axis), in float64 (rows of x must be
+    nonzero).  Works a block of rows at a time, so that 20000 x 1536 inputs do not need
+    float64 copies of the whole arrays."""
+    d = np.shape(x)[-1]
+    x = np.asarray(x).reshape(-1, d)
+    xh = np.asarray(xh).reshape(x.shape)
+    out = np.empty(x.shape[0])
+    for a in range(0, x.shape[0], block):
+        xs = x[a:a + block].astype(np.float64)
+        diff = xs - xh[a:a + block].astype(np.float64)
+        out[a:a + block] = np.einsum("ij,ij->i", diff, diff) / np.einsum("ij,ij->i", xs, xs)
+    return out
+
+
 def nmse(x: np.ndarray, xh: np.ndarray) -> float:
     """Mean over rows of ||x - xh||^2 / ||x||^2, in float64 (rows of x must be nonzero)."""
-    x = np.asarray(x, np.float64).reshape(-1, np.shape(x)[-1])
-    xh = np.asarray(xh, np.float64).reshape(x.shape)
-    err = np.einsum("ij,ij->i", x - xh, x - xh)
-    return float(np.mean(err / np.einsum("ij,ij->i", x, x)))
+    return float(np.mean(row_nmse(x, xh)))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -25,6 +25,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+# The `tq` command line as a user runs it, one definition for every test file: the module
+# of the interpreter running the tests, so that it works in any virtual environment and
+# follows PYTHONPATH (a worktree's tqcli, not the installed one).
+TQ = [sys.executable, "-m", "tqcli"]
+
 # ---------------------------------------------------------------------------- counters
 
 

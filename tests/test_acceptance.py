@@ -1,8 +1,10 @@
 """Acceptance criteria of the issue, measured on the real engine (tqcli.compress/decompress).
 
-(a) random unit vectors: error within 1% of the Lloyd-Max optimum, with the least-squares
-    scale and with the plain norm (so the rotation alone reaches the optimum);
-(b) real sentence embeddings: error within 2% of the optimum and recall@1 thresholds;
+(a) random unit vectors: the least-squares error is README's figure for (d, b), and with the
+    plain norm as scale the error is the Lloyd-Max optimum within 1% (so the rotation alone
+    reaches the optimum);
+(b) real sentence embeddings: error and recall are README's figures, recall computed here
+    with plain numpy on the held-out split and by tqcli.evaluation, which must agree;
 (c) the structured rotation is as good as a dense Haar rotation on the real data;
 (d) prod mode gives unbiased inner products, mse with the norm scale shrinks them by ~(1 - D),
     the 'ip' scale removes that shrinkage;
@@ -22,6 +24,8 @@ from scipy.stats import ortho_group
 import tqcli
 from tqcli import codebook, evaluation
 
+from conftest import nmse
+
 N_UNIT = 20000
 
 
@@ -32,17 +36,18 @@ def unit_vectors(seed: int, n: int, d: int) -> np.ndarray:
     return x
 
 
-def blocked_nmse(x: np.ndarray, y: np.ndarray, block: int = 4096) -> float:
-    """Mean of ||x - y||^2 / ||x||^2 over rows, in float64, a block of rows at a time."""
-    total = 0.0
-    for a in range(0, x.shape[0], block):
-        xs = x[a:a + block].astype(np.float64)
-        ys = y[a:a + block].astype(np.float64)
-        total += float(np.sum(np.sum((xs - ys) ** 2, 1) / np.sum(xs * xs, 1)))
-    return total / x.shape[0]
-
-
 # ------------------------------------------------------------------ (a) unit vectors
+
+# README's table "Random unit vectors (n = 20 000), nmse divided by the optimum for that d"
+# (default options: the least-squares scale, seed 0), per d, for b = 1..4.
+README_UNIT_RATIO = {64: (0.999, 0.985, 0.971, 0.964), 200: (1.000, 0.995, 0.990, 0.986),
+                     384: (0.999, 0.997, 0.994, 0.992), 768: (1.000, 1.000, 0.999, 0.999),
+                     1536: (1.000, 0.999, 0.999, 0.998)}
+# The vectors here (seed d) are not the ones README's table was measured on; over the 20
+# cells the two runs differ by up to 0.0045 (d = 200, b = 4: 0.9905 here), which is what
+# the random vectors vary by at n = 20000.  The margin is that plus a little.  (A scale
+# rule that falls back to the norm, 0.998 at d = 64, b = 4, is 0.034 away.)
+UNIT_RATIO_MARGIN = 0.006
 
 
 @pytest.mark.parametrize("d", [64, 200, 384, 768, 1536])
@@ -54,10 +59,11 @@ def test_a_unit_vectors_reach_the_optimum(d):
         ratios = {}
         for rule in ("ls", "norm"):
             y = tqcli.decompress(tqcli.compress(x, bits=bits, scale_rule=rule))
-            ratios[rule] = blocked_nmse(x, y) / opt
+            ratios[rule] = nmse(x, y) / opt
             del y
         lines.append(f"b={bits} ls {ratios['ls']:.4f} norm {ratios['norm']:.4f}")
-        assert ratios["ls"] <= 1.01, (d, bits, ratios)
+        claim = README_UNIT_RATIO[d][bits - 1]
+        assert abs(ratios["ls"] - claim) <= UNIT_RATIO_MARGIN, (d, bits, ratios, claim)
         # with the norm as scale nothing compensates a bad rotation: the error must be the
         # optimum itself (it cannot be much below it either)
         assert abs(ratios["norm"] - 1) <= 0.01, (d, bits, ratios)
@@ -83,7 +89,34 @@ def sentence_runs(minilm_sentences):
     return runs
 
 
-RECALL_AT_1 = {2: 0.80, 3: 0.89, 4: 0.94}
+# README's table "Measured distortion", real data (default options, seed 0):
+# bits -> (nmse, recall@1, recall@10@10)
+README_MINILM = {2: (0.11642, 0.837, 0.848), 3: (0.03409, 0.890, 0.917),
+                 4: (0.00934, 0.946, 0.950)}
+# For the default seed the file, hence the figures, are fixed; other seeds move nmse by up to
+# ~0.7% (test_c's seeds 0, 1, 2) and recall@1 by about 0.01.  The margins cover only README's
+# rounding (5 decimals of nmse: 0.05% at b = 4) and a near-tie query or two whose order
+# floating-point summation can flip (0.002 = two queries of 1000).
+NMSE_REL_MARGIN = 0.001
+RECALL_MARGIN = 0.002
+
+
+def heldout_recall(x: np.ndarray, y: np.ndarray, queries: int = 1000) -> tuple[float, float]:
+    """recall@1 and recall@10@10 of exact inner-product search over the decoded vectors y, by
+    the held-out protocol of ../shared/data/README.md, in plain numpy (no tqcli.evaluation):
+    queries are rows perm[:1000] of x (exact), the database rows perm[1000:], with perm the
+    permutation of numpy.random.default_rng(1)."""
+    perm = np.random.default_rng(1).permutation(x.shape[0])
+    q, db = perm[:queries], perm[queries:]
+    assert not np.intersect1d(q, db).size  # held out: no query is in the database
+    qx = x[q].astype(np.float64)
+    exact = qx @ x[db].astype(np.float64).T
+    approx = qx @ y[db].astype(np.float64).T
+    at1 = float(np.mean(exact.argmax(1) == approx.argmax(1)))
+    top_exact = np.argsort(-exact, axis=1)[:, :10]
+    top_approx = np.argsort(-approx, axis=1)[:, :10]
+    overlap = (top_exact[:, :, None] == top_approx[:, None, :]).any(axis=2).sum(axis=1)
+    return at1, float(np.mean(overlap)) / 10
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4])
@@ -92,14 +125,20 @@ def test_b_real_embeddings_error_and_recall(minilm_sentences, sentence_runs, bit
     _, y = sentence_runs[bits, "ls", 0]
     assert y.shape == x.shape and y.dtype == np.float32
     opt = codebook.expected_distortion(384, bits)
-    err = blocked_nmse(x, y)
+    err = nmse(x, y)
+    at1, at10 = heldout_recall(x, y)
     m = evaluation.search_metrics(x, y, 1000)
+    want_nmse, want_at1, want_at10 = README_MINILM[bits]
     print(f"\n[b] minilm b={bits}: nmse {err:.5f} = {err / opt:.4f} x optimum; "
-          f"recall@1 {m['recall_at_1']:.3f} (need {RECALL_AT_1[bits]}); "
-          f"recall@10@10 {m['recall_10_at_10']:.3f}")
+          f"recall@1 {at1:.3f} (README {want_at1}), tool {m['recall_at_1']:.3f}; "
+          f"recall@10@10 {at10:.3f} (README {want_at10}), tool {m['recall_10_at_10']:.3f}")
+    assert abs(err / want_nmse - 1) <= NMSE_REL_MARGIN, (err, want_nmse)
+    assert abs(at1 - want_at1) <= RECALL_MARGIN, (at1, want_at1)
+    assert abs(at10 - want_at10) <= RECALL_MARGIN, (at10, want_at10)
+    # and the tool computes the same numbers (a near-tie may flip one query)
     assert m["queries"] == 1000
-    assert err <= 1.02 * opt
-    assert m["recall_at_1"] >= RECALL_AT_1[bits]
+    assert abs(m["recall_at_1"] - at1) <= 0.001, (m["recall_at_1"], at1)
+    assert abs(m["recall_10_at_10"] - at10) <= 0.001, (m["recall_10_at_10"], at10)
 
 
 def dense_haar_nmse(x: np.ndarray, bits: int, q: np.ndarray) -> float:
@@ -124,7 +163,7 @@ def test_c_structured_rotation_matches_dense_haar(minilm_sentences, sentence_run
         np.testing.assert_allclose(q @ q.T, np.eye(d), atol=1e-12)
         dense.append(dense_haar_nmse(x, bits, q))
     dense_mean = float(np.mean(dense))
-    ours = [blocked_nmse(x, sentence_runs[bits, "norm", s][1]) for s in (0, 1, 2)]
+    ours = [nmse(x, sentence_runs[bits, "norm", s][1]) for s in (0, 1, 2)]
     opt = codebook.expected_distortion(d, bits)
     print(f"\n[c] minilm b={bits} (norm scale) nmse/optimum: structured seeds 0,1,2 "
           + " ".join(f"{v / opt:.4f}" for v in ours) + "; dense Haar "

@@ -22,16 +22,13 @@ import shlex
 import signal
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzzkit import wait_for
-
-TQ = [sys.executable, "-m", "tqcli"]
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import DATA_DIR, REQUIRE_DATA, data_file, nmse
+from fuzzkit import TQ, wait_for
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -83,12 +80,6 @@ def gaussian(n: int, d: int, dtype=np.float32, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, d)).astype(dtype)
 
 
-def nmse(x, xh) -> float:
-    x = np.asarray(x, np.float64).reshape(-1, np.shape(x)[-1])
-    xh = np.asarray(xh, np.float64).reshape(x.shape)
-    return float(np.mean(((x - xh) ** 2).sum(1) / (x ** 2).sum(1)))
-
-
 def load_npy_bytes(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
@@ -118,8 +109,8 @@ def kv_dump() -> np.ndarray:
     """A rank-5 (layers, k/v, heads, tokens, head_dim) array: a slice of the real MiniLM
     KV dump when ../shared/data has it, otherwise synthetic data of the same rank."""
     path = DATA_DIR / "minilm_kv.npy"
-    if path.is_file():
-        return np.load(path, mmap_mode="r")[:, :, :3, :40, :].copy()
+    if path.is_file() or REQUIRE_DATA:  # TQ_REQUIRE_DATA=1: no silent fallback
+        return np.load(data_file("minilm_kv.npy"), mmap_mode="r")[:, :, :3, :40, :].copy()
     return gaussian(6 * 2 * 3 * 40, 32, seed=5).reshape(6, 2, 3, 40, 32)
 
 
@@ -150,9 +141,13 @@ def test_roundtrip_default_names_and_overwrite_protection(xfile, tmp_path):
     assert nmse(x, y) < 0.02  # 4 bits: about 0.009 on Gaussian data
     assert listing(tmp_path) == ["x.npy", "x.npy.tqz"]
 
-    # -f on compress replaces the container (same input and options: same bytes)
+    # -f on compress replaces the container: x.npy now holds the decoded y, so the new
+    # container is exactly the library's compress(y), and no longer the first one
+    import tqcli
+
     ok(run(["compress", "x.npy", "-b", "4", "-f"], tmp_path))
-    assert (tmp_path / "x.npy.tqz").read_bytes() != b""
+    replaced = (tmp_path / "x.npy.tqz").read_bytes()
+    assert replaced == tqcli.compress(y, bits=4) and replaced != packed
 
 
 def test_output_option_stdout_and_dash(xfile, tmp_path):
@@ -444,10 +439,7 @@ def test_hdf5_output(xfile, tmp_path):
 
 
 def test_real_minilm_kv_hdf5(tmp_path):
-    h5 = DATA_DIR / "minilm_kv.h5"
-    npy = DATA_DIR / "minilm_kv.npy"
-    if not (h5.is_file() and npy.is_file()):
-        pytest.skip(f"real data not present in {DATA_DIR} (it ships outside the repository)")
+    h5, npy = data_file("minilm_kv.h5"), data_file("minilm_kv.npy")
     ok(run(["compress", f"{h5}:/layers/1/key", "-o", "k.tqz"], tmp_path))
     ok(run(["compress", str(h5), "--dataset", "layers/1/key", "-o", "k2.tqz"], tmp_path))
     assert (tmp_path / "k.tqz").read_bytes() == (tmp_path / "k2.tqz").read_bytes()

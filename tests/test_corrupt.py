@@ -14,7 +14,6 @@ import io
 import os
 import struct
 import subprocess
-import sys
 import time
 import tracemalloc
 
@@ -25,9 +24,7 @@ import tqcli
 from tqcli.container import FOOTER, INDEX_ENTRY, _FIXED
 from tqcli.errors import FormatError, TqError
 
-from fuzzkit import HEADER_FIELDS as FIELDS, patch_header, pipe_stream
-
-TQ = [sys.executable, "-m", "tqcli"]
+from fuzzkit import HEADER_FIELDS as FIELDS, TQ, patch_header, pipe_stream
 N_ROWS, DIM, CHUNK = 40, 8, 8  # five chunks of eight rows
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,9 +29,7 @@ import numpy as np
 import pytest
 
 import tqcli
-from fuzzkit import COUNTS, CliPool, check_cli_failure, wait_for
-
-TQ = [sys.executable, "-m", "tqcli"]
+from fuzzkit import COUNTS, TQ, CliPool, check_cli_failure, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -297,9 +294,13 @@ def test_sigkill_with_rm_never_loses_the_input(tmp_path):
     np.save(tmp_path / "x.npy", x)
     p = subprocess.Popen(TQ + ["compress", "x.npy", "--rm", "-o", "x.tqz"], cwd=tmp_path,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # kill it while it writes: its temporary output exists and it has not exited (a kill
+    # after the process ended by itself would test nothing)
     assert wait_for(lambda: _temps(tmp_path) or p.poll() is not None)
+    assert p.poll() is None, ("tq ended before it could be killed", p.communicate())
     p.kill()
     p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGKILL, p.returncode  # the kill, not an exit, ended it
     COUNTS.tried += 1
     files = _files(tmp_path)
     if "x.npy" not in files:

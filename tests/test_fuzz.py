@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tqcli
-from fuzzkit import (COUNTS, CliPool, check_cli_failure, check_library_failure, patch_header,
-                     pipe_stream)
+from fuzzkit import (COUNTS, TQ, CliPool, check_cli_failure, check_library_failure,
+                     patch_header, pipe_stream)
 
 CORPUS = Path(__file__).parent / "corpus"
-TQ = [sys.executable, "-m", "tqcli"]
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
 MUTANTS = MANIFEST["mutants"]
 BASES = {name: (CORPUS / b["file"]).read_bytes() for name, b in MANIFEST["bases"].items()}

@@ -19,7 +19,7 @@ import pytest
 import tqcli
 from tqcli import codebook, evaluation
 
-from conftest import nmse
+from conftest import nmse, row_nmse
 
 ROWS_FOR_DIM = {2: 4000, 97: 300, 384: 96, 1536: 40}
 
@@ -29,12 +29,6 @@ def gaussian_rows(seed, n, d, dtype=np.float64):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d)) * rng.lognormal(0.0, 2.0, (n, 1))
     return x.astype(dtype)
-
-
-def per_row_nmse(x, y):
-    x = np.asarray(x, np.float64).reshape(-1, np.shape(x)[-1])
-    y = np.asarray(y, np.float64).reshape(x.shape)
-    return np.sum((x - y) ** 2, 1) / np.sum(x * x, 1)
 
 
 # ------------------------------------------------------------------ every (bits, mode, d)
@@ -58,7 +52,7 @@ def test_every_bit_width_round_trips_near_theory(d, mode):
             assert hdr.codebook.size == 0
         y = tqcli.decompress(blob)
         assert y.shape == x.shape and y.dtype == x.dtype and np.all(np.isfinite(y))
-        e = per_row_nmse(x, y)
+        e = row_nmse(x, y)
         theory = evaluation.theory(d, bits, mode)["optimum"]
         ratio = e.mean() / theory
         if d >= 97:
@@ -80,7 +74,7 @@ def test_least_squares_scale_never_worse_than_norm_per_vector(d):
         ls = tqcli.decompress(tqcli.compress(x, bits=bits, scale_rule="ls"))
         nm = tqcli.decompress(tqcli.compress(x, bits=bits, scale_rule="norm"))
         ip = tqcli.decompress(tqcli.compress(x, bits=bits, scale_rule="ip"))
-        e_ls, e_nm, e_ip = per_row_nmse(x, ls), per_row_nmse(x, nm), per_row_nmse(x, ip)
+        e_ls, e_nm, e_ip = row_nmse(x, ls), row_nmse(x, nm), row_nmse(x, ip)
         # same codes, only the scale differs: ls is the per-vector optimum of that scale
         assert np.all(e_ls <= e_nm * (1 + 1e-5) + 1e-9), bits
         assert np.all(e_ls <= e_ip * (1 + 1e-5) + 1e-9), bits
@@ -336,6 +330,27 @@ def test_float64_scales_only_when_needed_and_float32_refuses_with_a_hint():
     assert tqcli.read_header(tqcli.compress(x, bits=3)).scale_dtype == "float64"
     with pytest.raises(tqcli.InputError, match=r"row 50\b.*--scale-dtype float64"):
         tqcli.compress(x, bits=3, scale_dtype="float32")
+
+
+@pytest.mark.parametrize("options", [
+    dict(bits=5, mode="mse", scale_rule="ip", seed=12345, rounds=2, chunk_rows=16),
+    dict(bits=3, mode="mse", scale_rule="norm", seed=2**64 - 1, rounds=5, chunk_rows=8),
+    dict(bits=4, mode="prod", scale_rule="norm", seed=7, rounds=1, chunk_rows=24)],
+    ids=["mse-ip", "mse-norm", "prod"])
+def test_float64_restart_keeps_every_option(options):
+    """scale_dtype "auto" starts again with float64 scales when a norm needs them (here row
+    50, in the third chunk or later); the restart must keep every other option: its file is
+    byte for byte the one an explicit scale_dtype="float64" writes."""
+    x = gaussian_rows(21, 64, 32, np.float32)
+    x[50] = 3e37
+    auto = tqcli.compress(x, **options)
+    explicit = tqcli.compress(x, **options, scale_dtype="float64")
+    hdr = tqcli.read_header(auto)
+    assert hdr.scale_dtype == "float64"
+    assert (hdr.bits, hdr.mode, hdr.scale_rule, hdr.seed, hdr.rounds, hdr.chunk_rows) == (
+        options["bits"], options["mode"], options["scale_rule"], options["seed"],
+        options["rounds"], options["chunk_rows"])
+    assert auto == explicit
 
 
 # ------------------------------------------------------------------ determinism

@@ -59,7 +59,8 @@ MAGIC = b"\x89TQZ\r\n\x1a\n"
 FIXED = "<8sHHIBBBBBBBBIIQQ"  # 48 bytes
 MODES = {0: "mse", 1: "prod"}
 RULES = {0: "ls", 1: "norm", 2: "ip"}
-SCALE_TYPES = {0: ("<f4", 4), 1: ("<f2", 2)}
+SCALE_TYPES = {0: ("<f4", 4), 1: ("<f2", 2), 2: ("<f8", 8)}  # scale_dtype code: format
+SCALE_CODES = {"float32": 0, "float16": 1, "float64": 2}
 SOURCE_TYPES = {1: "float16", 2: "float32", 3: "float64"}
 
 
@@ -277,7 +278,10 @@ def spec_decode(data: bytes) -> np.ndarray:
         rows = h.rows_of(i)
         nc, ns, nf = h.sections(rows)
         per = nf // (1 if h.mode == "mse" else 2)
-        scales = np.frombuffer(payload, sdt, count=rows, offset=nc + ns).astype(np.float32)
+        # section 12, step 2: f32(stored scale), or the binary64 scale itself (code 2)
+        wide = h.scale_dtype_code == 2
+        scales = np.frombuffer(payload, sdt, count=rows, offset=nc + ns).astype(
+            np.float64 if wide else np.float32)
         if h.code_bits:
             t = h.codebook[unpack_bits(payload[:nc], h.code_bits, rows * d).reshape(rows, d)]
         else:
@@ -294,7 +298,12 @@ def spec_decode(data: bytes) -> np.ndarray:
             t = t + kk[:, None] * corr
         t = rot.inverse(t)
         s = scales[:, None]
-        out.append(np.where(s != 0, s * t, np.float32(0.0)).astype(np.float32))
+        # step 6: a binary32 product, or binary64 (lambda' * f64(z_i)) with binary64 scales;
+        # exactly +0.0 for a zero scale
+        if wide:
+            out.append(np.where(s != 0, s * t.astype(np.float64), 0.0))
+        else:
+            out.append(np.where(s != 0, s * t, np.float32(0.0)).astype(np.float32))
     flat = np.concatenate(out) if out else np.zeros((0, d), np.float32)
     return flat.astype(h.source_dtype).reshape(h.shape)
 
@@ -306,7 +315,7 @@ def spec_encode(x: np.ndarray, *, bits, mode, seed, rounds, scale_rule, scale_dt
     d = x.shape[-1]
     n = math.prod(x.shape[:-1])
     h = SpecHeader(dict(mode=mode, bits=bits, rule=scale_rule,
-                        scale_dtype_code={"float32": 0, "float16": 1}[scale_dtype],
+                        scale_dtype_code=SCALE_CODES[scale_dtype],
                         source_dtype=x.dtype.name, rounds=rounds, shape=tuple(x.shape), dim=d,
                         chunk_rows=chunk_rows, n=n, seed=seed,
                         codebook=np.asarray(codebook, np.float32)))

@@ -49,6 +49,26 @@ VECTORS = [
     dict(name="prod_b1_rank1", shape=[48], dtype="float32", data_seed=107, zero_rows=[],
          options=dict(bits=1, mode="prod", seed=99, rounds=4, scale_rule="norm",
                       scale_dtype="float16", chunk_rows=8)),
+    # Added later (appended, so the seven above keep their bytes): code widths 4 (the
+    # default) to 7, float64 scales from float32 and float64 sources, prod with wide codes.
+    dict(name="mse_b4_d384", shape=[24, 384], dtype="float32", data_seed=108, zero_rows=[9],
+         options=dict(bits=4, mode="mse", seed=0, rounds=3, scale_rule="ls",
+                      scale_dtype="float32", chunk_rows=8)),
+    dict(name="mse_b5_d100_f64s", shape=[13, 100], dtype="float64", data_seed=109,
+         zero_rows=[], options=dict(bits=5, mode="mse", seed=5, rounds=3, scale_rule="ls",
+                                    scale_dtype="float64", chunk_rows=8)),
+    dict(name="mse_b6_d257_f64s", shape=[10, 257], dtype="float32", data_seed=110,
+         zero_rows=[4], options=dict(bits=6, mode="mse", seed=2024, rounds=2, scale_rule="ip",
+                                     scale_dtype="float64", chunk_rows=8)),
+    dict(name="mse_b7_rank3_f16", shape=[2, 9, 48], dtype="float16", data_seed=111,
+         zero_rows=[], options=dict(bits=7, mode="mse", seed=77, rounds=3, scale_rule="norm",
+                                    scale_dtype="float32", chunk_rows=8)),
+    dict(name="prod_b5_d72_f64s", shape=[11, 72], dtype="float32", data_seed=112,
+         zero_rows=[2], options=dict(bits=5, mode="prod", seed=11, rounds=3,
+                                     scale_rule="norm", scale_dtype="float64", chunk_rows=8)),
+    dict(name="prod_b8_d40_f64", shape=[9, 40], dtype="float64", data_seed=113, zero_rows=[],
+         options=dict(bits=8, mode="prod", seed=13, rounds=3, scale_rule="norm",
+                      scale_dtype="float32", chunk_rows=8)),
 ]
 
 
