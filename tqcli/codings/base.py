@@ -44,6 +44,15 @@ class PayloadCoding:
         """A checked chunk payload of `rows` vectors decoded into out[:rows] (returned)."""
         raise NotImplementedError
 
+    def reference_encode(self, codec, x) -> bytes:
+        """The payload of rows x (at most one chunk) computed in plain numpy, for tests to
+        compare with encode_chunks bit for bit."""
+        raise NotImplementedError
+
+    def reference_decode(self, codec, payload, rows: int):
+        """A payload decoded in plain numpy, for tests to compare with decode bit for bit."""
+        raise NotImplementedError
+
     def check_payload(self, header, payload, rows: int, chunk: int) -> None:
         """Reader checks on a payload whose CRC matched (FormatError if one fails)."""
 

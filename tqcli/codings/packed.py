@@ -91,6 +91,49 @@ class Packed(PayloadCoding):
                                 h.code_bits, codec.sketch, out)
         return out
 
+    # ------------------------------------------------------------------ numpy reference
+
+    def reference_encode(self, codec, x) -> bytes:
+        """The payload of rows x (at most one chunk) by tqcli/reference.py, operation for
+        operation what the kernels do; for the tests to compare with bit for bit."""
+        import numpy as np
+
+        from .. import codebook, reference
+
+        h = codec.header
+        bounds = codebook.boundaries(codec.centroids) if codec.centroids.size else np.zeros(0)
+        if h.mode == "mse":
+            codes, scales = reference.encode_mse(x, codec.plan, bounds, codec.centroids,
+                                                 h.code_bits, codec.rule)
+            parts = [codes, scales.astype(codec.scale_dtype)]
+        else:
+            codes, qbits, scales, gammas = reference.encode_prod(
+                x, codec.plan, bounds, codec.centroids, h.code_bits, codec.sketch)
+            parts = [codes, qbits, scales.astype(codec.scale_dtype),
+                     gammas.astype(codec.scale_dtype)]
+        return b"".join(p.tobytes() for p in parts)
+
+    def reference_decode(self, codec, payload, rows: int):
+        """The payload decoded by tqcli/reference.py (binary32 arithmetic: float32 and
+        float16 scales)."""
+        import numpy as np
+
+        from .. import reference
+
+        h = codec.header
+        if h.scale_dtype == "float64":
+            raise NotImplementedError("the numpy reference decodes in binary32 only")
+        ncode, nsign, nfloat = self.section_sizes(h, rows)
+        buf = np.frombuffer(payload, dtype=np.uint8)
+        per = nfloat // h.floats_per_vector
+        scales = buf[ncode + nsign:ncode + nsign + per].view(codec.scale_dtype).astype(np.float32)
+        if h.mode == "mse":
+            return reference.decode_mse(buf[:ncode], scales, codec.plan, codec.centroids,
+                                        h.code_bits, rows)
+        gammas = buf[ncode + nsign + per:].view(codec.scale_dtype).astype(np.float64)
+        return reference.decode_prod(buf[:ncode], buf[ncode:ncode + nsign], scales, gammas,
+                                     codec.plan, codec.centroids, h.code_bits, codec.sketch, rows)
+
     def check_payload(self, header, payload, rows: int, chunk: int) -> None:
         """Refuse a chunk whose stored scales or gammas are not finite (spec 13.4): a
         conforming encoder never writes one, so only a corrupt or crafted file has it."""

@@ -72,6 +72,22 @@ class RotationKind:
         """Hadamard blocks per round at most (the plan's second axis)."""
         raise NotImplementedError
 
+    def rotate(self, plan: RotationPlan, x, inverse: bool = False):
+        """float32 rows of x rotated (a copy) by the kernels that encode and decode use."""
+        import numpy as np
+
+        from .. import kernels
+
+        y = np.array(x, dtype=np.float32, order="C", copy=True)
+        kernels.rotate_rows(y, plan.kernel_args, inverse)
+        return y
+
+    def reference_rotate(self, plan: RotationPlan, x, inverse: bool = False):
+        """The same in plain numpy (tqcli/reference.py), for tests to compare bit for bit."""
+        from .. import reference
+
+        return (reference.rotate_inverse if inverse else reference.rotate_forward)(x, plan)
+
     def __repr__(self) -> str:
         return f"<rotation kind {self.name} ({self.code})>"
 
