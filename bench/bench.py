@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -38,6 +39,7 @@ import time
 
 from inmemory import CHECK_ROWS, faiss_qtype, nmse, worker
 from report import report
+from trees import trees_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIB = 1 << 20
@@ -122,18 +124,32 @@ class Failure(Exception):
     pass
 
 
+def measure_cmds(label, jobs, repeat):
+    """Best of `repeat` runs of each job (argv, env, before), the jobs taking turns: A B A B.
+
+    With one job this is the plain best of `repeat`.  With two (the new tree and the
+    baseline) the turns put both under the same drift of a noisy machine, so their ratio
+    is steadier than that of two series run one after the other.  Each result is
+    {'times', 'rss', 'best', 'peak_rss'}.
+    """
+    res = [{"times": [], "rss": []} for _ in jobs]
+    for _ in range(repeat):
+        for (argv, env, before), r in zip(jobs, res):
+            if before:
+                before()
+            wall, peak, code, err = run(argv, env=env)
+            if code != 0:
+                raise Failure(f"{label}: exit {code}: {(err.splitlines() or [''])[-1]}")
+            r["times"].append(wall)
+            r["rss"].append(peak)
+    for r in res:
+        r.update(best=min(r["times"]), peak_rss=max(r["rss"]))
+    return res
+
+
 def measure_cmd(label, argv, repeat, before=None, env=None):
     """Best of `repeat` runs of a command: {'times', 'rss', 'best', 'peak_rss'}."""
-    times, rss = [], []
-    for _ in range(repeat):
-        if before:
-            before()
-        wall, peak, code, err = run(argv, env=env)
-        if code != 0:
-            raise Failure(f"{label}: exit {code}: {(err.splitlines() or [''])[-1]}")
-        times.append(wall)
-        rss.append(peak)
-    return {"times": times, "rss": rss, "best": min(times), "peak_rss": max(rss)}
+    return measure_cmds(label, [(argv, env, before)], repeat)[0]
 
 
 def measure_worker(label, spec, env=None, workdir="."):
@@ -150,6 +166,49 @@ def measure_worker(label, spec, env=None, workdir="."):
     res = json.loads(text.splitlines()[-1])
     res.update(best=min(res["times"]), peak_rss=peak, process_wall=wall)
     return res
+
+
+def measure_worker_trees(label, spec, trees, artifacts, workdir):
+    """The library measurement of spec for each tree; one result per tree.
+
+    One tree (a default run): one worker process that times spec["repeat"] calls.  Two
+    trees: spec["repeat"] rounds, each a process per tree in turn (A B A B), every process
+    one warm-up and one timed call, so that the turns alternate as for the commands.  The
+    merged result keeps every time, the best, the highest peak RSS and the largest growth
+    during a timed call ('growth').
+    """
+    repeat = spec["repeat"]
+    if len(trees) == 1:
+        t = trees[0]
+        return [measure_worker(label, dict(spec, artifact=artifacts[t.key]), t.env,
+                               workdir)]
+    runs = {t.key: [] for t in trees}
+    for _ in range(repeat):
+        for t in trees:
+            runs[t.key].append(measure_worker(
+                f"{label} ({t.key})", dict(spec, artifact=artifacts[t.key], repeat=1),
+                t.env, workdir))
+    merged = []
+    for t in trees:
+        rs = runs[t.key]
+        best = min(rs, key=lambda r: r["best"])
+        top = max(rs, key=lambda r: r["peak_rss"])
+        r = dict(rs[-1], times=[x["times"][0] for x in rs], best=best["best"],
+                 stages=best["stages"], peak_rss=top["peak_rss"],
+                 rss_before=top["rss_before"],
+                 growth=max(x["peak_rss"] - x["rss_before"] for x in rs),
+                 process_wall=[x["process_wall"] for x in rs])
+        merged.append(r)
+    return merged
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(8 * MIB)
+        while k := f.readinto(buf):
+            h.update(memoryview(buf)[:k])
+    return h.hexdigest()
 
 
 def nmse_of_files(a: str, b: str) -> float:
@@ -282,46 +341,52 @@ def small_input(workdir) -> str:
     return path
 
 
-def prime(tq, bits_list, workdir) -> None:
-    """One untimed tq compress + decompress per bit width: numba's on-disk cache is filled
-    (it is recompiled after any change to the kernels) before anything is timed."""
-    log("priming tq (numba cache) ...")
+def prime(tq, bits_list, workdir, trees) -> None:
+    """One untimed tq compress + decompress per bit width and tree: numba's on-disk cache
+    (next to each tree's sources; recompiled after any change to the kernels) is filled
+    before anything is timed, so that no compilation lands in a timing."""
     small = small_input(workdir)
     out, back = os.path.join(workdir, "out-prime.tqz"), os.path.join(workdir, "out-prime.npy")
     try:
-        for b in sorted(set(bits_list) | {4}):
-            for argv in ([tq, "compress", small, "-b", str(b), "-o", out, "-f", "-q"],
-                         [tq, "decompress", out, "-o", back, "-f", "-q"]):
-                _, _, code, err = run(argv)
-                if code != 0:
-                    sys.exit(f"bench: {' '.join(argv)} failed: {err}")
+        for t in trees:
+            log("priming tq (numba cache) ..." if not t.compared else
+                f"priming tq, {t.key} tree {t.short} (numba cache) ...")
+            for b in sorted(set(bits_list) | {4}):
+                for argv in ([tq, "compress", small, "-b", str(b), "-o", out, "-f", "-q"],
+                             [tq, "decompress", out, "-o", back, "-f", "-q"]):
+                    _, _, code, err = run(argv, env=t.env)
+                    if code != 0:
+                        sys.exit(f"bench: {' '.join(argv)} ({t.key} tree) failed: {err}")
     finally:
         remove(small, out, back)
 
 
-def bench_startup(tq, zstd, workdir, results):
+def bench_startup(tq, zstd, workdir, results, trees):
     log("start-up ...")
     small = small_input(workdir)
-    out = os.path.join(workdir, "out-small.tqz")
+    outs = {t.key: os.path.join(workdir, f"out-small{t.suffix}.tqz") for t in trees}
     zout = os.path.join(workdir, "out-small.zst")
-    cases = [("python -c pass", [sys.executable, "-c", "pass"]),
-             ("tq --help", [tq, "--help"]),
+    cases = [("python -c pass", lambda t: [sys.executable, "-c", "pass"], False),
+             ("tq --help", lambda t: [tq, "--help"], True),
              ("tq compress 1 MiB .npy (1024 x 256, -b 4)",
-              [tq, "compress", small, "-b", "4", "-o", out, "-f", "-q"])]
+              lambda t: [tq, "compress", small, "-b", "4", "-o", outs[t.key], "-f", "-q"], True)]
     if zstd:
-        cases.append(("zstd -1 -T0, same 1 MiB file", [zstd, "-1", "-T0", "-q", "-f", small,
-                                                         "-o", zout]))
+        cases.append(("zstd -1 -T0, same 1 MiB file",
+                      lambda t: [zstd, "-1", "-T0", "-q", "-f", small, "-o", zout], False))
     warm_cache(small)
     try:
-        for label, argv in cases:
-            r = measure_cmd(label, argv, 5)
-            results.append({"section": "startup", "label": label, **r})
+        for label, argv_of, per_tree in cases:
+            who = trees if per_tree else trees[:1]
+            rs = measure_cmds(label, [(argv_of(t), t.env, None) for t in who], 5)
+            for t, r in zip(who, rs):
+                results.append({"section": "startup", "label": label, **r,
+                                **(t.tag if per_tree else {})})
     finally:
-        remove(small, out, zout)
+        remove(small, zout, *outs.values())
 
 
-def bench_dim(d, bits_list, args, tq, zstd, have_faiss, results):
-    n = vectors_for(args.mb, d)
+def bench_dim(d, bits_list, args, tq, zstd, have_faiss, results, trees):
+    n = args.rows or vectors_for(args.mb, d)
     path = os.path.join(args.workdir, f"gauss-d{d}-n{n}.npy")
     log(f"d={d}: input {path} ({n} x {d}) ...")
     how = ensure_input(path, n, d, seed=d)
@@ -330,19 +395,24 @@ def bench_dim(d, bits_list, args, tq, zstd, have_faiss, results):
     base = {"d": d, "n": n, "in_bytes": nbytes, "input": path}
     w = args.workdir
     zst, back = os.path.join(w, "out.zst"), os.path.join(w, "out-back.npy")
-    tqz = os.path.join(w, "out.tqz")
-    art = os.path.join(w, "out-artifact.bin")
+    tqzs = {t.key: os.path.join(w, f"out{t.suffix}.tqz") for t in trees}
+    backs = {t.key: os.path.join(w, f"out-back{t.suffix}.npy") for t in trees}
+    arts = {t.key: os.path.join(w, f"out-artifact{t.suffix}.bin") for t in trees}
+    art = arts[trees[0].key]
     log(f"d={d}: input {how}")
 
-    def record(tool, op, bits, res, **extra):
+    def record(tool, op, bits, res, tree=None, **extra):
+        tag = tree.tag if tree else {}
         results.append({"section": "main", "tool": tool, "op": op, "bits": bits, **base,
-                        **res, **extra})
-        log(f"  d={d} b={bits if bits is not None else '-'} {tool:<6} {op:<10} "
+                        **res, **extra, **tag})
+        who = f" {tree.key:<8}" if tag else ""
+        log(f"  d={d} b={bits if bits is not None else '-'} {tool:<6}{who} {op:<10} "
             f"{nbytes / res['best'] / 1e9:6.3f} GB/s  peak {res['peak_rss'] / MIB:7.0f} MiB")
 
-    def failed(tool, op, bits, e):
-        results.append({"section": "main", "tool": tool, "op": op, "bits": bits, **base,
-                        "error": str(e)})
+    def failed(tool, op, bits, e, who=()):
+        for t in who or [None]:
+            results.append({"section": "main", "tool": tool, "op": op, "bits": bits, **base,
+                            "error": str(e), **(t.tag if t else {})})
         log(f"  FAILED {e}")
 
     # (c) zstd: independent of b, once per d
@@ -363,23 +433,42 @@ def bench_dim(d, bits_list, args, tq, zstd, have_faiss, results):
             remove(zst, back)
 
     for b in bits_list:
-        # (a) the tq command, file to file
+        # (a) the tq command, file to file; with a baseline the two trees take turns
         try:
             warm_cache(path)
-            r = measure_cmd("tq compress", [tq, "compress", path, "-b", str(b), "-o", tqz,
-                                            "-f", "-q"], args.repeat, before=lambda: remove(tqz))
-            record("tq-cli", "compress", b, r, out_bytes=os.path.getsize(tqz),
-                   file_bytes=file_bytes)
-            r = measure_cmd("tq decompress", [tq, "decompress", tqz, "-o", back, "-f", "-q"],
-                            args.repeat, before=lambda: remove(back))
-            record("tq-cli", "decompress", b, r, nmse=nmse_of_files(path, back))
+            rs = measure_cmds("tq compress", [
+                ([tq, "compress", path, "-b", str(b), "-o", tqzs[t.key], "-f", "-q"], t.env,
+                 lambda p=tqzs[t.key]: remove(p)) for t in trees], args.repeat)
+            for t, r in zip(trees, rs):
+                same = {"out_sha256": sha256_of(tqzs[t.key])} if t.compared else {}
+                record("tq-cli", "compress", b, r, t, out_bytes=os.path.getsize(tqzs[t.key]),
+                       file_bytes=file_bytes, **same)
+            rs = measure_cmds("tq decompress", [
+                ([tq, "decompress", tqzs[t.key], "-o", backs[t.key], "-f", "-q"], t.env,
+                 lambda p=backs[t.key]: remove(p)) for t in trees], args.repeat)
+            for t, r in zip(trees, rs):
+                record("tq-cli", "decompress", b, r, t, nmse=nmse_of_files(path, backs[t.key]))
         except Failure as e:
-            failed("tq-cli", "compress", b, e)
+            failed("tq-cli", "compress", b, e, trees)
         finally:
-            remove(tqz, back)
+            remove(*tqzs.values(), *backs.values())
 
-        # (b) the library, (d) the dense numpy baseline, (e) faiss: in memory, own process
-        impls = [("tq-lib", "tq", None), ("dense", "dense", dense_env())]
+        # (b) the library, for each tree: in memory, own process
+        spec = {"impl": "tq", "d": d, "bits": b, "n": n, "input": path,
+                "repeat": args.repeat}
+        try:
+            warm_cache(path)
+            for op in ("compress", "decompress"):
+                rs = measure_worker_trees(f"tq-lib {op}", dict(spec, op=op), trees, arts, w)
+                for t, r in zip(trees, rs):
+                    record("tq-lib", op, b, r, t)
+        except Failure as e:
+            failed("tq-lib", "compress", b, e, trees)
+        finally:
+            remove(*arts.values())
+
+        # (d) the dense numpy baseline, (e) faiss: in memory, own process
+        impls = [("dense", "dense", dense_env())]
         if have_faiss:
             impls.append(("faiss", "faiss", None))
         for tool, impl, env in impls:
@@ -402,7 +491,7 @@ def dense_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
 
 
-def bench_memory(args, tq, results):
+def bench_memory(args, tq, results, trees):
     gb = args.big_gb
     d, b = 768, 4
     n = max(8, int(round(gb * 1e9 / (4 * d), -3)))
@@ -410,27 +499,35 @@ def bench_memory(args, tq, results):
     log(f"memory: input {path} ({n} x {d}, {n * d * 4 / 1e9:.2f} GB) ...")
     how = ensure_input(path, n, d, seed=10_000 + d)
     log(f"memory: input {how}")
-    tqz = os.path.join(args.workdir, "out-big.tqz")
-    back = os.path.join(args.workdir, "out-big-back.npy")
+    tqzs = {t.key: os.path.join(args.workdir, f"out-big{t.suffix}.tqz") for t in trees}
+    backs = {t.key: os.path.join(args.workdir, f"out-big-back{t.suffix}.npy") for t in trees}
     base = {"section": "memory", "d": d, "bits": b, "n": n, "in_bytes": n * d * 4}
     try:
         warm_cache(path)
-        r = measure_cmd("tq compress (big)", [tq, "compress", path, "-b", str(b), "-o", tqz,
-                                              "-f", "-q"], 1)
-        results.append({**base, "tool": "tq-cli", "op": "compress", **r,
-                        "out_bytes": os.path.getsize(tqz)})
-        log(f"  big compress {n * d * 4 / r['best'] / 1e9:.3f} GB/s peak "
-            f"{r['peak_rss'] / MIB:.0f} MiB")
-        r = measure_cmd("tq decompress (big)", [tq, "decompress", tqz, "-o", back, "-f", "-q"],
-                        1)
-        results.append({**base, "tool": "tq-cli", "op": "decompress", **r})
-        log(f"  big decompress {n * d * 4 / r['best'] / 1e9:.3f} GB/s peak "
-            f"{r['peak_rss'] / MIB:.0f} MiB")
+        rs = measure_cmds("tq compress (big)", [
+            ([tq, "compress", path, "-b", str(b), "-o", tqzs[t.key], "-f", "-q"], t.env, None)
+            for t in trees], 1)
+        for t, r in zip(trees, rs):
+            results.append({**base, "tool": "tq-cli", "op": "compress", **r,
+                            "out_bytes": os.path.getsize(tqzs[t.key]), **t.tag})
+            log(f"  big compress {n * d * 4 / r['best'] / 1e9:.3f} GB/s peak "
+                f"{r['peak_rss'] / MIB:.0f} MiB" + (f" ({t.key})" if t.compared else ""))
+        # each tree decodes its own file; each run first deletes the output of the one
+        # before, so that only one 3 GB output sits in the workdir at a time
+        rs = measure_cmds("tq decompress (big)", [
+            ([tq, "decompress", tqzs[t.key], "-o", backs[t.key], "-f", "-q"], t.env,
+             lambda: remove(*backs.values())) for t in trees], 1)
+        for t, r in zip(trees, rs):
+            results.append({**base, "tool": "tq-cli", "op": "decompress", **r, **t.tag})
+            log(f"  big decompress {n * d * 4 / r['best'] / 1e9:.3f} GB/s peak "
+                f"{r['peak_rss'] / MIB:.0f} MiB" + (f" ({t.key})" if t.compared else ""))
     except Failure as e:
-        results.append({**base, "tool": "tq-cli", "op": "compress", "error": str(e)})
+        for t in trees:
+            results.append({**base, "tool": "tq-cli", "op": "compress", "error": str(e),
+                            **t.tag})
         log(f"  FAILED {e}")
     finally:
-        remove(tqz, back)
+        remove(*tqzs.values(), *backs.values())
 
 
 # =============================================================================== main
@@ -463,6 +560,14 @@ def parse_args(argv=None):
                    "next to this Python, else tq on PATH)")
     p.add_argument("--zstd", metavar="PATH", default=None,
                    help="zstd executable (default: /usr/bin/zstd, else zstd on PATH)")
+    p.add_argument("--rows", type=int, default=None, metavar="N",
+                   help="vectors per d (overrides --mb): the same n at every d, e.g. to keep "
+                        "a --baseline run at several d short")
+    p.add_argument("--baseline", metavar="TREE",
+                   help="another tq source checkout (e.g. a `git worktree add` of an older "
+                        "commit): every tq measurement also runs with TREE first on "
+                        "PYTHONPATH, the two trees taking turns, and the report adds a "
+                        "baseline row and new/baseline ratios")
     p.add_argument("--no-faiss", action="store_true", help="skip faiss even if installed")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up section")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -479,8 +584,8 @@ def parse_args(argv=None):
         p.error("--dims and --bits take comma-separated integers")
     if not a.dims or not a.bits or min(a.dims) < 2 or not all(1 <= b <= 8 for b in a.bits):
         p.error("need dims >= 2 and bits in 1..8")
-    if a.repeat < 1 or a.mb <= 0 or a.big_gb < 0:
-        p.error("--repeat >= 1, --mb > 0, --big-gb >= 0")
+    if a.repeat < 1 or a.mb <= 0 or a.big_gb < 0 or (a.rows is not None and a.rows < 8):
+        p.error("--repeat >= 1, --mb > 0, --big-gb >= 0, --rows >= 8")
     return a
 
 
@@ -505,17 +610,21 @@ def main(argv=None) -> int:
                                 for b in args.bits}
     if not zstd:
         log("zstd not found: the zstd rows and ratios are left out")
+    trees = trees_for(args.baseline)
+    if args.baseline:
+        meta["trees"] = {t.key: t.info for t in trees}
+        meta["numba_cache_dir_removed"] = "NUMBA_CACHE_DIR" in os.environ
     meta["rss_floor"] = rss_floor()
-    prime(tq, args.bits, args.workdir)
+    prime(tq, args.bits, args.workdir, trees)
     t_start = time.perf_counter()
     results: list[dict] = []
     try:
         if not args.no_startup:
-            bench_startup(tq, zstd, args.workdir, results)
+            bench_startup(tq, zstd, args.workdir, results, trees)
         for d in args.dims:
-            bench_dim(d, args.bits, args, tq, zstd, have_faiss, results)
+            bench_dim(d, args.bits, args, tq, zstd, have_faiss, results, trees)
         if args.big_gb > 0:
-            bench_memory(args, tq, results)
+            bench_memory(args, tq, results, trees)
     except KeyboardInterrupt:
         log("interrupted: reporting what was measured")
     meta["loadavg_end"] = os.getloadavg()[0]
