@@ -232,8 +232,8 @@ def _comparison(add, results, nt) -> None:
         "peak RSS new/baseline (< 1: new uses less)")
     cols = [("tq-cli", "compress", "CLI comp"), ("tq-cli", "decompress", "CLI dec"),
             ("tq-lib", "compress", "lib comp"), ("tq-lib", "decompress", "lib dec")]
-    add(f"{'d':>5} {'b':>2}  " + "".join(f"{c[2]:>9}" for c in cols) + "   RSS "
-        + "".join(f"{c[2]:>9}" for c in cols) + "   .tqz bytes")
+    add(f"{'d':>5} {'b':>2}  " + "".join(f"{c[2]:>10}" for c in cols) + "   RSS "
+        + "".join(f"{c[2]:>10}" for c in cols) + "   .tqz bytes")
     main = [r for r in results if r.get("section") == "main" and r["tool"] in TQ_TOOLS]
     for d in sorted({r["d"] for r in main}):
         for b in sorted({r["bits"] for r in main if r["d"] == d}):
@@ -248,8 +248,8 @@ def _comparison(add, results, nt) -> None:
             o = _find(main, d=d, bits=b, tool="tq-cli", op="compress", tree="baseline")
             same = ("-" if not (a and o and a.get("out_sha256") and o.get("out_sha256"))
                     else "identical" if a["out_sha256"] == o["out_sha256"] else "DIFFER")
-            add(f"{d:>5} {b:>2}  " + "".join(f"{s:>9}" for s in speed) + "       "
-                + "".join(f"{s:>9}" for s in rss) + f"   {same}")
+            add(f"{d:>5} {b:>2}  " + "".join(f"{s:>10}" for s in speed) + "       "
+                + "".join(f"{s:>10}" for s in rss) + f"   {same}")
     st = [r for r in results if r.get("section") == "startup" and r.get("tree")]
     parts = []
     for r in st:
