@@ -98,3 +98,17 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(fuzzkit.COUNTS.summary())
     for note in fuzzkit.COUNTS.notes[:20]:
         terminalreporter.write_line(f"  {note}")
+
+
+def gaussian(n: int, d: int, dtype=np.float32, seed: int = 0) -> np.ndarray:
+    """n x d standard normal rows (seeded), as `dtype`."""
+    return np.random.default_rng(seed).standard_normal((n, d)).astype(dtype)
+
+
+@pytest.fixture
+def xfile(tmp_path) -> tuple[Path, np.ndarray]:
+    """A 200 x 64 float32 .npy in the test's folder, and its array."""
+    x = gaussian(200, 64)
+    p = tmp_path / "x.npy"
+    np.save(p, x)
+    return p, x
