@@ -58,18 +58,21 @@ def _unit_run(src, dst, n, root):
 
 
 @njit(cache=True, inline="always")
-def _sum_squares_8(w, d):
-    """Sequential sums of squares of the 8 rows of w (row-major, 8 x d), side by side."""
+def _sums_of_squares_8(a, d, lane_step, coord_step):
+    """Per lane l = 0..7, the sequential float64 sum over i < d of the squares of
+    a[l * lane_step + i * coord_step], each widened to float64 first: 8 row-major rows
+    (lane_step d, coord_step 1) or a lane-interleaved group (lane_step 1, coord_step 8)."""
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     for i in range(d):
-        v0 = w[i]
-        v1 = w[d + i]
-        v2 = w[2 * d + i]
-        v3 = w[3 * d + i]
-        v4 = w[4 * d + i]
-        v5 = w[5 * d + i]
-        v6 = w[6 * d + i]
-        v7 = w[7 * d + i]
+        e = i * coord_step
+        v0 = np.float64(a[e])
+        v1 = np.float64(a[e + lane_step])
+        v2 = np.float64(a[e + 2 * lane_step])
+        v3 = np.float64(a[e + 3 * lane_step])
+        v4 = np.float64(a[e + 4 * lane_step])
+        v5 = np.float64(a[e + 5 * lane_step])
+        v6 = np.float64(a[e + 6 * lane_step])
+        v7 = np.float64(a[e + 7 * lane_step])
         s0 += v0 * v0
         s1 += v1 * v1
         s2 += v2 * v2
@@ -151,7 +154,7 @@ def _load_unit_lanes(x, r0, rows, w, u, t, norms, lane):
                 _divide_run(x[r0 + l], wl, d, div[l])
             else:
                 wl[:] = 0.0
-        s8 = _sum_squares_8(w, d)
+        s8 = _sums_of_squares_8(w, d, d, 1)
         for l in range(LANES):
             ss[l] = s8[l]
     for l in range(LANES):
@@ -241,31 +244,6 @@ def _scales_lanes(rule, norms, t, cents, codes, out, r0, rows):
             out[r0 + l] = nrm / yc[l]
 
 
-@njit(cache=True, inline="always")
-def _sum_squares_lanes(t, d):
-    """Per lane, the sequential float64 sum of squares over the coordinates of t."""
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    for i in range(d):
-        e = i * LANES
-        v0 = np.float64(t[e])
-        v1 = np.float64(t[e + 1])
-        v2 = np.float64(t[e + 2])
-        v3 = np.float64(t[e + 3])
-        v4 = np.float64(t[e + 4])
-        v5 = np.float64(t[e + 5])
-        v6 = np.float64(t[e + 6])
-        v7 = np.float64(t[e + 7])
-        s0 += v0 * v0
-        s1 += v1 * v1
-        s2 += v2 * v2
-        s3 += v3 * v3
-        s4 += v4 * v4
-        s5 += v5 * v5
-        s6 += v6 * v6
-        s7 += v7 * v7
-    return s0, s1, s2, s3, s4, s5, s6, s7
-
-
 # ----------------------------------------------------------------------------- drivers
 
 
@@ -327,7 +305,7 @@ def _prod_group(x, g, n, scratch, proj, signs, perms, blocks, block_scales, thr,
         to_rows(lane_codes, rows, d, codes8)
         pack_group(codes8, d, bits, codes, g * d * bits, codes.shape[0])
     # y now holds the residual r of every lane
-    gg = _sum_squares_lanes(y, d)
+    gg = _sums_of_squares_8(y, d, 1, LANES)
     for l in range(rows):
         scales[r0 + l] = norms[l]
         gammas[r0 + l] = math.sqrt(gg[l]) if norms[l] != 0.0 else 0.0
