@@ -138,22 +138,27 @@ def test_rotation_tables_match_pure_python_derivation(d):
 def test_rotate_rows_matches_reference_and_is_orthogonal(d, rounds):
     rot = HADAMARD2.plan(d, 5, rounds)
     x = np.random.default_rng(d).standard_normal((13, d)).astype(np.float32)
-    fwd = x.copy()
-    plan = rot.kernel_args
-    kernels.rotate_rows(fwd, plan, False)
-    assert np.array_equal(fwd, reference.rotate_forward(x, rot))
-    back = fwd.copy()
-    kernels.rotate_rows(back, plan, True)
-    assert np.array_equal(back, reference.rotate_inverse(fwd, rot))
-    # inverse o forward = identity and norms are kept, up to float32 rounding
-    np.testing.assert_allclose(back, x, rtol=0, atol=1e-5 * np.abs(x).max())
-    np.testing.assert_allclose(np.linalg.norm(fwd, axis=1), np.linalg.norm(x, axis=1), rtol=1e-5)
+    fwd = _check_rotation(rot.kernel_args, x)
     m = rot.matrix()
     assert m.shape == (d, d)
     np.testing.assert_allclose(m @ m.T, np.eye(d), rtol=0, atol=1e-5)
     np.testing.assert_allclose(fwd, x.astype(np.float64) @ m.T, rtol=0, atol=1e-5 * np.abs(x).max())
     if d >= 8:
         assert not np.allclose(np.abs(m), np.eye(d))  # it actually mixes coordinates
+
+
+def _check_rotation(plan, x: np.ndarray) -> np.ndarray:
+    """The kernel rotates x by `plan` exactly as the numpy reference does, both ways;
+    inverse o forward is the identity and norms are kept, up to float32 rounding."""
+    fwd = x.copy()
+    kernels.rotate_rows(fwd, plan, False)
+    assert np.array_equal(fwd, reference.rotate_forward(x, plan))
+    back = fwd.copy()
+    kernels.rotate_rows(back, plan, True)
+    assert np.array_equal(back, reference.rotate_inverse(fwd, plan))
+    np.testing.assert_allclose(back, x, rtol=0, atol=1e-5 * np.abs(x).max())
+    np.testing.assert_allclose(np.linalg.norm(fwd, axis=1), np.linalg.norm(x, axis=1), rtol=1e-5)
+    return fwd
 
 
 def test_rotation_spreads_a_basis_vector():
@@ -220,15 +225,7 @@ def test_rotate_rows_follows_any_plan(kind):
     d, blocks = OTHER_PLANS[kind]
     plan = _other_plan(d, blocks)
     x = np.random.default_rng(d).standard_normal((21, d)).astype(np.float32)
-    fwd = x.copy()
-    kernels.rotate_rows(fwd, plan, False)
-    assert np.array_equal(fwd, reference.rotate_forward(x, plan))
-    back = fwd.copy()
-    kernels.rotate_rows(back, plan, True)
-    assert np.array_equal(back, reference.rotate_inverse(fwd, plan))
-    np.testing.assert_allclose(back, x, rtol=0, atol=1e-5 * np.abs(x).max())
-    np.testing.assert_allclose(np.linalg.norm(fwd, axis=1), np.linalg.norm(x, axis=1), rtol=1e-5)
-    assert not np.allclose(fwd, x)
+    assert not np.allclose(_check_rotation(plan, x), x)
 
 
 @pytest.mark.parametrize("kind", sorted(OTHER_PLANS))
