@@ -10,11 +10,13 @@ from __future__ import annotations
 from ..tables import Table
 from .base import RotationKind, RotationPlan
 from .hadamard2 import HADAMARD2
+from .tiled import TILED
 
 ROTATIONS = Table("rotation kind", "rotation", [
     HADAMARD2,
+    TILED,
 ])
 
-DEFAULT = HADAMARD2.name
+DEFAULT = TILED.name  # since tq 1.1; tq 1.0 wrote every file with hadamard2
 
 __all__ = ["ROTATIONS", "DEFAULT", "RotationKind", "RotationPlan"]

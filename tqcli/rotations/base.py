@@ -92,6 +92,21 @@ class RotationKind:
         return f"<rotation kind {self.name} ({self.code})>"
 
 
+def seeded_rounds(d: int, seed: int, rounds: int):
+    """The sign flips (float32, stream 2r) and permutations (int32, a stable sort of stream
+    2r + 1) of rounds r = 0 .. rounds-1 (spec/tqz-v1.md section 8.1), shared by the kinds."""
+    import numpy as np
+
+    from ..prng import sign_flips, sort_permutation
+
+    signs = np.empty((rounds, d), dtype=np.float32)
+    perms = np.empty((rounds, d), dtype=np.int32)
+    for r in range(rounds):
+        signs[r] = sign_flips(seed, 2 * r, d)
+        perms[r] = sort_permutation(seed, 2 * r + 1, d)
+    return signs, perms
+
+
 @functools.lru_cache(maxsize=64)
 def _cached_plan(kind: RotationKind, d: int, seed: int, rounds: int) -> RotationPlan:
     plan = kind.build(d, seed, rounds)

@@ -11,7 +11,7 @@ the reader and the spec.
 
 from __future__ import annotations
 
-from .base import RotationKind, RotationPlan
+from .base import RotationKind, RotationPlan, seeded_rounds
 
 
 def largest_power_of_two(d: int) -> int:
@@ -29,13 +29,7 @@ class Hadamard2(RotationKind):
     def build(self, d: int, seed: int, rounds: int) -> RotationPlan:
         import numpy as np
 
-        from ..prng import sign_flips, sort_permutation
-
-        signs = np.empty((rounds, d), dtype=np.float32)
-        perms = np.empty((rounds, d), dtype=np.int32)
-        for r in range(rounds):
-            signs[r] = sign_flips(seed, 2 * r, d)
-            perms[r] = sort_permutation(seed, 2 * r + 1, d)
+        signs, perms = seeded_rounds(d, seed, rounds)
         p = largest_power_of_two(d)
         scale = np.float32(1.0 / np.sqrt(np.float64(p)))
         blocks = np.zeros((rounds, 2, 2), dtype=np.int64)
