@@ -93,14 +93,31 @@ def stream_key(seed: int, tag: int) -> int:
     return sm_output(seed, tag + 1)
 
 
+ROTATION_CODES = {"hadamard2": 1, "tiled": 2}
+
+
+def block_scale(p: int) -> np.float32:
+    """float32 nearest to 1/sqrt(p), per the table of section 8.2."""
+    k = p.bit_length() - 1
+    bits = 0x3F800000 - ((k // 2) << 23) if k % 2 == 0 else 0x3F3504F3 - (((k - 1) // 2) << 23)
+    return np.frombuffer(struct.pack("<I", bits), "<f4")[0]
+
+
 class Rot:
-    def __init__(self, d: int, seed: int, rounds: int):
+    """Section 8: the rounds' signs and permutations (8.1) and the blocks of the kind:
+    hadamard2 [0, p) then [d-p, d) (8.3), tiled the binary digits of d, largest first (8.6)."""
+
+    def __init__(self, d: int, seed: int, rounds: int, kind: int = 1):
         self.d = d
-        self.p = 1 << (d.bit_length() - 1)
-        k = self.p.bit_length() - 1
-        # float32 nearest to 1/sqrt(p), per the table in the spec
-        bits = 0x3F800000 - ((k // 2) << 23) if k % 2 == 0 else 0x3F3504F3 - (((k - 1) // 2) << 23)
-        self.scale = np.frombuffer(struct.pack("<I", bits), "<f4")[0]
+        p = 1 << (d.bit_length() - 1)
+        if kind == 1:
+            self.blocks = [(0, p)] + ([(d - p, p)] if p < d else [])
+        else:
+            self.blocks, off = [], 0
+            for e in range(d.bit_length() - 1, -1, -1):
+                if d >> e & 1:
+                    self.blocks.append((off, 1 << e))
+                    off += 1 << e
         self.signs, self.perms = [], []
         for r in range(rounds):
             ks = stream_key(seed, 2 * r)
@@ -110,8 +127,8 @@ class Rot:
             keys = [sm_output(kp, i + 1) for i in range(d)]
             self.perms.append(np.array(sorted(range(d), key=lambda i: (keys[i], i)), np.int64))
 
-    def _wht(self, t: np.ndarray, lo: int) -> None:
-        p = self.p
+    @staticmethod
+    def _wht(t: np.ndarray, lo: int, p: int) -> None:
         blk = t[:, lo:lo + p]
         h = 1
         while h < p:
@@ -121,23 +138,21 @@ class Rot:
                 blk[:, start:start + h] = a + b
                 blk[:, start + h:start + 2 * h] = a - b
             h *= 2
-        blk *= self.scale
+        blk *= block_scale(p)
 
     def forward(self, t: np.ndarray) -> np.ndarray:
         t = t.astype(np.float32)
         for s, perm in zip(self.signs, self.perms):
             t = s * t[:, perm]
-            self._wht(t, 0)
-            if self.p < self.d:
-                self._wht(t, self.d - self.p)
+            for lo, p in self.blocks:
+                self._wht(t, lo, p)
         return t
 
     def inverse(self, t: np.ndarray) -> np.ndarray:
         t = t.astype(np.float32)
         for s, perm in zip(reversed(self.signs), reversed(self.perms)):
-            if self.p < self.d:
-                self._wht(t, self.d - self.p)
-            self._wht(t, 0)
+            for lo, p in reversed(self.blocks):
+                self._wht(t, lo, p)
             out = np.empty_like(t)
             out[:, perm] = s * t
             t = out
@@ -186,7 +201,9 @@ class SpecHeader:
         self.k = (1 << self.code_bits) if self.code_bits else 0
         self.n_chunks = -(-self.n // self.chunk_rows)
         self.ssize = SCALE_TYPES[self.scale_dtype_code][1]
-        self.header_size = 48 + 8 * len(self.shape) + 4 * self.k + 4
+        self.center = f.get("center")  # None, or the d float32 values of 3.4
+        self.header_size = 48 + 8 * len(self.shape) + 4 * self.k + 4 + (
+            4 * self.dim if self.center is not None else 0)
 
     def rows_of(self, i: int) -> int:
         return min(self.chunk_rows, self.n - i * self.chunk_rows)
@@ -216,11 +233,15 @@ class SpecHeader:
         mode = {v: k for k, v in MODES.items()}[self.mode]
         rule = {v: k for k, v in RULES.items()}[self.rule]
         src = {v: k for k, v in SOURCE_TYPES.items()}[self.source_dtype]
-        body = struct.pack(FIXED, MAGIC, 1, 0, self.header_size, mode, self.bits, rule,
-                           self.scale_dtype_code, src, 1, self.rounds, len(self.shape),
+        flags = 0x100 if self.center is not None else 0
+        body = struct.pack(FIXED, MAGIC, 1, flags, self.header_size, mode, self.bits, rule,
+                           self.scale_dtype_code, src, self.rotation, self.rounds,
+                           len(self.shape),
                            self.dim, self.chunk_rows, self.n, self.seed)
         body += struct.pack(f"<{len(self.shape)}Q", *self.shape)
         body += np.asarray(self.codebook, "<f4").tobytes()
+        if self.center is not None:
+            body += np.asarray(self.center, "<f4").tobytes()
         return body + struct.pack("<I", crc(body))
 
 
@@ -229,24 +250,30 @@ def spec_parse(data: bytes) -> tuple[SpecHeader, list[bytes]]:
     need(len(data) >= 16 and data[:8] == MAGIC, "bad magic")
     version, flags, hsize = struct.unpack_from("<HHI", data, 8)
     need(version == 1, f"unsupported version {version}")
-    need(flags == 0, "unknown flags")
-    need(60 <= hsize <= 48 + 8 * 32 + 4 * 256 + 4 and len(data) >= hsize, "header size")
+    need(flags in (0, 0x100), "unknown flags")
+    centered = flags == 0x100
+    need(60 <= hsize <= 48 + 8 * 32 + 4 * 256 + 4 + (4 << 20 if centered else 0)
+         and len(data) >= hsize, "header size")
     need(crc(data[:hsize - 4]) == struct.unpack_from("<I", data, hsize - 4)[0], "header CRC")
     (_, _, _, _, mode, bits, rule, sdt, src, rot, rounds, ndim, dim, chunk_rows, n,
      seed) = struct.unpack_from(FIXED, data, 0)
     need(mode in MODES and 1 <= bits <= 8 and rule in RULES and sdt in SCALE_TYPES, "field")
-    need(src in SOURCE_TYPES and rot == 1 and 1 <= rounds <= 32 and 1 <= ndim <= 32, "field")
+    need(src in SOURCE_TYPES and rot in (1, 2) and 1 <= rounds <= 32 and 1 <= ndim <= 32, "field")
     need(2 <= dim <= 1 << 20 and 8 <= chunk_rows <= 1 << 20 and chunk_rows % 8 == 0, "field")
     need(n <= 1 << 48 and (MODES[mode] == "mse" or rule == 1), "field")
     shape = struct.unpack_from(f"<{ndim}Q", data, 48)
     need(shape[-1] == dim and math.prod(shape[:-1]) == n, "shape")
     h = SpecHeader(dict(mode=MODES[mode], bits=bits, rule=RULES[rule], scale_dtype_code=sdt,
                         source_dtype=SOURCE_TYPES[src], rounds=rounds, shape=shape, dim=dim,
-                        chunk_rows=chunk_rows, n=n, seed=seed, codebook=None))
+                        chunk_rows=chunk_rows, n=n, seed=seed, codebook=None,
+                        rotation=rot, center=np.zeros(dim, np.float32) if centered else None))
     need(hsize == h.header_size, "header size does not match its fields")
     cb = np.frombuffer(data, "<f4", count=h.k, offset=48 + 8 * ndim).astype(np.float32)
     need(bool(np.all(np.isfinite(cb))) and bool(np.all(np.diff(cb) > 0)), "codebook")
     h.codebook = cb
+    if centered:
+        h.center = np.frombuffer(data, "<f4", count=dim, offset=48 + 8 * ndim + 4 * h.k)
+        need(bool(np.all(np.isfinite(h.center))), "centre")
     need(h.payload(chunk_rows) <= 1 << 31, "chunk too large")
     need(len(data) == h.file_size(), "file length differs from the layout")
     # index and footer
@@ -270,7 +297,7 @@ def spec_parse(data: bytes) -> tuple[SpecHeader, list[bytes]]:
 def spec_decode(data: bytes) -> np.ndarray:
     h, chunks = spec_parse(data)
     d = h.dim
-    rot = Rot(d, h.seed, h.rounds)
+    rot = Rot(d, h.seed, h.rounds, h.rotation)
     sketch = make_sketch(d, h.seed) if h.mode == "prod" else None
     sdt = SCALE_TYPES[h.scale_dtype_code][0]
     out = []
@@ -301,30 +328,37 @@ def spec_decode(data: bytes) -> np.ndarray:
         # step 6: a binary32 product, or binary64 (lambda' * f64(z_i)) with binary64 scales;
         # exactly +0.0 for a zero scale
         if wide:
-            out.append(np.where(s != 0, s * t.astype(np.float64), 0.0))
+            o = np.where(s != 0, s * t.astype(np.float64), 0.0)
         else:
-            out.append(np.where(s != 0, s * t, np.float32(0.0)).astype(np.float32))
+            o = np.where(s != 0, s * t, np.float32(0.0)).astype(np.float32)
+        if h.center is not None:  # step 7, in the format of step 6
+            o = o + h.center.astype(o.dtype)
+        out.append(o)
     flat = np.concatenate(out) if out else np.zeros((0, d), np.float32)
     return flat.astype(h.source_dtype).reshape(h.shape)
 
 
 def spec_encode(x: np.ndarray, *, bits, mode, seed, rounds, scale_rule, scale_dtype,
-                chunk_rows, codebook) -> bytes:
-    """Encode per the spec, with the codebook given (the spec leaves its computation
-    informative and requires the stored table)."""
+                chunk_rows, codebook, rotation, center=False, center_values=None) -> bytes:
+    """Encode per the spec, with the codebook (and the centre of a centred file) given:
+    the spec leaves their computation informative and requires the stored values."""
     d = x.shape[-1]
     n = math.prod(x.shape[:-1])
     h = SpecHeader(dict(mode=mode, bits=bits, rule=scale_rule,
                         scale_dtype_code=SCALE_CODES[scale_dtype],
                         source_dtype=x.dtype.name, rounds=rounds, shape=tuple(x.shape), dim=d,
                         chunk_rows=chunk_rows, n=n, seed=seed,
-                        codebook=np.asarray(codebook, np.float32)))
-    rot = Rot(d, seed, rounds)
+                        codebook=np.asarray(codebook, np.float32),
+                        rotation=ROTATION_CODES[rotation],
+                        center=np.asarray(center_values, np.float32) if center else None))
+    rot = Rot(d, seed, rounds, ROTATION_CODES[rotation])
     cb = h.codebook
     thr = (cb[:-1].astype(np.float64) + cb[1:].astype(np.float64)) * 0.5
     sketch = make_sketch(d, seed) if mode == "prod" else None
     sdt = SCALE_TYPES[h.scale_dtype_code][0]
     rows_all = x.reshape(n, d).astype(np.float64)
+    if center:  # section 11: x_i - f64(m_i) in binary64
+        rows_all = rows_all - h.center.astype(np.float64)
     out = bytearray(h.to_bytes())
     index = []
     for i in range(h.n_chunks):
@@ -424,7 +458,8 @@ def test_spec_encoder_reproduces_tqz(name):
     v = BY_NAME[name]
     stored = vec_bytes(name, "tqz")
     h, _ = spec_parse(stored)
-    got = spec_encode(load_npy(name, "input.npy"), codebook=h.codebook, **v["options"])
+    got = spec_encode(load_npy(name, "input.npy"), codebook=h.codebook,
+                      center_values=h.center, **v["options"])
     assert got == stored
 
 
@@ -433,8 +468,9 @@ def test_spec_header_fields_match_manifest(name):
     v = BY_NAME[name]
     h, chunks = spec_parse(vec_bytes(name, "tqz"))
     o = v["options"]
-    assert (h.bits, h.mode, h.seed, h.rounds, h.rule, h.chunk_rows) == (
-        o["bits"], o["mode"], o["seed"], o["rounds"], o["scale_rule"], o["chunk_rows"])
+    assert (h.bits, h.mode, h.seed, h.rounds, h.rule, h.chunk_rows, h.rotation) == (
+        o["bits"], o["mode"], o["seed"], o["rounds"], o["scale_rule"], o["chunk_rows"],
+        ROTATION_CODES[o["rotation"]])
     assert list(h.shape) == v["shape"] and h.source_dtype == v["dtype"]
     assert len(chunks) == -(-math.prod(v["shape"][:-1]) // o["chunk_rows"])
     if h.k:  # the encoder's codebook: exactly symmetric, the float32 Lloyd-Max table
@@ -442,6 +478,13 @@ def test_spec_header_fields_match_manifest(name):
 
         assert np.array_equal(h.codebook, -h.codebook[::-1])
         assert h.codebook.tobytes() == codebook(h.dim, h.code_bits).tobytes()
+    assert (h.center is not None) == bool(o.get("center"))
+    if h.center is not None:  # tq's centre (section 14): the first chunk's mean
+        first = load_npy(name, "input.npy").reshape(-1, h.dim)[:h.chunk_rows]
+        acc = np.zeros(h.dim)
+        for row in first.astype(np.float64):
+            acc = acc + row
+        assert h.center.tobytes() == (acc / first.shape[0]).astype("<f4").tobytes()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -503,7 +546,8 @@ def _cli_compress_args(v: dict, src: str, out: str) -> list[str]:
     return ["compress", src, "-o", out, "-q", "-b", str(o["bits"]), "--mode", o["mode"],
             "--seed", str(o["seed"]), "--scale", o["scale_rule"],
             "--scale-dtype", o["scale_dtype"], "--rounds", str(o["rounds"]),
-            "--chunk-rows", str(o["chunk_rows"])]
+            "--chunk-rows", str(o["chunk_rows"]), "--rotation", o["rotation"]] + (
+                ["--center"] if o.get("center") else [])
 
 
 @pytest.mark.parametrize("name", NAMES)

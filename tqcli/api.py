@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import sys
 from typing import NamedTuple
@@ -22,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import arrayio, codings, files, report, rotations
-from .codec import Codec, make_header
+from .codec import Codec, make_center, make_header
 from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
 from .pipeline import BackgroundConsumer
@@ -39,7 +40,7 @@ BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (1
 def compress_to(source, out, *, bits: int = 4, mode: str = "mse", seed: int = 0,
                 rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
                 chunk_rows: int | None = None, rotation: str = ROTATION,
-                coding: str = CODING, progress=None) -> Header:
+                coding: str = CODING, center=False, progress=None) -> Header:
     """Compress every row of `source` (an array, or an arrayio.ArraySource) into a container
     written to the binary stream `out`; returns its header.
 
@@ -48,12 +49,16 @@ def compress_to(source, out, *, bits: int = 4, mode: str = "mse", seed: int = 0,
     outside float32's normal range (norms beyond 3.4e38 or below 1.2e-38); that needs a
     source that can be read again and an output that can seek, otherwise the error says
     which option to use.
+
+    center: False (none), True (subtract the mean of the first chunk's vectors, stored in
+    the header and added back on decoding: less error when the vectors share an offset), or
+    the d values of a centre to use.
     """
     if not isinstance(source, arrayio.ArraySource):
         source = arrayio.from_array(source)
     # one set of options for both attempts, so that the restart cannot lose one
     options = dict(bits=bits, mode=mode, seed=seed, rounds=rounds, scale_rule=scale_rule,
-                   chunk_rows=chunk_rows, rotation=rotation, coding=coding)
+                   chunk_rows=chunk_rows, rotation=rotation, coding=coding, center=center)
     if scale_dtype != "auto":
         return _compress_once(source, out, options, scale_dtype, progress)
     start = _tell(out)
@@ -75,23 +80,33 @@ def _tell(out) -> int | None:
 
 
 def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> Header:
-    try:
-        header = make_header(source.dim, scale_dtype=scale_dtype,
-                             source_dtype=source.dtype.newbyteorder("=").name,
-                             shape=source.shape, **options)
-        header.validate()
-    except (ValueError, FormatError) as e:
-        raise InputError(str(e)) from None
+    options = dict(options)
+    center = options.pop("center")
+    fields = dict(scale_dtype=scale_dtype, source_dtype=source.dtype.newbyteorder("=").name,
+                  shape=source.shape, **options)
+    header = _new_header(source.dim, fields)
+    # several chunks go through the kernels at once (fewer calls, fewer thread launches);
+    # each is checksummed and written while the next batch is encoded
+    batch = max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
+    blocks = source.blocks(header.chunk_rows * batch)
+    if center is not None and center is not False:
+        # the header holds the centre, so it is known before the first chunk is written:
+        # from the first chunk's vectors (also on a pipe), or given
+        first = next(blocks, None)
+        if center is True:
+            rows = (first[:header.chunk_rows] if first is not None
+                    else np.zeros((0, header.dim), np.float32))
+            _refuse_non_finite(rows)
+            center = make_center(rows)
+        header = _new_header(source.dim, dict(fields, center=center))
+        blocks = itertools.chain([] if first is None else [first], blocks)
     codec = Codec(header)
     writer = ContainerWriter(out, header)
     row = 0
     if progress is not None:
         progress(0, source.n_rows)
-    # several chunks go through the kernels at once (fewer calls, fewer thread launches);
-    # each is checksummed and written while the next batch is encoded
-    batch = max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
     with BackgroundConsumer(writer.write_chunk, depth=2 * batch) as background:
-        for block in source.blocks(header.chunk_rows * batch):
+        for block in blocks:
             for payload in codec.encode_chunks(block, row):
                 background.put(payload)
             row += block.shape[0]
@@ -101,22 +116,41 @@ def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> He
     return header
 
 
+def _new_header(dim: int, fields: dict) -> Header:
+    try:
+        header = make_header(dim, **fields)
+        header.validate()
+    except (ValueError, FormatError) as e:
+        raise InputError(str(e)) from None
+    return header
+
+
+def _refuse_non_finite(rows: np.ndarray) -> None:
+    """The encoder's message for the first row holding NaN or infinity (the mean of such
+    rows is not a centre)."""
+    bad = ~np.isfinite(rows).all(axis=1)
+    if bad.any():
+        raise InputError(f"row {int(np.argmax(bad))}: contains NaN or infinite values",
+                         kind="non-finite")
+
+
 def compress(array, *, bits: int = 4, mode: str = "mse", seed: int = 0, rounds: int = 3,
              scale_rule: str | None = None, scale_dtype: str = "auto",
              chunk_rows: int | None = None, rotation: str = ROTATION,
-             coding: str = CODING) -> bytes:
+             coding: str = CODING, center=False) -> bytes:
     """Compress a float16/32/64 array (last axis = vectors) and return the .tqz bytes.
 
     mode "mse" (least error) or "prod" (unbiased inner products); scale_rule "ls", "norm"
     or "ip" (default: ls for mse, norm for prod); scale_dtype "auto" (float32, or float64
     when a norm needs it), "float32", "float16" or "float64"; chunk_rows a multiple of 8
     (default: about 4 MiB of float32 input per chunk); rotation and coding name entries of
-    the rotation and payload-coding tables (tqcli.rotations, tqcli.codings).
+    the rotation and payload-coding tables (tqcli.rotations, tqcli.codings); center as in
+    compress_to (False, True for the mean of the first chunk, or a vector).
     """
     buf = io.BytesIO()
     compress_to(array, buf, bits=bits, mode=mode, seed=seed, rounds=rounds,
                 scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                rotation=rotation, coding=coding)
+                rotation=rotation, coding=coding, center=center)
     return buf.getvalue()
 
 
@@ -124,7 +158,7 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
                   progress=None, bits: int = 4, mode: str = "mse", seed: int = 0,
                   rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
                   chunk_rows: int | None = None, rotation: str = ROTATION,
-                  coding: str = CODING) -> Header:
+                  coding: str = CODING, center=False) -> Header:
     """Compress the array in `input` into the container `output`; returns its header.
 
     input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
@@ -142,7 +176,8 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
                 header = compress_to(source, sink.stream, bits=bits, mode=mode, seed=seed,
                                      rounds=rounds, scale_rule=scale_rule,
                                      scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                                     rotation=rotation, coding=coding, progress=progress)
+                                     rotation=rotation, coding=coding, center=center,
+                                     progress=progress)
                 sink.commit()
         except TqError as e:
             raise e.with_source(source.name)
@@ -250,11 +285,13 @@ def inspect(src, verify: bool = False) -> dict:
 
 def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
                   seed: int = 0, scale_rule: str | None = None, queries: int = 1000,
-                  dataset: str | None = None) -> list[dict]:
+                  dataset: str | None = None, center: bool = False) -> list[dict]:
     """Distortion and search quality (tqcli.evaluation) of tq on the array in `input`.
 
-    Without `container`, one report per bit width of a fresh compression; with it, one
-    report of that container against its source `input`.
+    Without `container`, one report per bit width of a fresh compression -- two with
+    `center`, without and with mean-centring, to show what it gains; with `container`,
+    one report of that container against its source `input`.  Each report says whether
+    the vectors were centred ("centered").
     """
     from .evaluation import evaluate
 
@@ -276,18 +313,22 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
             xh = decompress(container, rows=(0, h.n_vectors), dtype="float32")
         except TqError as e:
             raise e.with_source(container)
-        return [evaluate(x, xh, bits=h.bits, mode=h.mode,
-                         file_bytes=os.path.getsize(container), source_itemsize=itemsize,
-                         queries=queries)]
+        return [dict(evaluate(x, xh, bits=h.bits, mode=h.mode,
+                              file_bytes=os.path.getsize(container),
+                              source_itemsize=itemsize, queries=queries),
+                     centered=h.centered)]
     reports = []
     for b in bits:
-        try:
-            blob = compress(x, bits=b, mode=mode, seed=seed, scale_rule=scale_rule)
-        except TqError as e:
-            raise e.with_source(source.name)
-        xh = decompress(blob, rows=(0, x.shape[0]), dtype="float32")
-        reports.append(evaluate(x, xh, bits=b, mode=mode, file_bytes=len(blob),
-                                source_itemsize=itemsize, queries=queries))
+        for centered in ((False, True) if center else (False,)):
+            try:
+                blob = compress(x, bits=b, mode=mode, seed=seed, scale_rule=scale_rule,
+                                center=centered)
+            except TqError as e:
+                raise e.with_source(source.name)
+            xh = decompress(blob, rows=(0, x.shape[0]), dtype="float32")
+            reports.append(dict(evaluate(x, xh, bits=b, mode=mode, file_bytes=len(blob),
+                                         source_itemsize=itemsize, queries=queries),
+                                centered=centered))
     return reports
 
 

@@ -18,6 +18,7 @@ import sys
 import click
 
 from . import __version__, limits, process
+from .rotations import DEFAULT as DEFAULT_ROTATION, ROTATIONS
 from .errors import TqError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -223,6 +224,11 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @click.option("--rounds", type=click.IntRange(limits.MIN_ROUNDS, limits.MAX_ROUNDS),
               default=limits.DEFAULT_ROUNDS, show_default=True,
               help="Rounds of the structured rotation (expert).")
+@click.option("--rotation", type=click.Choice(ROTATIONS.names), default=DEFAULT_ROTATION,
+              show_default=True, help="Rotation kind (expert; hadamard2 is tq 1.0's).")
+@click.option("--center", is_flag=True, help="Subtract the mean of the first chunk's vectors "
+              "(stored in the header, added back on decoding): less error for data with a "
+              "common offset.")
 @click.option("--chunk-rows", type=click.IntRange(limits.MIN_CHUNK_ROWS, limits.MAX_CHUNK_ROWS),
               default=None, help="Vectors per chunk, a multiple of 8: the unit of random "
                                  "access (default: about 4 MiB of float32 input).")
@@ -236,8 +242,8 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: only when stderr is a terminal).")
 @common_threads
-def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, chunk_rows,
-             dataset, to_stdout, force, remove, quiet, verbose, progress, threads):
+def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, rotation,
+             center, chunk_rows, dataset, to_stdout, force, remove, quiet, verbose, progress, threads):
     """Compress INPUT (.npy, .h5/.hdf5, or '-' for a .npy on stdin) into a .tqz file."""
     from . import arrayio
 
@@ -256,6 +262,7 @@ def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, c
         with _Progress(_progress_enabled(progress, quiet), "compress") as bar:
             header = api.compress_file(source, out, force=force, progress=bar, bits=bits,
                                        mode=mode, seed=seed, rounds=rounds,
+                                       rotation=rotation, center=center,
                                        scale_rule=scale_rule, scale_dtype=scale_dtype,
                                        chunk_rows=chunk_rows)
     if remove:
@@ -344,11 +351,13 @@ def inspect(input, as_json, verify):
 @click.option("--scale", "scale_rule", type=click.Choice(limits.SCALE_RULES), default=None)
 @click.option("--queries", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Held-out query vectors for the inner-product and recall figures.")
+@click.option("--center", is_flag=True,
+              help="Also evaluate with mean-centring (compress --center), row beside row.")
 @click.option("--dataset", metavar="PATH", help="HDF5 dataset to read.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @common_threads
-def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, dataset, as_json,
-             threads):
+def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, center, dataset,
+             as_json, threads):
     """Report distortion and search quality of tq on INPUT against the theory.
 
     With FILE.tqz, evaluate that container against its source INPUT instead.
@@ -356,7 +365,8 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, dataset, a
     api = process.load_library()
     process.start_engine(threads)
     reports = api.evaluate_file(input, container, bits=bits, mode=mode, seed=seed,
-                                scale_rule=scale_rule, queries=queries, dataset=dataset)
+                                scale_rule=scale_rule, queries=queries, dataset=dataset,
+                                center=center)
     if as_json:
         click.echo(json.dumps({"input": input, "results": reports}, indent=2))
         return

@@ -13,18 +13,21 @@ import functools
 
 import numpy as np
 
-from . import codebook, limits, prng
+from . import codebook, limits, prng, rotations
 from .container import Header
 from .errors import InputError, ScaleRangeError
 
 
 def make_header(dim: int, bits: int, *, mode: str = limits.DEFAULT_MODE,
                 seed: int = limits.DEFAULT_SEED, rounds: int = limits.DEFAULT_ROUNDS,
-                rotation: str = "hadamard2", coding: str = "packed",
+                rotation: str = rotations.DEFAULT, coding: str = "packed",
                 scale_rule: str | None = None, scale_dtype: str = "float32",
                 source_dtype: str = "float32", shape: tuple[int, ...] | None = None,
-                chunk_rows: int | None = None) -> Header:
+                chunk_rows: int | None = None, center=None) -> Header:
     """A header for new data; computes the codebook the encoder will use and store.
+
+    `center` is None (no centring) or the d values subtracted from every vector before
+    encoding, stored as float32 in the header (make_center computes the usual one).
 
     Raises ValueError for an option combination the format does not allow.
     """
@@ -44,7 +47,33 @@ def make_header(dim: int, bits: int, *, mode: str = limits.DEFAULT_MODE,
                   coding=coding, scale_rule=scale_rule, scale_dtype=scale_dtype,
                   source_dtype=source_dtype,
                   shape=tuple(shape) if shape is not None else (0, dim),
-                  chunk_rows=chunk_rows or limits.default_chunk_rows(dim), codebook=cb)
+                  chunk_rows=chunk_rows or limits.default_chunk_rows(dim), codebook=cb,
+                  center=None if center is None else _center_values(center, dim))
+
+
+def _center_values(center, dim: int) -> np.ndarray:
+    c = np.asarray(center)
+    if c.shape != (dim,) or c.dtype.kind not in "fiu":
+        raise ValueError(f"centre must be {dim} numbers, got shape {c.shape} ({c.dtype})")
+    with np.errstate(over="ignore", invalid="ignore"):
+        c32 = c.astype(np.float32)
+    if not np.all(np.isfinite(c32)):
+        raise ValueError("centre holds values that are not finite in float32")
+    return c32
+
+
+def make_center(rows: np.ndarray) -> np.ndarray:
+    """tq's centre (spec section 14): the mean of `rows` -- the vectors of the first chunk --
+    summed in binary64 in row order, divided by their count, rounded to float32; zeros when
+    there are no rows.  Any vector is a valid centre; this one makes the encoded vectors
+    small when the data has a common offset."""
+    acc = np.zeros(rows.shape[1], np.float64)
+    for row in rows:  # once per file, over one chunk: a fixed order on every machine
+        acc += row
+    if rows.shape[0]:
+        acc /= rows.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return acc.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -78,6 +107,10 @@ class Codec:
         # decoded values are binary32, or binary64 when the scales are (see spec section 12)
         self.out_dtype = np.dtype(np.float64 if h.scale_dtype == "float64" else np.float32)
         self._sketch_t = None
+        # the centre (spec 11 and 12): subtracted in binary64 before encoding, added back
+        # in the decoded values' format
+        self.center_in = None if h.center is None else h.center.astype(np.float64)
+        self.center_out = None if h.center is None else h.center.astype(self.out_dtype)
 
     @property
     def sketch(self) -> np.ndarray:
@@ -102,6 +135,8 @@ class Codec:
             # numba has no float16 arrays; float16 -> float32 is exact, and the kernels
             # widen every element to float64 first, so the encoding is unchanged.
             x = x.astype(np.float32)
+        if self.center_in is not None:
+            x = x.astype(np.float64) - self.center_in  # the vectors the format encodes
         return self.coding.encode_chunks(self, x, first_row)
 
     def encode(self, x: np.ndarray, first_row: int = 0) -> bytes:
@@ -134,7 +169,10 @@ class Codec:
         and a view of it returned, so a caller can reuse one buffer for every chunk.
         """
         out = np.empty((rows, self.header.dim), self.out_dtype) if out is None else out[:rows]
-        return self.coding.decode(self, payload, rows, out)
+        out = self.coding.decode(self, payload, rows, out)
+        if self.center_out is not None:
+            out += self.center_out
+        return out
 
 
 def _check_scales(scales: np.ndarray, stored: np.ndarray, scale_dtype: str,

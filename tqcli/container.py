@@ -17,12 +17,14 @@ import numpy as np
 from . import limits
 from .codings import CODINGS
 from .errors import FormatError
-from .rotations import ROTATIONS
+from .rotations import DEFAULT as DEFAULT_ROTATION, ROTATIONS
 
 MAGIC = b"\x89TQZ\r\n\x1a\n"
 END_MAGIC = b"TQZE"
 VERSION = 1
-CODING_MASK = 0x00FF  # bits 0-7 of `flags`: the payload coding; bits 8-15 must be zero
+CODING_MASK = 0x00FF    # bits 0-7 of `flags`: the payload coding
+CENTERED_FLAG = 0x0100  # bit 8: a centre vector follows the codebook; bits 9-15 must be zero
+KNOWN_FLAGS = CODING_MASK | CENTERED_FLAG
 
 _FIXED = struct.Struct("<8sHHIBBBBBBBBIIQQ")  # 48 bytes, see spec section "Header"
 INDEX_ENTRY = struct.Struct("<QII")            # offset, payload length, CRC-32
@@ -30,6 +32,7 @@ FOOTER = struct.Struct("<QQI4s")               # index offset, chunk count, CRC,
 CRC = struct.Struct("<I")
 MIN_HEADER = _FIXED.size + 8 + 4
 MAX_HEADER = _FIXED.size + 8 * limits.MAX_NDIM + 4 * limits.MAX_CODEBOOK + 4
+MAX_CENTERED_HEADER = MAX_HEADER + 4 * limits.MAX_DIM  # with the centre's d float32 values
 
 
 def crc32(data, start: int = 0) -> int:
@@ -44,7 +47,7 @@ class Header:
     mode: str = limits.DEFAULT_MODE
     seed: int = limits.DEFAULT_SEED
     rounds: int = limits.DEFAULT_ROUNDS
-    rotation: str = "hadamard2"
+    rotation: str = DEFAULT_ROTATION
     scale_rule: str = "ls"
     scale_dtype: str = "float32"
     source_dtype: str = "float32"
@@ -52,6 +55,9 @@ class Header:
     chunk_rows: int = 1024
     codebook: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), compare=False)
     coding: str = "packed"
+    # the vector subtracted before encoding and added back after decoding (float32, d), or
+    # None: spec sections 3.1 (flags bit 8), 11 and 12
+    center: np.ndarray | None = field(default=None, compare=False)
 
     # ------------------------------------------------------------------ table entries
     @property
@@ -88,8 +94,13 @@ class Header:
         return limits.floats_per_vector(self.mode)
 
     @property
+    def centered(self) -> bool:
+        return self.center is not None
+
+    @property
     def header_size(self) -> int:
-        return _FIXED.size + 8 * len(self.shape) + 4 * self.codebook_size + 4
+        return (_FIXED.size + 8 * len(self.shape) + 4 * self.codebook_size
+                + (4 * self.dim if self.centered else 0) + 4)
 
     @property
     def n_chunks(self) -> int:
@@ -132,7 +143,9 @@ class Header:
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:
         fixed = _FIXED.pack(
-            MAGIC, VERSION, CODINGS.by_name(self.coding).code, self.header_size,
+            MAGIC, VERSION,
+            CODINGS.by_name(self.coding).code | (CENTERED_FLAG if self.centered else 0),
+            self.header_size,
             limits.MODES.index(self.mode), self.bits, limits.SCALE_RULES.index(self.scale_rule),
             limits.SCALE_DTYPES.index(self.scale_dtype), _code(limits.SOURCE_DTYPES,
                                                                 self.source_dtype),
@@ -140,6 +153,8 @@ class Header:
             self.dim, self.chunk_rows, self.n_vectors, self.seed)
         body = fixed + struct.pack(f"<{len(self.shape)}Q", *self.shape)
         body += np.asarray(self.codebook, dtype="<f4").tobytes()
+        if self.centered:
+            body += np.asarray(self.center, dtype="<f4").tobytes()
         return body + CRC.pack(crc32(body))
 
     @classmethod
@@ -156,12 +171,13 @@ class Header:
         if version != VERSION:
             raise FormatError(f"unsupported .tqz version {version} "
                               f"(this tq reads version {VERSION})", rule="version")
-        if flags & ~CODING_MASK:
+        if flags & ~KNOWN_FLAGS:
             raise FormatError(f"unknown header flags 0x{flags:04x}", rule="flags")
         if flags & CODING_MASK not in CODINGS.codes:
             raise FormatError(f"unknown payload coding {flags & CODING_MASK} (header flags "
                               f"0x{flags:04x})", rule="coding")
-        if not MIN_HEADER <= size <= MAX_HEADER:
+        if not MIN_HEADER <= size <= (MAX_CENTERED_HEADER if flags & CENTERED_FLAG
+                                      else MAX_HEADER):
             raise FormatError(f"header size {size} out of range", rule="header-size")
         raw = start + _read_exact(read, size - 16, "header")
         (stored,) = CRC.unpack(raw[-4:])
@@ -206,17 +222,25 @@ class Header:
         _require(ndim >= 2 or n == 1, "shape", "a rank-1 array holds exactly one vector")
         q = limits.code_bits(mode_s, bits)
         k = 1 << q if q > 0 else 0
-        expect = _FIXED.size + 8 * ndim + 4 * k + 4
+        centered = bool(flags & CENTERED_FLAG)
+        expect = _FIXED.size + 8 * ndim + 4 * k + (4 * dim if centered else 0) + 4
         _require(size == expect, "header-size",
                  f"header size {size} does not match its fields ({expect})")
         cb = np.frombuffer(raw, dtype="<f4", count=k, offset=_FIXED.size + 8 * ndim)
         cb = cb.astype(np.float32)
         _require(bool(np.all(np.isfinite(cb))), "codebook", "codebook holds non-finite values")
         _require(bool(np.all(np.diff(cb) > 0)), "codebook", "codebook is not strictly increasing")
+        center = None
+        if centered:
+            center = np.frombuffer(raw, dtype="<f4", count=dim,
+                                   offset=_FIXED.size + 8 * ndim + 4 * k).astype(np.float32)
+            _require(bool(np.all(np.isfinite(center))), "center",
+                     "centre vector holds non-finite values")
         hdr = cls(dim=dim, bits=bits, mode=mode_s, seed=seed, rounds=rounds,
                   rotation=kind.name, coding=coding.name, scale_rule=limits.SCALE_RULES[rule],
                   scale_dtype=limits.SCALE_DTYPES[sdt], source_dtype=limits.SOURCE_DTYPES[src],
-                  shape=tuple(int(s) for s in shape), chunk_rows=chunk_rows, codebook=cb)
+                  shape=tuple(int(s) for s in shape), chunk_rows=chunk_rows, codebook=cb,
+                  center=center)
         _require(hdr.payload_coding.max_payload_size(hdr, chunk_rows) <= limits.MAX_CHUNK_BYTES,
                  "chunk-size", "chunk too large")
         return hdr
@@ -236,6 +260,8 @@ class Header:
         _require(0 <= self.seed <= limits.MAX_SEED, "seed", f"seed {self.seed} out of range")
         _require(len(self.codebook) == self.codebook_size, "codebook",
                  f"codebook has {len(self.codebook)} values, {self.codebook_size} expected")
+        _require(not self.centered or np.shape(self.center) == (self.dim,), "center",
+                 f"centre must hold {self.dim} values")
         try:
             raw = self.to_bytes()
         except (struct.error, ValueError) as e:

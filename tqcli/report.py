@@ -21,6 +21,7 @@ def header_report(h, file_size: int) -> dict:
         "mode": h.mode, "bits": h.bits, "dim": d, "vectors": n, "shape": list(h.shape),
         "source_dtype": h.source_dtype, "seed": h.seed,
         "rotation": {"kind": h.rotation, "rounds": h.rounds},
+        "centered": h.centered,
         "scale": {"rule": h.scale_rule, "dtype": h.scale_dtype},
         "codebook": [float(c) for c in h.codebook],
         "chunk_rows": h.chunk_rows, "chunks": h.n_chunks,
@@ -42,6 +43,8 @@ def inspect_rows(r: dict) -> list[tuple[str, str]]:
                     f"{r['source_dtype']})"),
         ("seed", str(r["seed"])),
         ("rotation", f"{r['rotation']['kind']}, {r['rotation']['rounds']} rounds"),
+        ("centre", f"a mean vector of {r['dim']} float32 values, subtracted before encoding"
+                   if r["centered"] else "none"),
         ("scale", f"{r['scale']['rule']} ({r['scale']['dtype']})"),
         ("codebook", codebook_text(r["codebook"])),
         ("chunks", f"{r['chunks']} of {r['chunk_rows']} rows"),
@@ -97,8 +100,12 @@ def eval_table(name: str, reports: list[dict]):
 
     r0 = reports[0]
     table = Table(title=f"{name}: {r0['vectors']} vectors, d={r0['dim']}, mode {r0['mode']}")
-    for c, _, _ in EVAL_COLUMNS:
+    columns = list(EVAL_COLUMNS)
+    if any(r.get("centered") for r in reports):  # a column only when something is centred
+        columns.insert(1, ("centre", "{}", "centre"))
+        reports = [dict(r, centre="mean" if r.get("centered") else "-") for r in reports]
+    for c, _, _ in columns:
         table.add_column(c, justify="right")
     for r in reports:
-        table.add_row(*[fmt.format(r[k]) if k in r else "-" for _, fmt, k in EVAL_COLUMNS])
+        table.add_row(*[fmt.format(r[k]) if k in r else "-" for _, fmt, k in columns])
     return table
