@@ -195,20 +195,22 @@ class Header:
         _require(problem is None, "prod-rule", "prod mode requires the norm scale rule")
         _require(limits.dim_problem(mode_s, dim) is None, "prod-dim",
                  f"prod mode supports dimensions up to {limits.MAX_PROD_DIM}, not {dim}")
-        shape = struct.unpack_from(f"<{ndim}Q", raw, _FIXED.size)
-        _require(shape[-1] == dim, "shape", f"shape {shape} does not end in dimension {dim}")
-        _require(all(s <= limits.MAX_VECTORS for s in shape), "shape",
-                 f"shape {shape} out of range")
-        count = 1
-        for s in shape[:-1]:
-            count *= s
-        _require(count == n, "shape", f"shape {shape} does not hold {n} vectors")
-        _require(ndim >= 2 or n == 1, "shape", "a rank-1 array holds exactly one vector")
+        # the header size against ndim and the codebook size before either is read, so
+        # that the shape and the codebook lie inside the bytes the CRC covered (13.1 step 7)
         q = limits.code_bits(mode_s, bits)
         k = 1 << q if q > 0 else 0
         expect = _FIXED.size + 8 * ndim + 4 * k + 4
         _require(size == expect, "header-size",
                  f"header size {size} does not match its fields ({expect})")
+        shape = struct.unpack_from(f"<{ndim}Q", raw, _FIXED.size)
+        _require(shape[-1] == dim, "shape", f"shape {shape} does not end in dimension {dim}")
+        _require(all(s <= limits.MAX_VECTORS for s in shape), "shape",
+                 f"shape {shape} out of range")
+        count = 1
+        for s in shape[:-1]:  # Python integers: exact, a product cannot wrap (13.1 step 8)
+            count *= s
+        _require(count == n, "shape", f"shape {shape} does not hold {n} vectors")
+        _require(ndim >= 2 or n == 1, "shape", "a rank-1 array holds exactly one vector")
         cb = np.frombuffer(raw, dtype="<f4", count=k, offset=_FIXED.size + 8 * ndim)
         cb = cb.astype(np.float32)
         _require(bool(np.all(np.isfinite(cb))), "codebook", "codebook holds non-finite values")
