@@ -129,6 +129,19 @@ class Header:
         return (k - 1) * self.payload_size(self.chunk_rows) + self.payload_size(
             self.chunk_rows_of(k - 1))
 
+    @property
+    def decode_memory(self) -> int:
+        """Bytes of decoding state this header implies before a vector is decoded (spec
+        13.7): the rotation's tables, prod mode's d x d sketch, the largest chunk's payload
+        and its decoded rows.  0 when the file holds no vector (nothing is built)."""
+        if self.n_vectors == 0:
+            return 0
+        d, rows = self.dim, min(self.chunk_rows, self.n_vectors)
+        tables = self.rotation_kind.plan_bytes(d, self.rounds)
+        sketch = 4 * d * d if self.mode == "prod" else 0
+        width = 8 if self.scale_dtype == "float64" else 4  # decoded binary32 or binary64
+        return tables + sketch + self.payload_size(rows) + CRC.size + rows * d * width
+
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:
         fixed = _FIXED.pack(
@@ -255,6 +268,17 @@ def _code(table: dict, name: str) -> int:
 def _require(cond: bool, rule: str, reason: str) -> None:
     if not cond:
         raise FormatError(reason, rule=rule)
+
+
+def check_memory(header: Header, limit: int | None = None) -> None:
+    """Refuse a header whose decoding state (Header.decode_memory) exceeds `limit` bytes
+    (None: limits.DEFAULT_MEMORY_LIMIT), before any of it is built (spec 13.7)."""
+    limit = limits.DEFAULT_MEMORY_LIMIT if limit is None else limit
+    need = header.decode_memory
+    if need > limit:
+        raise FormatError(f"decoding needs {limits.format_size(need)} of tables and buffers, "
+                          f"above the memory limit of {limits.format_size(limit)} (raise it "
+                          f"with --memory or memory_limit=)", rule="memory")
 
 
 READ_PIECE = 1 << 24
