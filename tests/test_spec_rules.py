@@ -8,8 +8,9 @@ Every crafted file here has correct checksums, so only the rule under test can r
 from __future__ import annotations
 
 import io
-import math
+import re
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -269,3 +270,64 @@ def test_command_line_memory_flag(tmp_path):
     np.save(tmp_path / "s_src.npy", x)
     assert_error(run(["eval", "s_src.npy", "s.tqz"], tmp_path), "s.tqz", "memory")
     ok(run(["eval", "s_src.npy", "s.tqz", "--memory=256M", "--queries", "0"], tmp_path))
+
+
+# ---------------------------------------------------------------------- spec text values
+
+SPEC = Path(__file__).parents[1] / "spec" / "tqz-v1.md"
+VECTORS = Path(__file__).parents[1] / "spec" / "vectors"
+
+
+def _tuples(text: str) -> list[list[float]]:
+    return [[float(v.replace("−", "-")) for v in t.split(",")]
+            for t in re.findall(r"`\(([-−0-9., ]+)\)`", text)]
+
+
+def test_inverse_rotation_check_values_in_section_8_5_are_tqs():
+    from tqcli.rotations import ROTATIONS
+
+    text = SPEC.read_text()
+    section = text[text.index("### 8.5 Check value"):]
+    section = section[:section.index("\n---")]
+    inverse = section[section.index("The inverse rotation"):section.index("The forward")]
+    (x, y), (u, v) = _tuples(inverse)[:2], _tuples(inverse)[2:4]
+    kind = ROTATIONS.by_name("hadamard2")
+    plan = kind.plan(6, 0, 2)
+    for a, b in ((x, y), (u, v)):
+        a = np.array([a], np.float32)
+        assert kind.rotate(plan, a, inverse=True).tolist() == [b]
+        assert kind.reference_rotate(plan, a, inverse=True).tolist() == [b]
+    assert u == _tuples(section[section.index("The forward"):])[1]  # the forward result
+
+
+def test_decoded_vector_check_values_in_section_15_are_tqs():
+    text = SPEC.read_text()
+    section = text[text.index("Check value for one decoded vector"):]
+    section = section[:section.index("\n---")]
+    blob = (VECTORS / "mse_b3_d64.tqz").read_bytes()
+    scale_bits = int(re.search(r"= 0x([0-9A-F]{8}) =", section).group(1), 16)
+    assert struct.unpack_from("<I", blob, 292)[0] == scale_bits
+    codes = [int(c) for c in re.search(r"so codes `([0-9, ]+), \.\.\.`", section)
+             .group(1).split(",")]
+    stream = int.from_bytes(blob[100:103], "little")
+    assert codes == [(stream >> (3 * i)) & 7 for i in range(8)]
+    row = section[section.index("| `−1"):]
+    values = [float(v.replace("−", "-")) for v in re.findall(r"`([−0-9.]+)`", row)]
+    bits = [int(b, 16) for b in re.findall(r"\(0x([0-9A-F]{8})\)", row)]
+    got = tqcli.decompress(blob)[0, :4]
+    assert got.view(np.uint32).tolist() == bits
+    assert np.float32(values).tolist() == got.tolist()
+
+
+def test_float64_results_are_rounded_once_to_float16():
+    """mse_b4_d96_f16_f64s: binary64 results rounded once to float16 (section 12); through
+    binary32 two values would differ, so the vector pins the single rounding."""
+    blob = (VECTORS / "mse_b4_d96_f16_f64s.tqz").read_bytes()
+    with tqcli.open(blob) as f:
+        wide = np.concatenate([b.copy() for b in f.iter_blocks()])
+    assert wide.dtype == np.float64
+    once, twice = wide.astype(np.float16), wide.astype(np.float32).astype(np.float16)
+    assert (once != twice).sum() == 2
+    stored = np.load(VECTORS / "mse_b4_d96_f16_f64s.decoded.npy")
+    assert stored.reshape(once.shape).tobytes() == once.tobytes()
+    assert tqcli.decompress(blob).tobytes() == stored.tobytes()
