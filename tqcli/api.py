@@ -46,8 +46,8 @@ def compress_to(source, out, *, bits: int = 4, mode: str = "mse", seed: int = 0,
 
     scale_dtype "auto" stores float32 scales, and switches to float64 -- starting again
     from the first row, with every other option unchanged -- when a vector's scale is
-    outside the f32 rule of spec 11.5 (above a quarter of float32's range, or rounding to 0); that needs a
-    source that can be read again and an output that can seek, otherwise the error says
+    outside the f32 rule of spec 11.5 (above a quarter of float32's range, or rounding
+    to 0); that needs a source that can be read again and an output that can seek, otherwise the error says
     which option to use.
     """
     if not isinstance(source, arrayio.ArraySource):
