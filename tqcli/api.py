@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import math
 import os
 import sys
 from typing import NamedTuple
@@ -46,8 +47,8 @@ def compress_to(source, out, *, bits: int = 4, mode: str = "mse", seed: int = 0,
 
     scale_dtype "auto" stores float32 scales, and switches to float64 -- starting again
     from the first row, with every other option unchanged -- when a vector's scale is
-    outside float32's normal range (norms beyond 3.4e38 or below 1.2e-38); that needs a
-    source that can be read again and an output that can seek, otherwise the error says
+    outside the f32 rule of spec 11.5 (above a quarter of float32's range, or rounding
+    to 0); that needs a source that can be read again and an output that can seek, otherwise the error says
     which option to use.
 
     center: False (none), True (subtract the mean of the first chunk's vectors, stored in
@@ -187,19 +188,22 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
 # ---------------------------------------------------------------------- decompress
 
 
-def decompress(src, rows=None, dtype: str | None = None) -> np.ndarray:
+def decompress(src, rows=None, dtype: str | None = None,
+               memory_limit: int | None = None) -> np.ndarray:
     """Decode a container (bytes, path or stream) into an array of its original shape.
 
     rows (None, a slice, or (start, stop)) selects vectors of the flattened (n, d) view
     and returns a 2-D array; dtype is None/"original", "float32", "float16" or "float64".
+    memory_limit: bytes of decoding state the header may ask for (spec 13.7; None: 64 MiB).
     """
-    with TqFile(src) as f:
+    with TqFile(src, memory_limit) as f:
         return f.read(rows, dtype)
 
 
 def read_header(src) -> Header:
-    """The header of a container given as bytes, a path, or a binary stream."""
-    with TqFile(src) as f:
+    """The header of a container given as bytes, a path, or a binary stream (read whatever
+    its decoding would cost: nothing is decoded)."""
+    with TqFile(src, memory_limit=math.inf) as f:
         return f.header
 
 
@@ -213,16 +217,18 @@ class Decompressed(NamedTuple):
 
 
 def decompress_file(input, output, *, rows=None, dtype: str | None = None,
-                    dataset: str = "data", force: bool = False, progress=None) -> Decompressed:
+                    dataset: str = "data", force: bool = False, progress=None,
+                    memory_limit: int | None = None) -> Decompressed:
     """Decode the container `input` into the array file `output`.
 
     input: a path, '-' for stdin, or a binary stream.  output: a .npy path, or HDF5 when it
     ends in .h5/.hdf5 (the array as `dataset`), written to a temporary file renamed into
     place when complete (never over the input; an existing file only with force); '-' for
     a .npy on stdout, or a binary stream.  With rows, the result is the 2-D (rows, d) view.
-    Chunk k is written while chunk k+1 is decoded.  Errors name the file.
+    Chunk k is written while chunk k+1 is decoded.  Errors name the file.  memory_limit
+    as for decompress.
     """
-    f, name = _open_named(input, refuse_directory=True)
+    f, name = _open_named(input, refuse_directory=True, memory_limit=memory_limit)
     try:
         with f:
             h = f.header
@@ -256,15 +262,16 @@ def decompress_file(input, output, *, rows=None, dtype: str | None = None,
 # ---------------------------------------------------------------------- inspect
 
 
-def inspect(src, verify: bool = False) -> dict:
+def inspect(src, verify: bool = False, memory_limit: int | None = None) -> dict:
     """The inspect report of a container (path, '-' for stdin, bytes or a stream).
 
     The keys and values are the schema of `tq inspect --json` (spec/vectors/*.inspect.json).
     A stream is always read to its end, so that its index and footer are checked; verify
     reads every chunk of any container and checks its CRC-32 (FormatError at a fault) and
-    adds "verified": true.
+    adds "verified": true.  A file whose decoding would need more than memory_limit
+    (as for decompress) is refused like any file a decoder refuses.
     """
-    f, name = _open_named(src, refuse_directory=False)
+    f, name = _open_named(src, refuse_directory=False, memory_limit=memory_limit)
     try:
         with f:
             if verify:
@@ -285,13 +292,14 @@ def inspect(src, verify: bool = False) -> dict:
 
 def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
                   seed: int = 0, scale_rule: str | None = None, queries: int = 1000,
-                  dataset: str | None = None, center: bool = False) -> list[dict]:
+                  dataset: str | None = None, center: bool = False,
+                  memory_limit: int | None = None) -> list[dict]:
     """Distortion and search quality (tqcli.evaluation) of tq on the array in `input`.
 
     Without `container`, one report per bit width of a fresh compression -- two with
     `center`, without and with mean-centring, to show what it gains; with `container`,
-    one report of that container against its source `input`.  Each report says whether
-    the vectors were centred ("centered").
+    one report of that container against its source `input` (memory_limit as for
+    decompress).  Each report says whether the vectors were centred ("centered").
     """
     from .evaluation import evaluate
 
@@ -310,7 +318,8 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
             if h.n_vectors != x.shape[0] or h.dim != x.shape[1]:
                 raise TqError(f"holds {h.n_vectors} x {h.dim} vectors, INPUT has "
                               f"{x.shape[0]} x {x.shape[1]}")
-            xh = decompress(container, rows=(0, h.n_vectors), dtype="float32")
+            xh = decompress(container, rows=(0, h.n_vectors), dtype="float32",
+                            memory_limit=memory_limit)
         except TqError as e:
             raise e.with_source(container)
         return [dict(evaluate(x, xh, bits=h.bits, mode=h.mode,
@@ -325,7 +334,9 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
                                 center=centered)
             except TqError as e:
                 raise e.with_source(source.name)
-            xh = decompress(blob, rows=(0, x.shape[0]), dtype="float32")
+            # tq's own output, made here: trusted, whatever its tables cost
+            xh = decompress(blob, rows=(0, x.shape[0]), dtype="float32",
+                            memory_limit=math.inf)
             reports.append(dict(evaluate(x, xh, bits=b, mode=mode, file_bytes=len(blob),
                                          source_itemsize=itemsize, queries=queries),
                                 centered=centered))
@@ -356,7 +367,8 @@ def _same_file(a, b) -> bool:
         return False
 
 
-def _open_named(src, refuse_directory: bool) -> tuple[TqFile, str | None]:
+def _open_named(src, refuse_directory: bool,
+                memory_limit: int | None = None) -> tuple[TqFile, str | None]:
     """TqFile of `src`, with '-' for stdin (never a terminal) and one-line errors for a
     path that is missing (or a directory); returns it and the name errors should carry."""
     if isinstance(src, (str, os.PathLike)):
@@ -365,15 +377,15 @@ def _open_named(src, refuse_directory: bool) -> tuple[TqFile, str | None]:
             raise TqError("refusing to read binary data from a terminal", "-")
         try:
             if name == "-":
-                return TqFile(sys.stdin.buffer), name
+                return TqFile(sys.stdin.buffer, memory_limit), name
             if not os.path.exists(name):
                 raise TqError("no such file")
             if refuse_directory and os.path.isdir(name):
                 raise TqError("is a directory")
-            return TqFile(name), name
+            return TqFile(name, memory_limit), name
         except TqError as e:
             raise e.with_source(name)
-    return TqFile(src), getattr(src, "name", None) if not isinstance(
+    return TqFile(src, memory_limit), getattr(src, "name", None) if not isinstance(
         src, (bytes, bytearray, memoryview)) else None
 
 

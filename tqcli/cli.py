@@ -193,6 +193,17 @@ def _refuse_rm(out: str, input: str) -> None:
         raise click.UsageError("--rm needs an input file (there is nothing to delete on stdin)")
 
 
+def _memory_option(ctx, param, value):
+    try:
+        return None if value is None else limits.parse_size(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--memory") from None
+
+
+common_memory = click.option(
+    "--memory", "memory_limit", metavar="LIMIT", callback=_memory_option, default=None,
+    help=f"Refuse a file whose decoding needs more than LIMIT of tables and buffers, e.g. "
+         f"512M or 2GiB (default: {limits.format_size(limits.DEFAULT_MEMORY_LIMIT)}).")
 common_threads = click.option("-T", "--threads", type=click.IntRange(min=0), default=None,
                               help="Worker threads (default: all cores; output is identical).")
 common_mode = click.option("--mode", type=click.Choice(limits.MODES),
@@ -293,9 +304,10 @@ def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, r
 @click.option("-v", "--verbose", is_flag=True, help="Print a summary line.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: only when stderr is a terminal).")
+@common_memory
 @common_threads
 def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, quiet, verbose,
-               progress, threads):
+               progress, memory_limit, threads):
     """Decompress IN.tqz ('-' for stdin) into a .npy or HDF5 file."""
     out = "-" if to_stdout else output
     if out is None:
@@ -313,7 +325,7 @@ def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, qu
     process.start_engine(threads)
     with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
         done = api.decompress_file(input, out, rows=rows, dtype=dtype, dataset=dataset,
-                                   force=force, progress=bar)
+                                   force=force, progress=bar, memory_limit=memory_limit)
     if remove:
         os.remove(input)
     if verbose:
@@ -328,11 +340,12 @@ def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, qu
 @click.argument("input", metavar="IN.tqz")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--verify", is_flag=True, help="Read every chunk and check its checksum.")
-def inspect(input, as_json, verify):
+@common_memory
+def inspect(input, as_json, verify, memory_limit):
     """Show the header, sizes and ratio of IN.tqz ('-' for stdin)."""
     from .report import inspect_text
 
-    result = process.load_library().inspect(input, verify=verify)
+    result = process.load_library().inspect(input, verify=verify, memory_limit=memory_limit)
     click.echo(json.dumps(result, indent=2) if as_json else inspect_text(result))
 
 
@@ -355,9 +368,10 @@ def inspect(input, as_json, verify):
               help="Also evaluate with mean-centring (compress --center), row beside row.")
 @click.option("--dataset", metavar="PATH", help="HDF5 dataset to read.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@common_memory
 @common_threads
 def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, center, dataset,
-             as_json, threads):
+             as_json, memory_limit, threads):
     """Report distortion and search quality of tq on INPUT against the theory.
 
     With FILE.tqz, evaluate that container against its source INPUT instead.
@@ -366,7 +380,7 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, center, da
     process.start_engine(threads)
     reports = api.evaluate_file(input, container, bits=bits, mode=mode, seed=seed,
                                 scale_rule=scale_rule, queries=queries, dataset=dataset,
-                                center=center)
+                                center=center, memory_limit=memory_limit)
     if as_json:
         click.echo(json.dumps({"input": input, "results": reports}, indent=2))
         return

@@ -140,6 +140,20 @@ class Header:
         return (k - 1) * self.payload_size(self.chunk_rows) + self.payload_size(
             self.chunk_rows_of(k - 1))
 
+    @property
+    def decode_memory(self) -> int:
+        """Bytes of decoding state this header implies before a vector is decoded (spec
+        13.7): the rotation's tables, prod mode's d x d sketch, the largest chunk's payload
+        and its decoded rows.  0 when the file holds no vector (nothing is built)."""
+        if self.n_vectors == 0:
+            return 0
+        d, rows = self.dim, min(self.chunk_rows, self.n_vectors)
+        tables = self.rotation_kind.plan_bytes(d, self.rounds)
+        sketch = 4 * d * d if self.mode == "prod" else 0
+        width = 8 if self.scale_dtype == "float64" else 4  # decoded binary32 or binary64
+        center = 4 * d if self.centered else 0
+        return tables + sketch + self.payload_size(rows) + CRC.size + rows * d * width + center
+
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:
         fixed = _FIXED.pack(
@@ -211,21 +225,23 @@ class Header:
         _require(problem is None, "prod-rule", "prod mode requires the norm scale rule")
         _require(limits.dim_problem(mode_s, dim) is None, "prod-dim",
                  f"prod mode supports dimensions up to {limits.MAX_PROD_DIM}, not {dim}")
-        shape = struct.unpack_from(f"<{ndim}Q", raw, _FIXED.size)
-        _require(shape[-1] == dim, "shape", f"shape {shape} does not end in dimension {dim}")
-        _require(all(s <= limits.MAX_VECTORS for s in shape), "shape",
-                 f"shape {shape} out of range")
-        count = 1
-        for s in shape[:-1]:
-            count *= s
-        _require(count == n, "shape", f"shape {shape} does not hold {n} vectors")
-        _require(ndim >= 2 or n == 1, "shape", "a rank-1 array holds exactly one vector")
+        # the header size against ndim and the codebook size before either is read, so
+        # that the shape and the codebook lie inside the bytes the CRC covered (13.1 step 7)
         q = limits.code_bits(mode_s, bits)
         k = 1 << q if q > 0 else 0
         centered = bool(flags & CENTERED_FLAG)
         expect = _FIXED.size + 8 * ndim + 4 * k + (4 * dim if centered else 0) + 4
         _require(size == expect, "header-size",
                  f"header size {size} does not match its fields ({expect})")
+        shape = struct.unpack_from(f"<{ndim}Q", raw, _FIXED.size)
+        _require(shape[-1] == dim, "shape", f"shape {shape} does not end in dimension {dim}")
+        _require(all(s <= limits.MAX_VECTORS for s in shape), "shape",
+                 f"shape {shape} out of range")
+        count = 1
+        for s in shape[:-1]:  # Python integers: exact, a product cannot wrap (13.1 step 8)
+            count *= s
+        _require(count == n, "shape", f"shape {shape} does not hold {n} vectors")
+        _require(ndim >= 2 or n == 1, "shape", "a rank-1 array holds exactly one vector")
         cb = np.frombuffer(raw, dtype="<f4", count=k, offset=_FIXED.size + 8 * ndim)
         cb = cb.astype(np.float32)
         _require(bool(np.all(np.isfinite(cb))), "codebook", "codebook holds non-finite values")
@@ -279,6 +295,17 @@ def _code(table: dict, name: str) -> int:
 def _require(cond: bool, rule: str, reason: str) -> None:
     if not cond:
         raise FormatError(reason, rule=rule)
+
+
+def check_memory(header: Header, limit: int | None = None) -> None:
+    """Refuse a header whose decoding state (Header.decode_memory) exceeds `limit` bytes
+    (None: limits.DEFAULT_MEMORY_LIMIT), before any of it is built (spec 13.7)."""
+    limit = limits.DEFAULT_MEMORY_LIMIT if limit is None else limit
+    need = header.decode_memory
+    if need > limit:
+        raise FormatError(f"decoding needs {limits.format_size(need)} of tables and buffers, "
+                          f"above the memory limit of {limits.format_size(limit)} (raise it "
+                          f"with --memory or memory_limit=)", rule="memory")
 
 
 READ_PIECE = 1 << 24

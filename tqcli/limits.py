@@ -32,6 +32,12 @@ MAX_VECTORS = 1 << 48
 MAX_CHUNK_BYTES = 1 << 31       # payload of one full chunk
 MAX_SEED = (1 << 64) - 1
 MAX_CODEBOOK = 1 << MAX_BITS
+# A reader's budget for the decoding state one header implies (spec 13.7), before it builds
+# any: every file tq writes with default options needs at most ~100 MiB (prod mode at
+# d = 4096: its 64 MiB sketch; mse at d = 2^20: 24 MiB of tables and a 32-64 MiB chunk),
+# while the largest legal headers ask for 256 MiB of rotation tables (d = 2^20, 32 rounds)
+# from a file of 131 KB.  --memory / memory_limit= raise or lower it.
+DEFAULT_MEMORY_LIMIT = 256 << 20
 
 DEFAULT_BITS = 4
 DEFAULT_MODE = "mse"
@@ -83,3 +89,32 @@ def default_chunk_rows(dim: int) -> int:
     """Largest power of two <= 4 MiB / (4 d), clamped to 8 .. 65536 (encoder's choice)."""
     rows = max(1, TARGET_CHUNK_INPUT_BYTES // (4 * dim))
     return min(1 << 16, max(MIN_CHUNK_ROWS, 1 << (rows.bit_length() - 1)))
+
+
+_SIZE_UNITS = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+
+
+def parse_size(text: str) -> int:
+    """A byte count as zstd's --memory spells it: digits, then optionally K, M, G or T
+    (powers of 1024, as in zstd: 512M = 512MB = 512MiB), then optionally "i" and "B".
+
+    Raises ValueError naming the text for anything else.
+    """
+    t = text.strip()
+    digits = len(t) - len(t.lstrip("0123456789"))
+    number, unit = t[:digits], t[digits:].upper()
+    if unit.endswith("B"):
+        unit = unit[:-1]
+    if unit.endswith("I") and len(unit) == 2:
+        unit = unit[:-1]
+    if not number or unit not in _SIZE_UNITS:
+        raise ValueError(f"expected a size such as 512M or 2GiB, got {text!r}")
+    return int(number) << _SIZE_UNITS[unit]
+
+
+def format_size(n: int) -> str:
+    """n bytes as the largest binary unit that keeps one decimal (for messages)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}".replace(".0 ", " ")
+    return f"{n} bytes"

@@ -17,7 +17,8 @@ import numpy as np
 
 from . import arrayio
 from .codec import Codec
-from .container import Header
+from .container import Header, check_memory
+from .errors import FormatError
 from .layouts import open_reader
 from .limits import OUTPUT_DTYPES
 
@@ -61,27 +62,32 @@ def output_dtype(header: Header, dtype: str | None) -> np.dtype:
 class TqFile:
     """A container opened from bytes, a path, or a binary stream (see module docstring)."""
 
-    def __init__(self, src):
+    def __init__(self, src, memory_limit: int | None = None):
+        """memory_limit: bytes of decoding state the header may imply (spec 13.7; None:
+        limits.DEFAULT_MEMORY_LIMIT, 64 MiB; math.inf: none); a file above it is refused
+        here, before any table is built (FormatError, rule "memory")."""
         self._own = None  # the file this object opened and must close
+        try:
+            self._reader = self._open(src)
+            check_memory(self._reader.header, memory_limit)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, src):
         if isinstance(src, (bytes, bytearray, memoryview)):
             stream = io.BytesIO(bytes(src))
-            self._reader = open_reader(stream, size=len(stream.getbuffer()))
-            return
+            return open_reader(stream, size=len(stream.getbuffer()))
         if isinstance(src, (str, os.PathLike)):
             self._own = io.open(src, "rb")
-            try:
-                self._reader = open_reader(self._own, size=os.fstat(self._own.fileno()).st_size)
-            except BaseException:
-                self.close()
-                raise
-            return
+            return open_reader(self._own, size=os.fstat(self._own.fileno()).st_size)
         size = None
         try:
             if src.seekable():
                 size = src.seek(0, os.SEEK_END) - src.seek(0)
         except (OSError, AttributeError):
             size = None
-        self._reader = open_reader(src, size=size)
+        return open_reader(src, size=size)
 
     # ------------------------------------------------------------------ what it holds
 
@@ -110,7 +116,7 @@ class TqFile:
         if not 0 <= i < h.n_chunks:
             raise IndexError(f"chunk {i} out of range (the container has {h.n_chunks})")
         payload = self._reader.read_chunk(i)
-        block = Codec(h).decode(payload, h.chunk_rows_of(i))
+        block = _decode_chunk(Codec(h), payload, h.chunk_rows_of(i), i)
         if i == h.n_chunks - 1:
             self._reader.finish_stream()
         return block
@@ -145,7 +151,7 @@ class TqFile:
                 codec = Codec(h)
             if len(pool) < buffers:  # allocated once a chunk has proved the header honest
                 pool.append(np.empty((min(cr, h.n_vectors), h.dim), codec.out_dtype))
-            block = codec.decode(payload, n, out=pool[turn % len(pool)])
+            block = _decode_chunk(codec, payload, n, i, pool[turn % len(pool)])
             turn += 1
             lo = max(start - i * cr, 0)
             hi = min(stop - i * cr, n)
@@ -209,6 +215,15 @@ class TqFile:
                 f"{h.n_chunks} chunks{'' if self.seekable else ', stream'}>")
 
 
-def open(src) -> TqFile:  # noqa: A001 - tqcli.open, the module's entry point
+def _decode_chunk(codec: Codec, payload, rows: int, i: int, out=None) -> np.ndarray:
+    """codec.decode of chunk i; a refusal of its decoded values names the chunk."""
+    try:
+        return codec.decode(payload, rows, out=out)
+    except FormatError as e:
+        e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
+        raise
+
+
+def open(src, memory_limit: int | None = None) -> TqFile:  # noqa: A001 - tqcli.open
     """Open a container given as bytes, a path, or a binary stream (see TqFile)."""
-    return TqFile(src)
+    return TqFile(src, memory_limit)

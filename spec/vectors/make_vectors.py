@@ -82,6 +82,12 @@ VECTORS = [
          options=dict(bits=8, mode="prod", seed=13, rounds=3, scale_rule="norm",
                       scale_dtype="float32", chunk_rows=8,
                       rotation="hadamard2")),
+    # Added with issue 11 (appended): f64 scales with a float16 source, where rounding the
+    # binary64 results through binary32 would change two of the decoded values.
+    dict(name="mse_b4_d96_f16_f64s", shape=[100, 96], dtype="float16", data_seed=114,
+         zero_rows=[7], options=dict(bits=4, mode="mse", seed=21, rounds=3, scale_rule="ls",
+                                     scale_dtype="float64", chunk_rows=64,
+                                     rotation="hadamard2")),
     # tq 1.1: the rotation kind `tiled` (section 8.6), the default for new files: tiles of
     # 128 + 2, of 64 + 32 + 1 (d prime, a one-coordinate tile), prod mode on 64 + 8 tiles,
     # and the smallest d of all with five rounds.
