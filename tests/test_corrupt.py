@@ -396,7 +396,7 @@ def test_unknown_version_and_flags(mse_blob, tmp_path):
         tqcli.decompress(bytes(fl))
     assert e.value.rule == "coding"
     high = bytearray(mse_blob)
-    high[10:12] = struct.pack("<H", 0x0100)  # a flag bit outside the coding byte
+    high[10:12] = struct.pack("<H", 0x0200)  # a flag bit no revision defines (bit 8: centred)
     with pytest.raises(FormatError) as e:
         tqcli.decompress(bytes(high))
     assert e.value.rule == "flags"
