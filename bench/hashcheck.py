@@ -10,8 +10,11 @@ Whether a change kept every byte and every decoded value: run it for two trees a
 
 The cases vary d, bits (1-8), mode, scale rule, scale dtype (with the auto float64 restart),
 source dtype, rank, rounds, seed and chunking; inputs come from a fixed seed.  It uses only
-tqcli.compress / tqcli.decompress with keywords every tq release takes.
+tqcli.compress / tqcli.decompress with keywords every tq release takes, and asks a tree
+that has rotation kinds for tq 1.0's, hadamard2 (tiled became the default in tq 1.1), so
+that the files of every release can be compared.
 """
+import inspect
 import hashlib, json, sys
 import numpy as np
 import tqcli
@@ -41,7 +44,9 @@ for i, c in enumerate(cases):
     x = rng.standard_normal(shape).astype(dtype)
     if big:
         x[3] *= 1e300
-    blob = tqcli.compress(x, **c)
+    kind = ({"rotation": "hadamard2"}
+            if "rotation" in inspect.signature(tqcli.compress).parameters else {})
+    blob = tqcli.compress(x, **c, **kind)
     y = tqcli.decompress(blob)
     out[f"{i}:{shape}:{dtype}:{c}"] = [hashlib.sha256(blob).hexdigest()[:16], hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest()[:16], len(blob)]
 json.dump(out, sys.stdout, indent=1)

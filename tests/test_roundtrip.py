@@ -361,7 +361,8 @@ import numpy as np
 import tqcli
 rng = np.random.default_rng(77)
 x = (rng.standard_normal((1003, 97)) * rng.lognormal(0, 2, (1003, 1))).astype(np.float32)
-for kw in (dict(bits=3), dict(bits=3, mode="prod"), dict(bits=7, scale_rule="ip")):
+for kw in (dict(bits=3), dict(bits=3, mode="prod"), dict(bits=7, scale_rule="ip"),
+           dict(bits=4, center=True), dict(bits=2, rotation="hadamard2")):
     print(hashlib.sha256(tqcli.compress(x, chunk_rows=64, **kw)).hexdigest())
 import numba
 print(numba.get_num_threads())
@@ -399,7 +400,8 @@ def test_compression_is_identical_across_thread_counts_in_subprocesses():
     rng = np.random.default_rng(77)
     x = (rng.standard_normal((1003, 97)) * rng.lognormal(0, 2, (1003, 1))).astype(np.float32)
     here = [hashlib.sha256(tqcli.compress(x, chunk_rows=64, **kw)).hexdigest()
-            for kw in (dict(bits=3), dict(bits=3, mode="prod"), dict(bits=7, scale_rule="ip"))]
+            for kw in (dict(bits=3), dict(bits=3, mode="prod"), dict(bits=7, scale_rule="ip"),
+                       dict(bits=4, center=True), dict(bits=2, rotation="hadamard2"))]
     assert outs[0] == here
 
 
