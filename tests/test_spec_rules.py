@@ -316,6 +316,24 @@ def test_inverse_rotation_check_values_in_section_8_5_are_tqs():
     assert u == _tuples(section[section.index("The forward"):])[1]  # the forward result
 
 
+def test_tiled_check_values_in_section_8_6_are_tqs():
+    """The forward and inverse rotation of (1..6) by tiled (d = 6, seed 0, T = 2), as the
+    binary32 bits section 8.6 states, by the kernels and by the numpy reference."""
+    from tqcli.rotations import ROTATIONS
+
+    text = SPEC.read_text()
+    section = text[text.index("### 8.6 The rotation `tiled`"):]
+    section = section[section.index("**Check value.**"):section.index("\n---")]
+    bits = [int(h, 16) for h in re.findall(r"0x([0-9A-F]{8})", section)]
+    forward, inverse = bits[-12:-6], bits[-6:]
+    kind = ROTATIONS.by_name("tiled")
+    plan = kind.plan(6, 0, 2)
+    x = np.arange(1, 7, dtype=np.float32)[None]
+    for rotate in (kind.rotate, kind.reference_rotate):
+        assert rotate(plan, x).view(np.uint32)[0].tolist() == forward
+        assert rotate(plan, x, inverse=True).view(np.uint32)[0].tolist() == inverse
+
+
 def test_decoded_vector_check_values_in_section_15_are_tqs():
     text = SPEC.read_text()
     section = text[text.index("Check value for one decoded vector"):]
