@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cliutil import assert_error, ok, run
+from fuzzkit import PipeLike
 
 import tqcli
 from tqcli import limits
@@ -46,25 +47,11 @@ def container(header: Header, payloads) -> bytes:
 
 
 def refused(data, rule: str, **kw) -> FormatError:
-    for src in (data, _Pipe(data)):
+    for src in (data, PipeLike(data)):
         with pytest.raises(FormatError) as e:
             tqcli.decompress(src, **kw)
         assert e.value.rule == rule, (rule, e.value.rule, str(e.value))
     return e.value
-
-
-class _Pipe(io.RawIOBase):
-    def __init__(self, data):
-        self._b = io.BytesIO(data)
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return False
-
-    def readinto(self, buf):
-        return self._b.readinto(buf)
 
 
 # ---------------------------------------------------------------------- 13.1: order, integers
@@ -87,7 +74,7 @@ def test_file_length_beyond_two_to_the_64_is_computed_exactly():
     have; computed exactly, it is refused as longer than the file (not wrapped mod 2^64)."""
     data = raw_header(bits=8, dim=2**20, n=2**48, shape=(2**48, 2**20),
                       codebook=np.linspace(-0.5, 0.5, 256).astype("<f4"))
-    h = tqcli.read_header(_Pipe(data))
+    h = tqcli.read_header(PipeLike(data))
     full = 8 * 2**20 + 8 * 4
     assert h.file_size == h.header_size + 2**45 * (full + 4) + 2**45 * 16 + 24 > 2**64
     with pytest.raises(FormatError) as e:
@@ -210,12 +197,12 @@ def test_costly_headers_are_refused_before_anything_is_built(make, limit):
     words = limits.format_size(limits.DEFAULT_MEMORY_LIMIT if limit is None else limit)
     tracemalloc.start()
     try:
-        for src in (data, _Pipe(data)):
+        for src in (data, PipeLike(data)):
             for call in (tqcli.decompress, tqcli.inspect, tqcli.open):
                 with pytest.raises(FormatError) as e:
                     call(src, memory_limit=limit)
                 assert e.value.rule == "memory" and words in str(e.value)
-                src = _Pipe(data) if isinstance(src, _Pipe) else src
+                src = PipeLike(data) if isinstance(src, PipeLike) else src
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()

@@ -26,6 +26,7 @@ import zlib
 
 import numpy as np
 import pytest
+from fuzzkit import PipeLike
 
 VEC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "spec", "vectors")
 with open(os.path.join(VEC_DIR, "vectors.json")) as _f:
@@ -499,24 +500,8 @@ def test_library_decompress(name):
     got = tqcli.decompress(vec_bytes(name, "tqz"), dtype="original")
     assert npy_bytes(got) == vec_bytes(name, "decoded.npy")
     # a stream (no seek) gives the same array
-    got2 = tqcli.decompress(_NoSeek(vec_bytes(name, "tqz")), dtype="original")
+    got2 = tqcli.decompress(PipeLike(vec_bytes(name, "tqz")), dtype="original")
     assert got2.tobytes() == got.tobytes()
-
-
-class _NoSeek(io.RawIOBase):
-    def __init__(self, data: bytes):
-        self._b = io.BytesIO(data)
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return False
-
-    def readinto(self, buf):
-        chunk = self._b.read(len(buf))
-        buf[:len(chunk)] = chunk
-        return len(chunk)
 
 
 # ------------------------------------------------------------------ command line
@@ -638,4 +623,4 @@ def test_reader_rejects(what):
     if what == "version 2":
         assert "version 2" in str(e.value)
     with pytest.raises(FormatError):
-        tqcli.decompress(_NoSeek(data))
+        tqcli.decompress(PipeLike(data))
