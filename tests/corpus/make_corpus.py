@@ -132,7 +132,7 @@ class Layout:
 
 
 HEADER_FIELD_WORDS = {
-    "magic": ["magic"], "version": ["version"], "flags": ["flags", "coding"],
+    "magic": ["magic"], "version": ["version"], "flags": ["flags", "coding", "header-crc"],
     "header_size": ["header-size", "header-crc", "truncated", "length"],
 }
 TRUNC_WORDS = ["truncated", "length", "magic"]
@@ -307,7 +307,9 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
         b = bytearray(blob)
         struct.pack_into("<H", b, 10, 1 << bit)
         L.fix_header_crc(b)
-        yield "flags", f"flag bit {bit} set, header CRC recomputed", bytes(b), ["flags", "coding"]
+        # bit 8 says a centre follows the codebook (tq 1.1), which these headers lack
+        rules = ["header-size"] if bit == 8 else ["flags", "coding"]
+        yield "flags", f"flag bit {bit} set, header CRC recomputed", bytes(b), rules
 
     # 8. every header field set to a value a reader must refuse, header CRC recomputed
     v = L.v
@@ -315,7 +317,7 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
                   ("bits", 9, ["bits"]), ("scale_rule", 3, ["scale-rule"]),
                   ("scale_dtype", 7, ["scale-dtype"]), ("scale_dtype", 255, ["scale-dtype"]),
                   ("source_dtype", 0, ["source-dtype"]), ("source_dtype", 4, ["source-dtype"]),
-                  ("rotation", 0, ["rotation"]), ("rotation", 2, ["rotation"]),
+                  ("rotation", 0, ["rotation"]), ("rotation", 3, ["rotation"]),
                   ("rounds", 0, ["rounds"]), ("rounds", 33, ["rounds"]),
                   ("ndim", 0, ["rank"]), ("ndim", 33, ["rank"]),
                   ("ndim", v["ndim"] + 1, ["shape", "header-size", "rank"]),
