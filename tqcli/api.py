@@ -293,54 +293,91 @@ def inspect(src, verify: bool = False, memory_limit: int | None = None) -> dict:
 def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
                   seed: int = 0, scale_rule: str | None = None, queries: int = 1000,
                   dataset: str | None = None, center: bool = False,
-                  memory_limit: int | None = None) -> list[dict]:
+                  memory_limit: int | None = None, sample: int | None = None,
+                  progress=None) -> list[dict]:
     """Distortion and search quality (tqcli.evaluation) of tq on the array in `input`.
 
     Without `container`, one report per bit width of a fresh compression -- two with
     `center`, without and with mean-centring, to show what it gains; with `container`,
     one report of that container against its source `input` (memory_limit as for
     decompress).  Each report says whether the vectors were centred ("centered").
+
+    The source is read once, block by block, whatever its size: nmse, cosine and the
+    inner-product bias cover every vector; recall and the inner-product rmse a sample of
+    `sample` rows (default: evaluation.default_sample) with `queries` of them held out
+    (at most half; the reports say how many were used).  An input without vectors is
+    refused.  progress(rows done, rows) as for compress_to.
     """
-    from .evaluation import evaluate
+    from . import evaluation
 
     with arrayio.open_input(input, dataset) as source:
         try:
-            x = np.concatenate(list(source.blocks(1 << 16)) or
-                               [np.zeros((0, source.dim))]).astype(np.float32)
+            n, d = source.n_rows, source.dim
+            if n == 0:
+                raise InputError("holds no vectors to evaluate", kind="empty")
+            if container is not None:
+                return [_evaluate_container(source, container, queries, sample,
+                                            memory_limit, progress)]
+            settings = [dict(bits=b, mode=mode, seed=seed, scale_rule=scale_rule, center=c)
+                        for b in bits for c in ((False, True) if center else (False,))]
+            size = evaluation.default_sample(n, d, len(settings)) if sample is None \
+                else sample
+            try:
+                return _evaluate_fresh(source, settings, size, queries, progress, "float32")
+            except ScaleRangeError:
+                if not source.rereadable:
+                    raise
+            return _evaluate_fresh(source, settings, size, queries, progress, "float64")
         except TqError as e:
             raise e.with_source(source.name)
-        itemsize = source.dtype.itemsize
-    if container is not None:
-        try:
-            if not os.path.exists(container):
-                raise TqError("no such file")
-            h = read_header(container)
-            if h.n_vectors != x.shape[0] or h.dim != x.shape[1]:
-                raise TqError(f"holds {h.n_vectors} x {h.dim} vectors, INPUT has "
-                              f"{x.shape[0]} x {x.shape[1]}")
-            xh = decompress(container, rows=(0, h.n_vectors), dtype="float32",
-                            memory_limit=memory_limit)
-        except TqError as e:
-            raise e.with_source(container)
-        return [dict(evaluate(x, xh, bits=h.bits, mode=h.mode,
-                              file_bytes=os.path.getsize(container),
-                              source_itemsize=itemsize, queries=queries),
-                     centered=h.centered)]
-    reports = []
-    for b in bits:
-        for centered in ((False, True) if center else (False,)):
-            try:
-                blob = compress(x, bits=b, mode=mode, seed=seed, scale_rule=scale_rule,
-                                center=centered)
-            except TqError as e:
-                raise e.with_source(source.name)
-            # tq's own output, made here: trusted, whatever its tables cost
-            xh = decompress(blob, rows=(0, x.shape[0]), dtype="float32",
-                            memory_limit=math.inf)
-            reports.append(dict(evaluate(x, xh, bits=b, mode=mode, file_bytes=len(blob),
-                                         source_itemsize=itemsize, queries=queries),
-                                centered=centered))
-    return reports
+
+
+def _evaluate_fresh(source, settings, sample, queries, progress, scale_dtype) -> list[dict]:
+    from . import evaluation
+
+    encodings = evaluation.FreshEncodings(source, settings, scale_dtype)
+    ev = evaluation.Evaluator(source.n_rows, source.dim, len(settings), sample, queries,
+                              source.dtype)
+    _feed(ev, encodings, progress)
+    return [evaluation.finish_report(r, h, h.file_size, h.centered)
+            for r, h in zip(ev.results(), encodings.headers)]
+
+
+def _evaluate_container(source, container, queries, sample, memory_limit,
+                        progress) -> dict:
+    from . import evaluation
+
+    n, d = source.n_rows, source.dim
+    try:
+        if not os.path.exists(container):
+            raise TqError("no such file")
+        with TqFile(container, memory_limit) as f:
+            h = f.header
+            if h.n_vectors != n or h.dim != d:
+                raise TqError(f"holds {h.n_vectors} x {h.dim} vectors, INPUT has {n} x {d}")
+            ev = evaluation.Evaluator(n, d, 1, evaluation.default_sample(n, d, 1)
+                                      if sample is None else sample, queries, source.dtype)
+
+            def pairs():
+                decoded = f.iter_blocks()
+                for block in source.blocks(h.chunk_rows):
+                    yield block, [next(decoded)]
+                next(decoded, None)  # a stream is read to its end (index, footer)
+
+            _feed(ev, pairs(), progress)
+    except TqError as e:
+        raise e.with_source(container)
+    (r,) = ev.results()
+    return evaluation.finish_report(r, h, os.path.getsize(container), h.centered)
+
+
+def _feed(ev, pairs, progress) -> None:
+    if progress is not None:
+        progress(0, ev.n)
+    for block, decoded in pairs:
+        ev.add(block, decoded)
+        if progress is not None:
+            progress(ev.done, ev.n)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -165,15 +165,33 @@ def _rows_option(ctx, param, value):
         raise click.BadParameter(str(e), param_hint="--rows") from None
 
 
-def _bit_list(ctx, param, value):
-    try:
-        bits = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter("expected a list like 2,3,4") from None
+def parse_bit_list(text: str) -> list[int]:
+    """-b of eval: '2,3,4', '1-4' or mixtures like '1-3,8' -> sorted distinct widths."""
+    bits: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            a, b = (int(lo), int(hi)) if sep else (int(part), int(part))
+        except ValueError:
+            raise ValueError(f"expected widths like 2,3,4 or 1-4, got {text!r}") from None
+        if a > b:
+            raise ValueError(f"empty range {part!r} (write the smaller width first)")
+        bits.update(range(a, b + 1))
     if not bits or any(not limits.MIN_BITS <= b <= limits.MAX_BITS for b in bits):
-        raise click.BadParameter(f"bits must be between {limits.MIN_BITS} and "
-                                 f"{limits.MAX_BITS}")
-    return bits
+        raise ValueError(f"bits must be between {limits.MIN_BITS} and {limits.MAX_BITS}")
+    return sorted(bits)
+
+
+def _bit_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_bit_list(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def _check_encoder_options(mode: str, scale_rule: str | None, chunk_rows: int | None) -> None:
@@ -352,40 +370,112 @@ def inspect(input, as_json, verify, memory_limit):
 # ------------------------------------------------------------------------- eval
 
 
+EVAL_DEFAULT_BITS = "2,3,4"
+EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the smallest
+
+
 @main.command("eval", context_settings=CONTEXT)
 @click.argument("input", metavar="INPUT")
 @click.argument("container", metavar="[FILE.tqz]", required=False)
-@click.option("-b", "--bits", default="2,3,4", show_default=True, callback=_bit_list,
-              help="Bit widths to evaluate, comma separated.")
+@click.option("-b", "--bits", default=None, callback=_bit_list, metavar="LIST",
+              help=f"Bit widths to evaluate: 2,3,4, 1-4 or 1-3,8 (default {EVAL_DEFAULT_BITS}; "
+                   f"{EVAL_TARGET_BITS} with a target).")
 @click.option("--mode", type=click.Choice(limits.MODES), default=limits.DEFAULT_MODE,
               show_default=True)
 @click.option("--seed", type=click.IntRange(0, limits.MAX_SEED), default=limits.DEFAULT_SEED,
               show_default=True)
 @click.option("--scale", "scale_rule", type=click.Choice(limits.SCALE_RULES), default=None)
 @click.option("--queries", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Held-out query vectors for the inner-product and recall figures.")
+              help="Query vectors held out of the sample for the search figures (at most "
+                   "half the sample).")
+@click.option("--sample", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Vectors for the search figures (recall, ip rmse); default 10000, fewer "
+                   "for wide vectors. nmse and ip bias always cover every vector.")
+@click.option("--target-nmse", type=click.FloatRange(0, 1, min_open=True), default=None,
+              metavar="X", help="Print the smallest setting whose measured nmse is <= X.")
+@click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True), default=None,
+              metavar="R", help="Print the smallest setting whose measured recall@1 is >= R.")
 @click.option("--center", is_flag=True,
               help="Also evaluate with mean-centring (compress --center), row beside row.")
 @click.option("--dataset", metavar="PATH", help="HDF5 dataset to read.")
+@click.option("--plot", metavar="FILE.png", help="Also draw error and recall against bytes "
+              "per vector, with the theory (needs the plot extra: matplotlib).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing --plot file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: only when stderr is a terminal).")
 @common_memory
 @common_threads
-def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, center, dataset,
-             as_json, memory_limit, threads):
-    """Report distortion and search quality of tq on INPUT against the theory.
+def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, target_nmse,
+             target_recall, center, dataset, plot, force, as_json, progress, memory_limit,
+             threads):
+    """Report distortion and search quality of tq on INPUT against the theory, and the
+    smallest setting that meets a goal.
 
-    With FILE.tqz, evaluate that container against its source INPUT instead.
+    With FILE.tqz, evaluate that container against its source INPUT instead (it has its
+    own settings: -b, --mode, --seed, --scale, --center and targets are refused).
     """
+    ctx = click.get_current_context()
+    if container is not None:
+        given = [f"--{p.replace('_rule', '').replace('_', '-')}" if p != "bits" else "-b"
+                 for p in ("bits", "mode", "seed", "scale_rule", "center", "target_nmse",
+                           "target_recall")
+                 if ctx.get_parameter_source(p) != click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} cannot be used with FILE.tqz: the "
+                                   f"container has its own settings")
+    targeted = target_nmse is not None or target_recall is not None
+    if bits is None:
+        bits = parse_bit_list(EVAL_TARGET_BITS if targeted else EVAL_DEFAULT_BITS)
+    _check_encoder_options(mode, scale_rule, None)
+    if plot is not None:
+        from . import plot as plotting
+
+        plotting.require()
+        if os.path.exists(plot) and not force:
+            raise TqError("already exists; use -f to overwrite", plot)
+    if target_recall is not None and queries == 0:
+        raise click.UsageError("--target-recall needs queries (--queries > 0)")
     api = process.load_library()
     process.start_engine(threads)
-    reports = api.evaluate_file(input, container, bits=bits, mode=mode, seed=seed,
-                                scale_rule=scale_rule, queries=queries, dataset=dataset,
-                                center=center, memory_limit=memory_limit)
+    with _Progress(_progress_enabled(progress, False), "eval") as bar:
+        reports = api.evaluate_file(input, container, bits=bits, mode=mode, seed=seed,
+                                    scale_rule=scale_rule, queries=queries, dataset=dataset,
+                                    center=center, memory_limit=memory_limit, sample=sample,
+                                    progress=bar)
+    from . import evaluation, report
+
+    rec = None if container is not None else evaluation.recommend(
+        reports, target_nmse=target_nmse, target_recall=target_recall)
+    if plot is not None:
+        _write_plot(plot, force, input, reports)
     if as_json:
-        click.echo(json.dumps({"input": input, "results": reports}, indent=2))
+        out = {"input": input, "results": reports}
+        if rec is not None:
+            out["recommendation"] = rec
+        click.echo(json.dumps(out, indent=2))
         return
     from rich.console import Console
 
-    from .report import eval_table
+    console = Console(width=100, highlight=False, soft_wrap=False)
+    console.print(report.eval_heading(input if container is None else container, reports),
+                  markup=False)
+    console.print(report.eval_table(input, reports))
+    console.print(report.eval_legend(reports), markup=False)
+    if rec is not None:
+        console.print(report.recommendation_text(rec, reports), markup=False)
 
-    Console(width=160).print(eval_table(input, reports))
+
+def _write_plot(path: str, force: bool, input: str, reports: list[dict]) -> None:
+    from . import evaluation, files
+    from . import plot as plotting
+
+    r0 = reports[0]
+    curve = evaluation.theory_curve(r0["dim"], r0["vectors"], r0["mode"])
+    try:
+        with files.open_output(path, force) as sink:
+            plotting.eval_plot(sink.stream, f"{input}: {r0['vectors']} x {r0['dim']}, "
+                               f"mode {r0['mode']}", reports, curve)
+            sink.commit()
+    except TqError as e:
+        raise e.with_source(path)

@@ -1,4 +1,22 @@
-"""Distortion and search-quality report of a quantised array against its source."""
+"""Distortion and search quality of tq on an array, against its source and the theory.
+
+Two kinds of figure, computed the way their size allows:
+  * sums over vectors -- nmse, mean cosine, the inner-product bias -- are streamed over
+    every vector of the input: each block of the source is compared with its decoded rows
+    and only running sums are kept (Evaluator.add), so memory stays a few blocks whatever
+    the input size;
+  * search figures -- recall@1, recall@10@10, the inner-product rmse -- need every
+    database vector for every query, so they are measured on a sample of rows kept in
+    memory (source and decoded), with the queries held out of the sample by the protocol
+    of ../shared/data/README.md.  A sample as large as the input is that protocol exactly.
+
+The bias of q.x^ - q.x over pairs of a query and a database vector is linear in the
+decoded error, so it is the mean query against the sum of the errors of all database
+vectors: the queries, found only when the stream reaches them, can be applied at the end.
+Its standard error comes from the spread of the same bias over 64 interleaved groups of
+the vectors (row index mod 64): the quantisation noise of one vector is independent of
+another's, the rotation (one seed) is shared, so seed-to-seed variation is not in it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +24,15 @@ import math
 
 import numpy as np
 
-from . import codebook
+from . import codebook, limits
+from .codec import Codec, make_center, make_header
+from .errors import InputError
+
+DEFAULT_SAMPLE = 10_000  # rows for the search figures: about a second of search per width
+SAMPLE_BUDGET = 160 << 20  # bytes of sample rows (source + every width's decoded rows)
+BIAS_GROUPS = 64
+SAMPLE_SEED = 2  # the sample is default_rng(2).choice of the rows, in row order
+DEFAULT_TARGET_NMSE = 0.01  # the summary line's goal: error at most 1% of the energy
 
 
 def split_queries(n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,82 +52,322 @@ def theory(d: int, bits: int, mode: str) -> dict:
     return {"optimum": expected, "lower_bound": 4.0 ** -bits}
 
 
-def _topk(scores: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return part
+def default_sample(n: int, d: int, widths: int) -> int:
+    """Rows of the search sample when none is asked for: DEFAULT_SAMPLE, fewer when the
+    source rows and `widths` sets of decoded rows would pass SAMPLE_BUDGET."""
+    fit = SAMPLE_BUDGET // (4 * d * (widths + 1))
+    return int(min(n, DEFAULT_SAMPLE, max(fit, 2)))
 
 
-def search_metrics(x: np.ndarray, xh: np.ndarray, queries: int, block: int = 65536) -> dict:
-    """Inner-product error and recall of exact search over decoded vectors (float64)."""
-    n = x.shape[0]
-    queries = min(queries, n // 2)
-    if queries < 1:
-        return {}
-    qi, di = split_queries(n, queries)
-    q = x[qi].astype(np.float64)
-    k = min(10, len(di))
-    best = np.full((queries, k), -np.inf)
-    best_id = np.zeros((queries, k), np.int64)
-    best_h = np.full((queries, k), -np.inf)
-    best_h_id = np.zeros((queries, k), np.int64)
-    s1 = s2 = 0.0
-    count = 0
-    for a in range(0, len(di), block):
-        ids = di[a:a + block]
-        exact = q @ x[ids].astype(np.float64).T
-        approx = q @ xh[ids].astype(np.float64).T
-        diff = approx - exact
-        s1 += float(diff.sum())
-        s2 += float((diff * diff).sum())
-        count += diff.size
-        for scores, top, top_id in ((exact, best, best_id), (approx, best_h, best_h_id)):
-            allscores = np.concatenate([top, scores], axis=1)
-            allids = np.concatenate([top_id, np.broadcast_to(ids, scores.shape)], axis=1)
-            sel = _topk(allscores, k)
-            top[:] = np.take_along_axis(allscores, sel, 1)
-            top_id[:] = np.take_along_axis(allids, sel, 1)
+def sample_rows(n: int, size: int) -> np.ndarray:
+    """Sorted row indices of the search sample: all rows, or `size` drawn without
+    replacement by default_rng(SAMPLE_SEED)."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(SAMPLE_SEED).choice(n, size, replace=False))
+
+
+# ---------------------------------------------------------------------- search
+
+
+def _top_ids(q: np.ndarray, db: np.ndarray, k: int, block: int = 65536) -> np.ndarray:
+    """Ids (rows of db) of the k largest inner products of each query, best first (ties
+    in the order a stable sort gives), scoring db in blocks of `block` rows."""
+    n = db.shape[0]
+    best = np.full((q.shape[0], k), -np.inf)
+    best_id = np.zeros((q.shape[0], k), np.int64)
+    for a in range(0, n, block):
+        scores = q @ db[a:a + block].astype(np.float64).T
+        ids = np.arange(a, a + scores.shape[1])
+        allscores = np.concatenate([best, scores], axis=1)
+        allids = np.concatenate([best_id, np.broadcast_to(ids, scores.shape)], axis=1)
+        sel = np.argpartition(-allscores, k - 1, axis=1)[:, :k]
+        best = np.take_along_axis(allscores, sel, 1)
+        best_id = np.take_along_axis(allids, sel, 1)
     order = np.argsort(-best, axis=1, kind="stable")
-    order_h = np.argsort(-best_h, axis=1, kind="stable")
-    top1 = np.take_along_axis(best_id, order[:, :1], 1)[:, 0]
-    top1_h = np.take_along_axis(best_h_id, order_h[:, :1], 1)[:, 0]
-    overlap = [len(np.intersect1d(a, b)) for a, b in zip(best_id, best_h_id)]
-    mean = s1 / count
-    return {
-        "queries": int(queries),
-        "ip_bias": mean,
-        "ip_rmse": math.sqrt(s2 / count),
-        "ip_bias_stderr": math.sqrt(max(s2 / count - mean * mean, 0.0) / count),
-        "recall_at_1": float(np.mean(top1 == top1_h)),
-        "recall_10_at_10": float(np.mean(overlap)) / k,
-    }
+    return np.take_along_axis(best_id, order, 1)
 
 
-def distortion_metrics(x: np.ndarray, xh: np.ndarray) -> dict:
-    x = x.astype(np.float64)
-    xh = xh.astype(np.float64)
-    nx = np.einsum("ij,ij->i", x, x)
-    nz = nx > 0
-    err = np.einsum("ij,ij->i", x - xh, x - xh)
-    nh = np.einsum("ij,ij->i", xh, xh)
-    dots = np.einsum("ij,ij->i", x, xh)
-    ok = nz & (nh > 0)
-    return {
-        "nmse": float(np.mean(err[nz] / nx[nz])) if nz.any() else 0.0,
-        "mean_cosine": float(np.mean(dots[ok] / np.sqrt(nx[ok] * nh[ok]))) if ok.any() else 1.0,
-    }
+class Search:
+    """Exact inner-product search of held-out queries over the other rows of `x` (the
+    sample), computed once; metrics() compares it with search over decoded rows."""
+
+    def __init__(self, x: np.ndarray, queries: int):
+        n = x.shape[0]
+        self.queries = int(min(queries, n // 2))
+        self.asked = int(queries)
+        self.qi, self.di = split_queries(n, self.queries)
+        self.k = min(10, len(self.di))
+        self.x = x
+        self.q = x[self.qi].astype(np.float64)
+        self._exact = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.queries >= 1
+
+    def exact(self) -> np.ndarray:
+        if self._exact is None:
+            self._exact = _top_ids(self.q, self.x[self.di], self.k)
+        return self._exact
+
+    def metrics(self, xh: np.ndarray, block: int = 65536) -> dict:
+        """recall@1, recall@10@10 and the inner-product error over the sample's pairs."""
+        if not self.enabled:
+            return {}
+        exact = self.exact()
+        approx = _top_ids(self.q, xh[self.di], self.k)
+        s1 = s2 = 0.0
+        for a in range(0, len(self.di), block):
+            ids = self.di[a:a + block]
+            diff = self.q @ (xh[ids].astype(np.float64) - self.x[ids].astype(np.float64)).T
+            s1 += float(diff.sum())
+            s2 += float((diff * diff).sum())
+        count = self.queries * len(self.di)
+        overlap = (exact[:, :, None] == approx[:, None, :]).any(axis=2).sum(axis=1)
+        mean = s1 / count
+        return {
+            "queries": self.queries,
+            "ip_bias": mean,
+            "ip_rmse": math.sqrt(s2 / count),
+            "ip_bias_stderr": math.sqrt(max(s2 / count - mean * mean, 0.0) / count),
+            "recall_at_1": float(np.mean(exact[:, 0] == approx[:, 0])),
+            "recall_10_at_10": float(np.mean(overlap)) / self.k,
+        }
 
 
-def evaluate(x: np.ndarray, xh: np.ndarray, *, bits: int, mode: str, file_bytes: int,
-             source_itemsize: int, queries: int = 1000) -> dict:
-    n, d = x.shape
-    report = {"bits": bits, "mode": mode, "vectors": int(n), "dim": int(d)}
-    report.update(distortion_metrics(x, xh))
-    report.update(theory(d, bits, mode))
-    report["nmse_vs_optimum"] = report["nmse"] / report["optimum"]
-    report.update(search_metrics(x, xh, queries))
-    report["bytes"] = int(file_bytes)
-    report["bytes_per_vector"] = file_bytes / n if n else 0.0
-    report["ratio_vs_float32"] = 4 * n * d / file_bytes
-    report["ratio_vs_original"] = source_itemsize * n * d / file_bytes
-    return report
+def search_metrics(x: np.ndarray, xh: np.ndarray, queries: int) -> dict:
+    """Inner-product error and recall of exact search over decoded vectors (float64), with
+    `queries` rows held out of x (at most half of them); {} when there are none."""
+    return Search(x, queries).metrics(xh)
+
+
+# ---------------------------------------------------------------------- streamed sums
+
+
+class _Sums:
+    """Running sums over all vectors for one setting: error ratios, cosines, and the
+    decoded error per group of rows (row mod BIAS_GROUPS), for the bias."""
+
+    def __init__(self, d: int):
+        self.ratio = self.ratio2 = self.cos = 0.0
+        self.rows = self.cos_rows = 0
+        self.err = np.zeros((BIAS_GROUPS, d))
+        self.count = np.zeros(BIAS_GROUPS, np.int64)
+
+    def add(self, first: int, x: np.ndarray, nx: np.ndarray, xh: np.ndarray) -> None:
+        xh = xh.astype(np.float64)
+        e = xh - x
+        err = np.einsum("ij,ij->i", e, e)
+        nh = np.einsum("ij,ij->i", xh, xh)
+        dots = np.einsum("ij,ij->i", x, xh)
+        nz = nx > 0
+        r = err[nz] / nx[nz]
+        self.ratio += float(r.sum())
+        self.ratio2 += float((r * r).sum())
+        self.rows += int(nz.sum())
+        ok = nz & (nh > 0)
+        self.cos += float((dots[ok] / np.sqrt(nx[ok] * nh[ok])).sum())
+        self.cos_rows += int(ok.sum())
+        self._add_groups(first, e)
+
+    def _add_groups(self, first: int, e: np.ndarray) -> None:
+        g, k = BIAS_GROUPS, e.shape[0]
+        head = min((-first) % g, k)  # rows before the next multiple of g
+        if head:
+            self.err[first % g:first % g + head] += e[:head]
+            self.count[first % g:first % g + head] += 1
+        whole = (k - head) // g * g
+        if whole:
+            self.err += e[head:head + whole].reshape(-1, g, e.shape[1]).sum(axis=0)
+            self.count += whole // g
+        tail = k - head - whole
+        if tail:
+            self.err[:tail] += e[head + whole:]
+            self.count[:tail] += 1
+
+    def distortion(self) -> dict:
+        m = self.rows
+        nmse = self.ratio / m if m else 0.0
+        var = max(self.ratio2 / m - nmse * nmse, 0.0) if m else 0.0
+        return {"nmse": nmse,
+                "nmse_stderr": math.sqrt(var / (m - 1)) if m > 1 else float("nan"),
+                "mean_cosine": self.cos / self.cos_rows if self.cos_rows else 1.0}
+
+    def bias(self, q_mean: np.ndarray, held_rows: np.ndarray, held_err: np.ndarray) -> dict:
+        """Mean of q.x^ - q.x over the queries and every row but them, and its standard
+        error over the groups (the held-out query rows and their errors are taken out)."""
+        err, count = self.err.copy(), self.count.copy()
+        groups = held_rows % BIAS_GROUPS
+        np.subtract.at(err, groups, held_err)
+        np.subtract.at(count, groups, 1)
+        n = int(count.sum())
+        if n == 0:
+            return {}
+        per = err @ q_mean
+        bias = float(per.sum()) / n
+        used = count > 0
+        w = count[used] / n
+        b_g = per[used] / count[used]
+        g = int(used.sum())
+        se = math.sqrt(g / (g - 1) * float((w * w * (b_g - bias) ** 2).sum())) if g > 1 \
+            else float("nan")
+        return {"ip_bias": bias, "ip_bias_stderr": se, "ip_bias_vectors": n}
+
+
+class Evaluator:
+    """Streamed evaluation of `settings` decodings of an n x d source: give it every block
+    of the source in order with its decoded rows per setting (add), then ask results()."""
+
+    def __init__(self, n: int, d: int, settings: int, sample: int, queries: int,
+                 dtype=np.float32):
+        self.n, self.d = n, d
+        self.rows = sample_rows(n, sample)
+        store = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+        self.x = np.empty((len(self.rows), d), store)
+        self.xh = [np.empty((len(self.rows), d), np.float32) for _ in range(settings)]
+        self.sums = [_Sums(d) for _ in range(settings)]
+        self.queries = queries
+        self.done = 0
+
+    def add(self, x: np.ndarray, decoded: list[np.ndarray]) -> None:
+        first, k = self.done, x.shape[0]
+        a, b = np.searchsorted(self.rows, [first, first + k])
+        local = self.rows[a:b] - first
+        self.x[a:b] = x[local]
+        x64 = x.astype(np.float64)
+        nx = np.einsum("ij,ij->i", x64, x64)
+        for sums, store, xh in zip(self.sums, self.xh, decoded):
+            store[a:b] = xh[local]
+            sums.add(first, x64, nx, xh)
+        self.done += k
+
+    def results(self) -> list[dict]:
+        """Per setting: nmse (+ stderr) and cosine over all rows; recall and ip rmse on the
+        sample; ip bias (+ stderr) over all rows but the queries."""
+        search = Search(self.x, self.queries)
+        out = []
+        for sums, xh in zip(self.sums, self.xh):
+            r = {"sample": int(len(self.rows)), "queries_asked": int(self.queries)}
+            r.update(sums.distortion())
+            if search.enabled:
+                r.update(search.metrics(xh))
+                r["ip_bias_sample"] = r.pop("ip_bias")
+                r.pop("ip_bias_stderr")
+                held = self.rows[search.qi]
+                err = xh[search.qi].astype(np.float64) - search.q
+                r.update(sums.bias(search.q.mean(axis=0), held, err))
+            out.append(r)
+        return out
+
+
+# ---------------------------------------------------------------------- fresh encodings
+
+
+class FreshEncodings:
+    """(source block, [decoded block per setting]) over `source`, each block encoded with
+    every setting exactly as compress_to encodes it (same chunks, same centre: the mean of
+    the first chunk) and decoded at once.  `headers` holds the headers once iterated.
+
+    settings: make_header keyword arguments per setting, with "center" True or False.
+    """
+
+    def __init__(self, source, settings: list[dict], scale_dtype: str = "float32"):
+        self.source, self.settings, self.scale_dtype = source, settings, scale_dtype
+        self.headers: list = []
+
+    def __iter__(self):
+        src = self.source
+        codecs = None
+        row = 0
+        for block in src.blocks(limits.default_chunk_rows(src.dim)):
+            if codecs is None:
+                self.headers = _headers(src, self.settings, block, self.scale_dtype)
+                codecs = [Codec(h) for h in self.headers]
+            decoded = []
+            for codec in codecs:
+                (parts,) = codec.encode_chunks(block, row)
+                decoded.append(codec.decode(b"".join(parts), block.shape[0]))
+            row += block.shape[0]
+            yield block, decoded
+
+
+def _headers(source, settings: list[dict], first: np.ndarray, scale_dtype: str) -> list:
+    built = []
+    center = None
+    for s in settings:
+        s = dict(s)
+        if s.pop("center"):
+            if center is None:
+                bad = ~np.isfinite(first).all(axis=1)
+                if bad.any():
+                    raise InputError(f"row {int(np.argmax(bad))}: contains NaN or infinite "
+                                     f"values", kind="non-finite")
+                center = make_center(first)
+            s["center"] = center
+        try:
+            h = make_header(source.dim, scale_dtype=scale_dtype,
+                            source_dtype=source.dtype.newbyteorder("=").name,
+                            shape=source.shape, **s)
+            h.validate()
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        built.append(h)
+    return built
+
+
+def finish_report(r: dict, header, file_bytes: int, centered: bool) -> dict:
+    """One evaluation dict: the streamed figures r with the setting, theory and sizes."""
+    n, d = header.n_vectors, header.dim
+    out = {"bits": header.bits, "mode": header.mode, "vectors": int(n), "dim": int(d)}
+    out.update(r)
+    out.update(theory(d, header.bits, header.mode))
+    out["nmse_vs_optimum"] = out["nmse"] / out["optimum"]
+    out["bytes"] = int(file_bytes)
+    out["bytes_per_vector"] = file_bytes / n
+    out["ratio_vs_float32"] = 4 * n * d / file_bytes
+    out["ratio_vs_original"] = limits.SOURCE_DTYPE_SIZES[header.source_dtype] * n * d \
+        / file_bytes
+    out["centered"] = centered
+    return out
+
+
+def theory_curve(d: int, n: int, mode: str, scale_dtype: str = "float32") -> list[dict]:
+    """Per b = 1..8: the optimum and the bytes per vector of a file of n such vectors."""
+    out = []
+    for b in range(1 if mode == "mse" else 2, limits.MAX_BITS + 1):
+        h = make_header(d, b, mode=mode, shape=(n, d), scale_dtype=scale_dtype)
+        out.append(dict(theory(d, b, mode), bits=b, bytes_per_vector=h.file_size / n))
+    return out
+
+
+# ---------------------------------------------------------------------- recommendation
+
+
+def recommend(reports: list[dict], target_nmse: float | None = None,
+              target_recall: float | None = None) -> dict:
+    """The smallest evaluated setting (fewest bytes per vector; uncentred before centred
+    at equal size) whose measured nmse and recall@1 meet the targets.  Without targets,
+    the goal is nmse <= DEFAULT_TARGET_NMSE: an error of 1% of the vectors' energy, a
+    cosine of about 0.995, measured over all vectors (not a sample) and nearly
+    independent of the data, which recall is not."""
+    default = target_nmse is None and target_recall is None
+    if default:
+        target_nmse = DEFAULT_TARGET_NMSE
+    goals = []
+    if target_nmse is not None:
+        goals.append(("nmse", target_nmse))
+    if target_recall is not None:
+        goals.append(("recall_at_1", target_recall))
+
+    def meets(r):
+        return all((r.get(k) is not None) and (r[k] <= t if k == "nmse" else r[k] >= t)
+                   for k, t in goals)
+
+    order = sorted(reports, key=lambda r: (r["bytes_per_vector"], r.get("centered", False)))
+    best = next((r for r in order if meets(r)), None)
+    out = {"default": default, "goals": {k: t for k, t in goals}, "met": best is not None}
+    if best is not None:
+        out.update(bits=best["bits"], mode=best["mode"], centered=bool(best.get("centered")),
+                   measured={k: best[k] for k, _ in goals})
+    return out

@@ -86,26 +86,100 @@ def compress_summary(name: str, header, out: str) -> str:
             f"({src_bytes / max(header.file_size, 1):.2f}x) -> {out}")
 
 
-EVAL_COLUMNS = (("bits", "{}", "bits"), ("nmse", "{:.5f}", "nmse"),
-                ("optimum", "{:.5f}", "optimum"), ("nmse/opt", "{:.3f}", "nmse_vs_optimum"),
-                ("4^-b", "{:.5f}", "lower_bound"), ("cosine", "{:.4f}", "mean_cosine"),
-                ("ip bias", "{:+.2e}", "ip_bias"), ("ip rmse", "{:.2e}", "ip_rmse"),
-                ("recall@1", "{:.3f}", "recall_at_1"), ("R@10@10", "{:.3f}", "recall_10_at_10"),
-                ("B/vec", "{:.1f}", "bytes_per_vector"), ("ratio", "{:.2f}x", "ratio_vs_float32"))
+def significant(v: float, digits: int = 4) -> str:
+    """v with `digits` significant digits, switching to exponent form below 1e-4 (so that
+    an nmse of 4.012e-05 and an optimum of 4.016e-05 print apart)."""
+    text = f"{v:#.{digits}g}"
+    return _short_exponent(text)
+
+
+def _short_exponent(text: str) -> str:
+    if "e" in text:
+        mant, exp = text.split("e")
+        return f"{mant}e{int(exp)}"
+    return text
+
+
+def bias_text(bias: float, stderr: float) -> str:
+    """`+1.2e-3±4.0e-5`: a bias and its standard error, both with two digits."""
+    if stderr != stderr:  # NaN: too few vectors for an error
+        return _short_exponent(f"{bias:+.1e}")
+    return _short_exponent(f"{bias:+.1e}") + "±" + _short_exponent(f"{stderr:.1e}")
+
+
+EVAL_COLUMNS = (("bits", "{}", "bits"), ("nmse", significant, "nmse"),
+                ("optimum", significant, "optimum"), ("nmse/opt", "{:.4f}", "nmse_vs_optimum"),
+                ("ip bias ± se", None, "ip_bias"), ("recall@1", "{:.3f}", "recall_at_1"),
+                ("R@10@10", "{:.3f}", "recall_10_at_10"), ("B/vec", "{:.1f}", "bytes_per_vector"),
+                ("ratio", "{:.2f}x", "ratio_vs_float32"))
+
+
+def _cell(r: dict, fmt, key: str) -> str:
+    if key not in r or r[key] is None:
+        return "-"
+    if key == "ip_bias":
+        return bias_text(r["ip_bias"], r.get("ip_bias_stderr", float("nan")))
+    return fmt(r[key]) if callable(fmt) else fmt.format(r[key])
 
 
 def eval_table(name: str, reports: list[dict]):
-    """The rich table `tq eval` prints for its evaluation dicts (one row per bit width)."""
+    """The rich table `tq eval` prints for its evaluation dicts (one row per setting), at
+    most 100 columns wide; eval_heading and eval_legend are the lines around it."""
+    from rich import box
     from rich.table import Table
 
-    r0 = reports[0]
-    table = Table(title=f"{name}: {r0['vectors']} vectors, d={r0['dim']}, mode {r0['mode']}")
+    # the box's blank vertical line and one space of padding: two spaces between columns
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False)
     columns = list(EVAL_COLUMNS)
     if any(r.get("centered") for r in reports):  # a column only when something is centred
         columns.insert(1, ("centre", "{}", "centre"))
         reports = [dict(r, centre="mean" if r.get("centered") else "-") for r in reports]
     for c, _, _ in columns:
-        table.add_column(c, justify="right")
+        table.add_column(c, justify="right", no_wrap=True)
     for r in reports:
-        table.add_row(*[fmt.format(r[k]) if k in r else "-" for _, fmt, k in columns])
+        table.add_row(*[_cell(r, fmt, k) for _, fmt, k in columns])
     return table
+
+
+def eval_heading(name: str, reports: list[dict]) -> str:
+    r0 = reports[0]
+    return (f"{name}: {r0['vectors']} x {r0['dim']}, mode {r0['mode']} (optimum: "
+            f"Lloyd-Max error at d={r0['dim']})")
+
+
+def eval_legend(reports: list[dict]) -> str:
+    """One line: what the figures cover (all vectors, or the sample and its queries)."""
+    r0 = reports[0]
+    n, sample, asked = r0["vectors"], r0.get("sample", r0["vectors"]), r0.get("queries_asked")
+    queries = r0.get("queries", 0)
+    if not queries:
+        return (f"nmse over all {n} vectors; no ip or recall figures (no queries: "
+                f"--queries {asked}, sample {sample})")
+    capped = f" (--queries {asked}: at most half the sample)" if queries < asked else ""
+    where = "against the rest" if sample >= n else f"in a sample of {sample}"
+    return (f"nmse, ip bias ± std. error: all {n} vectors; recall: {queries} held-out "
+            f"queries{capped} {where}")
+
+
+def setting_flags(bits: int, mode: str, centered: bool) -> str:
+    return f"-b {bits}" + (" --mode prod" if mode == "prod" else "") + \
+        (" --center" if centered else "")
+
+
+def recommendation_text(rec: dict, reports: list[dict]) -> str:
+    """The summary line: the smallest setting evaluated that meets the goals."""
+    goals = "; ".join((f"nmse <= {significant(t)}" if k == "nmse" else
+                       f"recall@1 >= {t:g}") for k, t in rec["goals"].items())
+    if not rec["met"]:
+        most = max(r["bits"] for r in reports)
+        more = (" (-b 8 is the most tq stores)" if most >= 8 else
+                f": try more bits (-b {most + 1}-8)")
+        return f"no setting evaluated meets {goals}{more}"
+    flags = setting_flags(rec["bits"], rec["mode"], rec["centered"])
+    measured = ", ".join((f"nmse {significant(v)}" if k == "nmse" else f"recall@1 {v:.3f}")
+                         for k, v in rec["measured"].items())
+    if rec["default"]:
+        value = significant(rec["measured"]["nmse"])
+        return (f"suggested: {flags} (smallest here with nmse <= 1% of the energy: {value}); "
+                f"other goals: --target-nmse/-recall")
+    return f"smallest setting with {goals}: {flags} (measured {measured})"
