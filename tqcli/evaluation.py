@@ -31,6 +31,7 @@ from .errors import InputError
 DEFAULT_SAMPLE = 10_000  # rows for the search figures: about a second of search per width
 SAMPLE_BUDGET = 160 << 20  # bytes of sample rows (source + every width's decoded rows)
 BIAS_GROUPS = 64
+SEARCH_BLOCK = 2048  # database rows scored at once: ~16 MB per query-by-block array
 SAMPLE_SEED = 2  # the sample is default_rng(2).choice of the rows, in row order
 DEFAULT_TARGET_NMSE = 0.01  # the summary line's goal: error at most 1% of the energy
 
@@ -70,14 +71,16 @@ def sample_rows(n: int, size: int) -> np.ndarray:
 # ---------------------------------------------------------------------- search
 
 
-def _top_ids(q: np.ndarray, db: np.ndarray, k: int, block: int = 65536) -> np.ndarray:
-    """Ids (rows of db) of the k largest inner products of each query, best first (ties
-    in the order a stable sort gives), scoring db in blocks of `block` rows."""
-    n = db.shape[0]
+def _top_ids(q: np.ndarray, x: np.ndarray, k: int, rows: np.ndarray,
+             block: int = SEARCH_BLOCK) -> np.ndarray:
+    """Positions in `rows` (the database rows of x) of the k largest inner products of
+    each query, best first (ties in the order a stable sort gives), scoring the database
+    in blocks of `block` rows so that memory stays a few queries-by-block arrays."""
+    n = len(rows)
     best = np.full((q.shape[0], k), -np.inf)
     best_id = np.zeros((q.shape[0], k), np.int64)
     for a in range(0, n, block):
-        scores = q @ db[a:a + block].astype(np.float64).T
+        scores = q @ x[rows[a:a + block]].astype(np.float64).T
         ids = np.arange(a, a + scores.shape[1])
         allscores = np.concatenate([best, scores], axis=1)
         allids = np.concatenate([best_id, np.broadcast_to(ids, scores.shape)], axis=1)
@@ -108,15 +111,15 @@ class Search:
 
     def exact(self) -> np.ndarray:
         if self._exact is None:
-            self._exact = _top_ids(self.q, self.x[self.di], self.k)
+            self._exact = _top_ids(self.q, self.x, self.k, rows=self.di)
         return self._exact
 
-    def metrics(self, xh: np.ndarray, block: int = 65536) -> dict:
+    def metrics(self, xh: np.ndarray, block: int = SEARCH_BLOCK) -> dict:
         """recall@1, recall@10@10 and the inner-product error over the sample's pairs."""
         if not self.enabled:
             return {}
         exact = self.exact()
-        approx = _top_ids(self.q, xh[self.di], self.k)
+        approx = _top_ids(self.q, xh, self.k, rows=self.di)
         s1 = s2 = 0.0
         for a in range(0, len(self.di), block):
             ids = self.di[a:a + block]

@@ -180,6 +180,6 @@ def recommendation_text(rec: dict, reports: list[dict]) -> str:
                          for k, v in rec["measured"].items())
     if rec["default"]:
         value = significant(rec["measured"]["nmse"])
-        return (f"suggested: {flags} (smallest here with nmse <= 1% of the energy: {value}); "
-                f"other goals: --target-nmse/-recall")
+        return (f"suggested: {flags}, the smallest here with nmse <= 0.01 (1% of the energy): "
+                f"{value}")
     return f"smallest setting with {goals}: {flags} (measured {measured})"
