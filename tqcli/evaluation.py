@@ -31,7 +31,7 @@ from .errors import InputError
 DEFAULT_SAMPLE = 10_000  # rows for the search figures: about a second of search per width
 SAMPLE_BUDGET = 160 << 20  # bytes of sample rows (source + every width's decoded rows)
 BIAS_GROUPS = 64
-SEARCH_BLOCK = 2048  # database rows scored at once: ~16 MB per query-by-block array
+SEARCH_BLOCK = 1024  # database rows scored at once: ~8 MB per query-by-block array
 SAMPLE_SEED = 2  # the sample is default_rng(2).choice of the rows, in row order
 DEFAULT_TARGET_NMSE = 0.01  # the summary line's goal: error at most 1% of the energy
 
