@@ -28,7 +28,7 @@ from .codec import Codec, make_center, make_header
 from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
 from .pipeline import BackgroundConsumer
-from .tqfile import TqFile, output_dtype, resolve_rows  # noqa: F401
+from .tqfile import TqFile, output_dtype, plan_read, resolve_rows  # noqa: F401
 
 ROTATION = rotations.DEFAULT  # the rotation kind new files get
 CODING = codings.DEFAULT      # the payload coding new files get
@@ -165,13 +165,17 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
     input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
     or an already open arrayio.ArraySource (left open).  output: a path, written to a
     temporary file renamed into place when complete (never over the input; an existing
-    file only with force), '-' for stdout, or a binary stream.  Errors name the file.
+    file only with force; a FIFO or device in place; never a name that says another
+    format, such as .npy: files.check_container_output_name), '-' for stdout, or a binary
+    stream.  Errors name the file.
     """
     opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
               else arrayio.open_input(os.fspath(input), dataset))
     with opened as source:
         if _is_path(output) and source.name != "-" and _same_file(source.name, output):
             raise TqError("output would overwrite the input", os.fspath(output))
+        if _is_path(output):
+            files.check_container_output_name(os.fspath(output))
         try:
             with files.open_output(output, force) as sink:
                 header = compress_to(source, sink.stream, bits=bits, mode=mode, seed=seed,
@@ -189,15 +193,18 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
 
 
 def decompress(src, rows=None, dtype: str | None = None,
-               memory_limit: int | None = None) -> np.ndarray:
+               memory_limit: int | None = None, select=None) -> np.ndarray:
     """Decode a container (bytes, path or stream) into an array of its original shape.
 
     rows (None, a slice, or (start, stop)) selects vectors of the flattened (n, d) view
-    and returns a 2-D array; dtype is None/"original", "float32", "float16" or "float64".
+    and returns a 2-D array; select picks part of the original shape as numpy basic
+    indexing over its leading axes would (a tuple of ints and slices, or text such as
+    "3,0" or "2:4"; out-of-range is a ValueError; tqcli.selection), reading only the
+    chunks that hold it.  dtype is None/"original", "float32", "float16" or "float64".
     memory_limit: bytes of decoding state the header may ask for (spec 13.7; None: 64 MiB).
     """
     with TqFile(src, memory_limit) as f:
-        return f.read(rows, dtype)
+        return f.read(rows, dtype, select=select)
 
 
 def read_header(src) -> Header:
@@ -208,35 +215,45 @@ def read_header(src) -> Header:
 
 
 class Decompressed(NamedTuple):
-    """What decompress_file wrote: rows start:stop of `header`'s vectors, as `dtype`."""
+    """What decompress_file wrote: rows start:stop of `header`'s vectors (stop - start of
+    them, for a selection of several runs), as `dtype`, an array of `shape`."""
 
     header: Header
     start: int
     stop: int
     dtype: np.dtype
+    shape: tuple = ()
 
 
 def decompress_file(input, output, *, rows=None, dtype: str | None = None,
                     dataset: str = "data", force: bool = False, progress=None,
-                    memory_limit: int | None = None) -> Decompressed:
+                    memory_limit: int | None = None, select=None,
+                    clip_rows: bool = True) -> Decompressed:
     """Decode the container `input` into the array file `output`.
 
     input: a path, '-' for stdin, or a binary stream.  output: a .npy path, or HDF5 when it
     ends in .h5/.hdf5 (the array as `dataset`), written to a temporary file renamed into
-    place when complete (never over the input; an existing file only with force); '-' for
-    a .npy on stdout, or a binary stream.  With rows, the result is the 2-D (rows, d) view.
-    Chunk k is written while chunk k+1 is decoded.  Errors name the file.  memory_limit
-    as for decompress.
+    place when complete (never over the input; an existing file only with force; a FIFO
+    or device is written in place); '-' for a .npy on stdout, or a binary stream.  A name
+    that says another format (.npz, .tqz, ...) is refused (files.check_array_output_name).
+    With rows, the result is the 2-D (rows, d) view; with select (as for decompress) the
+    shape numpy gives x[select].  clip_rows=False refuses a rows range beyond the array
+    (the command line's --rows) instead of clipping it.  Chunk k is written while chunk
+    k+1 is decoded.  Errors name the file.  memory_limit as for decompress.
     """
     f, name = _open_named(input, refuse_directory=True, memory_limit=memory_limit)
     try:
         with f:
             h = f.header
-            start, stop = resolve_rows(rows, h.n_vectors)
+            try:
+                shape, starts, stops = plan_read(h, rows, select, clip_rows=clip_rows)
+            except ValueError as e:
+                raise TqError(f"{'--select' if select is not None else '--rows'}: {e}")
             dt = output_dtype(h, dtype)
-            shape = h.shape if rows is None else (stop - start, h.dim)
             if _is_path(output) and _is_path(input) and _same_file(input, output):
                 raise TqError("output would overwrite the input", os.fspath(output))
+            if _is_path(output):
+                files.check_array_output_name(os.fspath(output))
             h5 = _is_path(output) and arrayio.is_hdf5_name(os.fspath(output))
             with files.open_output(output, force) as sink:
                 if h5:
@@ -248,15 +265,17 @@ def decompress_file(input, output, *, rows=None, dtype: str | None = None,
                     # three buffers in turn and a queue of one keep the block being written
                     # out of the decoder's way
                     with BackgroundConsumer(writer.write, depth=1) as background:
-                        for block in f.iter_blocks((start, stop), progress=progress,
-                                                   buffers=3):
+                        for block in f.iter_runs(starts, stops, progress=progress,
+                                                 buffers=3):
                             background.put(block)
                 finally:
                     writer.close()
                 sink.commit()
     except TqError as e:
         raise e.with_source(name)
-    return Decompressed(h, start, stop, dt)
+    count = int((stops - starts).sum())
+    start = int(starts[0]) if starts.size else 0
+    return Decompressed(h, start, start + count, dt, tuple(shape))
 
 
 # ---------------------------------------------------------------------- inspect

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 
 import numpy as np
 
-from . import arrayio
+from . import arrayio, selection
 from .codec import Codec
 from .container import Header, check_memory
 from .errors import FormatError
@@ -23,12 +24,14 @@ from .layouts import open_reader
 from .limits import OUTPUT_DTYPES
 
 
-def resolve_rows(rows, n: int) -> tuple[int, int]:
+def resolve_rows(rows, n: int, clip: bool = True) -> tuple[int, int]:
     """A row selection -> (start, stop) with 0 <= start <= stop <= n.
 
     rows is None (all), a slice with step 1, or a pair (start, stop); either end may be
     None, negative ends count from the end, and ends beyond the array are clipped, as
-    in Python slicing.  Text such as "A:B" is the command line's business (tq --rows).
+    in Python slicing -- or, with clip=False (the command line's --rows), refused with a
+    ValueError, so that a range past the end cannot silently return fewer rows.  Text
+    such as "A:B" is the command line's business (tq --rows).
     """
     if rows is None:
         return 0, n
@@ -46,6 +49,11 @@ def resolve_rows(rows, n: int) -> tuple[int, int]:
     for end in (sel.start, sel.stop):
         if end is not None and not isinstance(end, (int, np.integer)):
             raise TypeError(f"row indices must be integers, not {type(end).__name__}")
+    if not clip:
+        for end in (sel.start, sel.stop):
+            if end is not None and not -n <= end <= n:
+                raise ValueError(f"row {end} is out of range for {n} vectors "
+                                 f"(-{n} to {n})")
     start, stop, _ = sel.indices(n)
     return start, max(start, stop)
 
@@ -57,6 +65,21 @@ def output_dtype(header: Header, dtype: str | None) -> np.dtype:
     if dtype not in OUTPUT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}")
     return np.dtype(dtype)
+
+
+def plan_read(header: Header, rows=None, select=None, clip_rows: bool = True):
+    """What a read of `rows` or `select` returns: (shape, starts, stops), the shape of the
+    result and the sorted row runs it holds (tqcli.selection).  rows None and select None
+    is everything, in the original shape; rows gives the 2-D (rows, d) view."""
+    if select is not None:
+        if rows is not None:
+            raise ValueError("give rows or select, not both")
+        sel = selection.normalize(select, header.shape)
+        starts, stops = selection.runs(sel, header.shape)
+        return selection.selected_shape(sel, header.shape), starts, stops
+    a, b = resolve_rows(rows, header.n_vectors, clip=clip_rows)
+    starts, stops = selection.rows_runs((a, b))
+    return (header.shape if rows is None else (b - a, header.dim)), starts, stops
 
 
 class TqFile:
@@ -80,7 +103,10 @@ class TqFile:
             return open_reader(stream, size=len(stream.getbuffer()))
         if isinstance(src, (str, os.PathLike)):
             self._own = io.open(src, "rb")
-            return open_reader(self._own, size=os.fstat(self._own.fileno()).st_size)
+            st = os.fstat(self._own.fileno())
+            # a FIFO, /dev/stdin or a process substitution is read as the stream it is:
+            # its st_size says nothing, and it cannot seek
+            return open_reader(self._own, size=st.st_size if stat.S_ISREG(st.st_mode) else None)
         size = None
         try:
             if src.seekable():
@@ -130,21 +156,30 @@ class TqFile:
         (with the default, use or copy each before asking for the next).  progress, if
         given, is called as progress(rows done, rows wanted), first with 0.
         """
+        starts, stops = selection.rows_runs(resolve_rows(rows, self.header.n_vectors))
+        return self.iter_runs(starts, stops, progress=progress, buffers=buffers)
+
+    def iter_runs(self, starts, stops, *, progress=None, buffers: int = 1):
+        """iter_blocks over sorted, disjoint row runs [starts[j], stops[j]) (tqcli.selection):
+        the rows of every run, in order, each chunk decoded once.  A chunk that one run
+        covers yields a view of its buffer (valid as for iter_blocks); one that holds
+        several runs yields a new array of their rows, gathered with one numpy index."""
         reader, h = self._reader, self.header
-        start, stop = resolve_rows(rows, h.n_vectors)
+        starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+        total = int((stops - starts).sum())
         if progress is not None:
-            progress(0, stop - start)
+            progress(0, total)
         codec = None  # built once a chunk has arrived: a header alone costs nothing
         cr = h.chunk_rows
-        first, last = start // cr, -(-stop // cr)
-        wanted = range(first, last) if start < stop else range(0)
-        chunks = wanted if reader.seekable else range(h.n_chunks)
+        wanted = _chunks_of_runs(starts, stops, cr, h.n_chunks)
+        wanted_set = set(wanted.tolist())
+        chunks = wanted.tolist() if reader.seekable else range(h.n_chunks)
         done = 0
         pool: list[np.ndarray] = []
         turn = 0
         for i in chunks:
             payload = reader.read_chunk(i)
-            if i not in wanted:
+            if i not in wanted_set:
                 continue
             n = h.chunk_rows_of(i)
             if codec is None:
@@ -153,36 +188,46 @@ class TqFile:
                 pool.append(np.empty((min(cr, h.n_vectors), h.dim), codec.out_dtype))
             block = _decode_chunk(codec, payload, n, i, pool[turn % len(pool)])
             turn += 1
-            lo = max(start - i * cr, 0)
-            hi = min(stop - i * cr, n)
-            yield block[lo:hi]
-            done += hi - lo
+            base = i * cr
+            j0 = int(np.searchsorted(stops, base, side="right"))
+            j1 = int(np.searchsorted(starts, base + n, side="left"))
+            lo = np.maximum(starts[j0:j1] - base, 0)
+            hi = np.minimum(stops[j0:j1] - base, n)
+            if j1 - j0 == 1:
+                part = block[int(lo[0]):int(hi[0])]
+            else:
+                part = block[_gather_index(lo, hi)]
+            yield part
+            done += part.shape[0]
             if progress is not None:
-                progress(done, stop - start)
+                progress(done, total)
         reader.finish_stream()
 
-    def read(self, rows=None, dtype: str | None = None) -> np.ndarray:
-        """Decode `rows` (None: all, in the original shape; else a 2-D (rows, d) array).
+    def read(self, rows=None, dtype: str | None = None, select=None) -> np.ndarray:
+        """Decode `rows` (None: all, in the original shape; else a 2-D (rows, d) array), or
+        the part `select` of the original shape (tqcli.selection: e.g. (3, 0), "3,0" or
+        "2:4"; the result has the shape numpy gives x[select]).
 
         dtype: None or "original" (the source's), "float32", "float16" or "float64";
         values beyond a narrower type's range saturate at its largest finite value.
         """
         h = self.header
-        a, b = resolve_rows(rows, h.n_vectors)
         out_dtype = output_dtype(h, dtype)
+        shape, starts, stops = plan_read(h, rows, select)
+        count = int((stops - starts).sum())
         if self.seekable:
             # the file's real length has been checked against the header: safe to allocate
-            out = np.empty((b - a, h.dim), dtype=out_dtype)
+            out = np.empty((count, h.dim), dtype=out_dtype)
             pos = 0
-            for block in self.iter_blocks((a, b)):
+            for block in self.iter_runs(starts, stops):
                 out[pos:pos + block.shape[0]] = arrayio.saturating_cast(block, out_dtype)
                 pos += block.shape[0]
         else:
             # a stream's header is unchecked until its data arrives: grow with the data
             parts = [arrayio.saturating_cast(block, out_dtype).copy()
-                     for block in self.iter_blocks((a, b))]
+                     for block in self.iter_runs(starts, stops)]
             out = np.concatenate(parts) if parts else np.empty((0, h.dim), out_dtype)
-        return out.reshape(h.shape) if rows is None else out
+        return out.reshape(shape)
 
     def verify(self, checksums: bool = True) -> None:
         """Read every chunk and check its CRC-32 and floats, then index and footer (what
@@ -222,6 +267,24 @@ def _decode_chunk(codec: Codec, payload, rows: int, i: int, out=None) -> np.ndar
     except FormatError as e:
         e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
         raise
+
+
+def _chunks_of_runs(starts: np.ndarray, stops: np.ndarray, cr: int, n_chunks: int):
+    """The sorted indices of the chunks (of cr rows) that rows runs touch, without a loop
+    over the runs: each run adds +1 at its first chunk and -1 after its last."""
+    if starts.size == 0:
+        return np.zeros(0, np.int64)
+    edges = np.zeros(n_chunks + 1, np.int64)
+    np.add.at(edges, starts // cr, 1)
+    np.add.at(edges, (stops - 1) // cr + 1, -1)
+    return np.flatnonzero(np.cumsum(edges[:-1]) > 0)
+
+
+def _gather_index(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The row indices of the ranges [lo[j], hi[j]) in order, without a loop over them."""
+    lengths = hi - lo
+    offsets = np.repeat(lo - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+    return np.arange(int(lengths.sum()), dtype=np.int64) + offsets
 
 
 def open(src, memory_limit: int | None = None) -> TqFile:  # noqa: A001 - tqcli.open
