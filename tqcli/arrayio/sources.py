@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import sys
 
 import numpy as np
@@ -141,22 +142,62 @@ class NpyStreamSource(ArraySource):
             self.stream.close()
 
 
+class _Replayed:
+    """A binary stream whose first bytes were already read (to tell the file's kind):
+    read and readinto give those bytes again, then the stream's.  A pipe cannot be
+    rewound, so this is how a FIFO or process substitution is sniffed and then read."""
+
+    def __init__(self, prefix: bytes, stream):
+        self.prefix, self.stream = prefix, stream
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.prefix:
+            return self.stream.read(n)
+        if n is None or n < 0:
+            head, self.prefix = self.prefix, b""
+            return head + self.stream.read()
+        head, self.prefix = self.prefix[:n], self.prefix[n:]
+        return head + (self.stream.read(n - len(head)) if len(head) < n else b"")
+
+    def readinto(self, buf) -> int:
+        if not self.prefix:
+            return self.stream.readinto(buf)
+        k = min(len(buf), len(self.prefix))
+        memoryview(buf)[:k] = self.prefix[:k]
+        self.prefix = self.prefix[k:]
+        return k
+
+    def close(self) -> None:
+        self.stream.close()
+
+
 def open_npy(path: str) -> NpyStreamSource:
     """A .npy file (memory-mapped when read), or stdin for '-' (read once, in order)."""
     if path == "-":
         return NpyStreamSource(sys.stdin.buffer, "-")
     f = open(path, "rb", buffering=0)
     try:
-        return NpyStreamSource(f, path, size=os.fstat(f.fileno()).st_size)
+        return _npy_source(f, path, b"")
     except BaseException:
         f.close()
         raise
 
 
+def _npy_source(f, path: str, prefix: bytes) -> NpyStreamSource:
+    """The source of an open file: memory-mapped when it is a regular file (its size is
+    known and it can seek), read as a stream otherwise (a FIFO, /dev/stdin, a socket)."""
+    st = os.fstat(f.fileno())
+    if stat.S_ISREG(st.st_mode):
+        f.seek(0)
+        return NpyStreamSource(f, path, size=st.st_size)
+    return NpyStreamSource(_Replayed(prefix, f) if prefix else f, path)
+
+
 def open_input(spec: str, dataset: str | None = None) -> ArraySource:
     """The source for a command-line input: '-' (a .npy on stdin), a .npy file, or an
     HDF5 file (FILE.h5:/path or `dataset` chooses the dataset).  The kind is decided by the
-    file's first bytes, not its name; errors name the file."""
+    file's first bytes, not its name; errors name the file.  The file is opened once, so
+    a FIFO or a process substitution (<(cat x.npy)) is read as the stream it is."""
     if spec == "-":
         if sys.stdin.isatty():
             raise InputError("refusing to read binary data from a terminal", "-")
@@ -173,19 +214,40 @@ def open_input(spec: str, dataset: str | None = None) -> ArraySource:
             raise InputError("no such file")
         if os.path.isdir(path):
             raise InputError("is a directory")
-        with open(path, "rb") as f:
-            magic = f.read(8)
-        if magic.startswith(b"\x89HDF"):
-            return H5Source(path, ds)
-        if ds is not None:
-            raise InputError("--dataset given but the file is not HDF5")
-        if magic.startswith(NPY_MAGIC):
-            return open_npy(path)
-        raise InputError("not a .npy or HDF5 file", kind="not-npy")
+        f = open(path, "rb", buffering=0)
+        try:
+            if f.isatty():
+                raise InputError("refusing to read binary data from a terminal")
+            magic = _read_upto(f, 8)
+            if magic.startswith(b"\x89HDF"):
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise InputError("HDF5 input must be a regular file, not a pipe or device")
+                f.close()
+                return H5Source(path, ds)
+            if ds is not None:
+                raise InputError("--dataset given but the file is not HDF5")
+            if magic.startswith(NPY_MAGIC):
+                return _npy_source(f, path, magic)
+            raise InputError("not a .npy or HDF5 file" if magic else
+                             "empty input (not a .npy or HDF5 file)", kind="not-npy")
+        except BaseException:
+            f.close()
+            raise
     except InputError as e:
         raise e.with_source(path)
     except PermissionError:
         raise InputError("permission denied", path) from None
+
+
+def _read_upto(f, n: int) -> bytes:
+    """n bytes, or fewer only at the end (a pipe may deliver them in pieces)."""
+    data = b""
+    while len(data) < n:
+        piece = f.read(n - len(data))
+        if not piece:
+            break
+        data += piece
+    return data
 
 
 def from_array(array: np.ndarray, name: str = "<array>") -> ArraySource:
