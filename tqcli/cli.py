@@ -5,7 +5,8 @@ inspect, evaluate_file) and prints what it returns.  Options and their rules com
 tqcli.limits; process tuning is tqcli.process; report text is tqcli.report.  Heavy modules
 are imported inside the commands so that `tq --help` and `tq --version` start instantly.
 Errors become one line `tq: FILE: reason` on stderr with exit status 1; usage errors exit
-with 2, an interrupt with 130.
+with 2, an interrupt with 130, SIGTERM with 143.  compress, decompress and inspect take
+several files, each handled on its own as zstd does (_each).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class TqGroup(click.Group):
         except TqError as e:
             _fail(e.source, e.reason)
             _exit(ctx, 1)
+        except Terminated:
+            _fail(None, "terminated")
+            _exit(ctx, 143)
         except KeyboardInterrupt:
             _fail(None, "interrupted")
             _exit(ctx, 130)
@@ -73,8 +77,12 @@ class TqGroup(click.Group):
             _exit(ctx, 1)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwinds like Ctrl-C (outputs discarded), exits 128 + 15 as shells expect."""
+
+
 def _on_sigterm(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def _install_signals() -> None:
@@ -204,6 +212,80 @@ def _check_encoder_options(mode: str, scale_rule: str | None, chunk_rows: int | 
         raise click.BadParameter(problem, param_hint="--chunk-rows")
 
 
+def _input_list(inputs, output, to_stdout, output_dir, keep, remove) -> list[str]:
+    """The files a command works on, and the usage rules of several (zstd's): none means
+    stdin ('-') unless stdin is a terminal; -o and -c name one output; '-' at most once."""
+    if keep and remove:
+        raise click.UsageError("-k/--keep and --rm contradict each other")
+    if not inputs:
+        if sys.stdin.isatty():
+            raise click.UsageError("no input file given (and stdin is a terminal); "
+                                   "see tq COMMAND -h")
+        inputs = ("-",)
+    if len(inputs) > 1 and output is not None:
+        raise click.UsageError("-o names one output, but several inputs are given; "
+                               "use --output-dir DIR")
+    if len(inputs) > 1 and to_stdout:
+        raise click.UsageError("-c writes one output, but several inputs are given")
+    if output_dir is not None and (output is not None or to_stdout):
+        raise click.UsageError("--output-dir cannot be combined with -o or -c")
+    if list(inputs).count("-") > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    if output_dir is not None:
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+        except OSError as e:
+            raise TqError(f"cannot create the output folder ({e.strerror})", output_dir) \
+                from None
+    return list(inputs)
+
+
+def _each(inputs: list[str], one) -> None:
+    """one(input) for every input, as zstd does with several files: a failure is reported
+    (one line) and the next file still runs; exit status 1 if any failed.  A single input
+    fails as every command does (TqGroup); an interrupt ends them all."""
+    if len(inputs) == 1:
+        one(inputs[0])
+        return
+    failed = False
+    for input in inputs:
+        try:
+            one(input)
+        except TqError as e:
+            _fail(e.source or input, e.reason)
+            failed = True
+        except MemoryError:
+            _fail(input, "out of memory")
+            failed = True
+        except OSError as e:
+            _fail(e.filename or input, e.strerror or str(e))
+            failed = True
+    if failed:
+        _exit(click.get_current_context(), 1)
+
+
+class _Engine:
+    """The library and its kernels, started once for all of a command's files, and only
+    when a first input has proved good."""
+
+    def __init__(self, threads: int | None):
+        self.threads, self.api = threads, None
+
+    def start(self):
+        if self.api is None:
+            self.api = process.load_library()
+            process.start_engine(self.threads)
+        return self.api
+
+
+def _remove_input(name: str) -> None:
+    """--rm: delete a regular input file; a FIFO or device is left alone, as by zstd."""
+    import stat
+
+    if stat.S_ISREG(os.stat(name).st_mode):
+        os.remove(name)
+
+
 def _refuse_rm(out: str, input: str) -> None:
     if out == "-":
         raise click.UsageError("--rm needs an output file (it is ignored with stdout)")
@@ -223,7 +305,13 @@ common_memory = click.option(
     help=f"Refuse a file whose decoding needs more than LIMIT of tables and buffers, e.g. "
          f"512M or 2GiB (default: {limits.format_size(limits.DEFAULT_MEMORY_LIMIT)}).")
 common_threads = click.option("-T", "--threads", type=click.IntRange(min=0), default=None,
-                              help="Worker threads (default: all cores; output is identical).")
+                              help="Worker threads; 0 or none given: all cores (the output "
+                                   "is identical).")
+common_output_dir = click.option("--output-dir", metavar="DIR", default=None,
+                                 help="Write each output into DIR (made if missing), named "
+                                      "as by default.")
+common_keep = click.option("-k", "--keep", is_flag=True,
+                           help="Keep the input (the default; --rm deletes it).")
 common_mode = click.option("--mode", type=click.Choice(limits.MODES),
                            default=limits.DEFAULT_MODE, show_default=True,
                            help="mse: least error; prod: unbiased inner products.")
@@ -236,9 +324,10 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("input", metavar="INPUT")
-@click.option("-o", "--output", metavar="OUT", help="Output file ('-' for stdout). "
-              "Default: INPUT.tqz, or stdout when INPUT is '-'.")
+@click.argument("inputs", metavar="[INPUT]...", nargs=-1)
+@click.option("-o", "--output", metavar="OUT", help="Output file ('-' for stdout), for one "
+              "INPUT. Default: INPUT.tqz, or stdout when INPUT is '-'.")
+@common_output_dir
 @click.option("-b", "--bits", type=click.IntRange(limits.MIN_BITS, limits.MAX_BITS),
               default=limits.DEFAULT_BITS, show_default=True, help="Bits per coordinate.")
 @common_mode
@@ -265,58 +354,82 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
               help="HDF5 dataset to read (or write INPUT as FILE.h5:/path).")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
+@common_keep
 @click.option("--rm", "remove", is_flag=True, help="Delete INPUT after a complete write.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary, no progress.")
 @click.option("-v", "--verbose", is_flag=True, help="Print a summary line.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: only when stderr is a terminal).")
 @common_threads
-def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, rotation,
-             center, chunk_rows, dataset, to_stdout, force, remove, quiet, verbose, progress, threads):
-    """Compress INPUT (.npy, .h5/.hdf5, or '-' for a .npy on stdin) into a .tqz file."""
-    from . import arrayio
+def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dtype, rounds,
+             rotation, center, chunk_rows, dataset, to_stdout, force, keep, remove, quiet,
+             verbose, progress, threads):
+    """Compress each INPUT (.npy, .h5/.hdf5, or '-' for a .npy on stdin; none: stdin) into
+    a .tqz file."""
+    from . import arrayio, files
 
     _check_encoder_options(mode, scale_rule, chunk_rows)
-    out = "-" if to_stdout else output
-    if out is None:
-        out = "-" if input == "-" else arrayio.split_h5_spec(input)[0] + ".tqz"
-    if remove:
-        _refuse_rm(out, input)
-    with arrayio.open_input(input, dataset) as source:
-        api = process.load_library()  # the kernels load once the input is good
-        process.start_engine(threads)
-        if remove and isinstance(source, arrayio.H5Source):
-            raise TqError("--rm refused for HDF5 input (the file may hold other data)",
-                          source.name)
-        with _Progress(_progress_enabled(progress, quiet), "compress") as bar:
-            header = api.compress_file(source, out, force=force, progress=bar, bits=bits,
-                                       mode=mode, seed=seed, rounds=rounds,
-                                       rotation=rotation, center=center,
-                                       scale_rule=scale_rule, scale_dtype=scale_dtype,
-                                       chunk_rows=chunk_rows)
-    if remove:
-        os.remove(source.name)
-    if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
-        from .report import compress_summary
+    inputs = _input_list(inputs, output, to_stdout, output_dir, keep, remove)
+    engine = _Engine(threads)
 
-        click.echo(compress_summary(source.name, header, out), err=True)
+    def one(input):
+        out = "-" if to_stdout else output
+        if out is None:
+            out = "-" if input == "-" else files.compressed_name(
+                arrayio.split_h5_spec(input)[0], output_dir)
+        if remove:
+            _refuse_rm(out, input)
+        with arrayio.open_input(input, dataset) as source:
+            api = engine.start()  # the kernels load once the input is good
+            if remove and isinstance(source, arrayio.H5Source):
+                raise TqError("--rm refused for HDF5 input (the file may hold other data)",
+                              source.name)
+            with _Progress(_progress_enabled(progress, quiet), "compress") as bar:
+                header = api.compress_file(source, out, force=force, progress=bar, bits=bits,
+                                           mode=mode, seed=seed, rounds=rounds,
+                                           rotation=rotation, center=center,
+                                           scale_rule=scale_rule, scale_dtype=scale_dtype,
+                                           chunk_rows=chunk_rows)
+        if remove:
+            _remove_input(source.name)
+        if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
+            from .report import compress_summary
+
+            click.echo(compress_summary(source.name, header, out), err=True)
+
+    _each(inputs, one)
 
 
 # ------------------------------------------------------------------------- decompress
 
 
+def _select_option(ctx, param, value):
+    from .selection import parse_select
+
+    try:
+        return None if value is None else parse_select(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--select") from None
+
+
 @main.command(context_settings=CONTEXT)
-@click.argument("input", metavar="IN.tqz")
-@click.option("-o", "--output", metavar="OUT", help="Output file: .npy, or HDF5 when it ends "
-              "in .h5/.hdf5; '-' for a .npy on stdout. Default: IN without .tqz.")
+@click.argument("inputs", metavar="[IN.tqz]...", nargs=-1)
+@click.option("-o", "--output", metavar="OUT", help="Output file, for one IN.tqz: .npy, or "
+              "HDF5 when it ends in .h5/.hdf5; '-' for a .npy on stdout. Default: IN without "
+              ".tqz (plus .npy when that has no extension).")
+@common_output_dir
 @click.option("--dtype", type=click.Choice(limits.OUTPUT_DTYPES), default="original",
               show_default=True, help="dtype of the decoded array.")
+@click.option("--select", metavar="SEL", callback=_select_option, help="Decode only x[SEL] "
+              "of the original shape, numpy basic indexing over the leading axes: 3,0 or 2:4 "
+              "or ::2,-1 (reads only the chunks that hold it; out of range is an error).")
 @click.option("--rows", metavar="A:B", callback=_rows_option, help="Decode only vectors A:B "
-              "(of the flattened (n, d) view; the result is 2-D).")
+              "(of the flattened (n, d) view; the result is 2-D; out of range is an error).")
 @click.option("--dataset", metavar="PATH", default="data", show_default=True,
               help="Dataset name for HDF5 output.")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
+@common_keep
 @click.option("--rm", "remove", is_flag=True, help="Delete IN.tqz after a complete write.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary, no progress.")
 @click.option("-v", "--verbose", is_flag=True, help="Print a summary line.")
@@ -324,47 +437,68 @@ def compress(input, output, bits, mode, seed, scale_rule, scale_dtype, rounds, r
               help="Progress bar (default: only when stderr is a terminal).")
 @common_memory
 @common_threads
-def decompress(input, output, dtype, rows, dataset, to_stdout, force, remove, quiet, verbose,
-               progress, memory_limit, threads):
-    """Decompress IN.tqz ('-' for stdin) into a .npy or HDF5 file."""
-    out = "-" if to_stdout else output
-    if out is None:
-        if input == "-":
-            out = "-"
-        elif input.endswith(".tqz") and len(input) > 4:
-            out = input[:-4]
-        else:
-            raise TqError("unknown suffix (expected .tqz); use -o OUT", input)
-    if remove:
-        _refuse_rm(out, input)
-    if input == "-" and sys.stdin.isatty():  # before the engine starts: refuse at once
-        raise TqError("refusing to read binary data from a terminal", "-")
-    api = process.load_library()
-    process.start_engine(threads)
-    with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
-        done = api.decompress_file(input, out, rows=rows, dtype=dtype, dataset=dataset,
-                                   force=force, progress=bar, memory_limit=memory_limit)
-    if remove:
-        os.remove(input)
-    if verbose:
-        click.echo(f"{input}: {done.stop - done.start} x {done.header.dim} -> {out} "
-                   f"({done.dtype.name})", err=True)
+def decompress(inputs, output, output_dir, dtype, select, rows, dataset, to_stdout, force,
+               keep, remove, quiet, verbose, progress, memory_limit, threads):
+    """Decompress each IN.tqz ('-' or none: stdin) into a .npy or HDF5 file."""
+    from . import files
+
+    if select is not None and rows is not None:
+        raise click.UsageError("--select and --rows are two ways to choose; give one")
+    inputs = _input_list(inputs, output, to_stdout, output_dir, keep, remove)
+    engine = _Engine(threads)
+
+    def one(input):
+        out = "-" if to_stdout else output
+        if out is None:
+            out = "-" if input == "-" else files.decompressed_name(input, output_dir)
+        if remove:
+            _refuse_rm(out, input)
+        if input == "-" and sys.stdin.isatty():  # before the engine starts: refuse at once
+            raise TqError("refusing to read binary data from a terminal", "-")
+        api = engine.start()
+        with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
+            done = api.decompress_file(input, out, rows=rows, select=select, dtype=dtype,
+                                       dataset=dataset, force=force, progress=bar,
+                                       memory_limit=memory_limit, clip_rows=False)
+        if remove:
+            _remove_input(input)
+        if verbose:
+            click.echo(f"{input}: {' x '.join(map(str, done.shape))} {done.dtype.name} "
+                       f"-> {out}", err=True)
+
+    _each(inputs, one)
 
 
 # ------------------------------------------------------------------------- inspect
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("input", metavar="IN.tqz")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("inputs", metavar="[IN.tqz]...", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a list, "
+              "each with its \"file\", for several files).")
 @click.option("--verify", is_flag=True, help="Read every chunk and check its checksum.")
 @common_memory
-def inspect(input, as_json, verify, memory_limit):
-    """Show the header, sizes and ratio of IN.tqz ('-' for stdin)."""
-    from .report import inspect_text
+def inspect(inputs, as_json, verify, memory_limit):
+    """Show the header, sizes and ratio of IN.tqz ('-' or none: stdin); a table of one line
+    per file for several."""
+    from .report import inspect_table, inspect_text
 
-    result = process.load_library().inspect(input, verify=verify, memory_limit=memory_limit)
-    click.echo(json.dumps(result, indent=2) if as_json else inspect_text(result))
+    inputs = _input_list(inputs, None, False, None, False, False)
+    reports = []
+
+    def one(input):
+        result = process.load_library().inspect(input, verify=verify,
+                                                memory_limit=memory_limit)
+        if len(inputs) == 1:
+            click.echo(json.dumps(result, indent=2) if as_json else inspect_text(result))
+        else:
+            reports.append(dict(result, file=input))
+
+    try:
+        _each(inputs, one)
+    finally:  # what was read is printed, also when a file failed
+        if reports:
+            click.echo(json.dumps(reports, indent=2) if as_json else inspect_table(reports))
 
 
 # ------------------------------------------------------------------------- eval

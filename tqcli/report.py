@@ -51,16 +51,48 @@ def inspect_rows(r: dict) -> list[tuple[str, str]]:
         ("file size", f"{r['file_bytes']} bytes ({human_bytes(r['file_bytes'])})"),
         ("payload", f"{r['payload_bytes']} bytes, overhead {r['overhead_bytes']}"),
         ("bytes/vector", f"{r['bytes_per_vector']:.2f}" if r["vectors"] else "-"),
-        ("ratio", f"{r['ratio_vs_float32']:.2f}x vs float32, "
-                  f"{r['ratio_vs_original']:.2f}x vs {r['source_dtype']}"),
+        ("ratio", ratio_text(r)),
     ]
     if r.get("verified"):
         rows.append(("checksums", f"all {r['chunks']} chunks OK"))
     return rows
 
 
+def ratio_text(r: dict) -> str:
+    """'7.83x vs float32', and the ratio against the source dtype when that differs."""
+    text = f"{r['ratio_vs_float32']:.2f}x vs float32"
+    if r["source_dtype"] != "float32":
+        text += f", {r['ratio_vs_original']:.2f}x vs {r['source_dtype']}"
+    return text
+
+
 def inspect_text(r: dict) -> str:
     return "\n".join(f"{k:<{LABEL_WIDTH}}{v}" for k, v in inspect_rows(r))
+
+
+INSPECT_TABLE = (("shape", lambda r: "x".join(str(s) for s in r["shape"]), ">"),
+                 ("dtype", lambda r: r["source_dtype"], ">"),
+                 ("mode", lambda r: r["mode"], ">"),
+                 ("bits", lambda r: str(r["bits"]), ">"),
+                 ("B/vec", lambda r: f"{r['bytes_per_vector']:.1f}" if r["vectors"] else "-",
+                  ">"),
+                 ("size", lambda r: human_bytes(r["file_bytes"]), ">"),
+                 ("ratio", lambda r: f"{r['ratio_vs_original']:.2f}x", ">"),
+                 ("file", lambda r: r["file"], "<"))
+
+
+def inspect_table(reports: list[dict]) -> str:
+    """One line per container (the text of `tq inspect A.tqz B.tqz`): each report is an
+    inspect dict with its "file"; the ratio is against the source dtype, as zstd -l."""
+    cells = [[get(r) for _, get, _ in INSPECT_TABLE] for r in reports]
+    heads = [h for h, _, _ in INSPECT_TABLE]
+    widths = [max(len(c) for c in col) for col in zip(heads, *cells)]
+    lines = []
+    for row in [heads] + cells:
+        parts = [f"{c:{a}{w}}" if a == ">" else c
+                 for c, w, (_, _, a) in zip(row, widths, INSPECT_TABLE)]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
 
 
 def codebook_text(cb) -> str:
@@ -79,11 +111,13 @@ def human_bytes(n: float) -> str:
 
 
 def compress_summary(name: str, header, out: str) -> str:
-    """`NAME: n x d dtype, SIZE -> SIZE (RATIOx) -> OUT`, the line of `tq compress -v`."""
+    """`NAME: n x d dtype, SIZE -> SIZE (RATIOx), MODE B bits -> OUT`, the line of
+    `tq compress -v`."""
     src_bytes = header.n_vectors * header.dim * SOURCE_DTYPE_SIZES[header.source_dtype]
     return (f"{name}: {header.n_vectors} x {header.dim} {header.source_dtype}, "
             f"{human_bytes(src_bytes)} -> {human_bytes(header.file_size)} "
-            f"({src_bytes / max(header.file_size, 1):.2f}x) -> {out}")
+            f"({src_bytes / max(header.file_size, 1):.2f}x), {header.mode} {header.bits} bits "
+            f"-> {out}")
 
 
 def significant(v: float, digits: int = 4) -> str:
