@@ -26,8 +26,17 @@ DATA_DIR = Path(__file__).parents[2] / "shared" / "data"
 REQUIRE_DATA = os.environ.get("TQ_REQUIRE_DATA") == "1"
 
 # Solved codebooks are cached per user; the tests use a cache of their own (inherited by the
-# tq processes they start) so that they solve every codebook afresh and leave ~ alone.
-os.environ["TQ_CACHE_DIR"] = tempfile.mkdtemp(prefix="tq-test-cache-")
+# tq processes they start) so that they solve every codebook afresh and leave ~ alone.  It
+# is removed when the session ends (pytest_sessionfinish), so that runs leave nothing behind.
+TEST_CACHE_DIR = tempfile.mkdtemp(prefix="tq-test-cache-")
+os.environ["TQ_CACHE_DIR"] = TEST_CACHE_DIR
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this run's codebook cache folder (tq-test-cache-* in the temp directory)."""
+    import shutil
+
+    shutil.rmtree(TEST_CACHE_DIR, ignore_errors=True)
 
 
 def data_file(name: str) -> Path:

@@ -12,6 +12,7 @@ inspect, eval, --version and --help.  What it refuses is test_cli_refusals.py.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -75,9 +76,9 @@ def test_output_option_stdout_and_dash(xfile, tmp_path):
     assert y_file == y_c == y_dash
     y = load_npy_bytes(y_c)
     assert y.shape == x.shape and nmse(x, y) < 0.05
-    # decompress with a default name: a.tqz -> a
+    # decompress with a default name: a.tqz -> a.npy (.npy added to a name with no extension)
     ok(run(["decompress", "a.tqz"], tmp_path))
-    assert (tmp_path / "a").read_bytes() == y_file
+    assert (tmp_path / "a.npy").read_bytes() == y_file
 
 
 def test_refuse_overwrite_without_force(xfile, tmp_path):
@@ -457,4 +458,16 @@ def test_version_and_help(tmp_path):
         assert r.returncode in ((0, 2) if not args else (0,)), args
         assert b"Usage" in r.stdout + r.stderr
     assert run(["frobnicate"], tmp_path).returncode == 2
-    assert run(["compress"], tmp_path).returncode == 2
+    # no input: stdin when it is not a terminal (here /dev/null: an empty, refused input),
+    # a usage error when it is one
+    assert_error(run(["compress"], tmp_path), "-", "not a .npy")
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        for cmd in ("compress", "decompress", "inspect"):
+            r = run([cmd], tmp_path, stdin=follower)
+            assert r.returncode == 2 and b"terminal" in r.stderr, (cmd, r.stderr)
+    finally:
+        os.close(leader)
+        os.close(follower)
