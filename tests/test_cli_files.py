@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -159,11 +160,15 @@ def test_small_reports(tq, tmp_path):
 # ------------------------------------------------------------------ streams
 
 
-def _feed_fifo(path, data: bytes) -> threading.Thread:
-    """A writer thread that opens the FIFO (blocking until tq opens it) and writes data."""
+def _feed_fifo(path, data: bytes, piece: int | None = None) -> threading.Thread:
+    """A writer thread that opens the FIFO (blocking until tq opens it) and writes data,
+    in pieces of `piece` bytes with pauses if given (a reader's reads then come short)."""
     def write():
-        with open(path, "wb") as f:
-            f.write(data)
+        with open(path, "wb", buffering=0) as f:
+            for a in range(0, len(data), piece or len(data) or 1):
+                f.write(data[a:a + (piece or len(data))])
+                if piece and a < 256:
+                    time.sleep(0.002)
 
     t = threading.Thread(target=write, daemon=True)
     t.start()
@@ -197,6 +202,10 @@ def test_fifos_as_inputs_and_outputs(tq, tmp_path):
     t.join(10)
     assert code == 0, err
     assert (tmp_path / "from_fifo.tqz").read_bytes() == blob
+    t = _feed_fifo(fifo, npy, piece=7)  # the .npy header arriving a few bytes at a time
+    code, _, err = tq("compress", "pipe", "-o", "slow.tqz", "-b", "3", "--chunk-rows", "64")
+    t.join(10)
+    assert code == 0 and (tmp_path / "slow.tqz").read_bytes() == blob, err
 
     t = _feed_fifo(fifo, blob)
     code, _, err = tq("decompress", "pipe", "-o", "y.npy", "--select", "5:9")

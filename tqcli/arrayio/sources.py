@@ -10,6 +10,7 @@ header rules are in arrayio.npy, HDF5 input in arrayio.hdf5.
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import stat
@@ -215,6 +216,9 @@ def open_input(spec: str, dataset: str | None = None) -> ArraySource:
         if os.path.isdir(path):
             raise InputError("is a directory")
         f = open(path, "rb", buffering=0)
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            # a pipe's raw reads may come short; a buffered reader's read(n) does not
+            f = io.BufferedReader(f)
         try:
             if f.isatty():
                 raise InputError("refusing to read binary data from a terminal")
