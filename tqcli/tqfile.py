@@ -171,15 +171,18 @@ class TqFile:
             progress(0, total)
         codec = None  # built once a chunk has arrived: a header alone costs nothing
         cr = h.chunk_rows
-        wanted = _chunks_of_runs(starts, stops, cr, h.n_chunks)
-        wanted_set = set(wanted.tolist())
-        chunks = wanted.tolist() if reader.seekable else range(h.n_chunks)
+        c_lo, c_hi = _chunk_intervals(starts, stops, cr)
+        if reader.seekable:
+            chunks = (i for a, b in zip(c_lo.tolist(), c_hi.tolist()) for i in range(a, b + 1))
+        else:
+            chunks = range(h.n_chunks)
         done = 0
         pool: list[np.ndarray] = []
         turn = 0
         for i in chunks:
             payload = reader.read_chunk(i)
-            if i not in wanted_set:
+            k = int(np.searchsorted(c_hi, i))
+            if k == c_lo.size or c_lo[k] > i:  # a stream's chunk outside the selection
                 continue
             n = h.chunk_rows_of(i)
             if codec is None:
@@ -269,15 +272,15 @@ def _decode_chunk(codec: Codec, payload, rows: int, i: int, out=None) -> np.ndar
         raise
 
 
-def _chunks_of_runs(starts: np.ndarray, stops: np.ndarray, cr: int, n_chunks: int):
-    """The sorted indices of the chunks (of cr rows) that rows runs touch, without a loop
-    over the runs: each run adds +1 at its first chunk and -1 after its last."""
+def _chunk_intervals(starts: np.ndarray, stops: np.ndarray, cr: int):
+    """The chunks (of cr rows) that sorted, disjoint row runs touch, as merged intervals
+    [lo[k], hi[k]] of chunk indices -- never an array over all chunks, whose count a
+    stream's header only claims until its data arrive."""
     if starts.size == 0:
-        return np.zeros(0, np.int64)
-    edges = np.zeros(n_chunks + 1, np.int64)
-    np.add.at(edges, starts // cr, 1)
-    np.add.at(edges, (stops - 1) // cr + 1, -1)
-    return np.flatnonzero(np.cumsum(edges[:-1]) > 0)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lo, hi = starts // cr, (stops - 1) // cr
+    first = np.flatnonzero(np.r_[True, lo[1:] > hi[:-1] + 1])
+    return lo[first], np.maximum.reduceat(hi, first)
 
 
 def _gather_index(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
