@@ -12,6 +12,12 @@ that d and b.  1.00 is the optimum; rows of the "channels" and "constant" famili
 a few directions, so each seed is one draw of the rotation's error for those directions
 (the Haar column shows how much that alone varies).  It prints the table in markdown,
 then the worst seed average over d for each family, kind and b (README's summary).
+
+    python bench/rotation_quality.py --real           # the shared real data instead
+
+--real gives, for ../shared/data's sentence embeddings and KV dump, the nmse averaged over
+seeds 0-3 of each kind, without and with --center, at b = 2, 3, 4 (default options
+otherwise): whether the new default changed anything on real data.
 """
 
 from __future__ import annotations
@@ -50,7 +56,10 @@ def main() -> None:
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--real", action="store_true", help="the shared real data (see above)")
     a = ap.parse_args()
+    if a.real:
+        return real_data([int(v) for v in a.bits.split(",")], a.seeds)
     import tqcli
     from scipy.stats import ortho_group
 
@@ -90,6 +99,31 @@ def main() -> None:
                 d, r = max(table[family, kind, b].items(), key=lambda kv: abs(kv[1] - 1.0))
                 worst.append(f"{r:.3f} (d={d})")
             print(f"| {family} | {kind} | " + " | ".join(worst) + " |")
+
+
+def real_data(bits: list[int], seeds: int) -> None:
+    import tqcli
+
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+    print("| data | b | " + " | ".join(f"{k}{c}" for k in ("hadamard2", "tiled")
+                                        for c in ("", " --center")) + " |")
+    print("|---|---|---|---|---|---|")
+    for name in ("minilm_sentences", "minilm_kv"):
+        x = np.load(os.path.join(data, name + ".npy"))
+        rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        energy = (rows * rows).sum(axis=1)
+        for b in bits:
+            cells = []
+            for kind in ("hadamard2", "tiled"):
+                for center in (False, True):
+                    errs = []
+                    for seed in range(seeds):
+                        y = tqcli.decompress(tqcli.compress(x, bits=b, seed=seed,
+                                                            rotation=kind, center=center))
+                        y = y.reshape(rows.shape).astype(np.float64)
+                        errs.append(float((((rows - y) ** 2).sum(axis=1) / energy).mean()))
+                    cells.append(f"{np.mean(errs):.5f}")
+            print(f"| {name} | {b} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -163,7 +163,9 @@ def test_targets_pick_the_smallest_measured_width(tmp_path):
     assert "no setting evaluated meets nmse <= 0.001000: try more bits (-b 3-8)" in text
 
 
-def test_plot_writes_a_png_and_says_when_matplotlib_is_missing(tmp_path, monkeypatch):
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib", reason="--plot needs the plot extra: pip install "
+                        "'.[test,plot]' (.ci/run installs it)")
     np.save(tmp_path / "x.npy", gaussian(300, 32))
     png = tmp_path / "e.png"
     r = tq("eval", tmp_path / "x.npy", "-b", "2,3", "--center", "--queries", "30",
@@ -172,6 +174,10 @@ def test_plot_writes_a_png_and_says_when_matplotlib_is_missing(tmp_path, monkeyp
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = tq("eval", tmp_path / "x.npy", "-b", "2", "--plot", png)
     assert r.exit_code == 1 and r.stderr == f"tq: {png}: already exists; use -f to overwrite\n"
+
+
+def test_plot_says_when_matplotlib_is_missing(tmp_path, monkeypatch):
+    np.save(tmp_path / "x.npy", gaussian(300, 32))
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
     r = tq("eval", tmp_path / "x.npy", "-b", "2", "--plot", tmp_path / "f.png")
     assert r.exit_code == 1 and r.stdout == ""
