@@ -201,7 +201,7 @@ def decompress(src, rows=None, dtype: str | None = None,
     indexing over its leading axes would (a tuple of ints and slices, or text such as
     "3,0" or "2:4"; out-of-range is a ValueError; tqcli.selection), reading only the
     chunks that hold it.  dtype is None/"original", "float32", "float16" or "float64".
-    memory_limit: bytes of decoding state the header may ask for (spec 13.7; None: 64 MiB).
+    memory_limit: bytes of decoding state the header may ask for (spec 13.7; None: 256 MiB).
     """
     with TqFile(src, memory_limit) as f:
         return f.read(rows, dtype, select=select)

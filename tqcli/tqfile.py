@@ -87,7 +87,7 @@ class TqFile:
 
     def __init__(self, src, memory_limit: int | None = None):
         """memory_limit: bytes of decoding state the header may imply (spec 13.7; None:
-        limits.DEFAULT_MEMORY_LIMIT, 64 MiB; math.inf: none); a file above it is refused
+        limits.DEFAULT_MEMORY_LIMIT, 256 MiB; math.inf: none); a file above it is refused
         here, before any table is built (FormatError, rule "memory")."""
         self._own = None  # the file this object opened and must close
         try:
