@@ -45,17 +45,10 @@ class NpyStreamSource(ArraySource):
     def _read_all(self) -> bytearray:
         """All data bytes, read piecewise so that a lying header costs no memory up front."""
         raw = bytearray()
-        piece = 1 << 24
         while len(raw) < self.nbytes:
-            want = min(piece, self.nbytes - len(raw))
-            try:
-                got = self.stream.read(want)
-            except OSError as e:
-                raise InputError(f"read failed ({e.strerror or e})") from None
-            if not got:
-                raise InputError(f"truncated .npy data (ended {self.nbytes - len(raw)} bytes "
-                                 f"short)", kind="truncated")
-            raw += got
+            piece = bytearray(min(1 << 24, self.nbytes - len(raw)))
+            self._read_full(memoryview(piece), self.nbytes - len(raw))
+            raw += piece
         return raw
 
     def _check_end(self) -> None:
@@ -63,7 +56,9 @@ class NpyStreamSource(ArraySource):
         if self.size is None and self.stream.read(1):
             raise InputError("trailing data after the .npy array")
 
-    def _read_full(self, buf: memoryview) -> None:
+    def _read_full(self, buf: memoryview, remaining: int | None = None) -> None:
+        """Fill buf from the stream; `remaining` is the data bytes still due, for the message
+        when the stream ends early (by default the end of buf is the end of a block)."""
         got = 0
         while got < len(buf):
             try:
@@ -71,8 +66,10 @@ class NpyStreamSource(ArraySource):
             except OSError as e:
                 raise InputError(f"read failed ({e.strerror or e})") from None
             if not k:
-                raise InputError(f"truncated .npy data (ended {len(buf) - got} bytes short "
-                                 f"of a block)", kind="truncated")
+                short = (len(buf) - got) if remaining is None else remaining - got
+                raise InputError(f"truncated .npy data (ended {short} bytes short"
+                                 + (" of a block)" if remaining is None else ")"),
+                                 kind="truncated")
             got += k
 
     @property
