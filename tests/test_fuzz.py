@@ -37,6 +37,12 @@ MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
 MUTANTS = MANIFEST["mutants"]
 BASES = {name: (CORPUS / b["file"]).read_bytes() for name, b in MANIFEST["bases"].items()}
 
+# The corpus bases were written by tq 1.0 (hadamard2, no centre).  The forms tq 1.1 added --
+# the tiled rotation (the default) and a centred header -- are fuzzed from this container
+# too: 21 float32 rows of d = 40 (tiles 32 + 8), centred, 3 chunks.
+NEW_FORMS = tqcli.compress((np.random.default_rng(5).standard_normal((21, 40)) + 2.0)
+                           .astype(np.float32), bits=3, center=True, chunk_rows=8)
+
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -258,7 +264,8 @@ def mutate(blob: bytes, ops) -> bytes:
 
 
 @settings(FUZZ, max_examples=500)
-@given(blob=st.sampled_from(sorted(BASES.values())), ops=st.lists(OPS, min_size=1, max_size=4))
+@given(blob=st.sampled_from(sorted(BASES.values()) + [NEW_FORMS]),
+       ops=st.lists(OPS, min_size=1, max_size=4))
 def test_hypothesis_mutated_containers_are_refused(blob, ops):
     data = mutate(blob, ops)
     assume(data != blob)
@@ -291,6 +298,24 @@ def test_hypothesis_mutated_containers_on_the_command_line(pool, hyp_folder, blo
     finally:
         for name in os.listdir(hyp_folder):
             os.remove(hyp_folder / name)
+
+
+def test_new_forms_every_truncation_and_bit_flip_is_refused():
+    """Every proper prefix of the tiled, centred container, and a bit flip in every byte
+    (bit pos mod 8), as bytes and on a pipe (the library; the command line runs the same
+    reader)."""
+    h = tqcli.read_header(NEW_FORMS)
+    assert h.rotation == "tiled" and h.centered
+    cases = [("prefix", NEW_FORMS[:k]) for k in range(len(NEW_FORMS))]
+    for pos in range(len(NEW_FORMS)):
+        b = bytearray(NEW_FORMS)
+        b[pos] ^= 1 << (pos % 8)
+        cases.append((f"flip of byte {pos}", bytes(b)))
+    for what, data in cases:
+        for via, src in (("bytes", lambda: data), ("pipe", lambda: pipe_stream(data))):
+            problems, _ = check_library_failure(lambda: tqcli.decompress(src()),
+                                                f"{what} via {via}")
+            assert not problems, (what, via, problems)
 
 
 # ---------------------------------------------------------------------------- truncation
