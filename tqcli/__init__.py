@@ -19,7 +19,9 @@ package and running `tq --help` stay fast.
 __version__ = "1.1.0"
 
 _API = {"compress", "compress_to", "compress_file", "decompress", "decompress_file",
-        "read_header", "inspect", "evaluate_file", "set_threads", "Decompressed"}
+        "read_header", "inspect", "evaluate_file", "set_threads", "Decompressed",
+        "compress_collection", "compress_collection_file", "decompress_collection_file",
+        "open_collection"}
 _TQFILE = {"open", "TqFile"}
 _ERRORS = {"TqError", "FormatError", "InputError", "ScaleRangeError"}
 

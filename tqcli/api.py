@@ -28,7 +28,8 @@ from .codec import Codec, make_center, make_header
 from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
 from .pipeline import BackgroundConsumer
-from .tqfile import TqFile, output_dtype, plan_read, resolve_rows  # noqa: F401
+from .tqfile import (CollectionError, TqFile, output_dtype, plan_read,  # noqa: F401
+                     resolve_rows)
 
 ROTATION = rotations.DEFAULT  # the rotation kind new files get
 CODING = codings.DEFAULT      # the payload coding new files get
@@ -90,6 +91,8 @@ def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> He
     # each is checksummed and written while the next batch is encoded
     batch = max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
     blocks = source.blocks(header.chunk_rows * batch)
+    if arrayio.bf16.is_bf16(source.dtype):  # exact float32 values: no new kernel
+        blocks = (arrayio.bf16.to_f32(b) for b in blocks)
     if center is not None and center is not False:
         # the header holds the centre, so it is known before the first chunk is written:
         # from the first chunk's vectors (also on a pipe), or given
@@ -290,7 +293,19 @@ def inspect(src, verify: bool = False, memory_limit: int | None = None) -> dict:
     adds "verified": true.  A file whose decoding would need more than memory_limit
     (as for decompress) is refused like any file a decoder refuses.
     """
-    f, name = _open_named(src, refuse_directory=False, memory_limit=memory_limit)
+    try:
+        f, name = _open_named(src, refuse_directory=False, memory_limit=memory_limit)
+    except CollectionError as e:  # a collection: its members and the total
+        from .members import CollectionFile
+
+        name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
+        try:
+            reopen = name not in (None, "-")
+            with CollectionFile(src if reopen else None, memory_limit,
+                                reader=None if reopen else e.reader) as c:
+                return c.report(verify)
+        except TqError as e:
+            raise e.with_source(name if e.source is None else e.source)
     try:
         with f:
             if verify:
@@ -445,6 +460,10 @@ def _open_named(src, refuse_directory: bool,
         src, (bytes, bytearray, memoryview)) else None
 
 
-__all__ = ["compress", "compress_to", "compress_file", "decompress", "decompress_file",
+from .members import (compress_collection, compress_collection_file,  # noqa: E402
+                      decompress_collection_file, open_collection)
+
+__all__ = ["compress_collection", "compress_collection_file", "decompress_collection_file",
+           "open_collection", "compress", "compress_to", "compress_file", "decompress", "decompress_file",
            "read_header", "inspect", "evaluate_file", "set_threads", "TqFile", "Header",
            "TqError", "Decompressed"]

@@ -352,6 +352,16 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
                                  "access (default: about 4 MiB of float32 input).")
 @click.option("--dataset", metavar="PATH",
               help="HDF5 dataset to read (or write INPUT as FILE.h5:/path).")
+@click.option("--bits-for", "bits_for", metavar="PATTERN=B", multiple=True,
+              help="Collections: B bits for members whose name matches the shell pattern "
+                   "(repeatable; the last match wins), e.g. '*key*=8'.")
+@click.option("--lossless", metavar="PATTERN", multiple=True,
+              help="Collections: store members matching PATTERN losslessly (repeatable).")
+@click.option("--vector-size", type=click.IntRange(limits.MIN_DIM, limits.MAX_DIM),
+              default=None, metavar="D", help="Collections: cut the last axis into vectors "
+              "of D values (e.g. the head dimension of [tokens, heads * head_dim]).")
+@click.option("--input-dtype", type=click.Choice(["bfloat16"]), default=None,
+              help="Read a .npy's 2-byte items as bfloat16 (ml_dtypes saves it as '<V2').")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @common_keep
@@ -362,13 +372,20 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
               help="Progress bar (default: only when stderr is a terminal).")
 @common_threads
 def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dtype, rounds,
-             rotation, center, chunk_rows, dataset, to_stdout, force, keep, remove, quiet,
-             verbose, progress, threads):
-    """Compress each INPUT (.npy, .h5/.hdf5, or '-' for a .npy on stdin; none: stdin) into
-    a .tqz file."""
+             rotation, center, chunk_rows, dataset, bits_for, lossless, vector_size,
+             input_dtype, to_stdout, force, keep, remove, quiet, verbose, progress, threads):
+    """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, or '-' for a .npy on
+    stdin; none: stdin) into a .tqz file.  An HDF5 file (or group), a .safetensors file
+    and an .npz become one collection of named members; FILE.h5:/dataset one array."""
     from . import arrayio, files
 
     _check_encoder_options(mode, scale_rule, chunk_rows)
+    from .members import parse_bits_for
+
+    try:
+        parse_bits_for(bits_for)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--bits-for") from None
     inputs = _input_list(inputs, output, to_stdout, output_dir, keep, remove)
     engine = _Engine(threads)
 
@@ -379,7 +396,33 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
                 arrayio.split_h5_spec(input)[0], output_dir)
         if remove:
             _refuse_rm(out, input)
-        with arrayio.open_input(input, dataset) as source:
+        from . import members
+
+        coll = members.collection_input(input, dataset)
+        if coll is not None:
+            if input_dtype is not None:
+                raise click.UsageError("--input-dtype is for .npy input (a collection's "
+                                       "members carry their dtypes)")
+            if remove and arrayio.is_hdf5_name(coll[0]):
+                raise TqError("--rm refused for HDF5 input (the file may hold other data)",
+                              coll[0])
+            api = engine.start()
+            toc = api.compress_collection_file(
+                coll[0], out, group=coll[1], force=force, bits=bits, bits_for=bits_for,
+                lossless=lossless, vector_size=vector_size, mode=mode, seed=seed,
+                rounds=rounds, rotation=rotation, center=center, scale_rule=scale_rule,
+                scale_dtype=scale_dtype, chunk_rows=chunk_rows)
+            if remove:
+                _remove_input(coll[0])
+            if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
+                lossy = sum(e["kind"] == "tqz" for e in toc)
+                click.echo(f"{coll[0]}: {len(toc)} members ({lossy} compressed, "
+                           f"{len(toc) - lossy} lossless) -> {out}", err=True)
+            return
+        if bits_for or lossless or vector_size:
+            raise click.UsageError("--bits-for, --lossless and --vector-size apply to "
+                                   "collections (HDF5, .safetensors, .npz input)")
+        with arrayio.open_input(input, dataset, input_dtype) as source:
             api = engine.start()  # the kernels load once the input is good
             if remove and isinstance(source, arrayio.H5Source):
                 raise TqError("--rm refused for HDF5 input (the file may hold other data)",
@@ -427,6 +470,9 @@ def _select_option(ctx, param, value):
               "(of the flattened (n, d) view; the result is 2-D; out of range is an error).")
 @click.option("--dataset", metavar="PATH", default="data", show_default=True,
               help="Dataset name for HDF5 output.")
+@click.option("--member", "member", metavar="NAME", multiple=True,
+              help="Collections: decode only this member (repeatable); one member may be "
+                   "written as .npy or to stdout.")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @common_keep
@@ -437,8 +483,8 @@ def _select_option(ctx, param, value):
               help="Progress bar (default: only when stderr is a terminal).")
 @common_memory
 @common_threads
-def decompress(inputs, output, output_dir, dtype, select, rows, dataset, to_stdout, force,
-               keep, remove, quiet, verbose, progress, memory_limit, threads):
+def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member, to_stdout,
+               force, keep, remove, quiet, verbose, progress, memory_limit, threads):
     """Decompress each IN.tqz ('-' or none: stdin) into a .npy or HDF5 file."""
     from . import files
 
@@ -455,6 +501,28 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, to_stdo
             _refuse_rm(out, input)
         if input == "-" and sys.stdin.isatty():  # before the engine starts: refuse at once
             raise TqError("refusing to read binary data from a terminal", "-")
+        from . import members
+
+        if members.is_collection_file(input):
+            if select is not None or rows is not None:
+                raise click.UsageError("--select and --rows read one array; for a "
+                                       "collection choose members with --member")
+            api = engine.start()
+            target = "-" if to_stdout else output
+            done = api.decompress_collection_file(
+                input, target, members=list(member) or None, dtype=dtype, force=force,
+                memory_limit=memory_limit, output_dir=output_dir)
+            if remove:
+                if done["output"] == "-":
+                    _refuse_rm("-", input)
+                _remove_input(input)
+            if verbose:
+                click.echo(f"{input}: {len(done['members'])} members -> {done['output']}",
+                           err=True)
+            return
+        if member:
+            raise TqError("--member given but the file holds one array, not a collection",
+                          input)
         api = engine.start()
         with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
             done = api.decompress_file(input, out, rows=rows, select=select, dtype=dtype,
@@ -481,7 +549,7 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, to_stdo
 def inspect(inputs, as_json, verify, memory_limit):
     """Show the header, sizes and ratio of IN.tqz ('-' or none: stdin); a table of one line
     per file for several."""
-    from .report import inspect_table, inspect_text
+    from .report import collection_text, inspect_table, inspect_text
 
     inputs = _input_list(inputs, None, False, None, False, False)
     reports = []
@@ -489,7 +557,9 @@ def inspect(inputs, as_json, verify, memory_limit):
     def one(input):
         result = process.load_library().inspect(input, verify=verify,
                                                 memory_limit=memory_limit)
-        if len(inputs) == 1:
+        if result.get("layout") == "collection" and not as_json:
+            click.echo((f"{input}:\n" if len(inputs) > 1 else "") + collection_text(result))
+        elif len(inputs) == 1:
             click.echo(json.dumps(result, indent=2) if as_json else inspect_text(result))
         else:
             reports.append(dict(result, file=input))

@@ -14,8 +14,9 @@ MODES = ("mse", "prod")                           # header `mode`: index = code
 SCALE_RULES = ("ls", "norm", "ip")                # header `scale_rule`: index = code
 SCALE_DTYPES = ("float32", "float16", "float64")  # header `scale_dtype`: index = code
 SCALE_DTYPE_SIZES = {"float32": 4, "float16": 2, "float64": 8}
-SOURCE_DTYPES = {1: "float16", 2: "float32", 3: "float64"}  # header `source_dtype`
-SOURCE_DTYPE_SIZES = {"float16": 2, "float32": 4, "float64": 8}
+# header `source_dtype`; 4 (bfloat16) since revision 1.2: encoded from its exact float32 values
+SOURCE_DTYPES = {1: "float16", 2: "float32", 3: "float64", 4: "bfloat16"}
+SOURCE_DTYPE_SIZES = {"float16": 2, "float32": 4, "float64": 8, "bfloat16": 2}
 SCALE_DTYPE_CHOICES = ("auto",) + SCALE_DTYPES    # "auto": float32, float64 when a norm needs it
 OUTPUT_DTYPES = ("original", "float32", "float16", "float64")
 

@@ -217,3 +217,33 @@ def recommendation_text(rec: dict, reports: list[dict]) -> str:
         return (f"suggested: {flags}, the smallest here with nmse <= 0.01 (1% of the energy): "
                 f"{value}")
     return f"smallest setting with {goals}: {flags} (measured {measured})"
+
+
+def collection_text(r: dict) -> str:
+    """The text report of a collection: one line per member and the total."""
+    rows = [("member", "shape", "dtype", "bits", "bytes", "ratio")]
+    for m in r["members"]:
+        bits = "lossless" if m["kind"] == "raw" else str(m["bits"]) + (
+            f" (vectors of {m['vector']})" if m["shape"] and m["vector"] != m["shape"][-1]
+            else "")
+        rows.append((m["name"], " x ".join(map(str, m["shape"])) or "scalar", m["dtype"],
+                     bits, human_bytes(m["bytes"]),
+                     f"{m['ratio']:.2f}x" if m["ratio"] else "-"))
+    ratio = r["ratio_vs_original"]
+    rows.append(("total", f"{r['member_count']} members", "", "",
+                 human_bytes(r["file_bytes"] or r["member_bytes"]),
+                 f"{ratio:.2f}x" if ratio else "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = [f"collection of {r['member_count']} members from {r['source']} "
+             f"({human_bytes(r['original_bytes'])} of arrays)"]
+    for j, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i < 4 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if j == 0 or j == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    if r.get("metadata"):
+        lines.append("metadata: " + ", ".join(f"{k}={v}" for k, v in
+                                               sorted(r["metadata"].items())))
+    if r.get("verified"):
+        lines.append("verified: every member's checksums")
+    return "\n".join(lines)

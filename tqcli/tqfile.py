@@ -19,7 +19,7 @@ import numpy as np
 from . import arrayio, selection
 from .codec import Codec
 from .container import Header, check_memory
-from .errors import FormatError
+from .errors import FormatError, TqError
 from .layouts import open_reader
 from .limits import OUTPUT_DTYPES
 
@@ -61,6 +61,8 @@ def resolve_rows(rows, n: int, clip: bool = True) -> tuple[int, int]:
 def output_dtype(header: Header, dtype: str | None) -> np.dtype:
     """The dtype of decoded rows: the source's ("original" or None) or one of OUTPUT_DTYPES."""
     if dtype in (None, "original"):
+        if header.source_dtype == "bfloat16":
+            return arrayio.bf16.dtype()
         return np.dtype(header.source_dtype)
     if dtype not in OUTPUT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}")
@@ -82,6 +84,16 @@ def plan_read(header: Header, rows=None, select=None, clip_rows: bool = True):
     return (header.shape if rows is None else (b - a, header.dim)), starts, stops
 
 
+class CollectionError(TqError):
+    """A collection where one array was expected (tqcli.open_collection reads it)."""
+
+    def __init__(self, reader):
+        count = reader.info["members"]
+        super().__init__(f"holds a collection of {count} member{'s' * (count != 1)}; "
+                         f"choose one with --member NAME (tqcli.open_collection)")
+        self.reader = reader
+
+
 class TqFile:
     """A container opened from bytes, a path, or a binary stream (see module docstring)."""
 
@@ -92,6 +104,8 @@ class TqFile:
         self._own = None  # the file this object opened and must close
         try:
             self._reader = self._open(src)
+            if getattr(self._reader, "layout", "array") == "collection":
+                raise CollectionError(self._reader)
             check_memory(self._reader.header, memory_limit)
         except BaseException:
             self.close()

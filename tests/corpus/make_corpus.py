@@ -307,8 +307,10 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
         b = bytearray(blob)
         struct.pack_into("<H", b, 10, 1 << bit)
         L.fix_header_crc(b)
-        # bit 8 says a centre follows the codebook (tq 1.1), which these headers lack
-        rules = ["header-size"] if bit == 8 else ["flags", "coding"]
+        # bit 8 says a centre follows the codebook (tq 1.1), which these headers lack;
+        # bit 15 alone makes it a collection header (spec 18), whose JSON these bytes are not
+        rules = ["header-size"] if bit == 8 else ["collection-header"] if bit == 15 \
+            else ["flags", "coding"]
         yield "flags", f"flag bit {bit} set, header CRC recomputed", bytes(b), rules
 
     # 8. every header field set to a value a reader must refuse, header CRC recomputed
@@ -316,7 +318,7 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
     bad_fields = [("mode", 2, ["mode"]), ("mode", 255, ["mode"]), ("bits", 0, ["bits"]),
                   ("bits", 9, ["bits"]), ("scale_rule", 3, ["scale-rule"]),
                   ("scale_dtype", 7, ["scale-dtype"]), ("scale_dtype", 255, ["scale-dtype"]),
-                  ("source_dtype", 0, ["source-dtype"]), ("source_dtype", 4, ["source-dtype"]),
+                  ("source_dtype", 0, ["source-dtype"]), ("source_dtype", 5, ["source-dtype"]),
                   ("rotation", 0, ["rotation"]), ("rotation", 3, ["rotation"]),
                   ("rounds", 0, ["rounds"]), ("rounds", 33, ["rounds"]),
                   ("ndim", 0, ["rank"]), ("ndim", 33, ["rank"]),

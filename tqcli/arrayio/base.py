@@ -17,11 +17,13 @@ FLOAT_DTYPES = frozenset(SOURCE_DTYPE_SIZES)  # float16, float32, float64
 
 
 def check_dtype(dtype: np.dtype) -> None:
-    """Refuse anything but a plain float16/32/64 (either byte order)."""
+    """Refuse anything but a plain float16/32/64 (either byte order) or bfloat16."""
     dt = np.dtype(dtype)
     if dt.fields is not None or dt.subdtype is not None:
         raise InputError(f"structured dtype {dt} is not supported (need float16/32/64)",
                          kind="dtype")
+    if dt.name == "bfloat16" and dt.itemsize == 2:  # ml_dtypes' (kind "V")
+        return
     if dt.kind != "f" or dt.newbyteorder("=").name not in FLOAT_DTYPES:
         raise InputError(f"dtype {dt} is not supported (need float16, float32 or float64)",
                          kind="dtype")

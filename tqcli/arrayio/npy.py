@@ -70,7 +70,7 @@ VERSIONS = {
 }
 
 
-def read_npy_header(read) -> tuple[np.dtype, bool, tuple[int, ...], int]:
+def read_npy_header(read, check: bool = True) -> tuple[np.dtype, bool, tuple[int, ...], int]:
     """Parse a .npy header through read(n) and check it against the rules above.
 
     Returns (dtype, fortran_order, shape, offset of the first data byte).  Anything tq
@@ -117,7 +117,10 @@ def read_npy_header(read) -> tuple[np.dtype, bool, tuple[int, ...], int]:
         dtype = np.dtype(descr)
     except (TypeError, ValueError):
         raise InputError(f"unknown dtype {descr!r} in .npy header", kind="dtype") from None
-    check_dtype(dtype)
+    if check:  # check=False: any plain dtype (a collection's lossless member), never objects
+        check_dtype(dtype)
+    elif dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise InputError(f"dtype {dtype} is not supported", kind="dtype")
     return dtype, fortran, tuple(shape), start + hlen
 
 

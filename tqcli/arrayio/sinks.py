@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import bf16
 from .npy import npy_header_bytes
 
 
@@ -18,6 +19,8 @@ def saturating_cast(block: np.ndarray, dtype) -> np.ndarray:
     become its largest finite value instead of infinity (a reconstruction may overshoot
     a source value that sat near the top of the range)."""
     dtype = np.dtype(dtype)
+    if bf16.is_bf16(dtype):
+        return np.ascontiguousarray(bf16.f32_to_bits(block).view(dtype))
     if dtype.itemsize < block.dtype.itemsize:
         top = np.finfo(dtype).max
         block = np.clip(block, -top, top)

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from ..errors import InputError
+from . import bf16
 from .base import ArraySource, check_dtype, check_shape
 from .hdf5 import H5Source, split_h5_spec
 from .npy import NPY_MAGIC, read_npy_header
@@ -27,10 +28,12 @@ from .npy import NPY_MAGIC, read_npy_header
 class NpyStreamSource(ArraySource):
     """A C-order .npy read sequentially from a binary stream (a file or stdin)."""
 
-    def __init__(self, stream, name: str, size: int | None = None):
+    def __init__(self, stream, name: str, size: int | None = None,
+                 input_dtype: str | None = None):
         self.stream = stream
         self.name = name
-        dtype, fortran, shape, offset = read_npy_header(stream.read)
+        dtype, fortran, shape, offset = read_npy_header(stream.read, input_dtype is None)
+        dtype = _reinterpret(dtype, input_dtype)
         check_shape(shape)
         self.dtype, self.shape, self.fortran = dtype, shape, fortran
         self.data_offset = offset
@@ -140,6 +143,19 @@ class NpyStreamSource(ArraySource):
             self.stream.close()
 
 
+def _reinterpret(dtype: np.dtype, input_dtype: str | None) -> np.dtype:
+    """--input-dtype: the .npy's 2-byte items read as bfloat16 (ml_dtypes saves them as
+    '<V2'); None keeps the header's dtype."""
+    if input_dtype is None:
+        return dtype
+    if input_dtype != "bfloat16":
+        raise InputError(f"--input-dtype {input_dtype}: only bfloat16 is supported")
+    if dtype.itemsize != 2 or dtype.kind not in "Vu" and not bf16.is_bf16(dtype):
+        raise InputError(f"--input-dtype bfloat16 needs 2-byte items, the .npy holds {dtype}",
+                         kind="dtype")
+    return bf16.dtype()
+
+
 class _Replayed:
     """A binary stream whose first bytes were already read (to tell the file's kind):
     read and readinto give those bytes again, then the stream's.  A pipe cannot be
@@ -169,29 +185,31 @@ class _Replayed:
         self.stream.close()
 
 
-def open_npy(path: str) -> NpyStreamSource:
+def open_npy(path: str, input_dtype: str | None = None) -> NpyStreamSource:
     """A .npy file (memory-mapped when read), or stdin for '-' (read once, in order)."""
     if path == "-":
-        return NpyStreamSource(sys.stdin.buffer, "-")
+        return NpyStreamSource(sys.stdin.buffer, "-", input_dtype=input_dtype)
     f = open(path, "rb", buffering=0)
     try:
-        return _npy_source(f, path, b"")
+        return _npy_source(f, path, b"", input_dtype)
     except BaseException:
         f.close()
         raise
 
 
-def _npy_source(f, path: str, prefix: bytes) -> NpyStreamSource:
+def _npy_source(f, path: str, prefix: bytes, input_dtype=None) -> NpyStreamSource:
     """The source of an open file: memory-mapped when it is a regular file (its size is
     known and it can seek), read as a stream otherwise (a FIFO, /dev/stdin, a socket)."""
     st = os.fstat(f.fileno())
     if stat.S_ISREG(st.st_mode):
         f.seek(0)
-        return NpyStreamSource(f, path, size=st.st_size)
-    return NpyStreamSource(_Replayed(prefix, f) if prefix else f, path)
+        return NpyStreamSource(f, path, size=st.st_size, input_dtype=input_dtype)
+    return NpyStreamSource(_Replayed(prefix, f) if prefix else f, path,
+                           input_dtype=input_dtype)
 
 
-def open_input(spec: str, dataset: str | None = None) -> ArraySource:
+def open_input(spec: str, dataset: str | None = None,
+               input_dtype: str | None = None) -> ArraySource:
     """The source for a command-line input: '-' (a .npy on stdin), a .npy file, or an
     HDF5 file (FILE.h5:/path or `dataset` chooses the dataset).  The kind is decided by the
     file's first bytes, not its name; errors name the file.  The file is opened once, so
@@ -200,7 +218,7 @@ def open_input(spec: str, dataset: str | None = None) -> ArraySource:
         if sys.stdin.isatty():
             raise InputError("refusing to read binary data from a terminal", "-")
         try:
-            return open_npy("-")
+            return open_npy("-", input_dtype)
         except InputError as e:
             raise e.with_source("-")
     path, ds = split_h5_spec(spec)
@@ -228,7 +246,7 @@ def open_input(spec: str, dataset: str | None = None) -> ArraySource:
             if ds is not None:
                 raise InputError("--dataset given but the file is not HDF5")
             if magic.startswith(NPY_MAGIC):
-                return _npy_source(f, path, magic)
+                return _npy_source(f, path, magic, input_dtype)
             raise InputError("not a .npy or HDF5 file" if magic else
                              "empty input (not a .npy or HDF5 file)", kind="not-npy")
         except BaseException:
