@@ -24,6 +24,9 @@ def check_dtype(dtype: np.dtype) -> None:
                          kind="dtype")
     if dt.name == "bfloat16" and dt.itemsize == 2:  # ml_dtypes' (kind "V")
         return
+    if dt.kind == "V" and dt.itemsize == 2:
+        raise InputError(f"dtype {dt} is not supported (bfloat16 as ml_dtypes saves it? "
+                         f"use --input-dtype bfloat16)", kind="dtype")
     if dt.kind != "f" or dt.newbyteorder("=").name not in FLOAT_DTYPES:
         raise InputError(f"dtype {dt} is not supported (need float16, float32 or float64)",
                          kind="dtype")

@@ -142,8 +142,20 @@ def _hdf5_members(path: str, group: str | None):
         base = root.name.rstrip("/")
         found, groups = [], {"": _attrs(root)}
 
+        problems = []
+
         def visit(name, link):
+            # an exception raised inside HDF5's iteration is mangled by h5py: record the
+            # first problem and stop the walk (a non-None return value), raise it after
             full = f"{root.name.rstrip('/')}/{name}"
+            try:
+                _visit(name, link, full)
+            except InputError as e:
+                problems.append(e)
+                return True
+            return None
+
+        def _visit(name, link, full):
             if isinstance(link, h5py.ExternalLink):
                 raise InputError(f"{full} is a link into another file (tq reads only the "
                                  f"file it is given)")
@@ -160,6 +172,8 @@ def _hdf5_members(path: str, group: str | None):
                 found.append((name, tuple(obj.shape), np.dtype(obj.dtype), _attrs(obj)))
 
         root.visititems_links(visit)
+        if problems:
+            raise problems[0]
     members = []
     for name, shape, dt, attrs in found:
         full = f"{base}/{name}"

@@ -36,7 +36,10 @@ class NpySink:
         stream.write(npy_header_bytes(shape, self.dtype))
 
     def write(self, block: np.ndarray) -> None:
-        self.stream.write(saturating_cast(block, self.dtype).data)
+        out = saturating_cast(block, self.dtype)
+        if bf16.is_bf16(out.dtype):  # a buffer of ml_dtypes' type is not exportable
+            out = out.view(np.uint16)
+        self.stream.write(out.data)
 
     def close(self) -> None:
         self.stream.flush()

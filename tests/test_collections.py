@@ -1,0 +1,476 @@
+"""Collections (issue 12): many named arrays in one .tqz (spec/tqz-v1.md section 18).
+
+Round trips through the library and the command line (HDF5 tree with attributes,
+safetensors with bfloat16 and metadata, .npz), bits per member, bfloat16, reading one member
+without the others, and hostile collections: every bit flip, every truncation and crafted
+tables of contents (overlaps, huge counts, names with '..', '/', NUL, deep nesting,
+duplicates), each refused with a rule of spec 18.6 -- as bytes and as a stream.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+import tqcli
+from tqcli import codebook, collection
+from tqcli.members import compress_collection, open_collection
+
+from conftest import data_file, nmse
+
+ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 needs the kv extra "
+                                "(pip install '.[kv]')")
+
+
+def small_arrays():
+    rng = np.random.default_rng(12)
+    return {
+        "layers/0/key": rng.standard_normal((2, 40, 16)).astype(np.float32),
+        "layers/0/value": rng.standard_normal((2, 40, 16)).astype(ml_dtypes.bfloat16),
+        "emb": rng.standard_normal((24, 32)).astype(np.float16),
+        "ids": np.arange(40, dtype=np.int64) * 7,
+        "mask": np.arange(10) % 3 == 0,
+        "tiny": np.float64([1.5, -2.0, 3.25]),
+    }
+
+
+def build(arrays=None, **kw) -> bytes:
+    buf = io.BytesIO()
+    compress_collection(small_arrays() if arrays is None else arrays, buf, **kw)
+    return buf.getvalue()
+
+
+class Pipe(io.RawIOBase):
+    """A non-seekable stream over bytes, as a pipe is."""
+
+    def __init__(self, data: bytes):
+        self.data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        return self.data.readinto(buf)
+
+
+def read_all(src) -> dict:
+    with open_collection(src) as c:
+        return {rec["name"]: a for rec, a in c.items()}
+
+
+def test_library_round_trip_names_dtypes_bits_and_streams():
+    arrays = small_arrays()
+    blob = build(arrays, bits=3, bits_for=["*key*=8", "layers/*=5", "*/0/key=6"],
+                 lossless=["emb"], vector_size=None)
+    with open_collection(blob) as c:
+        assert c.names == list(arrays)
+        kinds = {e["name"]: (e["kind"], e.get("bits")) for e in c.members}
+        # the last matching pattern wins; ints, bools, the lossless pattern and a 3-value
+        # float array are stored raw
+        assert kinds == {"layers/0/key": ("tqz", 6), "layers/0/value": ("tqz", 5),
+                         "emb": ("raw", None), "ids": ("raw", None),
+                         "mask": ("raw", None), "tiny": ("raw", None)}
+        got = {n: c.read(n) for n in c.names}
+    streamed = read_all(io.BufferedReader(Pipe(blob)))
+    for name, x in arrays.items():
+        assert got[name].dtype == x.dtype and got[name].shape == x.shape, name
+        assert np.array_equal(streamed[name].view(np.uint8), got[name].view(np.uint8))
+        if kinds[name][0] == "raw":
+            assert np.array_equal(got[name].view(np.uint8), x.view(np.uint8)), name
+    xf = arrays["layers/0/key"]
+    err = nmse(xf.reshape(-1, 16), got["layers/0/key"].reshape(-1, 16))
+    assert err <= 1.1 * codebook.expected_distortion(16, 6)  # 80 vectors: a loose 10%
+    # bfloat16 comes back bfloat16, its error that of 5 bits (plus bfloat16's rounding)
+    v = arrays["layers/0/value"].astype(np.float32).reshape(-1, 16)
+    err = nmse(v, got["layers/0/value"].astype(np.float32).reshape(-1, 16))
+    assert err <= 1.1 * codebook.expected_distortion(16, 5) + 2e-5
+
+
+def test_vector_size_splits_the_last_axis_and_keeps_the_shape():
+    x = np.random.default_rng(3).standard_normal((2, 64, 4 * 16)).astype(np.float32)
+    blob = build({"kv_cache": x}, bits=4, vector_size=16)
+    with open_collection(blob) as c:
+        (e,) = c.members
+        assert e["vector"] == 16 and e["shape"] == [2, 64, 64]
+        with c.open_member("kv_cache") as f:
+            assert f.header.shape == (2, 64, 4, 16) and f.header.dim == 16
+        y = c.read("kv_cache")
+    assert y.shape == x.shape
+    whole = tqcli.decompress(tqcli.compress(x.reshape(2, 64, 4, 16), bits=4))
+    assert np.array_equal(y, whole.reshape(x.shape))  # the same as compressing per head
+    with pytest.raises(tqcli.InputError, match="vector-size"):
+        build({"kv_cache": x}, vector_size=24)
+
+
+def test_one_member_is_read_without_touching_the_others():
+    rng = np.random.default_rng(5)
+    arrays = {f"m{i}": rng.standard_normal((512, 64)).astype(np.float32) for i in range(8)}
+    blob = build(arrays, bits=4)
+
+    class Counting(io.BytesIO):
+        touched = []
+
+        def read(self, n=-1):
+            start = self.tell()
+            data = super().read(n)
+            self.touched.append((start, start + len(data)))
+            return data
+
+        def readinto(self, b):
+            start = self.tell()
+            k = super().readinto(b)
+            self.touched.append((start, start + k))
+            return k
+
+    src = Counting(blob)
+    with open_collection(src) as c:
+        Counting.touched.clear()
+        y = c.read("m5")
+        e = c._reader.entry("m5")
+    assert np.array_equal(y, tqcli.decompress(tqcli.compress(arrays["m5"], bits=4)))
+    lo, hi = e["offset"], e["offset"] + e["record"] + e["length"]
+    assert all(lo <= a and b <= hi for a, b in Counting.touched), (lo, hi, Counting.touched)
+    assert sum(b - a for a, b in Counting.touched) <= e["record"] + e["length"]
+
+
+def test_single_array_files_and_api_are_unchanged():
+    x = np.random.default_rng(1).standard_normal((40, 16)).astype(np.float32)
+    blob = tqcli.compress(x, bits=3)
+    assert blob[10:12] == b"\x00\x00"  # no collection bit: byte for byte the old layout
+    with pytest.raises(tqcli.TqError, match="collection of 6 members"):
+        tqcli.decompress(build())
+    with pytest.raises(tqcli.TqError, match="single-array"):
+        open_collection(blob)
+
+
+def test_bfloat16_arrays_and_npy_input_dtype(tmp_path, tq):
+    x = np.random.default_rng(2).standard_normal((64, 32)).astype(ml_dtypes.bfloat16)
+    blob = tqcli.compress(x, bits=4)
+    assert tqcli.read_header(blob).source_dtype == "bfloat16"
+    assert blob[20] == 4  # source_dtype code 4 (spec 3.1)
+    y = tqcli.decompress(blob)
+    assert y.dtype == x.dtype
+    # encoded from the exact float32 values: the same codes as the float32 array's
+    same = tqcli.decompress(tqcli.compress(x.astype(np.float32), bits=4))
+    assert np.array_equal(y.view(np.uint16), same.astype(ml_dtypes.bfloat16).view(np.uint16))
+    np.save(tmp_path / "b.npy", x)  # descr '<V2'
+    code, _, err = tq("compress", "b.npy")
+    assert code == 1 and "--input-dtype bfloat16" in err[0]
+    code, _, err = tq("compress", "b.npy", "--input-dtype", "bfloat16", "-b", "4")
+    assert code == 0, err
+    code, _, err = tq("decompress", "b.npy.tqz", "-o", "c.npy")
+    assert code == 0, err
+    back = np.load(tmp_path / "c.npy").view(ml_dtypes.bfloat16)
+    assert np.array_equal(back.view(np.uint16), y.view(np.uint16))
+
+
+@pytest.fixture
+def tq(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from tqcli.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGPIPE)}
+
+    def run(*args, input=None):
+        result = CliRunner().invoke(main, [str(a) for a in args], input=input)
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        assert "Traceback" not in result.stderr
+        return result.exit_code, result.stdout_bytes, result.stderr.splitlines()
+
+    return run
+
+
+def test_minilm_kv_h5_round_trip_k8v4(tmp_path, tq):
+    import h5py
+
+    src = data_file("minilm_kv.h5")
+    code, _, err = tq("compress", src, "-o", "kv.h5.tqz", "--bits-for", "*key*=8",
+                      "--bits-for", "*value*=4", "--lossless", "layers/0/*")
+    assert code == 0, err
+    code, out, err = tq("inspect", "kv.h5.tqz", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    bits = {m["name"]: "lossless" if m["kind"] == "raw" else m["bits"] for m in r["members"]}
+    assert bits["layers/0/key"] == bits["layers/0/value"] == "lossless"
+    assert bits["layers/3/key"] == 8 and bits["layers/3/value"] == 4
+    code, out, _ = tq("inspect", "kv.h5.tqz")
+    text = out.decode()
+    assert "lossless" in text and "total" in text and "layers/5/value" in text
+    code, _, err = tq("decompress", "kv.h5.tqz")  # -> kv.h5, the same kind of file
+    assert code == 0, err
+    with h5py.File(src) as a, h5py.File(tmp_path / "kv.h5") as b:
+        names = []
+        a.visititems(lambda k, v: names.append(k))
+        seen = []
+        b.visititems(lambda k, v: seen.append(k))
+        assert sorted(names) == sorted(seen)
+        assert {k: a.attrs[k] for k in a.attrs} == {k: b.attrs[k] for k in b.attrs}
+        for name in names:
+            if not isinstance(a[name], h5py.Dataset):
+                continue
+            x, y = a[name][()], b[name][()]
+            assert x.shape == y.shape and x.dtype == y.dtype
+            assert dict(a[name].attrs) == dict(b[name].attrs)
+            if bits[name] == "lossless":
+                assert np.array_equal(x, y)
+            else:
+                opt = codebook.expected_distortion(x.shape[-1], bits[name])
+                ratio = nmse(x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])) / opt
+                assert ratio <= 1.02, (name, ratio)
+    # one member to stdout as .npy
+    code, out, err = tq("decompress", "kv.h5.tqz", "--member", "layers/2/value", "-c")
+    assert code == 0, err
+    one = np.load(io.BytesIO(out))
+    with h5py.File(tmp_path / "kv.h5") as b:
+        assert np.array_equal(one, b["layers/2/value"][()])
+    code, _, err = tq("decompress", "kv.h5.tqz", "--member", "nope", "-o", "x.h5")
+    assert code == 1 and "no member 'nope'" in err[0] and not (tmp_path / "x.h5").exists()
+
+
+def test_safetensors_bf16_int64_metadata_round_trip(tmp_path, tq):
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(4)
+    tensors = {"layer.0.key": rng.standard_normal((64, 4 * 16)).astype(ml_dtypes.bfloat16),
+               "layer.0.value": rng.standard_normal((64, 4 * 16)).astype(ml_dtypes.bfloat16),
+               "positions": np.arange(64, dtype=np.int64)}
+    meta = {"model": "test", "layout": "[tokens, heads * head_dim]"}
+    save_file(tensors, str(tmp_path / "kv.safetensors"), metadata=meta)
+    code, _, err = tq("compress", "kv.safetensors", "--vector-size", "16",
+                      "--bits-for", "*key*=8")
+    assert code == 0, err
+    code, _, err = tq("decompress", "kv.safetensors.tqz", "-o", "back.safetensors")
+    assert code == 0, err
+    with safe_open(str(tmp_path / "back.safetensors"), "np") as f:
+        assert f.metadata() == meta
+        assert np.array_equal(f.get_tensor("positions"), tensors["positions"])
+        for name, bits in (("layer.0.key", 8), ("layer.0.value", 4)):
+            y = f.get_tensor(name)
+            assert y.dtype == tensors[name].dtype and y.shape == (64, 64)
+            x = tensors[name].astype(np.float32).reshape(-1, 16)
+            err = nmse(x, y.astype(np.float32).reshape(-1, 16))
+            # bfloat16's own rounding (about 2^-9 relative) adds ~1e-5 to the bound
+            assert err <= 1.02 * codebook.expected_distortion(16, bits) + 2e-5, (name, err)
+
+
+def test_npz_round_trip_and_pickles_refused(tmp_path, tq):
+    x = np.random.default_rng(6).standard_normal((100, 32)).astype(np.float32)
+    ids = np.arange(100, dtype=np.int32)
+    np.savez(tmp_path / "e.npz", emb=x, ids=ids)
+    code, _, err = tq("compress", "e.npz", "-b", "4")
+    assert code == 0, err
+    code, _, err = tq("decompress", "e.npz.tqz")
+    assert code == 1 and "already exists" in err[0]  # the source is never overwritten
+    code, _, err = tq("decompress", "e.npz.tqz", "-o", "back.npz")
+    assert code == 0, err
+    with np.load(tmp_path / "back.npz", allow_pickle=False) as z:
+        assert sorted(z.files) == ["emb", "ids"]
+        assert np.array_equal(z["ids"], ids) and z["ids"].dtype == ids.dtype
+        assert nmse(x, z["emb"]) <= 1.05 * codebook.expected_distortion(32, 4)
+    np.savez(tmp_path / "p.npz", obj=np.array([{"a": 1}], dtype=object))
+    code, _, err = tq("compress", "p.npz")
+    assert code == 1 and len(err) == 1 and "pickle" in err[0]
+    assert not (tmp_path / "p.npz.tqz").exists()
+
+
+def test_hdf5_soft_links_are_refused(tmp_path, tq):
+    import h5py
+
+    with h5py.File(tmp_path / "l.h5", "w") as f:
+        f["a"] = np.ones((16, 8), np.float32)
+        f["b"] = h5py.SoftLink("/a")
+        f["c"] = h5py.ExternalLink("other.h5", "/x")
+    code, _, err = tq("compress", "l.h5")
+    assert code == 1 and len(err) == 1 and "link" in err[0]
+
+
+# ---------------------------------------------------------------------- hostile collections
+
+
+def hostile_base() -> bytes:
+    rng = np.random.default_rng(9)
+    return build({"a/k": rng.standard_normal((16, 8)).astype(np.float32),
+                  "ids": np.arange(5, dtype=np.int16)}, bits=2, chunk_rows=8)
+
+
+def refused(data: bytes, base: dict | None = None) -> set:
+    """The rules refusing `data` as bytes and as a pipe (a crash fails the test: a pipe
+    reads a TOC of the length its records imply, so one whose digits differ in length ends
+    short there, `truncated`); an
+    accepted file must decode to exactly `base`'s values when given."""
+    rules = set()
+    for src in (lambda: data, lambda: io.BufferedReader(Pipe(data))):
+        try:
+            got = read_all(src())
+        except tqcli.FormatError as e:
+            rules.add(e.rule)
+            continue
+        except tqcli.TqError as e:  # e.g. a collection inside a collection
+            rules.add(type(e).__name__)
+            continue
+        rules.add(None)
+        assert base is None or got.keys() == base.keys() and all(
+            np.array_equal(got[k], base[k]) for k in got), "undetected corruption"
+    return rules
+
+
+def test_every_bit_flip_and_truncation_is_refused():
+    blob = hostile_base()
+    base = read_all(blob)
+    counts = {"flips": 0, "truncations": 0}
+    for i in range(len(blob)):
+        b = bytearray(blob)
+        b[i] ^= 1 << (i % 8)
+        assert None not in refused(bytes(b), base), i
+        counts["flips"] += 1
+    for n in range(len(blob)):
+        assert None not in refused(blob[:n], base), n
+        counts["truncations"] += 1
+    assert None not in refused(blob + b"\0")
+    print(f"\n[collections] {counts['flips']} bit flips, {counts['truncations']} "
+          f"truncations, 1 trailing byte: all refused as bytes and as a stream")
+
+
+def craft(info: dict, members, toc=None, footer=None, header_json=None) -> bytes:
+    """A collection from raw parts with every checksum right: (record, data) pairs."""
+    body = header_json if header_json is not None else collection.dump_json(info)
+    head = collection.MAGIC + struct.pack("<HHI", 1, 0x8000, 16 + len(body) + 4) + body
+    out = head + struct.pack("<I", zlib.crc32(head))
+    entries = []
+    for rec, data in members:
+        raw = rec if isinstance(rec, bytes) else collection.dump_json(rec)
+        r = struct.pack("<4sI", b"TQZM", 8 + len(raw) + 4) + raw
+        try:
+            fields = json.loads(raw)
+        except ValueError:
+            fields = {}
+        entries.append(dict(fields, offset=len(out), record=len(r) + 4))
+        out += r + struct.pack("<I", zlib.crc32(r)) + data
+    t = b"TQZT" + (toc if isinstance(toc, bytes) else collection.dump_json(
+        entries if toc is None else toc(entries)))
+    count = info.get("members", len(members)) % (1 << 32) if isinstance(info, dict) else 0
+    fields = dict(off=len(out), length=len(t), count=count)
+    fields.update(footer or {})
+    f = struct.pack("<QQI", fields["off"], fields["length"], fields["count"])
+    return out + t + f + struct.pack("<I", zlib.crc32(t + f)) + b"TQZC"
+
+
+def raw_member(name: str, values: np.ndarray, **extra):
+    data = values.tobytes()
+    data += struct.pack("<I", zlib.crc32(data))
+    rec = dict(name=name, kind="raw", shape=list(values.shape), dtype=values.dtype.name,
+               attrs={}, length=len(data))
+    rec.update(extra)
+    return rec, data
+
+
+def hostile_cases():
+    # a bad record is refused by the TOC's copy of it when the file can seek ("toc"), by
+    # the record itself on a pipe ("member-record")
+    one = np.arange(4, dtype=np.int32)
+    ok = raw_member("x", one)
+    yield "valid", craft({"members": 1}, [ok]), {None}
+    for name in ("../x", "/abs", "a/../b", "a//b", "a/./b", ".", "", "a\0b", "a\\b",
+                 "x\n", "/".join(["d"] * 33), "é" * 600):
+        yield f"name {name[:12]!r}", craft({"members": 1}, [raw_member(name, one)]), \
+            {"member-name"}
+    yield "duplicate names", craft({"members": 2}, [ok, ok]), {"member-name"}
+    yield "name is a folder", craft({"members": 2}, [raw_member("a", one),
+                                                     raw_member("a/b", one)]), {"member-name"}
+    yield "huge member count", craft({"members": 2 ** 40}, [ok]), {"collection-header"}
+    yield "count differs", craft({"members": 2}, [ok]), {"footer-layout", "toc", "member-record"}
+    yield "footer count", craft({"members": 1}, [ok], footer={"count": 2 ** 31}), \
+        {"footer-layout", "toc"}
+    yield "huge toc length", craft({"members": 1}, [ok], footer={"length": 2 ** 62}), \
+        {"footer-layout", "toc", "toc-crc"}
+    yield "toc offset past the end", craft({"members": 1}, [ok], footer={"off": 2 ** 63}), \
+        {"footer-layout", "toc-crc"}
+    yield "overlapping ranges", craft({"members": 2}, [ok, raw_member("y", one)],
+                                      toc=lambda es: [es[0], dict(es[1], offset=es[0]["offset"]
+                                                                  + 4)]), \
+        {"member-layout", "toc-record", "truncated"}
+    yield "gap", craft({"members": 1}, [ok], toc=lambda es: [dict(es[0], offset=es[0]["offset"]
+                                                                  + 1)]), \
+        {"member-layout", "toc-record", "truncated"}
+    yield "toc length lies", craft({"members": 1}, [ok], toc=lambda es: [dict(
+        es[0], length=2 ** 60)]), {"member-length", "toc-record", "truncated", "toc"}
+    yield "raw length lies", craft({"members": 1}, [(dict(ok[0], length=8), ok[1])]), \
+        {"member-length"}
+    yield "huge shape", craft({"members": 1}, [(dict(ok[0], shape=[2 ** 48] * 3), ok[1])]), \
+        {"member-record", "member-length", "toc"}
+    yield "negative extent", craft({"members": 1}, [(dict(ok[0], shape=[-4]), ok[1])]), \
+        {"member-record", "toc"}
+    yield "unknown kind", craft({"members": 1}, [(dict(ok[0], kind="zip"), ok[1])]), \
+        {"member-record", "toc"}
+    yield "object dtype", craft({"members": 1}, [(dict(ok[0], dtype="object"), ok[1])]), \
+        {"member-record", "toc"}
+    yield "extra field", craft({"members": 1}, [(dict(ok[0], pickle=1), ok[1])]), \
+        {"member-record", "toc"}
+    deep = {"a": 1}
+    for _ in range(40):
+        deep = {"a": deep}
+    yield "deep attrs", craft({"members": 1}, [(dict(ok[0], attrs=deep), ok[1])]), \
+        {"member-record", "toc"}
+    yield "deep header", craft({"members": 1}, [ok], header_json=b"[" * 100000 + b"]" * 100000
+                               ), {"collection-header"}
+    yield "deep toc", craft({"members": 1}, [ok], toc=b"[" * 50000), {"toc"}
+    yield "NaN in header", craft({"members": 1}, [ok], header_json=b'{"members":1,"x":NaN}'), \
+        {"collection-header"}
+    yield "duplicate keys", craft({"members": 1}, [ok], header_json=b'{"members":1,"members":1}'
+                                  ), {"collection-header"}
+    yield "not UTF-8", craft({"members": 1}, [(b'{"name":"\xff"}', ok[1])]), \
+        {"member-record", "member-name"}
+    yield "bool values", craft({"members": 1}, [raw_member("m", np.uint8([0, 1, 2]).view(
+        bool))]), {"member-values"}
+    yield "raw crc", craft({"members": 1}, [(ok[0], ok[1][:-1] + bytes([ok[1][-1] ^ 1]))]), \
+        {"member-crc"}
+    x = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
+    tqz = tqcli.compress(x, bits=2, chunk_rows=8)
+    rec = dict(name="t", kind="tqz", shape=[16, 8], dtype="float32", attrs={},
+               length=len(tqz), vector=8, bits=2)
+    yield "tqz member", craft({"members": 1}, [(rec, tqz)]), {None}
+    yield "tqz shape differs", craft({"members": 1}, [(dict(rec, shape=[8, 16], vector=16),
+                                                       tqz)]), {"member-header"}
+    yield "tqz bits differ", craft({"members": 1}, [(dict(rec, bits=3), tqz)]), \
+        {"member-header"}
+    yield "tqz dtype differs", craft({"members": 1}, [(dict(rec, dtype="float64"), tqz)]), \
+        {"member-header"}
+    yield "tqz shorter than its record", craft({"members": 1}, [(dict(
+        rec, length=len(tqz) + 8), tqz + bytes(8))]), {"trailing"}
+    yield "tqz longer than its record", craft({"members": 1}, [(dict(
+        rec, length=len(tqz) - 24), tqz[:-24])]), {"length", "truncated"}
+    yield "nested collection", craft({"members": 1}, [(dict(rec, length=len(
+        craft({"members": 1}, [ok]))), craft({"members": 1}, [ok]))]), \
+        {"CollectionError"}
+
+
+def test_crafted_collections_are_refused_by_their_rule():
+    count = 0
+    for what, data, rules in hostile_cases():
+        got = refused(data)
+        assert got <= rules, (what, got, rules)
+        count += 1
+    print(f"\n[collections] {count} crafted collections: each refused by its rule "
+          f"(or read, the two valid ones), as bytes and as a stream")
+
+
+def test_hostile_member_names_never_become_output_paths(tmp_path, tq):
+    one = np.arange(4, dtype=np.int32)
+    for i, name in enumerate(("../escape", "/tmp/abs", "a/../../b")):
+        (tmp_path / f"h{i}.tqz").write_bytes(craft({"members": 1}, [raw_member(name, one)]))
+        for out in (f"o{i}.npz", f"o{i}.h5", f"o{i}.safetensors"):
+            code, _, err = tq("decompress", f"h{i}.tqz", "-o", out)
+            assert code == 1 and len(err) == 1 and err[0].startswith(f"tq: h{i}.tqz:")
+            assert not (tmp_path / out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h0.tqz", "h1.tqz", "h2.tqz"]
+    assert not (tmp_path.parent / "escape").exists()
