@@ -474,3 +474,74 @@ def test_hostile_member_names_never_become_output_paths(tmp_path, tq):
             assert not (tmp_path / out).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h0.tqz", "h1.tqz", "h2.tqz"]
     assert not (tmp_path.parent / "escape").exists()
+
+
+# ---------------------------------------------------------------------- the test vector
+
+VECTORS = __import__("pathlib").Path(__file__).resolve().parent.parent / "spec" / "vectors"
+
+
+def parse_from_spec(blob: bytes) -> tuple[dict, list[tuple[dict, bytes]]]:
+    """Section 18 read with struct, zlib and json only: (info, [(record, member bytes)])."""
+    assert blob[:8] == b"\x89TQZ\r\n\x1a\n" and struct.unpack_from("<HH", blob, 8) == (1, 0x8000)
+    (h,) = struct.unpack_from("<I", blob, 12)
+    assert zlib.crc32(blob[:h - 4]) == struct.unpack_from("<I", blob, h - 4)[0]
+    info = json.loads(blob[16:h - 4])
+    toc_off, toc_len, count, crc, end = struct.unpack_from("<QQII4s", blob, len(blob) - 28)
+    assert end == b"TQZC" and toc_off + toc_len + 28 == len(blob) and count == info["members"]
+    toc = blob[toc_off:toc_off + toc_len]
+    assert zlib.crc32(toc + blob[len(blob) - 28:len(blob) - 8]) == crc and toc[:4] == b"TQZT"
+    entries, pos, out = json.loads(toc[4:]), h, []
+    for e in entries:
+        assert e["offset"] == pos
+        magic, r = struct.unpack_from("<4sI", blob, pos)
+        assert magic == b"TQZM" and r == e["record"]
+        assert zlib.crc32(blob[pos:pos + r - 4]) == struct.unpack_from("<I", blob, pos + r - 4)[0]
+        rec = json.loads(blob[pos + 8:pos + r - 4])
+        assert rec == {k: v for k, v in e.items() if k not in ("offset", "record")}
+        out.append((rec, blob[pos + r:pos + r + rec["length"]]))
+        pos += r + rec["length"]
+    assert pos == toc_off
+    # the compact, sorted JSON a writer produces (what a stream reader compares)
+    assert toc[4:] == json.dumps(entries, sort_keys=True, separators=(",", ":"),
+                                 ensure_ascii=False).encode()
+    return info, out
+
+
+def test_collection_vector_is_reproduced_and_read_from_the_spec():
+    spec = json.loads((VECTORS / "collections.json").read_text())["collection_kv"]
+    blob = (VECTORS / "collection_kv.tqz").read_bytes()
+    with np.load(VECTORS / "collection_kv.input.npz", allow_pickle=False) as z:
+        inputs = {k: z[k] for k in z.files}
+    with np.load(VECTORS / "collection_kv.decoded.npz", allow_pickle=False) as z:
+        decoded = {k: z[k] for k in z.files}
+    info, members = parse_from_spec(blob)
+    assert info == dict(spec["info"], members=len(inputs))
+    arrays = {}
+    for rec, data in members:
+        x = inputs[rec["name"]]
+        if rec["dtype"] == "bfloat16":
+            x = x.view(ml_dtypes.bfloat16)
+        arrays[rec["name"]] = x
+        assert list(x.shape) == rec["shape"]
+        if rec["kind"] == "raw":  # the values, little-endian, and their CRC
+            assert data[:-4] == np.ascontiguousarray(x).tobytes()
+            assert zlib.crc32(data[:-4]) == struct.unpack("<I", data[-4:])[0]
+        else:  # a whole single-array file of the member, its last axis cut into vectors
+            v = rec["vector"]
+            opts = {k: spec["options"][k] for k in ("seed", "chunk_rows", "rotation")}
+            shape = x.shape if v == x.shape[-1] else x.shape[:-1] + (x.shape[-1] // v, v)
+            assert data == tqcli.compress(x.reshape(shape), bits=rec["bits"], **opts)
+    kinds = {rec["name"]: rec.get("bits") or rec["kind"] for rec, _ in members}
+    assert kinds == {"layers/0/key": 8, "layers/0/value": 4, "kv_cache": 4,
+                     "positions": "raw", "mask": "raw", "scale": "raw", "tiny": "raw"}
+    # tq writes the same bytes again, and decodes them to the stored arrays
+    buf = io.BytesIO()
+    compress_collection(arrays, buf, info=spec["info"], **spec["options"])
+    assert buf.getvalue() == blob
+    with open_collection(blob) as c:
+        for name in c.names:
+            y = c.read(name)
+            assert np.array_equal(np.ascontiguousarray(y).view(np.uint8),
+                                  np.ascontiguousarray(decoded[name]).view(np.uint8)), name
+        assert c.report() == json.loads((VECTORS / "collection_kv.inspect.json").read_text())

@@ -134,8 +134,8 @@ def test_reader_refuses_every_code_no_table_implements():
             assert _refusal(data) == "coding", code
     for bit in range(9, 15):  # bits 9-14 mean nothing yet
         assert _refusal(patch_header(blob, True, flags=1 << bit)) == "flags"
-    # bit 15 makes it a collection header (spec 18), whose checksum covers other bytes
-    assert _refusal(patch_header(blob, True, flags=1 << 15)) == "header-crc"
+    # bit 15 alone makes it a collection header (spec 18), whose JSON these bytes are not
+    assert _refusal(patch_header(blob, True, flags=1 << 15)) == "collection-header"
     assert _refusal(patch_header(blob, True, flags=(1 << 15) | 1)) == "flags"
     # bit 8 says a centre follows the codebook: the same header without one is too short
     assert _refusal(patch_header(blob, True, flags=0x0100)) == "header-size"
