@@ -385,3 +385,74 @@ def test_header_claims_cost_nothing_before_data_arrives(pool, tmp_path):
     r = pool.run(["decompress", "-", "-o", "out.npy"], tmp_path, stdin=one_row, pipe=True)
     assert not check_cli_failure(r, "-", tmp_path, [], "d=2^20 T=32 header on a pipe",
                                  pool.base_rss)
+
+
+# ---------------------------------------------------------------------------- collections
+# (spec section 18; the crafted cases and the every-byte checks are in test_collections.py)
+
+COLLECTION = None
+
+
+def _collection_base() -> bytes:
+    global COLLECTION
+    if COLLECTION is None:
+        import io
+
+        from tqcli.members import compress_collection
+
+        rng = np.random.default_rng(18)
+        buf = io.BytesIO()
+        compress_collection({"layers/0/key": rng.standard_normal((16, 8)).astype(np.float32),
+                             "ids": np.arange(6, dtype=np.int64), "m": np.ones(3, bool)},
+                            buf, bits=3, chunk_rows=8, info={"metadata": {"a": "b"}})
+        COLLECTION = buf.getvalue()
+    return COLLECTION
+
+
+def _read_collection(src):
+    from tqcli.members import open_collection
+
+    with open_collection(src) as c:
+        return [a for _, a in c.items()]
+
+
+@settings(FUZZ, max_examples=300)
+@given(ops=st.lists(OPS, min_size=1, max_size=4))
+def test_hypothesis_mutated_collections_are_refused(ops):
+    blob = _collection_base()
+    data = mutate(blob, ops)
+    assume(data != blob)
+    for via, src in (("bytes", lambda: data), ("pipe", lambda: pipe_stream(data))):
+        problems, _ = check_library_failure(lambda: _read_collection(src()),
+                                            f"collection mutation {ops} via {via}",
+                                            expected=tqcli.TqError)
+        assert not problems, (via, ops, problems)
+
+
+def test_hostile_collections_on_the_command_line(pool, tmp_path):
+    """The crafted collections of test_collections through `tq decompress` (to each kind
+    of container, and from a pipe) and `tq inspect --verify`: one line, exit 1, no output
+    left, the input untouched, no name outside the folder."""
+    from test_collections import hostile_cases
+
+    cases = [(what, data) for what, data, rules in hostile_cases() if None not in rules]
+    bad = []
+    for i, (what, data) in enumerate(cases):
+        folder = tmp_path / f"c{i}"
+        folder.mkdir()
+        (folder / "h.tqz").write_bytes(data)
+        out = ("out.npz", "out.h5", "out.safetensors")[i % 3]
+        for args, who, stdin in ((["decompress", "h.tqz", "-o", out], "h.tqz", None),
+                                 (["inspect", "--verify", "h.tqz"], "h.tqz", None),
+                                 (["decompress", "-", "-o", out], "-", data)):
+            r = pool.run(args, folder, stdin=stdin, pipe=stdin is not None)
+            problems = check_cli_failure(r, who, folder, ["h.tqz"], f"{what}: {args}",
+                                         pool.base_rss)
+            if (folder / "h.tqz").read_bytes() != data:
+                problems.append("the input was modified")
+            if problems:
+                bad.append((what, args, problems))
+        shutil.rmtree(folder)
+    assert sorted(os.listdir(tmp_path)) == []
+    assert not bad, f"{len(bad)} failures, first: {bad[:5]}"
+    print(f"\n[collections] {len(cases)} hostile collections x 3 commands: all refused")
