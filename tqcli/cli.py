@@ -602,6 +602,13 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
 @click.option("--center", is_flag=True,
               help="Also evaluate with mean-centring (compress --center), row beside row.")
 @click.option("--dataset", metavar="PATH", help="HDF5 dataset to read.")
+@click.option("--bits-for", "bits_for", metavar="PATTERN=B", multiple=True,
+              help="Collections: bits per member, as for compress.")
+@click.option("--lossless", metavar="PATTERN", multiple=True,
+              help="Collections: members stored losslessly, as for compress.")
+@click.option("--vector-size", type=click.IntRange(limits.MIN_DIM, limits.MAX_DIM),
+              default=None, metavar="D", help="Collections: vectors of D values, as for "
+              "compress.")
 @click.option("--plot", metavar="FILE.png", help="Also draw error and recall against bytes "
               "per vector, with the theory (needs the plot extra: matplotlib).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing --plot file.")
@@ -611,8 +618,8 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
 @common_memory
 @common_threads
 def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, target_nmse,
-             target_recall, center, dataset, plot, force, as_json, progress, memory_limit,
-             threads):
+             target_recall, center, dataset, bits_for, lossless, vector_size, plot, force,
+             as_json, progress, memory_limit, threads):
     """Report distortion and search quality of tq on INPUT against the theory, and the
     smallest setting that meets a goal.
 
@@ -628,6 +635,16 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, ta
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be used with FILE.tqz: the "
                                    f"container has its own settings")
+    from . import members
+
+    coll = members.collection_input(input, dataset)
+    if coll is not None:  # per member, in total, and attention for key/value pairs
+        _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,
+                         lossless, vector_size, as_json, memory_limit, threads)
+        return
+    if bits_for or lossless or vector_size:
+        raise click.UsageError("--bits-for, --lossless and --vector-size apply to "
+                               "collections (HDF5, .safetensors, .npz input)")
     targeted = target_nmse is not None or target_recall is not None
     if bits is None:
         bits = parse_bit_list(EVAL_TARGET_BITS if targeted else EVAL_DEFAULT_BITS)
@@ -668,6 +685,27 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, ta
     console.print(report.eval_legend(reports), markup=False)
     if rec is not None:
         console.print(report.recommendation_text(rec, reports), markup=False)
+
+
+def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,
+                     lossless, vector_size, as_json, memory_limit, threads) -> None:
+    from . import collection_eval
+
+    if bits is not None and len(bits) != 1:
+        raise click.UsageError("a collection is evaluated at one -b (and --bits-for)")
+    if container is not None and (bits_for or lossless or vector_size):
+        raise click.UsageError("--bits-for, --lossless and --vector-size cannot be used with "
+                               "FILE.tqz: the container has its own settings")
+    process.load_library()
+    process.start_engine(threads)
+    try:
+        r = collection_eval.evaluate_collection(
+            coll[0], container, group=coll[1], bits=bits[0] if bits else limits.DEFAULT_BITS,
+            bits_for=bits_for, lossless=lossless, vector_size=vector_size, mode=mode,
+            seed=seed, scale_rule=scale_rule, center=center, memory_limit=memory_limit)
+    except TqError as e:
+        raise e.with_source(container or coll[0])
+    click.echo(json.dumps(r, indent=2) if as_json else collection_eval.report_text(r))
 
 
 def _write_plot(path: str, force: bool, input: str, reports: list[dict]) -> None:

@@ -1,0 +1,162 @@
+"""tq eval on a collection: error per member and in total, and for KV-cache dumps the error
+of attention itself.
+
+Members are compared with the source they came from (an HDF5 tree, .safetensors, .npz):
+nmse over the member's vectors (the stored vectors, so a --vector-size cut counts per
+head), its ratio to the optimum for its bits (codebook.expected_distortion), and the total
+(sum of squared errors over the sum of squared norms, over every compressed member).
+
+Attention error (what KV quantisation changes): members are paired as keys and values by
+name -- a name holding "key" and the same name with "value" in its place (layers/3/key and
+layers/3/value; k_proj and v_proj are not guessed).  For each pair of arrays of shape
+(..., tokens, head_dim) every leading index (a head) is one attention problem with the
+dump's own original keys as queries: W = softmax(Q K^T / sqrt(head_dim)), O = W V, and the
+same with the decoded K and V.  Reported: ||W' - W|| / ||W|| and ||O' - O|| / ||O||
+(Frobenius norms over all heads), per pair (a layer), computed in float64.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from . import codebook
+
+
+def _flat(x: np.ndarray, d: int) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).reshape(-1, d)
+
+
+def member_errors(pairs) -> tuple[list[dict], dict]:
+    """pairs: (record, original array, decoded array); returns (rows, total)."""
+    rows, err_sum, norm_sum = [], 0.0, 0.0
+    for rec, x, y in pairs:
+        if rec["kind"] == "raw":
+            same = np.array_equal(np.ascontiguousarray(x).view(np.uint8),
+                                  np.ascontiguousarray(y).view(np.uint8))
+            rows.append({"name": rec["name"], "bits": None, "lossless": True,
+                         "exact": bool(same), "nmse": 0.0 if same else None})
+            continue
+        d = rec["vector"]
+        a, b = _flat(_as_float(x), d), _flat(_as_float(y), d)
+        err, norm = float(((a - b) ** 2).sum()), float((a * a).sum())
+        err_sum, norm_sum = err_sum + err, norm_sum + norm
+        nm = err / norm if norm else 0.0
+        opt = codebook.expected_distortion(d, rec["bits"])
+        rows.append({"name": rec["name"], "bits": rec["bits"], "lossless": False,
+                     "vector": d, "nmse": nm, "optimum": opt, "nmse_over_optimum": nm / opt})
+    total = {"nmse": err_sum / norm_sum if norm_sum else 0.0}
+    return rows, total
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    if x.dtype.name == "bfloat16":
+        from .arrayio import bf16
+
+        return bf16.to_f32(x)
+    return x
+
+
+def kv_pairs(names) -> list[tuple[str, str, str]]:
+    """(layer, key name, value name) for every name with 'key' whose 'value' twin exists."""
+    have, out = set(names), []
+    for n in names:
+        if "key" in n:
+            v = n.replace("key", "value")
+            if v in have:
+                layer = n.replace("key", "").strip("/._") or n
+                out.append((layer, n, v))
+    return out
+
+
+def _softmax(s: np.ndarray) -> np.ndarray:
+    s = s - s.max(axis=-1, keepdims=True)
+    np.exp(s, out=s)
+    s /= s.sum(axis=-1, keepdims=True)
+    return s
+
+
+def attention_error(k, v, k2, v2) -> dict:
+    """Relative errors of the attention weights and outputs (see module docstring)."""
+    k, v, k2, v2 = (np.asarray(_as_float(a), np.float64) for a in (k, v, k2, v2))
+    if k.ndim < 2 or k.shape != v.shape:
+        raise ValueError("keys and values must share a shape (..., tokens, head_dim)")
+    t, hd = k.shape[-2:]
+    k, v = k.reshape(-1, t, hd), v.reshape(-1, t, hd)
+    k2, v2 = k2.reshape(-1, t, hd), v2.reshape(-1, t, hd)
+    dw = nw = do = no = 0.0
+    for h in range(k.shape[0]):  # one head at a time: t x t weights in memory
+        w = _softmax(k[h] @ k[h].T / np.sqrt(hd))
+        w2 = _softmax(k[h] @ k2[h].T / np.sqrt(hd))
+        o, o2 = w @ v[h], w2 @ v2[h]
+        dw += float(((w2 - w) ** 2).sum())
+        nw += float((w * w).sum())
+        do += float(((o2 - o) ** 2).sum())
+        no += float((o * o).sum())
+    return {"weights_rel_error": float(np.sqrt(dw / nw)),
+            "output_rel_error": float(np.sqrt(do / no)), "heads": int(k.shape[0]),
+            "tokens": int(t), "head_dim": int(hd)}
+
+
+def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4,
+                        bits_for=(), lossless=(), vector_size=None, memory_limit=None,
+                        **options) -> dict:
+    """Per-member and total error of a collection against its source `input`, and the
+    attention error of every key/value pair; without `container`, of a fresh compression
+    with the given bits (bits_for, lossless, vector_size as for compress)."""
+    from .arrayio import containers
+    from .members import compress_collection, open_collection
+
+    info, members = containers.read_members(input, group)
+    originals = {m.name: m for m in members}
+    if container is None:
+        buf = io.BytesIO()
+        compress_collection(members, buf, info=info, bits=bits, bits_for=bits_for,
+                            lossless=lossless, vector_size=vector_size, **options)
+        container = buf.getvalue()
+    decoded, recs = {}, {}
+    with open_collection(container, memory_limit) as c:
+        for rec, y in c.items():
+            decoded[rec["name"]], recs[rec["name"]] = y, rec
+    missing = sorted(set(originals) ^ set(decoded))
+    if missing:
+        from .errors import TqError
+
+        raise TqError(f"the container and INPUT hold different members ({missing[0]!r})")
+    values = {n: originals[n].values() for n in decoded}
+    rows, total = member_errors((recs[n], values[n], decoded[n]) for n in decoded)
+    attention = []
+    for layer, kn, vn in kv_pairs(list(decoded)):
+        if values[kn].shape == values[vn].shape and values[kn].ndim >= 2:
+            r = attention_error(values[kn], values[vn], decoded[kn], decoded[vn])
+            r.update(layer=layer, key=kn, value=vn, key_bits=recs[kn].get("bits"),
+                     value_bits=recs[vn].get("bits"))
+            attention.append(r)
+    return {"input": input, "members": rows, "total": total, "attention": attention}
+
+
+def report_text(r: dict) -> str:
+    lines = [f"{r['input']}: {len(r['members'])} members, total nmse {r['total']['nmse']:.4g}"]
+    w = max([len(m["name"]) for m in r["members"]] + [6])
+    lines.append(f"{'member':<{w}}  {'bits':>8}  {'nmse':>10}  {'/optimum':>8}")
+    for m in r["members"]:
+        if m["lossless"]:
+            lines.append(f"{m['name']:<{w}}  {'lossless':>8}  "
+                         f"{'exact' if m['exact'] else 'DIFFERS':>10}")
+        else:
+            lines.append(f"{m['name']:<{w}}  {m['bits']:>8}  {m['nmse']:>10.4g}  "
+                         f"{m['nmse_over_optimum']:>8.3f}")
+    if r["attention"]:
+        lines.append("")
+        lines.append("attention error (the dump's own keys as queries; relative Frobenius "
+                     "error over all heads)")
+        lw = max(len(a["layer"]) for a in r["attention"])
+        lines.append(f"{'layer':<{lw}}  {'k bits':>6}  {'v bits':>6}  {'weights':>9}  "
+                     f"{'output':>9}")
+        for a in r["attention"]:
+            kb = a["key_bits"] or "raw"
+            vb = a["value_bits"] or "raw"
+            lines.append(f"{a['layer']:<{lw}}  {kb:>6}  {vb:>6}  "
+                         f"{a['weights_rel_error']:>9.4f}  {a['output_rel_error']:>9.4f}")
+    return "\n".join(lines)
