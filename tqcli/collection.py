@@ -559,18 +559,39 @@ class CollectionReader:
 
 def read_raw(window: Window, rec: dict, name: str) -> np.ndarray:
     """A raw member's values (its CRC checked), in the stored dtype; bfloat16 comes back as
-    ml_dtypes' bfloat16 when it is installed, else as uint16 bit patterns."""
+    ml_dtypes' bfloat16 when it is installed, else as uint16 bit patterns.  Over a file
+    (whose length bounded the member) the values are read straight into their array; over
+    a pipe the buffer grows with the bytes that arrive."""
     n = rec["length"] - CRC.size
-    data = _read_exact(window.read, rec["length"], f"member {name!r}")
-    if crc32(memoryview(data)[:n]) != CRC.unpack(data[n:])[0]:
+    if window.seekable():
+        buf = np.empty(n, np.uint8)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = window.readinto(view[got:got + (1 << 24)])
+            if not k:
+                _fail("truncated", f"truncated collection (ends inside member {name!r})")
+            got += k
+        tail = _read_exact(window.read, CRC.size, f"member {name!r}")
+    else:
+        data = bytearray()
+        while len(data) < n:
+            piece = window.read(min(1 << 24, n - len(data)))
+            if not piece:
+                _fail("truncated", f"truncated collection (ends inside member {name!r})")
+            data += piece
+        buf = np.frombuffer(data, np.uint8)
+        tail = _read_exact(window.read, CRC.size, f"member {name!r}")
+    crc = 0
+    for a in range(0, n, 1 << 24):
+        crc = crc32(buf[a:a + (1 << 24)], crc)
+    if crc != CRC.unpack(tail)[0]:
         _fail("member-crc", f"member {name!r}: checksum mismatch (corrupt data)")
     dt = numpy_dtype(rec["dtype"], required=False)
     if dt is None:
         dt = np.dtype("<u2")
-    arr = np.frombuffer(data, dtype=dt, count=n // max(1, dt.itemsize))
-    if rec["dtype"] == "bool" and arr.size and np.any(arr.view(np.uint8) > 1):
+    if rec["dtype"] == "bool" and n and int(buf.max()) > 1:
         _fail("member-values", f"member {name!r}: bool values other than 0 and 1")
-    return arr.reshape(rec["shape"]).copy()
+    return buf.view(dt).reshape(rec["shape"])
 
 
 __all__ = ["CollectionWriter", "CollectionReader", "Window", "read_raw", "name_problem",
