@@ -297,13 +297,18 @@ def test_hdf5_input(h5file, tmp_path):
 
     y = load_npy_bytes(ok(run(["decompress", "kv.tqz", "-c"], tmp_path)).stdout)
     assert y.shape == kv.shape and y.dtype == np.float64 and nmse(kv, y) < 0.02
+    # a group is a collection of the datasets under it (issue 12), named from the group
+    ok(run(["compress", "f.h5:/g", "-o", "g.tqz"], tmp_path))
+    z = load_npy_bytes(ok(run(["decompress", "g.tqz", "--member", "kv", "-c"],
+                              tmp_path)).stdout)
+    assert np.array_equal(z, y)
 
     cases = [
-        (["f.h5"], "f.h5", ("datasets", "--dataset")),  # several datasets: must choose
+        # the whole file is a collection (issue 12), whose string dataset tq cannot store
+        (["f.h5"], "f.h5", ("strings", "|S2")),
         (["f.h5", "--dataset", "nope"], "f.h5", ("no dataset",)),
         (["f.h5:/nope"], "f.h5", ("no dataset",)),
-        (["f.h5", "--dataset", "grp"], "f.h5", ("group",)),
-        (["f.h5", "--dataset", "g"], "f.h5", ("group",)),
+        (["f.h5", "--dataset", "grp"], "f.h5", ("no dataset", "/grp")),  # an empty group
         (["f.h5", "--dataset", "strings"], "f.h5", ("dtype",)),
         (["f.h5:/ints"], "f.h5", ("int32",)),
         (["f.h5:/emb", "--rm"], "f.h5", ("--rm",)),
@@ -363,8 +368,11 @@ def test_real_minilm_kv_hdf5(tmp_path):
     with h5py.File(tmp_path / "k.h5", "r") as f:
         y = f["data"][...]
     assert y.shape == (12, 512, 32) and nmse(ref, y) < 0.03
-    r = run(["compress", str(h5), "-o", "all.tqz"], tmp_path)
-    assert_error(r, str(h5), "12 datasets", "layers/0/key")
+    # the whole file: one collection of its 12 datasets (issue 12; tests/test_collections.py)
+    ok(run(["compress", str(h5), "-o", "all.tqz"], tmp_path))
+    one = load_npy_bytes(ok(run(["decompress", "all.tqz", "--member", "layers/1/key", "-c"],
+                                tmp_path)).stdout)
+    assert np.array_equal(one, y)  # its member is the single-array file's array
 
 
 # ---------------------------------------------------------------------------- inspect, eval

@@ -174,6 +174,8 @@ def _hdf5_members(path: str, group: str | None):
         root.visititems_links(visit)
         if problems:
             raise problems[0]
+        if not found:
+            raise InputError("holds no dataset" + (f" under {root.name}" if base else ""))
     members = []
     for name, shape, dt, attrs in found:
         full = f"{base}/{name}"
