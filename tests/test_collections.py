@@ -588,3 +588,53 @@ def test_eval_of_the_shared_dump_per_member_total_and_attention(tmp_path, tq):
     code, out, err = tq("eval", src, "kv.tqz", "--json")
     assert code == 0, err
     assert json.loads(out)["members"] == r["members"]
+
+
+# ---------------------------------------------------------------------- hostile inputs
+
+
+def _safetensors(header: dict | bytes, data: bytes, length: int | None = None) -> bytes:
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(raw) if length is None else length) + raw + data
+
+
+def test_hostile_safetensors_and_npz_inputs_are_refused(tmp_path):
+    from tqcli.arrayio import containers
+
+    t = {"dtype": "F32", "shape": [2, 4], "data_offsets": [0, 32]}
+    good = _safetensors({"a": t}, bytes(32))
+    (tmp_path / "ok.safetensors").write_bytes(good)
+    info, members = containers.read_members(str(tmp_path / "ok.safetensors"))
+    assert [m.name for m in members] == ["a"] and members[0].shape == (2, 4)
+    cases = {
+        "header longer than the file": _safetensors({"a": t}, bytes(32), length=1 << 40),
+        "header not JSON": _safetensors(b"{nope", bytes(32)),
+        "deeply nested": _safetensors(b"[" * 10000 + b"]" * 10000, b""),
+        "range outside the data": _safetensors({"a": dict(t, data_offsets=[0, 64])}, bytes(32)),
+        "size not the shape's": _safetensors({"a": dict(t, shape=[3, 4])}, bytes(32)),
+        "overlap": _safetensors({"a": t, "b": dict(t, data_offsets=[16, 48])}, bytes(48)),
+        "gap": _safetensors({"a": dict(t, data_offsets=[8, 40])}, bytes(40)),
+        "unknown dtype": _safetensors({"a": dict(t, dtype="F8_E4M3")}, bytes(32)),
+        "huge shape": _safetensors({"a": dict(t, shape=[1 << 40, 1 << 40])}, bytes(32)),
+        "negative offset": _safetensors({"a": dict(t, data_offsets=[-8, 24])}, bytes(32)),
+        "metadata not strings": _safetensors({"a": t, "__metadata__": {"x": 1}}, bytes(32)),
+        "truncated": good[:5],
+    }
+    for what, data in cases.items():
+        (tmp_path / "h.safetensors").write_bytes(data)
+        with pytest.raises(tqcli.InputError) as e:
+            containers.read_members(str(tmp_path / "h.safetensors"))
+        assert "\n" not in str(e.value) and str(e.value).startswith(str(tmp_path)), what
+    # .npz: a member whose size is not its header's, a member that is not a .npy
+    import zipfile
+
+    for what, entries in (("short member", {"a.npy": good[:60]}),
+                          ("not .npy", {"a.txt": b"hello"}),
+                          ("npy that lies", {"a.npy": b"\x93NUMPY\x01\x00\x76\x00" +
+                                             b"{'descr': '<f4', 'fortran_order': False, "
+                                             b"'shape': (1000000,), }".ljust(117) + b"\n"})):
+        with zipfile.ZipFile(tmp_path / "h.npz", "w") as z:
+            for name, data in entries.items():
+                z.writestr(name, data)
+        with pytest.raises(tqcli.InputError):
+            containers.read_members(str(tmp_path / "h.npz"))
