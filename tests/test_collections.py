@@ -655,3 +655,34 @@ def test_collection_corpus_is_committed_as_generated():
     for name, data in files.items():
         assert (folder / name).read_bytes() == data, name
     assert sum(c["valid"] for c in manifest["cases"]) == 2
+
+
+def test_folder_collection_round_trip_and_hostile_names(tmp_path, tq):
+    rng = np.random.default_rng(10)
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    a = rng.standard_normal((64, 32)).astype(np.float32)
+    np.save(tmp_path / "d" / "a.npy", a)
+    np.save(tmp_path / "d" / "sub" / "ids.npy", np.arange(10))
+    code, _, err = tq("compress", "d", "--directory", "-b", "4")
+    assert code == 0, err
+    code, _, err = tq("decompress", "d.tqz", "-o", "back")
+    assert code == 0, err
+    assert sorted(str(p.relative_to(tmp_path / "back")) for p in (tmp_path / "back").rglob(
+        "*.npy")) == ["a.npy", "sub/ids.npy"]
+    assert np.array_equal(np.load(tmp_path / "back" / "sub" / "ids.npy"), np.arange(10))
+    assert nmse(a, np.load(tmp_path / "back" / "a.npy")) <= 1.1 * codebook.expected_distortion(
+        32, 4)
+    code, _, err = tq("decompress", "d.tqz", "-o", "back")
+    assert code == 1 and "already exists" in err[0]
+    (tmp_path / "d" / "link.npy").symlink_to(tmp_path / "d" / "a.npy")
+    code, _, err = tq("compress", "d", "--directory", "-o", "l.tqz")
+    assert code == 1 and "link" in err[0] or "regular" in err[0]
+    # a folder collection whose member names try to leave the folder
+    one = np.arange(4, dtype=np.int32)
+    for i, name in enumerate(("../escape", "/abs/x", "a/../../b")):
+        (tmp_path / f"h{i}.tqz").write_bytes(
+            craft({"members": 1, "source": "directory"}, [raw_member(name, one)]))
+        code, _, err = tq("decompress", f"h{i}.tqz", "-o", f"out{i}")
+        assert code == 1 and len(err) == 1 and "member-name" not in err[0], err
+        assert not (tmp_path / f"out{i}").exists() and not (tmp_path / "escape").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

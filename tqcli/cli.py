@@ -360,6 +360,9 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @click.option("--vector-size", type=click.IntRange(limits.MIN_DIM, limits.MAX_DIM),
               default=None, metavar="D", help="Collections: cut the last axis into vectors "
               "of D values (e.g. the head dimension of [tokens, heads * head_dim]).")
+@click.option("--directory", "directory", is_flag=True,
+              help="INPUT is a folder: its .npy files (recursively) become one collection, "
+                   "named by their paths; decompress gives the folder back.")
 @click.option("--input-dtype", type=click.Choice(["bfloat16"]), default=None,
               help="Read a .npy's 2-byte items as bfloat16 (ml_dtypes saves it as '<V2').")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
@@ -373,7 +376,7 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @common_threads
 def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dtype, rounds,
              rotation, center, chunk_rows, dataset, bits_for, lossless, vector_size,
-             input_dtype, to_stdout, force, keep, remove, quiet, verbose, progress, threads):
+             directory, input_dtype, to_stdout, force, keep, remove, quiet, verbose, progress, threads):
     """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, or '-' for a .npy on
     stdin; none: stdin) into a .tqz file.  An HDF5 file (or group), a .safetensors file
     and an .npz become one collection of named members; FILE.h5:/dataset one array."""
@@ -393,12 +396,16 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
         out = "-" if to_stdout else output
         if out is None:
             out = "-" if input == "-" else files.compressed_name(
-                arrayio.split_h5_spec(input)[0], output_dir)
+                arrayio.split_h5_spec(input.rstrip("/") or input)[0], output_dir)
         if remove:
             _refuse_rm(out, input)
         from . import members
 
-        coll = members.collection_input(input, dataset)
+        if directory and not os.path.isdir(input):
+            raise TqError("--directory: not a folder", input)
+        if directory and remove:
+            raise click.UsageError("--rm is refused for a folder")
+        coll = (input, None) if directory else members.collection_input(input, dataset)
         if coll is not None:
             if input_dtype is not None:
                 raise click.UsageError("--input-dtype is for .npy input (a collection's "

@@ -48,7 +48,7 @@ MAX_RAW_BYTES = 1 << 62
 RAW_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
               "uint64", "float16", "bfloat16", "float32", "float64")
 LOSSY_DTYPES = ("float16", "bfloat16", "float32", "float64")
-SOURCES = ("arrays", "hdf5", "safetensors", "npz")
+SOURCES = ("arrays", "hdf5", "safetensors", "npz", "directory")
 
 
 def _fail(rule: str, reason: str):

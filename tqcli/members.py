@@ -455,6 +455,8 @@ def collection_output_name(input: str, info: dict, output_dir: str | None = None
     from . import files
     from .arrayio import containers
 
+    if info.get("source") == "directory":  # dir.tqz -> dir
+        return files.decompressed_name(input, output_dir).removesuffix(".npy")
     name = files.decompressed_name(input, output_dir)
     if containers.kind_of_name(name) is None:
         base = name[:-4] if name.endswith(".npy") else name
@@ -470,7 +472,7 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
     to a .npy name or '-' writes that array as .npy.  Returns {"output", "members"}."""
     from . import files
     from .api import _is_path, _same_file
-    from .arrayio import NpySink, containers
+    from .arrayio import containers
 
     name = os.fspath(input) if isinstance(input, (str, os.PathLike)) else "-"
     src = sys_stdin() if name == "-" else name
@@ -480,6 +482,9 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
                 output = collection_output_name(name, c.info, output_dir)
             out = os.fspath(output)
             kind = containers.kind_of_name(out) if out != "-" else None
+            one_npy = members and len(members) == 1 and (out == "-" or out.endswith(".npy"))
+            if kind is None and c.info.get("source") == "directory" and not one_npy:
+                return _decompress_directory(c, name, out, members, dtype)
             if c.seekable and members:
                 for m in members:
                     c._entry(m)  # unknown names first, before any output
@@ -498,10 +503,7 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
                     ((rec, arr),) = list(c.items(members, dtype)) or [(None, None)]
                     if rec is None:
                         raise TqError(f"no member {members[0]!r}")
-                    writer = NpySink(sink.stream, arr.shape, arr.dtype)
-                    writer.write(arr.reshape(-1, arr.shape[-1]) if arr.ndim else
-                                 arr.reshape(1, 1))
-                    writer.close()
+                    containers.write_npy(sink.stream, arr)
                     written = [rec["name"]]
                 else:
                     written = []
@@ -525,6 +527,39 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
                 sink.commit()
     except TqError as e:
         raise e.with_source(name if e.source is None else e.source)
+    return {"output": out, "members": written}
+
+
+def _decompress_directory(c, name: str, out: str, members, dtype) -> dict:
+    """Every member as OUT/NAME.npy, in a new folder made under a temporary name and
+    renamed into place when complete (an existing OUT is refused, -f or not)."""
+    import shutil
+
+    from .arrayio import containers
+
+    if out == "-":
+        raise TqError("a folder collection is written to a folder; name it with -o")
+    if os.path.lexists(out):
+        raise TqError("already exists (a folder output is never replaced)", out)
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise TqError("output folder does not exist", out)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp",
+                           dir=parent)
+    written = []
+    try:
+        def items():
+            for rec, arr in c.items(members, dtype):
+                written.append(rec["name"])
+                yield rec, arr
+
+        containers.write_directory(tmp, items())
+        if members and set(members) - set(written):
+            raise TqError(f"no member {sorted(set(members) - set(written))[0]!r}")
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return {"output": out, "members": written}
 
 

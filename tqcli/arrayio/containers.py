@@ -69,8 +69,11 @@ def _dtype(name: str) -> np.dtype:
 
 
 def read_members(path: str, group: str | None = None):
-    """(info, [MemberInput]) of the arrays in `path`; errors name the file."""
+    """(info, [MemberInput]) of the arrays in `path` (a folder: its .npy files, by their
+    paths inside it without .npy); errors name the file."""
     try:
+        if os.path.isdir(path):
+            return _directory_members(path)
         kind = kind_of(path)
         if kind == "hdf5":
             return _hdf5_members(path, group)
@@ -342,6 +345,65 @@ def _npz_members(path: str):
     return {"source": "npz"}, members
 
 
+def _directory_members(root: str):
+    """The .npy files under `root` (recursively, in sorted order); symbolic links and
+    other files than .npy are refused, so the collection is exactly the folder's arrays."""
+    from ..members import MemberInput
+    from .sources import open_npy
+
+    members = []
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        dirs.sort()
+        for d in dirs:
+            if os.path.islink(os.path.join(folder, d)):
+                raise InputError(f"{os.path.join(folder, d)} is a symbolic link (refused)")
+        for n in sorted(names):
+            full = os.path.join(folder, n)
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            if os.path.islink(full) or not os.path.isfile(full):
+                raise InputError(f"{rel} is not a regular file (refused)")
+            if not n.endswith(".npy"):
+                raise InputError(f"{rel} is not a .npy file (a folder collection holds "
+                                 f".npy files only)")
+            with open(full, "rb") as f:
+                dt, _, shape, _ = read_npy_header(f.read, check=False)
+            if dt.kind == "f":
+                with open_npy(full) as src:  # every check of a .npy input
+                    shape, dt = src.shape, src.dtype
+                members.append(MemberInput(rel[:-4], shape, dt, {},
+                                           open=lambda full=full: open_npy(full)))
+            else:  # ids, masks: read whole (the header was checked: no objects, no pickles)
+                arr = np.load(full, allow_pickle=False)
+                members.append(MemberInput(rel[:-4], arr.shape, arr.dtype, {}, array=arr))
+    if not members:
+        raise InputError("holds no .npy file")
+    return {"source": "directory"}, members
+
+
+def write_directory(path: str, items) -> None:
+    """Each member as NAME.npy under the new folder `path` (names were checked by the
+    reader: no '..', no absolute path; each target is checked to stay inside anyway)."""
+    top = os.path.realpath(path)
+    for rec, arr in items:
+        target = os.path.realpath(os.path.join(path, *rec["name"].split("/")) + ".npy")
+        if not target.startswith(top + os.sep):
+            raise TqError(f"member {rec['name']!r} would be written outside the folder")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.lexists(target):
+            raise TqError(f"member {rec['name']!r}: {target} is written twice")
+        with open(target, "xb") as f:
+            write_npy(f, arr)
+
+
+def write_npy(stream, arr: np.ndarray) -> None:
+    """One whole array as a .npy (any dtype a collection holds; bfloat16 as '<V2')."""
+    a = np.ascontiguousarray(arr)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    stream.write(npy_header_bytes(a.shape, a.dtype))
+    stream.write((a.view(np.uint16) if bf16.is_bf16(a.dtype) else a).tobytes())
+
+
 # ---------------------------------------------------------------------- writing
 
 
@@ -400,5 +462,4 @@ def _write_npz(path: str, items) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
         for rec, arr in items:
             with z.open(rec["name"] + ".npy", "w", force_zip64=True) as m:
-                m.write(npy_header_bytes(arr.shape, arr.dtype))
-                m.write(np.ascontiguousarray(arr).tobytes())
+                write_npy(m, arr)
