@@ -686,3 +686,21 @@ def test_folder_collection_round_trip_and_hostile_names(tmp_path, tq):
         assert code == 1 and len(err) == 1 and "member-name" not in err[0], err
         assert not (tmp_path / f"out{i}").exists() and not (tmp_path / "escape").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_eval_kv_axis_of_a_single_array_matches_the_collection(tq):
+    root = VECTORS.parent.parent / "samples"
+    code, out, err = tq("eval", root / "kv_cache.npy", "--kv-axis", "1", "-b", "3", "--json")
+    assert code == 0, err
+    single = json.loads(out)["attention"]
+    code, out, err = tq("eval", root / "kv_cache.h5", "-b", "3", "--json")
+    assert code == 0, err
+    coll = json.loads(out)["attention"]
+    assert [a["layer"] for a in single] == ["0", "1"]
+    assert [a["layer"] for a in coll] == ["layers/0", "layers/1"]
+    for a, b in zip(single, coll):  # the same vectors, the same encoding: the same figures
+        assert a["weights_rel_error"] == pytest.approx(b["weights_rel_error"], rel=1e-9)
+        assert a["output_rel_error"] == pytest.approx(b["output_rel_error"], rel=1e-9)
+        assert 0.05 < a["output_rel_error"] < 0.25
+    code, _, err = tq("eval", root / "kv_cache.npy", "--kv-axis", "3")
+    assert code == 2 and "kv-axis" in " ".join(err)

@@ -616,6 +616,9 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
 @click.option("--vector-size", type=click.IntRange(limits.MIN_DIM, limits.MAX_DIM),
               default=None, metavar="D", help="Collections: vectors of D values, as for "
               "compress.")
+@click.option("--kv-axis", type=click.IntRange(min=0), default=None, metavar="AXIS",
+              help="A single-array KV dump: AXIS (of length 2) holds keys and values; "
+                   "report the attention error per layer (the axes before AXIS).")
 @click.option("--plot", metavar="FILE.png", help="Also draw error and recall against bytes "
               "per vector, with the theory (needs the plot extra: matplotlib).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing --plot file.")
@@ -625,8 +628,8 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
 @common_memory
 @common_threads
 def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, target_nmse,
-             target_recall, center, dataset, bits_for, lossless, vector_size, plot, force,
-             as_json, progress, memory_limit, threads):
+             target_recall, center, dataset, bits_for, lossless, vector_size, kv_axis, plot,
+             force, as_json, progress, memory_limit, threads):
     """Report distortion and search quality of tq on INPUT against the theory, and the
     smallest setting that meets a goal.
 
@@ -652,6 +655,10 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, ta
     if bits_for or lossless or vector_size:
         raise click.UsageError("--bits-for, --lossless and --vector-size apply to "
                                "collections (HDF5, .safetensors, .npz input)")
+    if kv_axis is not None:
+        _eval_kv_array(input, container, kv_axis, bits, mode, seed, scale_rule, center,
+                       dataset, as_json, memory_limit, threads)
+        return
     targeted = target_nmse is not None or target_recall is not None
     if bits is None:
         bits = parse_bit_list(EVAL_TARGET_BITS if targeted else EVAL_DEFAULT_BITS)
@@ -712,6 +719,36 @@ def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits
             seed=seed, scale_rule=scale_rule, center=center, memory_limit=memory_limit)
     except TqError as e:
         raise e.with_source(container or coll[0])
+    click.echo(json.dumps(r, indent=2) if as_json else collection_eval.report_text(r))
+
+
+def _eval_kv_array(input, container, axis, bits, mode, seed, scale_rule, center, dataset,
+                   as_json, memory_limit, threads) -> None:
+    import numpy as np
+
+    from . import arrayio, collection_eval
+
+    if bits is not None and len(bits) != 1:
+        raise click.UsageError("--kv-axis evaluates one -b")
+    api = process.load_library()
+    process.start_engine(threads)
+    with arrayio.open_input(input, dataset) as src:
+        try:
+            x = np.concatenate(list(src.blocks(1 << 16))).reshape(src.shape)
+        except TqError as e:
+            raise e.with_source(src.name)
+    b = bits[0] if bits else limits.DEFAULT_BITS
+    try:
+        y = api.decompress(container, memory_limit=memory_limit) if container else \
+            api.decompress(api.compress(x, bits=b, mode=mode, seed=seed, scale_rule=scale_rule,
+                                        center=center))
+        if y.shape != x.shape:
+            raise TqError(f"holds shape {y.shape}, INPUT has {x.shape}")
+        r = collection_eval.evaluate_kv_array(x, y, axis, input, None if container else b)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--kv-axis") from None
+    except TqError as e:
+        raise e.with_source(container or input)
     click.echo(json.dumps(r, indent=2) if as_json else collection_eval.report_text(r))
 
 

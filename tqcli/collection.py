@@ -555,6 +555,7 @@ class CollectionReader:
             _fail("footer-layout", "collection footer does not match the members read")
         if self.stream.read(1):
             _fail("trailing", "trailing data after the collection")
+        self.size = toc_off + len(toc) + FOOTER.size  # a stream's length, now known
 
 
 def read_raw(window: Window, rec: dict, name: str) -> np.ndarray:

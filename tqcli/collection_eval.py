@@ -137,9 +137,11 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
 
 
 def report_text(r: dict) -> str:
-    lines = [f"{r['input']}: {len(r['members'])} members, total nmse {r['total']['nmse']:.4g}"]
+    count = f"{len(r['members'])} members, " if r["members"] else ""
+    lines = [f"{r['input']}: {count}total nmse {r['total']['nmse']:.4g}"]
     w = max([len(m["name"]) for m in r["members"]] + [6])
-    lines.append(f"{'member':<{w}}  {'bits':>8}  {'nmse':>10}  {'/optimum':>8}")
+    if r["members"]:
+        lines.append(f"{'member':<{w}}  {'bits':>8}  {'nmse':>10}  {'/optimum':>8}")
     for m in r["members"]:
         if m["lossless"]:
             lines.append(f"{m['name']:<{w}}  {'lossless':>8}  "
@@ -148,7 +150,8 @@ def report_text(r: dict) -> str:
             lines.append(f"{m['name']:<{w}}  {m['bits']:>8}  {m['nmse']:>10.4g}  "
                          f"{m['nmse_over_optimum']:>8.3f}")
     if r["attention"]:
-        lines.append("")
+        if r["members"]:
+            lines.append("")
         lines.append("attention error (the dump's own keys as queries; relative Frobenius "
                      "error over all heads)")
         lw = max(len(a["layer"]) for a in r["attention"])
@@ -160,3 +163,24 @@ def report_text(r: dict) -> str:
             lines.append(f"{a['layer']:<{lw}}  {kb:>6}  {vb:>6}  "
                          f"{a['weights_rel_error']:>9.4f}  {a['output_rel_error']:>9.4f}")
     return "\n".join(lines)
+
+
+def evaluate_kv_array(x: np.ndarray, y: np.ndarray, axis: int, name: str = "<array>",
+                      bits=None) -> dict:
+    """The attention error of a single-array KV dump: `axis` (of length 2) holds keys and
+    values; every index of the axes before it is a layer, and the axes after it end in
+    (..., tokens, head_dim).  x is the original, y the decoded array."""
+    if not 0 <= axis < x.ndim - 2 or x.shape[axis] != 2:
+        raise ValueError(f"--kv-axis {axis}: needs an axis of length 2 before the last two "
+                         f"(shape {x.shape})")
+    lead = x.shape[:axis]
+    rows = []
+    for idx in np.ndindex(*lead) if lead else [()]:
+        k, v = x[idx].take(0, axis=0), x[idx].take(1, axis=0)
+        k2, v2 = y[idx].take(0, axis=0), y[idx].take(1, axis=0)
+        r = attention_error(k, v, k2, v2)
+        r.update(layer=",".join(map(str, idx)) or "-", key_bits=bits, value_bits=bits)
+        rows.append(r)
+    a, b = _flat(_as_float(x), x.shape[-1]), _flat(_as_float(y), x.shape[-1])
+    total = {"nmse": float(((a - b) ** 2).sum() / (a * a).sum())}
+    return {"input": name, "members": [], "total": total, "attention": rows}

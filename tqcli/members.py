@@ -490,8 +490,8 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
                     c._entry(m)  # unknown names first, before any output
             if kind is None:
                 if not members or len(members) != 1:
-                    raise TqError(f"{out}: a collection is written as .h5, .safetensors or "
-                                  f".npz; one member (--member NAME) as .npy or to stdout")
+                    raise TqError("a collection is written as .h5, .safetensors or .npz "
+                                  "(-o NAME); one member (--member NAME) as .npy or to stdout")
                 if out != "-":
                     files.check_array_output_name(out)
             if _is_path(out) and _same_file(name, out):
