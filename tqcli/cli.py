@@ -510,31 +510,24 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
             raise TqError("refusing to read binary data from a terminal", "-")
         from . import members
 
-        if members.is_collection_file(input):
-            if select is not None or rows is not None:
-                raise click.UsageError("--select and --rows read one array; for a "
-                                       "collection choose members with --member")
+        coll, src = members.sniff(input)
+        try:
+            if coll:
+                _decompress_collection(src, input, "-" if to_stdout else output, engine,
+                                       member, select, rows, dtype, force, memory_limit,
+                                       output_dir, remove, verbose)
+                return
+            if member:
+                raise TqError("--member given but the file holds one array, not a "
+                              "collection", input)
             api = engine.start()
-            target = "-" if to_stdout else output
-            done = api.decompress_collection_file(
-                input, target, members=list(member) or None, dtype=dtype, force=force,
-                memory_limit=memory_limit, output_dir=output_dir)
-            if remove:
-                if done["output"] == "-":
-                    _refuse_rm("-", input)
-                _remove_input(input)
-            if verbose:
-                click.echo(f"{input}: {len(done['members'])} members -> {done['output']}",
-                           err=True)
-            return
-        if member:
-            raise TqError("--member given but the file holds one array, not a collection",
-                          input)
-        api = engine.start()
-        with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
-            done = api.decompress_file(input, out, rows=rows, select=select, dtype=dtype,
-                                       dataset=dataset, force=force, progress=bar,
-                                       memory_limit=memory_limit, clip_rows=False)
+            with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
+                done = api.decompress_file(src, out, rows=rows, select=select, dtype=dtype,
+                                           dataset=dataset, force=force, progress=bar,
+                                           memory_limit=memory_limit, clip_rows=False)
+        finally:
+            if not isinstance(src, str):
+                src.close()
         if remove:
             _remove_input(input)
         if verbose:
@@ -542,6 +535,24 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
                        f"-> {out}", err=True)
 
     _each(inputs, one)
+
+
+def _decompress_collection(src, input, target, engine, member, select, rows, dtype, force,
+                           memory_limit, output_dir, remove, verbose) -> None:
+    """One collection: the same kind of file back (or what -o names), or one --member."""
+    if select is not None or rows is not None:
+        raise click.UsageError("--select and --rows read one array; for a collection "
+                               "choose members with --member")
+    api = engine.start()
+    done = api.decompress_collection_file(src, target, members=list(member) or None,
+                                          dtype=dtype, force=force,
+                                          memory_limit=memory_limit, output_dir=output_dir)
+    if remove:
+        if done["output"] == "-":
+            _refuse_rm("-", input)
+        _remove_input(input)
+    if verbose:
+        click.echo(f"{input}: {len(done['members'])} members -> {done['output']}", err=True)
 
 
 # ------------------------------------------------------------------------- inspect

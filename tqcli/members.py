@@ -474,11 +474,17 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
     from .api import _is_path, _same_file
     from .arrayio import containers
 
-    name = os.fspath(input) if isinstance(input, (str, os.PathLike)) else "-"
-    src = sys_stdin() if name == "-" else name
+    if isinstance(input, (str, os.PathLike)):
+        name = os.fspath(input)
+        src = sys_stdin() if name == "-" else name
+    else:
+        name, src = getattr(input, "name", None) or "-", input
     try:
         with CollectionFile(src, memory_limit) as c:
             if output is None:
+                if name == "-":
+                    raise TqError("a collection on stdin needs an output name: -o OUT "
+                                  "(.h5, .safetensors, .npz), or --member NAME -c")
                 output = collection_output_name(name, c.info, output_dir)
             out = os.fspath(output)
             kind = containers.kind_of_name(out) if out != "-" else None
@@ -614,22 +620,65 @@ def collection_input(spec: str, dataset: str | None):
     return None
 
 
-def is_collection_file(spec: str) -> bool:
-    """Whether the .tqz `spec` (a path, or '-' peeked without consuming) is a collection."""
+class SniffedStream(io.RawIOBase):
+    """A pipe (stdin, a FIFO, a process substitution) whose first bytes were read to tell
+    a collection from a single array: they are given again, then the rest of the stream."""
+
+    def __init__(self, prefix: bytes, stream, name: str, own: bool):
+        super().__init__()
+        self.prefix, self.stream, self.name, self.own = prefix, stream, name, own
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        if self.prefix:
+            k = min(len(view), len(self.prefix))
+            view[:k] = self.prefix[:k]
+            self.prefix = self.prefix[k:]
+            return k
+        return self.stream.readinto(view)
+
+    def close(self) -> None:
+        if self.own and not self.stream.closed:
+            self.stream.close()
+        super().close()
+
+
+def sniff(spec: str):
+    """(is a collection, what to read): a regular file is peeked at and read again by
+    name; '-' and other non-regular files are opened once, their first 16 bytes read, and
+    handed on as a SniffedStream (a FIFO cannot be opened twice)."""
     from .container import MAGIC
 
-    if spec == "-":
-        import sys
+    def is_collection(head: bytes) -> bool:
+        return (len(head) >= 12 and head[:8] == MAGIC and head[8:10] == b"\x01\x00"
+                and bool(head[11] & 0x80))
 
+    if spec != "-":
         try:
-            head = sys.stdin.buffer.peek(16)[:16]
-        except (AttributeError, OSError, ValueError):
-            return False
-    else:
-        try:
-            with open(spec, "rb") as f:
-                head = f.read(16)
+            regular = stat.S_ISREG(os.stat(spec).st_mode)
         except OSError:
-            return False
-    return (len(head) >= 12 and head[:8] == MAGIC and head[8:10] == b"\x01\x00"
-            and bool(head[11] & 0x80))
+            return False, spec  # the reader's own message (no such file, ...)
+        if regular:
+            try:
+                with open(spec, "rb") as f:
+                    return is_collection(f.read(16)), spec
+            except OSError:
+                return False, spec
+        if os.path.isdir(spec):
+            return False, spec
+        stream, own = io.open(spec, "rb"), True
+    else:
+        stream, own = sys_stdin(), False
+    head = b""
+    while len(head) < 16:
+        piece = stream.read(16 - len(head))
+        if not piece:
+            break
+        head += piece
+    return is_collection(head), SniffedStream(head, stream, spec, own)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import InputError, TqError
 from . import bf16
+from .base import ArraySource, check_shape
 from .npy import npy_header_bytes, read_npy_header
 
 SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32",
@@ -263,34 +264,28 @@ def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
     return tensors, meta, 8 + n
 
 
-class _SafetensorsSource:
-    """A float tensor of a .safetensors file as an ArraySource (a memory map)."""
+class SafetensorsSource(ArraySource):
+    """A float tensor of a .safetensors file, read block by block through a memory map."""
 
-    def __new__(cls, path, dt, shape, start):
-        from .base import ArraySource, check_shape
+    def __init__(self, path: str, dt: str, shape: tuple, start: int):
+        check_shape(shape)
+        self.name, self.shape, self.dtype = path, shape, _dtype(dt)
+        self._stored, self._start = dt, start
 
-        class Source(ArraySource):
-            rereadable = True
-
-            def __init__(self):
-                check_shape(shape)
-                self.name, self.shape, self.dtype = path, shape, _dtype(dt)
-                self._mm = None
-
-            def blocks(self, rows):
-                n, d = self.n_rows, self.dim
-                if n == 0:
-                    return
-                mm = np.memmap(path, dtype="<u2" if dt == "bfloat16" else
-                               np.dtype(dt).newbyteorder("<"), mode="r", offset=start,
-                               shape=(n, d))
-                for a in range(0, n, rows):
-                    block = np.array(mm[a:a + rows])
-                    yield block.view(self.dtype) if dt == "bfloat16" else \
-                        block.astype(self.dtype.newbyteorder("="))
-                del mm
-
-        return Source()
+    def blocks(self, rows: int):
+        n, d = self.n_rows, self.dim
+        if n == 0:
+            return
+        bf = self._stored == "bfloat16"
+        mm = np.memmap(self.name, dtype="<u2" if bf else np.dtype(self._stored).newbyteorder(
+            "<"), mode="r", offset=self._start, shape=(n, d))
+        try:
+            for a in range(0, n, rows):
+                block = np.array(mm[a:a + rows])
+                yield block.view(self.dtype) if bf else block.astype(
+                    self.dtype.newbyteorder("="))
+        finally:
+            del mm
 
 
 def _safetensors_members(path: str):
@@ -304,8 +299,8 @@ def _safetensors_members(path: str):
         dt, shape, a, b = tensors[name]
         if dt in ("float16", "bfloat16", "float32", "float64") and len(shape) >= 1:
             members.append(MemberInput(name, shape, _dtype(dt), {}, open=(
-                lambda dt=dt, shape=shape, a=a: _SafetensorsSource(path, dt, shape,
-                                                                   start + a))))
+                lambda dt=dt, shape=shape, a=a: SafetensorsSource(path, dt, shape,
+                                                                  start + a))))
         else:
             raw = np.fromfile(path, dtype=np.uint8, count=b - a, offset=start + a)
             arr = raw.view(np.dtype(dt).newbyteorder("<") if dt != "bool" else bool)
@@ -439,23 +434,32 @@ def _write_hdf5(path: str, info: dict, items) -> None:
 
 
 def _write_safetensors(path: str, info: dict, items) -> None:
+    """The tensors go to a temporary file as they are decoded (one in memory at a time),
+    then the header, which needs every offset, and the data are written to `path`."""
+    import shutil
+    import tempfile
+
     inverse = {v: k for k, v in SAFETENSORS_DTYPES.items()}
-    items = list(items)
     header, pos = {}, 0
-    for rec, arr in items:
-        header[rec["name"]] = {"dtype": inverse[rec["dtype"]], "shape": list(arr.shape),
-                               "data_offsets": [pos, pos + arr.nbytes]}
-        pos += arr.nbytes
-    if info.get("metadata"):
-        header["__metadata__"] = info["metadata"]
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw)
+    with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(path))) as data:
         for rec, arr in items:
-            a = arr.view("<u2") if bf16.is_bf16(arr.dtype) else \
-                arr.astype(arr.dtype.newbyteorder("<")) if arr.dtype.byteorder == ">" else arr
-            f.write(np.ascontiguousarray(a).tobytes())
+            a = np.ascontiguousarray(arr)
+            if bf16.is_bf16(a.dtype):
+                a = a.view("<u2")
+            elif a.dtype.byteorder == ">":
+                a = a.astype(a.dtype.newbyteorder("<"))
+            header[rec["name"]] = {"dtype": inverse[rec["dtype"]], "shape": list(arr.shape),
+                                   "data_offsets": [pos, pos + a.nbytes]}
+            data.write(a.tobytes())
+            pos += a.nbytes
+        if info.get("metadata"):
+            header["__metadata__"] = info["metadata"]
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        data.seek(0)
+        with open(path, "wb") as f:
+            f.write(struct.pack("<Q", len(raw)) + raw)
+            shutil.copyfileobj(data, f, 1 << 22)
 
 
 def _write_npz(path: str, items) -> None:
