@@ -704,3 +704,21 @@ def test_eval_kv_axis_of_a_single_array_matches_the_collection(tq):
         assert 0.05 < a["output_rel_error"] < 0.25
     code, _, err = tq("eval", root / "kv_cache.npy", "--kv-axis", "3")
     assert code == 2 and "kv-axis" in " ".join(err)
+
+
+def test_bfloat16_conversions_match_ml_dtypes_bit_for_bit():
+    from tqcli.arrayio import bf16
+
+    every = np.arange(1 << 16, dtype=np.uint16)
+    finite = np.isfinite(every.view(ml_dtypes.bfloat16).astype(np.float32))
+    widened = bf16.bits_to_f32(every)
+    assert np.array_equal(widened.view(np.uint32)[finite],
+                          every.view(ml_dtypes.bfloat16).astype(np.float32).view(np.uint32)[finite])
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(50000) * np.exp(rng.uniform(-95, 85, 50000))).astype(np.float32)
+    ties = (every[finite].astype(np.uint32) << 16 | 0x8000).view(np.float32)  # exact ties
+    for v in (x, ties, x.astype(np.float64) * (1 + 1e-4 * rng.standard_normal(x.size))):
+        v = v[np.abs(v) < bf16.MAX]
+        assert np.array_equal(bf16.f32_to_bits(v), v.astype(ml_dtypes.bfloat16).view(np.uint16))
+    # beyond the largest finite value: saturation, as for float16 (never infinity)
+    assert bf16.f32_to_bits(np.float32([3.4e38, -3.4e38])).tolist() == [0x7F7F, 0xFF7F]

@@ -28,8 +28,7 @@ from .codec import Codec, make_center, make_header
 from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
 from .pipeline import BackgroundConsumer
-from .tqfile import (CollectionError, TqFile, output_dtype, plan_read,  # noqa: F401
-                     resolve_rows)
+from .tqfile import CollectionError, TqFile, output_dtype, plan_read, resolve_rows  # noqa: F401
 
 ROTATION = rotations.DEFAULT  # the rotation kind new files get
 CODING = codings.DEFAULT      # the payload coding new files get

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import arrayio, collection, report
-from .collection import CollectionReader, CollectionWriter, stored_shape
-from .container import CRC, check_memory
+from . import arrayio, collection
+from .collection import CollectionWriter, stored_shape
+from .container import CRC
 from .errors import FormatError, InputError, TqError
 from .layouts import open_reader
-from .tqfile import TqFile, output_dtype
+from .tqfile import TqFile
 
 COPY_PIECE = 1 << 22
 MIN_VALUES = 256  # fewer float values than this are stored raw
@@ -399,7 +399,7 @@ def open_collection(src, memory_limit: int | None = None) -> CollectionFile:
 
 
 __all__ = ["compress_collection", "open_collection", "CollectionFile", "MemberInput",
-           "parse_bits_for", "member_plan", "report", "check_memory"]
+           "parse_bits_for", "member_plan"]
 
 
 # ---------------------------------------------------------------------- files by name

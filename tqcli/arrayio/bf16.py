@@ -46,9 +46,9 @@ def to_f32(array: np.ndarray) -> np.ndarray:
 
 
 def f32_to_bits(x: np.ndarray) -> np.ndarray:
-    """float32 (or float64, narrowed to float32 first only when exact enough: see below)
-    -> uint16 bfloat16 patterns with round-to-nearest, ties to even; values beyond the
-    largest finite bfloat16 saturate there (as tq's other narrowing casts do)."""
+    """float32 or float64 -> uint16 bfloat16 patterns, rounded once (to nearest, ties to
+    even) directly from the value; values beyond the largest finite bfloat16 saturate
+    there (as tq's other narrowing casts do)."""
     x = np.asarray(x)
     if x.dtype == np.float64:
         # float64 -> float32 -> bfloat16 could round twice; clip, then round the float64
@@ -57,7 +57,8 @@ def f32_to_bits(x: np.ndarray) -> np.ndarray:
         m, e = np.frexp(x)                        # x = m * 2^e, 0.5 <= |m| < 1
         r = np.ldexp(np.rint(np.ldexp(m, 8)), e - 8)  # rint is ties-to-even
         r = np.where(np.abs(r) < float(np.finfo(np.float32).tiny), _sub(x), r)
-        return np.clip(r, -MAX, MAX).astype(np.float32).view(np.uint32).__rshift__(16).astype(np.uint16)
+        # r is a bfloat16 value now: as float32 its low 16 bits are zero
+        return (np.clip(r, -MAX, MAX).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
     x = np.clip(np.asarray(x, np.float32), -MAX, MAX)
     u = x.view(np.uint32).astype(np.uint64)
     u = u + np.uint64(0x7FFF) + ((u >> np.uint64(16)) & np.uint64(1))
@@ -67,8 +68,3 @@ def f32_to_bits(x: np.ndarray) -> np.ndarray:
 def _sub(x: np.ndarray) -> np.ndarray:
     """Subnormal range of bfloat16 (|x| < 2^-126): a multiple of 2^-133, ties to even."""
     return np.ldexp(np.rint(np.ldexp(x, 133)), -133)
-
-
-def from_float(x: np.ndarray):
-    """float32/float64 values as an ml_dtypes bfloat16 array (round to nearest even)."""
-    return f32_to_bits(x).view(dtype())
