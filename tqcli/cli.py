@@ -525,6 +525,8 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
                 done = api.decompress_file(src, out, rows=rows, select=select, dtype=dtype,
                                            dataset=dataset, force=force, progress=bar,
                                            memory_limit=memory_limit, clip_rows=False)
+        except TqError as e:  # a refusal of the stream as it opened names no file yet
+            raise e.with_source(input)
         finally:
             if not isinstance(src, str):
                 src.close()
