@@ -436,7 +436,7 @@ def test_hdf5_hostile_datasets_are_refused(pool, tmp_path):
              "bool": "bool", "null": "empty", "scalar": "0-dimensional", "d1": "dimension",
              "ext_link": "another file", "ext_storage": "other files",
              "virtual": "other files", "dangling": "no dataset", "missing": "no dataset",
-             "grp": "group", "grp/ok/deeper": "no dataset"}
+             "grp/ok/deeper": "no dataset"}  # grp: a group is a collection (issue 12)
     keep = _files(tmp_path)
     bad = []
     for ds, word in cases.items():
@@ -453,6 +453,15 @@ def test_hdf5_hostile_datasets_are_refused(pool, tmp_path):
     assert tqcli.decompress(tqcli.compress(np.ones((2, 4), np.float32))).shape == (2, 4)
     r = pool.run(["compress", "h.h5:/grp/ok", "-o", "ok.tqz"], tmp_path)
     assert r.returncode == 0, r.stderr  # a real dataset in the same file still works
+    # the whole file as a collection: refused at its first link, nothing written
+    r = pool.run(["compress", "h.h5", "-o", "all.tqz"], tmp_path)
+    assert not check_cli_failure(r, "h.h5", tmp_path, keep + ["ok.tqz"], "h5 whole file",
+                                 pool.base_rss, corrupt=False)
+    assert "link" in r.lines[0], r.lines
+    r = pool.run(["compress", "h.h5:/grp", "-o", "grp.tqz"], tmp_path)  # a group: collection
+    assert r.returncode == 0, r.stderr
+    with tqcli.open_collection(str(tmp_path / "grp.tqz")) as c:
+        assert c.names == ["ok"]
 
 
 def test_hdf5_dataset_larger_than_memory_budget_is_streamed(pool, tmp_path):
