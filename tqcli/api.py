@@ -404,12 +404,19 @@ def _feed(ev, pairs, progress) -> None:
 
 def set_threads(n: int | None) -> int:
     """Use n worker threads in the kernels (default: all cores); output does not change."""
-    import numba
+    from . import kernels
 
-    limit = numba.config.NUMBA_NUM_THREADS
-    n = limit if n is None or n <= 0 else min(n, limit)
-    numba.set_num_threads(n)
-    return n
+    return kernels.set_threads(n)
+
+
+def on_first_compile(callback):
+    """Call callback(kernel name, estimated seconds) once, if and when this process starts
+    compiling a kernel that numba's cache does not hold yet (first use after installing
+    or upgrading tq); for a front end that wants to say why it is waiting.  Returns a
+    function that withdraws the request."""
+    from . import kernels
+
+    return kernels.on_first_compile(callback)
 
 
 def _is_path(target) -> bool:
