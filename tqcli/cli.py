@@ -127,9 +127,20 @@ class _Progress:
     def __init__(self, enabled: bool, label: str):
         self.enabled, self.label = enabled, label
         self.bar = None
+        self.withdraw = None
 
     def __enter__(self):
+        if self.enabled:
+            self.withdraw = process.load_library().on_first_compile(self.compiling)
         return self
+
+    def compiling(self, kernel: str, seconds: int) -> None:
+        """The first-use notice: one line instead of a bar frozen at 0 while numba compiles."""
+        text = f"tq: compiling kernels for first use, once, ~{seconds} s"
+        if self.bar is not None:
+            self.bar.console.print(text, markup=False, highlight=False)
+        else:
+            click.echo(text, err=True)
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
@@ -147,6 +158,8 @@ class _Progress:
         self.bar.update(self.task, completed=done)
 
     def __exit__(self, *exc):
+        if self.withdraw is not None:
+            self.withdraw()
         if self.bar:
             self.bar.stop()
 
