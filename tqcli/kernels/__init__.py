@@ -138,7 +138,7 @@ def _run_tasks(driver, n: int, *args) -> None:
 # Seconds each driver takes to compile from an empty cache on the 2-core development VM
 # (quiet, numba 0.6x): what the first-use notice announces.  Compiled once, the kernels
 # load from numba's cache in milliseconds.
-COMPILE_SECONDS = {"encode_mse_kernel": 5, "encode_prod_kernel": 7, "decode_mse_kernel": 3,
+COMPILE_SECONDS = {"encode_mse_kernel": 5, "encode_prod_kernel": 5, "decode_mse_kernel": 4,
                    "decode_prod_kernel": 5, "rotate_rows_kernel": 3}
 _DRIVERS = {"encode_mse_kernel": _encode, "encode_prod_kernel": _encode,
             "decode_mse_kernel": _decode, "decode_prod_kernel": _decode,
