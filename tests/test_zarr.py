@@ -366,3 +366,27 @@ def test_dask_distributed_v3_and_v2(tmp_path, cluster_client):
         da.from_array(bad, chunks=(128, D)).to_zarr(str(tmp_path / "bad.zarr"),
                                                     serializer=TurboQuantCodec(),
                                                     compressors=None)
+
+
+def test_example_on_an_existing_cluster(tmp_path, cluster_client, monkeypatch, capsys):
+    """examples/dask_compress.py pointed at a running scheduler (--scheduler ADDRESS): its
+    figures are those of tq on the same rows."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dask_compress",
+                                                  ROOT / "examples" / "dask_compress.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    x = gaussian(2000, D, seed=4)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "x.zarr"
+    monkeypatch.setattr(sys, "argv", [
+        "dask_compress.py", "--npy", str(tmp_path / "x.npy"), "--chunk-rows", "512",
+        "--out", str(out), "--scheduler", cluster_client.scheduler.address])
+    example.main()
+    line = capsys.readouterr().out
+    y = per_chunk(x, 512)
+    want = float(np.mean(((x.astype(np.float64) - y) ** 2).sum(1)
+                         / (x.astype(np.float64) ** 2).sum(1)))
+    assert f"nmse {want:.6f} " in line and "2 workers" in line, line
+    assert np.array_equal(zarr.open_array(str(out))[:], y)
