@@ -300,16 +300,40 @@ def test_cli_zarr_input_refusals(tmp_path):
     zarr.create_array(store=str(tmp_path / "bad.zarr"), shape=(64, D), chunks=(32, D),
                       dtype="float32")[...] = X[:64]
     (tmp_path / "bad.zarr" / "c" / "1" / "0").write_bytes(b"garbage")
+    # a v2 array of objects whose chunk is a pickle that would create a file: never run
+    (tmp_path / "pk.zarr").mkdir()
+    (tmp_path / "pk.zarr" / ".zarray").write_text(json.dumps(dict(
+        zarr_format=2, shape=[2, D], chunks=[2, D], dtype="|O", compressor=None,
+        fill_value=None, order="C", filters=[{"id": "pickle", "protocol": 5}])))
+    (tmp_path / "pk.zarr" / "0.0").write_bytes(pickle.dumps(_Opens(tmp_path / "ran")))
     for name, words in [
             ("nan.zarr", "row 75: contains NaN or infinite values"),
             ("int.zarr", "dtype int16 is not supported (need float16, float32 or float64)"),
             ("g.zarr", "is a zarr group holding 2 arrays; name one as STORE/ARRAY (a, b)"),
-            ("bad.zarr", "cannot read the zarr array (")]:
+            ("bad.zarr", "cannot read the zarr array ("),
+            ("pk.zarr", "")]:
         r = tq("compress", tmp_path / name, "-o", tmp_path / "o.tqz")
         assert r.exit_code == 1, r.output
         (line,) = r.output.splitlines()
         assert line.startswith(f"tq: {tmp_path / name}: {words}"), line
-    assert not (tmp_path / "o.tqz").exists()
+    assert not (tmp_path / "o.tqz").exists() and not (tmp_path / "ran").exists()
+    # zarr 3.1 itself refuses that store (object dtype); tq's own check, for a zarr that
+    # would not, looks for the pickle codec in the metadata before any chunk is read
+    from tqcli.arrayio.zarrio import _uses_pickle
+
+    assert _uses_pickle({"filters": [{"id": "pickle", "protocol": 5}]})
+    assert _uses_pickle({"codecs": [{"name": "bytes"}, {"name": "numcodecs.pickle"}]})
+    assert not _uses_pickle({"compressor": {"id": "tq", "bits": 4}, "filters": None})
+
+
+class _Opens:
+    """Unpickling this creates a file (what a hostile pickle could do instead)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
 
 
 # ---------------------------------------------------------------------------- Dask

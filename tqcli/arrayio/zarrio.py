@@ -84,6 +84,9 @@ class ZarrSource(ArraySource):
                                  "is a zarr group holding no array")
             node = node[names[0]]
         self.array = node
+        if _uses_pickle(node.metadata.to_dict()):
+            raise InputError("the zarr array uses the pickle codec (decoding it would run code "
+                             "from the file); tq does not read pickles", kind="pickle")
         check_dtype(node.dtype)
         check_shape(tuple(node.shape))
         self.dtype, self.shape = np.dtype(node.dtype), tuple(int(s) for s in node.shape)
@@ -105,6 +108,18 @@ class ZarrSource(ArraySource):
             except Exception as e:  # noqa: BLE001 - a damaged chunk, a missing codec
                 raise InputError(f"cannot read the zarr array ({_reason(e)})") from None
             yield out
+
+
+def _uses_pickle(meta) -> bool:
+    """Whether array metadata names a codec that unpickles its data (numcodecs' Pickle, as a
+    v2 compressor, filter or object codec, or a v3 codec)."""
+    if isinstance(meta, dict):
+        return any(_uses_pickle(v) or (k in ("id", "name", "object_codec_id")
+                                       and isinstance(v, str) and "pickle" in v.lower())
+                   for k, v in meta.items())
+    if isinstance(meta, (list, tuple)):
+        return any(_uses_pickle(v) for v in meta)
+    return False
 
 
 def _segments(shape: tuple[int, ...], c: int):
