@@ -285,6 +285,8 @@ def test_cli_zarr_bridges(tmp_path):
     assert r.exit_code == 1 and "not a zarr store; refusing to replace it" in r.output
     assert os.listdir(tmp_path / "keep.zarr") == ["mine.txt"]
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    r = tq("decompress", tmp_path / "a.tqz", "-o", tmp_path / "y.npy", "--zarr-codec", "tq")
+    assert r.exit_code == 2 and "--zarr-codec is for a zarr output: -o OUT.zarr" in r.output
 
 
 def test_cli_zarr_input_refusals(tmp_path):
@@ -414,3 +416,20 @@ def test_example_on_an_existing_cluster(tmp_path, cluster_client, monkeypatch, c
                          / (x.astype(np.float64) ** 2).sum(1)))
     assert f"nmse {want:.6f} " in line and "2 workers" in line, line
     assert np.array_equal(zarr.open_array(str(out))[:], y)
+
+
+def test_without_zarr_the_bridges_name_the_extra(tmp_path, monkeypatch):
+    from tqcli import arrayio
+    from tqcli.errors import TqError
+
+    zarr.create_array(store=str(tmp_path / "a.zarr"), shape=(8, D), dtype="float32")
+    monkeypatch.setitem(sys.modules, "zarr", None)  # `import zarr` now fails
+    with pytest.raises(TqError) as e:
+        arrayio.ZarrSink(str(tmp_path / "o.zarr"), (8, D), "float32")
+    assert str(e.value) == f"{tmp_path / 'o.zarr'}: zarr stores need the zarr extra: " \
+                           f"pip install 'tq[zarr]'"
+    with pytest.raises(TqError) as e:
+        arrayio.open_input(str(tmp_path / "a.zarr"))
+    assert str(e.value) == f"{tmp_path / 'a.zarr'}: zarr stores need the zarr extra: " \
+                           f"pip install 'tq[zarr]'"
+    assert os.listdir(tmp_path) == ["a.zarr"]

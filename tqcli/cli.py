@@ -437,7 +437,7 @@ def _select_option(ctx, param, value):
               "(of the flattened (n, d) view; the result is 2-D; out of range is an error).")
 @click.option("--dataset", metavar="PATH", default="data", show_default=True,
               help="Dataset name for HDF5 output.")
-@click.option("--zarr-codec", type=click.Choice(["plain", "tq"]), default="plain",
+@click.option("--zarr-codec", type=click.Choice(limits.ZARR_CODECS), default="plain",
               show_default=True, help="For an OUT ending in .zarr (a zarr v3 store, the zarr "
               "extra): plain = zarr's default codecs, the decoded values exactly; tq = the "
               "tq.turboquant codec with IN.tqz's settings, about as small as IN.tqz.")
@@ -460,6 +460,8 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, zarr_co
 
     if select is not None and rows is not None:
         raise click.UsageError("--select and --rows are two ways to choose; give one")
+    if zarr_codec != "plain" and not (output or "").rstrip("/").lower().endswith(".zarr"):
+        raise click.UsageError("--zarr-codec is for a zarr output: -o OUT.zarr")
     inputs = _input_list(inputs, output, to_stdout, output_dir, keep, remove)
     engine = _Engine(threads)
 

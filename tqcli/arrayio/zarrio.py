@@ -23,12 +23,12 @@ import tempfile
 import numpy as np
 
 from ..errors import InputError, TqError
+from ..limits import ZARR_CODECS
 from .base import ArraySource, check_dtype, check_shape
 from .hdf5 import row_runs
 from .sinks import saturating_cast
 
 ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
-ZARR_CODECS = ("plain", "tq")  # decompress -o out.zarr: zarr's default codecs, or tq's
 
 
 def is_zarr_store(path: str) -> bool:
@@ -147,9 +147,12 @@ class ZarrSink:
 
     def __init__(self, path: str, shape, dtype, *, codec: str = "plain", options=None,
                  chunk_rows: int = 4096, force: bool = False, name: str | None = None):
-        zarr = _zarr()
         self.path = os.fspath(path).rstrip("/") or os.fspath(path)
         self.name = name or self.path
+        try:
+            zarr = _zarr()
+        except TqError as e:
+            raise e.with_source(self.name)
         self.force = force
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
