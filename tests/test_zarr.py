@@ -229,7 +229,9 @@ def test_fresh_interpreter_with_only_zarr_reads_both_stores(tmp_path):
         np.save(sys.argv[3], np.stack([a, b]))
         print(type(c).__module__, c.bits)
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), str(ROOT)]))
+    # the tqcli this test imports (the checkout, or an installed copy with its numba cache)
+    here = str(Path(tqcli.__file__).parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), here]))
     r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "v3.zarr"),
                         str(tmp_path / "v2.zarr"), str(tmp_path / "out.npy")],
                        capture_output=True, env=env, timeout=120)
