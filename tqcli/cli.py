@@ -377,8 +377,8 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dtype, rounds,
              rotation, center, chunk_rows, dataset, to_stdout, force, keep, remove, quiet,
              verbose, progress, threads):
-    """Compress each INPUT (.npy, .h5/.hdf5, or '-' for a .npy on stdin; none: stdin) into
-    a .tqz file."""
+    """Compress each INPUT (.npy, .h5/.hdf5, a zarr array folder STORE or STORE/ARRAY, or
+    '-' for a .npy on stdin; none: stdin) into a .tqz file."""
     from . import arrayio, files
 
     _check_encoder_options(mode, scale_rule, chunk_rows)
@@ -387,6 +387,12 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
 
     def one(input):
         out = "-" if to_stdout else output
+        if out is None and input != "-" and arrayio.is_zarr_store(input):
+            if output_dir is None:  # INPUT.tqz would land inside the zarr store
+                raise TqError("a zarr array is a folder: name the output with -o OUT.tqz "
+                              "or --output-dir DIR", input)
+            input_name = input.rstrip("/") or input
+            out = files.compressed_name(input_name, output_dir)
         if out is None:
             out = "-" if input == "-" else files.compressed_name(
                 arrayio.split_h5_spec(input)[0], output_dir)
@@ -394,6 +400,9 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
             _refuse_rm(out, input)
         with arrayio.open_input(input, dataset) as source:
             api = engine.start()  # the kernels load once the input is good
+            if remove and isinstance(source, arrayio.ZarrSource):
+                raise TqError("--rm refused for zarr input (a store is a folder that may hold "
+                              "other data)", source.name)
             if remove and isinstance(source, arrayio.H5Source):
                 raise TqError("--rm refused for HDF5 input (the file may hold other data)",
                               source.name)
@@ -427,9 +436,10 @@ def _select_option(ctx, param, value):
 
 @main.command(context_settings=CONTEXT)
 @click.argument("inputs", metavar="[IN.tqz]...", nargs=-1)
-@click.option("-o", "--output", metavar="OUT", help="Output file, for one IN.tqz: .npy, or "
-              "HDF5 when it ends in .h5/.hdf5; '-' for a .npy on stdout. Default: IN without "
-              ".tqz (plus .npy when that has no extension).")
+@click.option("-o", "--output", metavar="OUT", help="Output file, for one IN.tqz: .npy, "
+              "HDF5 when it ends in .h5/.hdf5, a zarr store when it ends in .zarr; '-' for a "
+              ".npy on stdout. Default: IN without .tqz (plus .npy when that has no "
+              "extension).")
 @common_output_dir
 @click.option("--dtype", type=click.Choice(limits.OUTPUT_DTYPES), default="original",
               show_default=True, help="dtype of the decoded array.")
@@ -440,6 +450,10 @@ def _select_option(ctx, param, value):
               "(of the flattened (n, d) view; the result is 2-D; out of range is an error).")
 @click.option("--dataset", metavar="PATH", default="data", show_default=True,
               help="Dataset name for HDF5 output.")
+@click.option("--zarr-codec", type=click.Choice(limits.ZARR_CODECS), default="plain",
+              show_default=True, help="For an OUT ending in .zarr (a zarr v3 store, the zarr "
+              "extra): plain = zarr's default codecs, the decoded values exactly; tq = the "
+              "tq.turboquant codec with IN.tqz's settings, about as small as IN.tqz.")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @common_keep
@@ -450,13 +464,17 @@ def _select_option(ctx, param, value):
               help="Progress bar (default: only when stderr is a terminal).")
 @common_memory
 @common_threads
-def decompress(inputs, output, output_dir, dtype, select, rows, dataset, to_stdout, force,
-               keep, remove, quiet, verbose, progress, memory_limit, threads):
-    """Decompress each IN.tqz ('-' or none: stdin) into a .npy or HDF5 file."""
+def decompress(inputs, output, output_dir, dtype, select, rows, dataset, zarr_codec,
+               to_stdout, force, keep, remove, quiet, verbose, progress, memory_limit,
+               threads):
+    """Decompress each IN.tqz ('-' or none: stdin) into a .npy or HDF5 file, or a zarr
+    store (OUT.zarr)."""
     from . import files
 
     if select is not None and rows is not None:
         raise click.UsageError("--select and --rows are two ways to choose; give one")
+    if zarr_codec != "plain" and not (output or "").rstrip("/").lower().endswith(".zarr"):
+        raise click.UsageError("--zarr-codec is for a zarr output: -o OUT.zarr")
     inputs = _input_list(inputs, output, to_stdout, output_dir, keep, remove)
     engine = _Engine(threads)
 
@@ -472,7 +490,8 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, to_stdo
         with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
             done = api.decompress_file(input, out, rows=rows, select=select, dtype=dtype,
                                        dataset=dataset, force=force, progress=bar,
-                                       memory_limit=memory_limit, clip_rows=False)
+                                       memory_limit=memory_limit, clip_rows=False,
+                                       zarr_codec=zarr_codec)
         if remove:
             _remove_input(input)
         if verbose:
