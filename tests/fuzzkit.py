@@ -9,7 +9,7 @@ child that runs exactly what the `tq` entry point runs (`tqcli.cli.main`) with i
 stdin, stdout, stderr, working directory and exit status.  Each case is still a separate
 process: its exit code, its one stderr line, the files it leaves behind, its wall time and
 its peak RSS (from os.wait4) are those of a real `tq` run.  The helper never starts
-threads before forking (numba's thread pool starts in each child), so the children are
+threads before forking (the kernels' thread pool starts in each child), so the children are
 sound.  test_fuzz.py checks on a sample that the forked runs print exactly what real
 `python -m tqcli` processes print.
 """

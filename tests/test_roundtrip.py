@@ -364,8 +364,7 @@ x = (rng.standard_normal((1003, 97)) * rng.lognormal(0, 2, (1003, 1))).astype(np
 for kw in (dict(bits=3), dict(bits=3, mode="prod"), dict(bits=7, scale_rule="ip"),
            dict(bits=4, center=True), dict(bits=2, rotation="hadamard2")):
     print(hashlib.sha256(tqcli.compress(x, chunk_rows=64, **kw)).hexdigest())
-import numba
-print(numba.get_num_threads())
+print(tqcli.kernels.thread_count())
 """
 
 

@@ -230,7 +230,7 @@ class Decompressed(NamedTuple):
 def decompress_file(input, output, *, rows=None, dtype: str | None = None,
                     dataset: str = "data", force: bool = False, progress=None,
                     memory_limit: int | None = None, select=None,
-                    clip_rows: bool = True) -> Decompressed:
+                    clip_rows: bool = True, zarr_codec: str = "plain") -> Decompressed:
     """Decode the container `input` into the array file `output`.
 
     input: a path, '-' for stdin, or a binary stream.  output: a .npy path, or HDF5 when it
@@ -242,6 +242,9 @@ def decompress_file(input, output, *, rows=None, dtype: str | None = None,
     shape numpy gives x[select].  clip_rows=False refuses a rows range beyond the array
     (the command line's --rows) instead of clipping it.  Chunk k is written while chunk
     k+1 is decoded.  Errors name the file.  memory_limit as for decompress.
+    An output named *.zarr is a zarr v3 store (the zarr extra; arrayio.ZarrSink) holding
+    the array at its root, with zarr's default codecs (zarr_codec "plain": the decoded
+    values exactly) or the tq.turboquant codec with this container's settings ("tq").
     """
     f, name = _open_named(input, refuse_directory=True, memory_limit=memory_limit)
     try:
@@ -256,6 +259,12 @@ def decompress_file(input, output, *, rows=None, dtype: str | None = None,
                 raise TqError("output would overwrite the input", os.fspath(output))
             if _is_path(output):
                 files.check_array_output_name(os.fspath(output))
+            if _is_path(output) and arrayio.is_zarr_name(os.fspath(output)):
+                _decompress_to_zarr(f, os.fspath(output), shape, dt, starts, stops, force,
+                                    progress, zarr_codec)
+                count = int((stops - starts).sum())
+                start = int(starts[0]) if starts.size else 0
+                return Decompressed(h, start, start + count, dt, tuple(shape))
             h5 = _is_path(output) and arrayio.is_hdf5_name(os.fspath(output))
             with files.open_output(output, force) as sink:
                 if h5:
@@ -278,6 +287,23 @@ def decompress_file(input, output, *, rows=None, dtype: str | None = None,
     count = int((stops - starts).sum())
     start = int(starts[0]) if starts.size else 0
     return Decompressed(h, start, start + count, dt, tuple(shape))
+
+
+def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force, progress,
+                        zarr_codec: str) -> None:
+    """decompress_file's zarr branch: the rows into a new zarr store at `output`."""
+    h = f.header
+    options = None
+    if zarr_codec == "tq":  # the container's own settings, chunk for chunk
+        options = dict(bits=h.bits, mode=h.mode, seed=h.seed, rounds=h.rounds,
+                       scale_rule=h.scale_rule, scale_dtype=h.scale_dtype,
+                       rotation=h.rotation, coding=h.coding, center=h.centered)
+    with arrayio.ZarrSink(output, shape, dt, codec=zarr_codec, options=options,
+                          chunk_rows=h.chunk_rows, force=force) as writer:
+        with BackgroundConsumer(writer.write, depth=1) as background:
+            for block in f.iter_runs(starts, stops, progress=progress, buffers=3):
+                background.put(block)
+        writer.commit()
 
 
 # ---------------------------------------------------------------------- inspect
@@ -418,12 +444,19 @@ def _feed(ev, pairs, progress) -> None:
 
 def set_threads(n: int | None) -> int:
     """Use n worker threads in the kernels (default: all cores); output does not change."""
-    import numba
+    from . import kernels
 
-    limit = numba.config.NUMBA_NUM_THREADS
-    n = limit if n is None or n <= 0 else min(n, limit)
-    numba.set_num_threads(n)
-    return n
+    return kernels.set_threads(n)
+
+
+def on_first_compile(callback):
+    """Call callback(kernel name, estimated seconds) once, if and when this process starts
+    compiling a kernel that numba's cache does not hold yet (first use after installing
+    or upgrading tq); for a front end that wants to say why it is waiting.  Returns a
+    function that withdraws the request."""
+    from . import kernels
+
+    return kernels.on_first_compile(callback)
 
 
 def _is_path(target) -> bool:

@@ -127,9 +127,20 @@ class _Progress:
     def __init__(self, enabled: bool, label: str):
         self.enabled, self.label = enabled, label
         self.bar = None
+        self.withdraw = None
 
     def __enter__(self):
+        if self.enabled:
+            self.withdraw = process.load_library().on_first_compile(self.compiling)
         return self
+
+    def compiling(self, kernel: str, seconds: int) -> None:
+        """The first-use notice: one line instead of a bar frozen at 0 while numba compiles."""
+        text = f"tq: compiling kernels for first use, once, ~{seconds} s"
+        if self.bar is not None:
+            self.bar.console.print(text, markup=False, highlight=False)
+        else:
+            click.echo(text, err=True)
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
@@ -147,6 +158,8 @@ class _Progress:
         self.bar.update(self.task, completed=done)
 
     def __exit__(self, *exc):
+        if self.withdraw is not None:
+            self.withdraw()
         if self.bar:
             self.bar.stop()
 
@@ -376,10 +389,12 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @common_threads
 def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dtype, rounds,
              rotation, center, chunk_rows, dataset, bits_for, lossless, vector_size,
-             directory, input_dtype, to_stdout, force, keep, remove, quiet, verbose, progress, threads):
-    """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, or '-' for a .npy on
-    stdin; none: stdin) into a .tqz file.  An HDF5 file (or group), a .safetensors file
-    and an .npz become one collection of named members; FILE.h5:/dataset one array."""
+             directory, input_dtype, to_stdout, force, keep, remove, quiet, verbose, progress,
+             threads):
+    """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, a zarr array folder STORE
+    or STORE/ARRAY, or '-' for a .npy on stdin; none: stdin) into a .tqz file.  An HDF5
+    file (or group), a .safetensors file and an .npz become one collection of named
+    members; FILE.h5:/dataset one array."""
     from . import arrayio, files
 
     _check_encoder_options(mode, scale_rule, chunk_rows)
@@ -394,6 +409,12 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
 
     def one(input):
         out = "-" if to_stdout else output
+        if out is None and input != "-" and arrayio.is_zarr_store(input):
+            if output_dir is None:  # INPUT.tqz would land inside the zarr store
+                raise TqError("a zarr array is a folder: name the output with -o OUT.tqz "
+                              "or --output-dir DIR", input)
+            input_name = input.rstrip("/") or input
+            out = files.compressed_name(input_name, output_dir)
         if out is None:
             out = "-" if input == "-" else files.compressed_name(
                 arrayio.split_h5_spec(input.rstrip("/") or input)[0], output_dir)
@@ -431,6 +452,9 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
                                    "collections (HDF5, .safetensors, .npz input)")
         with arrayio.open_input(input, dataset, input_dtype) as source:
             api = engine.start()  # the kernels load once the input is good
+            if remove and isinstance(source, arrayio.ZarrSource):
+                raise TqError("--rm refused for zarr input (a store is a folder that may hold "
+                              "other data)", source.name)
             if remove and isinstance(source, arrayio.H5Source):
                 raise TqError("--rm refused for HDF5 input (the file may hold other data)",
                               source.name)
@@ -464,9 +488,10 @@ def _select_option(ctx, param, value):
 
 @main.command(context_settings=CONTEXT)
 @click.argument("inputs", metavar="[IN.tqz]...", nargs=-1)
-@click.option("-o", "--output", metavar="OUT", help="Output file, for one IN.tqz: .npy, or "
-              "HDF5 when it ends in .h5/.hdf5; '-' for a .npy on stdout. Default: IN without "
-              ".tqz (plus .npy when that has no extension).")
+@click.option("-o", "--output", metavar="OUT", help="Output file, for one IN.tqz: .npy, "
+              "HDF5 when it ends in .h5/.hdf5, a zarr store when it ends in .zarr; '-' for a "
+              ".npy on stdout. Default: IN without .tqz (plus .npy when that has no "
+              "extension).")
 @common_output_dir
 @click.option("--dtype", type=click.Choice(limits.OUTPUT_DTYPES), default="original",
               show_default=True, help="dtype of the decoded array.")
@@ -480,6 +505,10 @@ def _select_option(ctx, param, value):
 @click.option("--member", "member", metavar="NAME", multiple=True,
               help="Collections: decode only this member (repeatable); one member may be "
                    "written as .npy or to stdout.")
+@click.option("--zarr-codec", type=click.Choice(limits.ZARR_CODECS), default="plain",
+              show_default=True, help="For an OUT ending in .zarr (a zarr v3 store, the zarr "
+              "extra): plain = zarr's default codecs, the decoded values exactly; tq = the "
+              "tq.turboquant codec with IN.tqz's settings, about as small as IN.tqz.")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @common_keep
@@ -490,13 +519,17 @@ def _select_option(ctx, param, value):
               help="Progress bar (default: only when stderr is a terminal).")
 @common_memory
 @common_threads
-def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member, to_stdout,
-               force, keep, remove, quiet, verbose, progress, memory_limit, threads):
-    """Decompress each IN.tqz ('-' or none: stdin) into a .npy or HDF5 file."""
+def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member, zarr_codec,
+               to_stdout, force, keep, remove, quiet, verbose, progress, memory_limit,
+               threads):
+    """Decompress each IN.tqz ('-' or none: stdin) into a .npy or HDF5 file, or a zarr
+    store (OUT.zarr); a collection into the kind of file it came from."""
     from . import files
 
     if select is not None and rows is not None:
         raise click.UsageError("--select and --rows are two ways to choose; give one")
+    if zarr_codec != "plain" and not (output or "").rstrip("/").lower().endswith(".zarr"):
+        raise click.UsageError("--zarr-codec is for a zarr output: -o OUT.zarr")
     inputs = _input_list(inputs, output, to_stdout, output_dir, keep, remove)
     engine = _Engine(threads)
 
@@ -524,7 +557,8 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
             with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
                 done = api.decompress_file(src, out, rows=rows, select=select, dtype=dtype,
                                            dataset=dataset, force=force, progress=bar,
-                                           memory_limit=memory_limit, clip_rows=False)
+                                           memory_limit=memory_limit, clip_rows=False,
+                                           zarr_codec=zarr_codec)
         except TqError as e:  # a refusal of the stream as it opened names no file yet
             raise e.with_source(input)
         finally:

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from . import codebook, limits
+from . import codebook, limits, precompile
 from .codec import Codec, make_center, make_header
 from .errors import InputError
 
@@ -281,16 +281,21 @@ class FreshEncodings:
 
     def __iter__(self):
         src = self.source
-        codecs = None
+        codecs, early = None, []
         row = 0
         for block in src.blocks(limits.default_chunk_rows(src.dim)):
             if codecs is None:
                 self.headers = _headers(src, self.settings, block, self.scale_dtype)
                 codecs = [Codec(h) for h in self.headers]
-            decoded = []
-            for codec in codecs:
-                (parts,) = codec.encode_chunks(block, row)
-                decoded.append(codec.decode(b"".join(parts), block.shape[0]))
+                # on first use, the decoder compiles in another process meanwhile
+                early = [precompile.decoder_early(h) for h in
+                         {(h.mode, h.scale_dtype): h for h in self.headers}.values()]
+            encoded = [codec.encode_chunks(block, row)[0] for codec in codecs]
+            for pending in early:
+                pending.wait()
+            early = []
+            decoded = [codec.decode(b"".join(parts), block.shape[0])
+                       for codec, parts in zip(codecs, encoded)]
             row += block.shape[0]
             yield block, decoded
 

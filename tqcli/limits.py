@@ -19,6 +19,7 @@ SOURCE_DTYPES = {1: "float16", 2: "float32", 3: "float64", 4: "bfloat16"}
 SOURCE_DTYPE_SIZES = {"float16": 2, "float32": 4, "float64": 8, "bfloat16": 2}
 SCALE_DTYPE_CHOICES = ("auto",) + SCALE_DTYPES    # "auto": float32, float64 when a norm needs it
 OUTPUT_DTYPES = ("original", "float32", "float16", "float64")
+ZARR_CODECS = ("plain", "tq")  # decompress -o OUT.zarr: zarr's default codecs, or tq.turboquant
 
 # ------------------------------------------------------------------ limits
 

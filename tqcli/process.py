@@ -19,13 +19,11 @@ def quiet_idle_threads() -> None:
     """Keep idle helper threads off the CPUs the kernels need.
 
     tq never calls BLAS, yet numpy's OpenBLAS starts a thread per core that spins for a
-    while; and the OpenMP workers behind numba's prange spin between kernel calls while
-    this process reads, checks and writes chunks.  On a 2-core machine that took a fifth of
-    the CPU time of a decompression.  Only this command-line process is affected, before
-    numpy and numba load, and a value the user set is kept.
+    while.  (The kernels' own workers are plain threads that sleep between calls.)  Only
+    this command-line process is affected, before numpy loads, and a value the user set is
+    kept.
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def pause_gc() -> bool:

@@ -23,6 +23,7 @@ from . import bf16
 from .base import ArraySource, check_dtype, check_shape
 from .hdf5 import H5Source, split_h5_spec
 from .npy import NPY_MAGIC, read_npy_header
+from .zarrio import ZarrSource, is_zarr_store
 
 
 class NpyStreamSource(ArraySource):
@@ -210,8 +211,9 @@ def _npy_source(f, path: str, prefix: bytes, input_dtype=None) -> NpyStreamSourc
 
 def open_input(spec: str, dataset: str | None = None,
                input_dtype: str | None = None) -> ArraySource:
-    """The source for a command-line input: '-' (a .npy on stdin), a .npy file, or an
-    HDF5 file (FILE.h5:/path or `dataset` chooses the dataset).  The kind is decided by the
+    """The source for a command-line input: '-' (a .npy on stdin), a .npy file, an
+    HDF5 file (FILE.h5:/path or `dataset` chooses the dataset), or a local zarr array
+    (a folder with zarr metadata: STORE or STORE/ARRAY).  The kind is decided by the
     file's first bytes, not its name; errors name the file.  The file is opened once, so
     a FIFO or a process substitution (<(cat x.npy)) is read as the stream it is."""
     if spec == "-":
@@ -229,6 +231,11 @@ def open_input(spec: str, dataset: str | None = None,
         if not os.path.exists(path):
             raise InputError("no such file")
         if os.path.isdir(path):
+            if is_zarr_store(path):
+                if ds is not None:
+                    raise InputError("--dataset given but the input is a zarr store "
+                                     "(name the array as STORE/ARRAY)")
+                return ZarrSource(path)
             raise InputError("is a directory")
         f = open(path, "rb", buffering=0)
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):

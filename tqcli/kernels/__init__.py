@@ -14,7 +14,7 @@ The package, by concern:
     lanes.py     LLVM vector intrinsics on 8 lanes (butterflies, row moves, transposes,
                  divisions, sums); no jitted code
     rotate.py    the rotation, interpreted from its plan (below)
-    groups.py    the group/task prange scaffold and per-group code packing
+    groups.py    the group/task scaffold and per-group code packing
     encode.py    the fused encoder;  decode.py  the decoders
     gaussian.py  SplitMix64 and the polar method (the prod-mode sketch)
 
@@ -37,7 +37,7 @@ signs[r] * t.  tqcli/rotations builds the plan of each rotation kind.
 
 NUMBA'S CACHE AND EDITS ACROSS MODULES.  Every kernel is compiled with cache=True into
 tqcli/kernels/__pycache__ (*.nbi, *.nbc).  numba checks only the source file of the
-function it loads: a driver in encode.py is not recompiled when an inline helper or an
+function it loads: a driver in encode.py is not recompiled when a helper or an
 intrinsic it uses in lanes.py, groups.py or rotate.py changes, and the stale compiled code
 keeps running.  After editing any module here, delete the cache:
     rm -f tqcli/kernels/__pycache__/*.nbi tqcli/kernels/__pycache__/*.nbc
@@ -46,17 +46,145 @@ or point NUMBA_CACHE_DIR at a fresh directory for the session.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from . import decode as _decode
 from . import encode as _encode
 from . import gaussian as _gaussian
 from . import rotate as _rotate
-from .groups import GROUPS_PER_TASK
+from .groups import GROUPS_PER_TASK, task_count
 from .lanes import LANES
 
 __all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod",
-           "decode_mse", "decode_prod", "rotate_rows", "gaussian_fill", "divide", "warm_up"]
+           "decode_mse", "decode_prod", "rotate_rows", "gaussian_fill", "divide", "warm_up",
+           "set_threads", "thread_count", "thread_limit", "on_first_compile", "is_cached",
+           "COMPILE_SECONDS"]
+
+
+# ---------------------------------------------------------------------- worker threads
+
+def thread_limit() -> int:
+    """The most worker threads the kernels use: NUMBA_NUM_THREADS if set, else the cores
+    this process may run on."""
+    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_threads = thread_limit()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child the parent's worker threads do not exist: start a fresh pool."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def set_threads(n: int | None) -> int:
+    """Use n worker threads (None or <= 0: thread_limit()); returns the number set."""
+    global _threads
+    limit = thread_limit()
+    _threads = limit if n is None or n <= 0 else min(n, limit)
+    return _threads
+
+
+def thread_count() -> int:
+    return _threads
+
+
+def _run_tasks(driver, n: int, *args) -> None:
+    """Run `driver(*args, task0, task1)` over the tasks of n rows, one contiguous range
+    of tasks per worker thread (the calling thread takes the first).  The drivers release
+    the GIL; every task writes only its own output, so the split cannot change a byte."""
+    global _pool, _pool_size
+    ntasks = task_count(n)
+    workers = min(_threads, ntasks)
+    if workers <= 1:
+        driver(*args, 0, ntasks)
+        return
+    with _pool_lock:
+        if _pool_size < workers - 1:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="tq-kernel")
+            _pool_size = workers - 1
+        pool = _pool
+    cuts = [ntasks * i // workers for i in range(workers + 1)]
+    futures = [pool.submit(driver, *args, cuts[i], cuts[i + 1]) for i in range(1, workers)]
+    try:
+        driver(*args, cuts[0], cuts[1])
+    finally:
+        for f in futures:
+            f.result()
+
+
+# ---------------------------------------------------------------------- first use
+
+# Seconds each driver takes to compile from an empty cache on the 2-core development VM
+# (quiet, numba 0.6x): what the first-use notice announces.  Compiled once, the kernels
+# load from numba's cache in milliseconds.
+COMPILE_SECONDS = {"encode_mse_kernel": 5, "encode_prod_kernel": 5, "decode_mse_kernel": 4,
+                   "decode_prod_kernel": 5, "rotate_rows_kernel": 3}
+_DRIVERS = {"encode_mse_kernel": _encode, "encode_prod_kernel": _encode,
+            "decode_mse_kernel": _decode, "decode_prod_kernel": _decode,
+            "rotate_rows_kernel": _rotate}
+
+
+def on_first_compile(callback):
+    """Call callback(driver name, estimated seconds) once, when this process starts to
+    compile one of the drivers because numba's cache does not hold it (loading a cached
+    kernel does not count).  For a command line that wants to say why it is waiting.
+    Returns a function that withdraws the request (harmless once it has fired)."""
+    from numba.core import event
+
+    drivers = {getattr(mod, name): name for name, mod in _DRIVERS.items()}
+
+    class _FirstCompile(event.Listener):
+        done = False
+
+        def on_start(self, ev):
+            name = drivers.get(ev.data.get("dispatcher"))
+            if name is not None and not self.done:
+                cancel()
+                callback(name, COMPILE_SECONDS[name])
+
+        def on_end(self, ev):
+            pass
+
+    listener = _FirstCompile()
+
+    def cancel() -> None:
+        if not listener.done:
+            listener.done = True
+            event.unregister("numba:compile", listener)
+
+    event.register("numba:compile", listener)
+    return cancel
+
+
+def is_cached(name: str) -> bool:
+    """Whether numba's cache holds a compiled version of the driver `name` for its current
+    source (any argument types).  A hint for starting compilation early, never needed for
+    correctness: True when the cache cannot be looked at."""
+    try:
+        return bool(getattr(_DRIVERS[name], name)._cache._cache_file._load_index())
+    except Exception:  # numba's internals moved: behave as if cached (do nothing early)
+        return True
 
 
 def check_plan(plan, d: int) -> None:
@@ -91,7 +219,8 @@ def encode_mse(x, plan, thr, table, cents, bits, rule, codes, scales) -> None:
     infinity, 0 for a zero row).
     """
     check_plan(plan, x.shape[1])
-    _encode.encode_mse_kernel(x, *plan, thr, table, cents, bits, rule, codes, scales)
+    _run_tasks(_encode.encode_mse_kernel, x.shape[0], x, *plan, thr, table, cents, bits, rule,
+               codes, scales)
 
 
 def encode_prod(x, plan, thr, table, cents, bits, sketch_t, codes, qbits, scales, gammas) -> None:
@@ -99,29 +228,30 @@ def encode_prod(x, plan, thr, table, cents, bits, sketch_t, codes, qbits, scales
     signs of S r for its residual r into `qbits`; the norms into `scales` and the residual
     norms into `gammas`.  `sketch_t` is the sketch S transposed (C-contiguous)."""
     check_plan(plan, x.shape[1])
-    _encode.encode_prod_kernel(x, *plan, thr, table, cents, bits, sketch_t, codes, qbits,
-                               scales, gammas)
+    _run_tasks(_encode.encode_prod_kernel, x.shape[0], x, *plan, thr, table, cents, bits,
+               sketch_t, codes, qbits, scales, gammas)
 
 
 def decode_mse(codes, scales, plan, cents, bits, out) -> None:
     """Decode packed codes and their scales (float32, or float64 for float64 output) into
     the rows of `out` (n x d, C-contiguous)."""
     check_plan(plan, out.shape[1])
-    _decode.decode_mse_kernel(codes, scales, *plan, cents, bits, out)
+    _run_tasks(_decode.decode_mse_kernel, out.shape[0], codes, scales, *plan, cents, bits, out)
 
 
 def decode_prod(codes, qbits, scales, gammas, plan, cents, bits, sketch, out) -> None:
     """prod mode: u = c[idx] + sqrt(pi/2)/d * gamma * S^T q, rotated back and scaled, into
     the rows of `out`; `sketch` is S (row-major)."""
     check_plan(plan, out.shape[1])
-    _decode.decode_prod_kernel(codes, qbits, scales, gammas, *plan, cents, bits, sketch, out)
+    _run_tasks(_decode.decode_prod_kernel, out.shape[0], codes, qbits, scales, gammas, *plan,
+               cents, bits, sketch, out)
 
 
 def rotate_rows(x, plan, inverse: bool) -> None:
     """Rotate every row of float32 `x` (n x d) in place, forward or back (for tests: the
     rotation on its own, as encode and decode apply it)."""
     check_plan(plan, x.shape[1])
-    _rotate.rotate_rows_kernel(x, *plan, inverse)
+    _run_tasks(_rotate.rotate_rows_kernel, x.shape[0], x, *plan, inverse)
 
 
 def gaussian_fill(key, out) -> None:

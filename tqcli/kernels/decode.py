@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .groups import axpy8, group_rows, task_groups, task_split, unpack_group
+from .groups import axpy8, group_rows, group_count, task_groups, unpack_group
 from .lanes import LANES
 from .rotate import rotate_inverse_lanes
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _store_lanes(t, scales, r0, rows, out):
     """out rows r0.. <- scale * lane; a zero scale gives exact +0.0 (whatever the lane)."""
     d = out.shape[1]
@@ -30,7 +30,7 @@ def _store_lanes(t, scales, r0, rows, out):
             row[:] = 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _centroids_lanes(codes8, cents, d, t):
     """Lane-interleaved t <- the centroids of the group's row-major codes."""
     for l in range(LANES):
@@ -50,12 +50,13 @@ def _mse_group(codes, scales, g, n, t, tmp, codes8, signs, perms, blocks, block_
     _store_lanes(y, scales, r0, rows, out)
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def decode_mse_kernel(codes, scales, signs, perms, blocks, block_scales, cents, bits, out):
+@njit(cache=True, nogil=True)
+def decode_mse_kernel(codes, scales, signs, perms, blocks, block_scales, cents, bits, out,
+                      task0, task1):
     """mse mode over all rows of out (see kernels.decode_mse)."""
     n, d = out.shape
-    ngroups, ntasks = task_split(n)
-    for task in prange(ntasks):
+    ngroups = group_count(n)
+    for task in range(task0, task1):
         t = np.empty(d * LANES, np.float32)
         tmp = np.empty(d * LANES, np.float32)
         codes8 = np.empty((LANES, d), np.uint8)
@@ -67,7 +68,7 @@ def decode_mse_kernel(codes, scales, signs, perms, blocks, block_scales, cents, 
 
 @njit(cache=True, inline="always")
 def _decode_prod_scratch(d):
-    """One parallel task's buffers: t, tmp (the group and the rotation's second buffer),
+    """One task's buffers: t, tmp (the group and the rotation's second buffer),
     the correction S^T q and the signs q (lane-interleaved), row-major codes and signs,
     and the per-lane correction factors."""
     return (np.empty(d * LANES, np.float32), np.empty(d * LANES, np.float32),
@@ -83,7 +84,7 @@ def _prod_group(codes, qbits, scales, gammas, g, n, scratch, signs, perms, block
     d = out.shape[1]
     r0, rows = group_rows(g, n)
     coef = math.sqrt(math.pi / 2.0) / d
-    unpack_group(qbits, g * d, qbits.shape[0], d, 1, q8)
+    unpack_group(qbits, g * d, qbits.shape[0], d, np.int64(1), q8)  # typed: no literal specialisation
     for l in range(LANES):
         for i in range(d):
             q[i * LANES + l] = 1.0 if q8[l, i] else -1.0
@@ -107,13 +108,13 @@ def _prod_group(codes, qbits, scales, gammas, g, n, scratch, signs, perms, block
     _store_lanes(y, scales, r0, rows, out)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def decode_prod_kernel(codes, qbits, scales, gammas, signs, perms, blocks, block_scales,
-                       cents, bits, sketch, out):
+                       cents, bits, sketch, out, task0, task1):
     """prod mode over all rows of out (see kernels.decode_prod)."""
     n, d = out.shape
-    ngroups, ntasks = task_split(n)
-    for task in prange(ntasks):
+    ngroups = group_count(n)
+    for task in range(task0, task1):
         scratch = _decode_prod_scratch(d)
         g0, g1 = task_groups(task, ngroups)
         for g in range(g0, g1):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+from numba.extending import overload
 
-from .groups import axpy8, group_rows, pack_group, task_groups, task_split, to_rows
+from .groups import axpy8, group_rows, pack_group, group_count, task_groups, to_rows
 from .lanes import (LANES, divide_lanes, lane_max_abs, lane_sums_of_squares, lane_unit,
                     ls_sums_8, transpose_in8)
 from .rotate import rotate_forward_lanes
@@ -21,7 +22,7 @@ from .rotate import rotate_forward_lanes
 # ----------------------------------------------------------------------------- unit directions
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _max_abs(row, d):
     """Largest |row[i]| (in the row's own dtype, then as float64), from eight partial
     maxima: max is exact in any order.  NaNs are not looked for here (see below)."""
@@ -45,19 +46,19 @@ def _max_abs(row, d):
 
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _divide_run(src, dst, n, div):
     for i in range(n):
         dst[i] = np.float64(src[i]) / div
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _unit_run(src, dst, n, root):
     for i in range(n):
         dst[i] = np.float32(src[i] / root)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _sums_of_squares_8(a, d, lane_step, coord_step):
     """Per lane l = 0..7, the sequential float64 sum over i < d of the squares of
     a[l * lane_step + i * coord_step], each widened to float64 first: 8 row-major rows
@@ -84,7 +85,7 @@ def _sums_of_squares_8(a, d, lane_step, coord_step):
     return s0, s1, s2, s3, s4, s5, s6, s7
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _transpose_in(u, d, t):
     """Row-major (8, d) float32 -> lane-interleaved t[i * 8 + l]."""
     for i in range(d):
@@ -99,7 +100,7 @@ def _transpose_in(u, d, t):
         t[o + 7] = u[7 * d + i]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _transpose_rows_in(x, r0, rows, d, t):
     """Rows r0..r0+rows-1 of x -> lane-interleaved t[i * 8 + l]; other lanes 0 (the
     general case: a partial group, or rows that are not contiguous)."""
@@ -110,7 +111,6 @@ def _transpose_rows_in(x, r0, rows, d, t):
             t[i * LANES + l] = row[i]
 
 
-@njit(cache=True, inline="always")
 def _load_unit_lanes(x, r0, rows, w, u, t, norms, lane):
     """Lane l <- float32(row / ||row||) for rows r0..r0+rows-1 of x; norms in float64.
 
@@ -122,41 +122,82 @@ def _load_unit_lanes(x, r0, rows, w, u, t, norms, lane):
 
     float32 rows (float16 arrive widened) take the vector path, whose divisions are
     _div_lanes; float64 rows, whose maxima and quotients may be subnormal, are divided by
-    the division instruction, one row at a time.
+    the division instruction, one row at a time.  The choice is made when numba types
+    the call (the overload below), so a kernel for one dtype holds only its own path.
     """
+    raise NotImplementedError("called from jitted code only")
+
+
+@overload(_load_unit_lanes, inline="always")
+def _load_unit_lanes_typed(x, r0, rows, w, u, t, norms, lane):
+    if x.dtype.bitwidth == 32:
+        def load(x, r0, rows, w, u, t, norms, lane):
+            _load_binary32(x, r0, rows, w, u, t, norms, lane)
+    else:
+        def load(x, r0, rows, w, u, t, norms, lane):
+            _load_binary64(x, r0, rows, w, u, t, norms, lane)
+    return load
+
+
+@njit(cache=True)
+def _load_binary32(x, r0, rows, w, u, t, norms, lane):
     d = x.shape[1]
     div, rdiv, ss, root, rroot, keep = lane[0], lane[1], lane[2], lane[3], lane[4], lane[5]
-    fast = x.itemsize == 4
-    if fast:
-        if rows == LANES and x.strides[1] == 4:
-            full = d - d % LANES
-            for col in range(0, full, LANES):
-                transpose_in8(x, r0, col, t)
-            for i in range(full, d):
-                for l in range(LANES):
-                    t[i * LANES + l] = x[r0 + l, i]
-        else:
-            _transpose_rows_in(x, r0, rows, d, t)
-        lane_max_abs(t, d, keep)
+    if rows == LANES and x.strides[1] == 4:
+        full = d - d % LANES
+        for col in range(0, full, LANES):
+            transpose_in8(x, r0, col, t)
+        for i in range(full, d):
+            for l in range(LANES):
+                t[i * LANES + l] = x[r0 + l, i]
     else:
-        for l in range(LANES):
-            keep[l] = _max_abs(x[r0 + l], d) if l < rows else 0.0
+        _transpose_rows_in(x, r0, rows, d, t)
+    lane_max_abs(t, d, keep)
+    _divisors(keep, div, rdiv)
+    lane_sums_of_squares(t, d, div, rdiv, ss)
+    _norms(keep, ss, root, rroot, norms)
+    lane_unit(t, d, div, rdiv, root, rroot, keep)
+
+
+@njit(cache=True)
+def _load_binary64(x, r0, rows, w, u, t, norms, lane):
+    d = x.shape[1]
+    div, rdiv, ss, root, rroot, keep = lane[0], lane[1], lane[2], lane[3], lane[4], lane[5]
+    for l in range(LANES):
+        keep[l] = _max_abs(x[r0 + l], d) if l < rows else 0.0
+    _divisors(keep, div, rdiv)
+    for l in range(LANES):
+        wl = w[l * d:(l + 1) * d]
+        if l < rows:
+            _divide_run(x[r0 + l], wl, d, div[l])
+        else:
+            wl[:] = 0.0
+    s8 = _sums_of_squares_8(w, d, d, 1)
+    for l in range(LANES):
+        ss[l] = s8[l]
+    _norms(keep, ss, root, rroot, norms)
+    for l in range(LANES):
+        ul = u[l * d:(l + 1) * d]
+        if keep[l] != 0.0:
+            _unit_run(w[l * d:(l + 1) * d], ul, d, root[l])
+        else:
+            ul[:] = 0.0
+    _transpose_in(u, d, t)
+
+
+@njit(cache=True, inline="always")
+def _divisors(keep, div, rdiv):
+    """Each lane's divisor: its largest magnitude, or 1 for a zero or non-finite row."""
     for l in range(LANES):
         m = keep[l]
         div[l] = m if m > 0.0 and m < np.inf else 1.0
         rdiv[l] = 1.0 / div[l]
-    if fast:
-        lane_sums_of_squares(t, d, div, rdiv, ss)
-    else:
-        for l in range(LANES):
-            wl = w[l * d:(l + 1) * d]
-            if l < rows:
-                _divide_run(x[r0 + l], wl, d, div[l])
-            else:
-                wl[:] = 0.0
-        s8 = _sums_of_squares_8(w, d, d, 1)
-        for l in range(LANES):
-            ss[l] = s8[l]
+
+
+@njit(cache=True, inline="always")
+def _norms(keep, ss, root, rroot, norms):
+    """norms from the maxima (in keep) and the sums of squares; keep becomes 1 for a lane
+    whose unit vector is computed, 0 for a zero row, an unused lane or a non-finite row."""
     for l in range(LANES):
         m = keep[l]
         root[l] = 1.0
@@ -172,28 +213,18 @@ def _load_unit_lanes(x, r0, rows, w, u, t, norms, lane):
             norms[l] = 0.0
             keep[l] = 0.0
         rroot[l] = 1.0 / root[l]
-    if fast:
-        lane_unit(t, d, div, rdiv, root, rroot, keep)
-    else:
-        for l in range(LANES):
-            ul = u[l * d:(l + 1) * d]
-            if keep[l] != 0.0:
-                _unit_run(w[l * d:(l + 1) * d], ul, d, root[l])
-            else:
-                ul[:] = 0.0
-        _transpose_in(u, d, t)
 
 
 # ----------------------------------------------------------------------------- quantise, scale
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _count_above(t, thr_k, counts, n):
     for e in range(n):
         counts[e] += np.int32(t[e] > thr_k)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _quantize_lanes(t, thr, table, bits, codes, counts):
     """codes[e] = number of thresholds strictly below t[e] (float32 thresholds), all lanes.
 
@@ -222,7 +253,7 @@ def _quantize_lanes(t, thr, table, bits, codes, counts):
 
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _scales_lanes(rule, norms, t, cents, codes, out, r0, rows):
     """Per-vector scale: 0 least squares, 1 the norm, 2 unbiased inner products (float64)."""
     d = t.shape[0] // LANES
@@ -249,7 +280,7 @@ def _scales_lanes(rule, norms, t, cents, codes, out, r0, rows):
 
 @njit(cache=True, inline="always")
 def _encode_scratch(d):
-    """One parallel task's buffers for encoding groups of d-dimensional rows: w, u (the
+    """One task's buffers for encoding groups of d-dimensional rows: w, u (the
     float64-row path of _load_unit_lanes), t and tmp (the group and the rotation's second
     buffer), lane codes, threshold counts, row-major codes, norms, lane scratch."""
     return (np.empty(LANES * d), np.empty(LANES * d, np.float32),
@@ -274,13 +305,13 @@ def _mse_group(x, g, n, scratch, signs, perms, blocks, block_scales, thr, table,
     pack_group(codes8, d, bits, codes, g * d * bits, codes.shape[0])
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def encode_mse_kernel(x, signs, perms, blocks, block_scales, thr, table, cents, bits, rule,
-                      codes, scales):
+                      codes, scales, task0, task1):
     """mse mode over all rows of x (see kernels.encode_mse)."""
     n, d = x.shape
-    ngroups, ntasks = task_split(n)
-    for task in prange(ntasks):
+    ngroups = group_count(n)
+    for task in range(task0, task1):
         scratch = _encode_scratch(d)
         g0, g1 = task_groups(task, ngroups)
         for g in range(g0, g1):
@@ -317,16 +348,16 @@ def _prod_group(x, g, n, scratch, proj, signs, perms, blocks, block_scales, thr,
     for e in range(d * LANES):
         lane_codes[e] = 1 if proj[e] >= 0.0 else 0
     to_rows(lane_codes, rows, d, codes8)
-    pack_group(codes8, d, 1, qbits, g * d, qbits.shape[0])
+    pack_group(codes8, d, np.int64(1), qbits, g * d, qbits.shape[0])  # typed: see groups.py
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def encode_prod_kernel(x, signs, perms, blocks, block_scales, thr, table, cents, bits,
-                       sketch_t, codes, qbits, scales, gammas):
+                       sketch_t, codes, qbits, scales, gammas, task0, task1):
     """prod mode over all rows of x (see kernels.encode_prod)."""
     n, d = x.shape
-    ngroups, ntasks = task_split(n)
-    for task in prange(ntasks):
+    ngroups = group_count(n)
+    for task in range(task0, task1):
         scratch = _encode_scratch(d)
         proj = np.empty(d * LANES, np.float32)
         g0, g1 = task_groups(task, ngroups)

@@ -2,18 +2,26 @@
 
 A driver splits its n rows into groups of LANES vectors (the last group may be partial:
 rows = n - r0 < LANES, its unused lanes computed on zeros or leftovers and never stored)
-and the groups into parallel tasks of GROUPS_PER_TASK groups; each task allocates its
-scratch once and runs the operation's group body on its groups in order.  A group's codes
-fill a whole number of bytes (8 codes of b bits are b bytes), so each group owns its output
-bytes and the result cannot depend on the thread count or on the task size.
+and the groups into tasks of GROUPS_PER_TASK groups.  A driver is a serial, GIL-free
+function over a range of tasks [task0, task1); tqcli/kernels/__init__.py splits the tasks
+of a call into one contiguous range per worker thread.  Each task allocates its scratch
+once and runs the operation's group body on its groups in order.  A group's codes fill a
+whole number of bytes (8 codes of b bits are b bytes), so each group owns its output bytes
+and the result cannot depend on the thread count or on the task size.
 
-    ngroups, ntasks = task_split(n)
-    for task in prange(ntasks):
+    ngroups = group_count(n)
+    for task in range(task0, task1):
         scratch = ...
         g0, g1 = task_groups(task, ngroups)
         for g in range(g0, g1):
             r0, rows = group_rows(g, n)
             <group body>
+
+The drivers are serial on purpose: numba's parallel loops (prange) compile the loop body
+twice and cost about half of a first run's compile time, and a thread pool over GIL-free
+calls gives the same speed.  For the same reason the helpers are plain jitted functions
+that LLVM inlines, not numba-level inlines (inline="always" copies and retypes the
+callee's IR at every call site).
 """
 
 from __future__ import annotations
@@ -23,14 +31,19 @@ from numba import njit
 
 from .lanes import LANES
 
-GROUPS_PER_TASK = 16  # groups handled by one parallel task (scratch is allocated per task)
+GROUPS_PER_TASK = 16  # groups handled by one task (scratch is allocated per task)
+
+
+def task_count(n: int) -> int:
+    """The number of tasks for n rows (plain Python: the dispatcher's side)."""
+    ngroups = (n + LANES - 1) // LANES
+    return (ngroups + GROUPS_PER_TASK - 1) // GROUPS_PER_TASK
 
 
 @njit(cache=True, inline="always")
-def task_split(n):
-    """(number of groups, number of parallel tasks) for n rows."""
-    ngroups = (n + LANES - 1) // LANES
-    return ngroups, (ngroups + GROUPS_PER_TASK - 1) // GROUPS_PER_TASK
+def group_count(n):
+    """The number of groups for n rows."""
+    return (n + LANES - 1) // LANES
 
 
 @njit(cache=True, inline="always")
@@ -46,7 +59,7 @@ def group_rows(g, n):
     return r0, min(LANES, n - r0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def axpy8(acc, off, s, v):
     """acc[off + l] += s * v[l] for the 8 lanes (a multiply, then an add)."""
     for l in range(LANES):
@@ -56,7 +69,7 @@ def axpy8(acc, off, s, v):
 # ----------------------------------------------------------------------------- code packing
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def to_rows(codes, rows, d, codes8):
     """Lane-interleaved codes -> row-major (8, d); unused lanes get code 0 (padding)."""
     for l in range(LANES):
@@ -69,7 +82,7 @@ def to_rows(codes, rows, d, codes8):
 
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def pack_group(codes8, d, bits, out, base, limit):
     """Pack the group's row-major codes, LSB first: every 8 codes fill `bits` bytes.
 
@@ -107,7 +120,7 @@ def pack_group(codes8, d, bits, out, base, limit):
                     out[o + k] = np.uint8((v >> np.uint64(8 * k)) & np.uint64(0xFF))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def unpack_group(codes, base, limit, d, bits, codes8):
     """Inverse of pack_group; codes past `limit` (unused lanes) come out as 0."""
     flat = codes8.reshape(LANES * d)

@@ -21,9 +21,9 @@ sign-permutation is a separate pass.  The results are the same bits either way.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .groups import task_groups, task_split, group_rows
+from .groups import group_count, group_rows, task_groups
 from .lanes import (LANES, butterfly2_scaled, butterfly2_scaled_out, butterfly4,
                     butterfly4_scaled, butterfly4_scaled_out, butterfly8, butterfly8_in,
                     butterfly8_scaled, butterfly8_scaled_out, move_row)
@@ -39,10 +39,10 @@ def _fwht_lanes(t, off, p, scale):
     Stages h = 1, 2, 4, ... run three at a time (two or one for the remainder); the last
     stage multiplies by the scale.  The additions are those of the stage-by-stage order.
     """
-    _fwht_stages(t, off, p, scale, 1, t, _NO_PERM, _NO_SIGNS, False)
+    _fwht_stages(t, off, p, scale, np.int64(1), t, _NO_PERM, _NO_SIGNS, np.bool_(False))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _fwht_stages(t, off, p, scale, h, dst, perm, signs, scatter):
     """Stages h, 2h, ... of the transform of coordinates off..off+p-1 (see _fwht_lanes).
     With `scatter`, the last pass writes its rows permuted into dst (moved="out" in
@@ -82,7 +82,7 @@ def _fwht_stages(t, off, p, scale, h, dst, perm, signs, scatter):
 
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _permute_lanes(src, dst, signs_r, perm_r, inverse):
     """dst[i] = s_i * src[perm_i] (forward) or dst[perm_i] = s_i * src[i] (inverse), 8 lanes.
 
@@ -99,7 +99,7 @@ def _permute_lanes(src, dst, signs_r, perm_r, inverse):
 
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rotate_forward_lanes(t, tmp, signs, perms, blocks, block_scales):
     """Forward rotation of the 8 lanes of t (flat, d * 8) by the plan; returns the buffer
     holding the result (t or tmp: the rounds alternate between the two)."""
@@ -118,10 +118,10 @@ def rotate_forward_lanes(t, tmp, signs, perms, blocks, block_scales):
                 butterfly8_in(src, i, LANES, scale0, dst, pr, sr)
             for i in range(size0, d):
                 move_row(src, pr[i], dst, i, sr[i] < 0)
-            _fwht_stages(dst, 0, size0, scale0, 8, dst, pr, sr, False)
+            _fwht_stages(dst, np.int64(0), size0, scale0, np.int64(8), dst, pr, sr, np.bool_(False))
             first = 1
         else:
-            _permute_lanes(src, dst, sr, pr, False)
+            _permute_lanes(src, dst, sr, pr, np.bool_(False))
         for k in range(first, nblocks):
             if blocks[r, k, 1] > 0:
                 _fwht_lanes(dst, blocks[r, k, 0], blocks[r, k, 1], block_scales[r, k])
@@ -129,7 +129,7 @@ def rotate_forward_lanes(t, tmp, signs, perms, blocks, block_scales):
     return src
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rotate_inverse_lanes(t, tmp, signs, perms, blocks, block_scales):
     """Inverse rotation by the plan; like the forward one it returns the buffer holding
     the result."""
@@ -146,21 +146,22 @@ def rotate_inverse_lanes(t, tmp, signs, perms, blocks, block_scales):
         if fused:
             # the last butterflies of block 0 write their rows permuted; the rows after
             # it are moved on their own
-            _fwht_stages(src, 0, size0, block_scales[r, 0], 1, dst, pr, sr, True)
+            _fwht_stages(src, np.int64(0), size0, block_scales[r, 0], np.int64(1), dst, pr, sr,
+                         np.bool_(True))
             for i in range(size0, d):
                 move_row(src, i, dst, pr[i], sr[i] < 0)
         else:
-            _permute_lanes(src, dst, sr, pr, True)
+            _permute_lanes(src, dst, sr, pr, np.bool_(True))
         src, dst = dst, src
     return src
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def rotate_rows_kernel(x, signs, perms, blocks, block_scales, inverse):
+@njit(cache=True, nogil=True)
+def rotate_rows_kernel(x, signs, perms, blocks, block_scales, inverse, task0, task1):
     """Rotate every row of float32 `x` in place (the rotation on its own, for tests)."""
     n, d = x.shape
-    ngroups, ntasks = task_split(n)
-    for task in prange(ntasks):
+    ngroups = group_count(n)
+    for task in range(task0, task1):
         t = np.empty(d * LANES, np.float32)
         tmp = np.empty(d * LANES, np.float32)
         g0, g1 = task_groups(task, ngroups)

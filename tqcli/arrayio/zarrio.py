@@ -1,0 +1,264 @@
+"""zarr arrays as input (ZarrSource: `tq compress data.zarr/array`) and output (ZarrSink:
+`tq decompress x.tqz -o out.zarr`), read and written chunk by chunk.
+
+zarr is the `zarr` extra (pip install "tq[zarr]"); it is imported only when a zarr store
+is opened or written, and its absence is a one-line error naming the extra.  A store is a
+local folder holding zarr.json (v3) or .zarray/.zgroup (v2); a group that holds one array
+may be named instead of the array.  Stores written with tq's own codecs read back in this
+process whether or not the entry points are installed (_register).
+
+The sink writes whole zarr chunks only: a partly written chunk would be read back,
+merged and encoded again, which with the tq codec would quantise its rows twice.  It
+writes into a hidden folder beside the output that is renamed into place when complete,
+as files.AtomicOutput does for files; -f replaces an existing zarr store (never another
+folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from ..errors import InputError, TqError
+from ..limits import ZARR_CODECS
+from .base import ArraySource, check_dtype, check_shape
+from .hdf5 import row_runs
+from .sinks import saturating_cast
+
+ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+
+
+def is_zarr_store(path: str) -> bool:
+    """Whether `path` is a folder holding zarr metadata (an array or a group)."""
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m))
+                                       for m in ZARR_MARKERS)
+
+
+def is_zarr_name(path: str) -> bool:
+    """Whether an output name asks for a zarr store (decompress picks the sink by name)."""
+    return os.fspath(path).rstrip("/").lower().endswith(".zarr")
+
+
+def _zarr():
+    try:
+        import zarr
+    except ImportError:
+        raise TqError("zarr stores need the zarr extra: pip install 'tq[zarr]'") from None
+    _register()
+    return zarr
+
+
+def _register() -> None:
+    """Make tq's codecs known to zarr and numcodecs in this process (the entry points do it
+    for processes that never import tqcli; this covers a checkout without them)."""
+    from .. import numcodecs_codec, zarr_codecs  # noqa: F401 - importing them registers them
+
+
+def _reason(e: Exception) -> str:
+    text = (str(e).splitlines() or [""])[0].strip()
+    return text or type(e).__name__
+
+
+class ZarrSource(ArraySource):
+    """One array of a local zarr store (v2 or v3), read a block of rows at a time."""
+
+    def __init__(self, path: str):
+        self.name = path
+        try:
+            zarr = _zarr()
+        except TqError as e:
+            raise InputError(e.reason) from None
+        try:
+            node = zarr.open(store=path, mode="r")
+        except Exception as e:  # noqa: BLE001 - zarr's errors for bad metadata vary widely
+            raise InputError(f"cannot open as a zarr store ({_reason(e)})") from None
+        if isinstance(node, zarr.Group):
+            names = sorted(k for k, v in node.arrays())
+            if len(names) != 1:
+                hint = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+                raise InputError(f"is a zarr group holding {len(names)} arrays; name one as "
+                                 f"STORE/ARRAY ({hint})" if names else
+                                 "is a zarr group holding no array")
+            node = node[names[0]]
+        self.array = node
+        if _uses_pickle(node.metadata.to_dict()):
+            raise InputError("the zarr array uses the pickle codec (decoding it would run code "
+                             "from the file); tq does not read pickles", kind="pickle")
+        check_dtype(node.dtype)
+        check_shape(tuple(node.shape))
+        self.dtype, self.shape = np.dtype(node.dtype), tuple(int(s) for s in node.shape)
+
+    def blocks(self, rows: int):
+        d, n = self.dim, self.n_rows
+        native = self.dtype.newbyteorder("=")
+        for a in range(0, n, rows):
+            k = min(rows, n - a)
+            out = np.empty((k, d), dtype=native)
+            try:
+                if len(self.shape) == 1:
+                    out[0] = self.array[...]
+                else:
+                    for sel, lo, hi in row_runs(self.shape, a, k):
+                        out[lo:hi] = self.array[sel]
+            except TqError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a damaged chunk, a missing codec
+                raise InputError(f"cannot read the zarr array ({_reason(e)})") from None
+            yield out
+
+
+def _uses_pickle(meta) -> bool:
+    """Whether array metadata names a codec that unpickles its data (numcodecs' Pickle, as a
+    v2 compressor, filter or object codec, or a v3 codec)."""
+    if isinstance(meta, dict):
+        return any(_uses_pickle(v) or (k in ("id", "name", "object_codec_id")
+                                       and isinstance(v, str) and "pickle" in v.lower())
+                   for k, v in meta.items())
+    if isinstance(meta, (list, tuple)):
+        return any(_uses_pickle(v) for v in meta)
+    return False
+
+
+def _segments(shape: tuple[int, ...], c: int):
+    """The zarr chunks of an array chunked (1, ..., 1, c, d), in row order: (selection,
+    rows it holds)."""
+    if len(shape) == 1:
+        yield (slice(None),), 1
+        return
+    per = shape[-2]
+    lead_shape = shape[:-2]
+    for prefix in range(int(np.prod(lead_shape, dtype=np.int64)) if lead_shape else 1):
+        lead = tuple(int(i) for i in np.unravel_index(prefix, lead_shape)) if lead_shape else ()
+        for j in range(0, per, c):
+            k = min(c, per - j)
+            yield lead + (slice(j, j + k), slice(None)), k
+
+
+class ZarrSink:
+    """A new zarr v3 array (the store's root) of known shape, written block by block.
+
+    codec "plain": zarr's default codecs (bytes, zstd), the decoded values exactly; "tq":
+    the tq.turboquant codec with `options` (tqcli.compress's), chunks of `chunk_rows`
+    rows.  commit() renames the finished store into place; close() without it discards it.
+    """
+
+    def __init__(self, path: str, shape, dtype, *, codec: str = "plain", options=None,
+                 chunk_rows: int = 4096, force: bool = False, name: str | None = None):
+        self.path = os.fspath(path).rstrip("/") or os.fspath(path)
+        self.name = name or self.path
+        try:
+            zarr = _zarr()
+        except TqError as e:
+            raise e.with_source(self.name)
+        self.force = force
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        if codec not in ZARR_CODECS:
+            raise TqError(f"unknown zarr codec {codec!r} (known: {', '.join(ZARR_CODECS)})",
+                          self.name)
+        self._check_target()
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise TqError("output folder does not exist", self.name)
+        try:
+            self.tmp = tempfile.mkdtemp(prefix="." + os.path.basename(self.path) + ".",
+                                        suffix=".tmp", dir=folder)
+        except OSError as e:
+            raise TqError(f"cannot create output ({e.strerror})", self.name) from None
+        d = self.shape[-1]
+        c = max(1, min(self.shape[-2], chunk_rows)) if len(self.shape) > 1 else 1
+        chunks = (1,) * (len(self.shape) - 2) + (c, d) if len(self.shape) > 1 else (d,)
+        kw = {}
+        if codec == "tq":
+            from ..zarr_codecs import TurboQuantCodec
+
+            kw = dict(serializer=TurboQuantCodec(**(options or {})), compressors=None)
+        try:
+            self.array = zarr.create_array(store=self.tmp, shape=self.shape, chunks=chunks,
+                                           dtype=self.dtype, **kw)
+        except Exception as e:  # noqa: BLE001
+            self._discard()
+            raise TqError(f"cannot create the zarr array ({_reason(e)})", self.name) from None
+        self.segments = _segments(self.shape, c)
+        self.band = np.empty((c, d), self.dtype)
+        self._next()
+
+    def _check_target(self) -> None:
+        p = self.path
+        if not os.path.lexists(p):
+            return
+        if not self.force:
+            raise TqError("already exists; use -f to overwrite", self.name)
+        if os.path.isdir(p) and not os.path.islink(p) and not is_zarr_store(p) \
+                and os.listdir(p):
+            raise TqError("is a folder that is not a zarr store; refusing to replace it",
+                          self.name)
+
+    def _next(self) -> None:
+        self.sel, self.need = next(self.segments, (None, 0))
+        self.have = 0
+
+    def write(self, block: np.ndarray) -> None:
+        block = saturating_cast(block, self.dtype)
+        pos = 0
+        while pos < block.shape[0]:
+            if self.sel is None:
+                raise TqError("more rows than the array holds", self.name)
+            take = min(self.need - self.have, block.shape[0] - pos)
+            self.band[self.have:self.have + take] = block[pos:pos + take]
+            self.have += take
+            pos += take
+            if self.have == self.need:
+                rows = self.band[:self.need]
+                try:
+                    self.array[self.sel] = rows[0] if len(self.shape) == 1 else rows
+                except TqError:
+                    raise
+                except OSError as e:
+                    raise TqError(f"write failed ({e.strerror or e})", self.name) from None
+                except Exception as e:  # noqa: BLE001
+                    raise TqError(f"write failed ({_reason(e)})", self.name) from None
+                self._next()
+
+    def commit(self) -> None:
+        if self.sel is not None and self.shape and all(self.shape):
+            raise TqError("fewer rows than the array holds", self.name)
+        self._check_target()
+        old = None
+        try:
+            if os.path.lexists(self.path):
+                old = tempfile.mkdtemp(prefix="." + os.path.basename(self.path) + ".",
+                                       suffix=".old.tmp",
+                                       dir=os.path.dirname(os.path.abspath(self.path)))
+                os.rmdir(old)
+                os.rename(self.path, old)
+            os.rename(self.tmp, self.path)
+        except OSError as e:
+            if old is not None and not os.path.lexists(self.path):
+                os.rename(old, self.path)  # put the old store back
+                old = None
+            raise TqError(f"cannot rename the finished output into place ({e.strerror})",
+                          self.name) from None
+        self.tmp = None
+        if old is not None:
+            if os.path.isdir(old) and not os.path.islink(old):
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.unlink(old)
+
+    def _discard(self) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def close(self) -> None:
+        self._discard()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
