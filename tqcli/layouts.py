@@ -10,6 +10,10 @@ unsupported version, unknown flags).
 
 from __future__ import annotations
 
+import io
+import os
+import stat
+
 from .container import MAGIC, VERSION, ContainerReader
 
 PREFIX = 16  # bytes every layout's test may look at
@@ -60,3 +64,67 @@ def open_reader(stream, size: int | None = None):
         if layout.matches(prefix):
             return layout.reader(stream, size, prefix)
     return ARRAY.reader(stream, size, prefix)  # refuses with the reason that applies
+
+
+def open_source(src):
+    """(reader, file opened here or None) for bytes, a path or a binary stream.
+
+    A path is opened here (the caller closes the file it gets back).  A FIFO, /dev/stdin
+    or a process substitution is read as the stream it is: its st_size says nothing and it
+    cannot seek, so only a regular file, bytes or a seekable stream has a known length.
+    """
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        stream = io.BytesIO(bytes(src))
+        return open_reader(stream, size=len(stream.getbuffer())), None
+    if isinstance(src, (str, os.PathLike)):
+        own = io.open(src, "rb")
+        try:
+            st = os.fstat(own.fileno())
+            return open_reader(own, size=st.st_size if stat.S_ISREG(st.st_mode) else None), own
+        except BaseException:
+            own.close()
+            raise
+    size = None
+    try:
+        if src.seekable():
+            size = src.seek(0, os.SEEK_END) - src.seek(0)
+    except (OSError, AttributeError):
+        size = None
+    return open_reader(src, size=size), None
+
+
+class OpenContainer:
+    """A container opened from bytes, a path or a binary stream: its reader, and the file
+    opened here, which close() closes (a stream passed in stays open).  A subclass checks
+    what it was given in _check(); if that (or opening) fails, the file is closed again."""
+
+    def __init__(self, src, reader=None, own=None):
+        self._own = own  # the file this object opened and must close
+        try:
+            if reader is None:
+                reader, self._own = open_source(src)
+            self._reader = reader
+            self._check()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check(self) -> None:
+        pass
+
+    @property
+    def seekable(self) -> bool:
+        """Whether the parts can be read in any order (False for a pipe: once, in order)."""
+        return self._reader.seekable
+
+    def close(self) -> None:
+        """Close the file this object opened (a stream passed in stays open)."""
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -29,7 +29,7 @@ from . import arrayio, collection
 from .collection import CollectionWriter, stored_shape
 from .container import CRC
 from .errors import FormatError, InputError, TqError
-from .layouts import open_reader
+from .layouts import OpenContainer
 from .tqfile import TqFile
 
 COPY_PIECE = 1 << 22
@@ -223,45 +223,22 @@ def _jsonable(attrs, name: str) -> dict:
 # ---------------------------------------------------------------------- reading
 
 
-class CollectionFile:
+class CollectionFile(OpenContainer):
     """An open collection (bytes, a path or a binary stream).  Seekable: `members` is the
     table of contents and read(name) reads only that member's bytes.  A pipe: items()
     once, in order."""
 
     def __init__(self, src, memory_limit: int | None = None, reader=None, own=None):
-        self._own, self.memory_limit = own, memory_limit
-        try:
-            self._reader = reader if reader is not None else self._open(src)
-            if getattr(self._reader, "layout", "array") != "collection":
-                raise TqError("is a single-array .tqz, not a collection")
-        except BaseException:
-            self.close()
-            raise
+        self.memory_limit = memory_limit
+        super().__init__(src, reader, own)
 
-    def _open(self, src):
-        if isinstance(src, (bytes, bytearray, memoryview)):
-            stream = io.BytesIO(bytes(src))
-            return open_reader(stream, size=len(stream.getbuffer()))
-        if isinstance(src, (str, os.PathLike)):
-            self._own = io.open(src, "rb")
-            st = os.fstat(self._own.fileno())
-            return open_reader(self._own, size=st.st_size if stat.S_ISREG(st.st_mode)
-                               else None)
-        size = None
-        try:
-            if src.seekable():
-                size = src.seek(0, os.SEEK_END) - src.seek(0)
-        except (OSError, AttributeError):
-            size = None
-        return open_reader(src, size=size)
+    def _check(self) -> None:
+        if getattr(self._reader, "layout", "array") != "collection":
+            raise TqError("is a single-array .tqz, not a collection")
 
     @property
     def info(self) -> dict:
         return self._reader.info
-
-    @property
-    def seekable(self) -> bool:
-        return self._reader.seekable
 
     @property
     def members(self) -> list[dict]:
@@ -374,16 +351,6 @@ class CollectionFile:
             out["verified"] = True
         return out
 
-    def close(self) -> None:
-        if self._own is not None:
-            self._own.close()
-            self._own = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _check_member_header(h, rec: dict) -> None:

@@ -10,17 +10,13 @@ index and footer are checked after the last chunk.
 
 from __future__ import annotations
 
-import io
-import os
-import stat
-
 import numpy as np
 
 from . import arrayio, selection
 from .codec import Codec
 from .container import Header, check_memory
 from .errors import FormatError, TqError
-from .layouts import open_reader
+from .layouts import OpenContainer
 from .limits import OUTPUT_DTYPES
 
 
@@ -94,51 +90,26 @@ class CollectionError(TqError):
         self.reader = reader
 
 
-class TqFile:
+class TqFile(OpenContainer):
     """A container opened from bytes, a path, or a binary stream (see module docstring)."""
 
     def __init__(self, src, memory_limit: int | None = None):
         """memory_limit: bytes of decoding state the header may imply (spec 13.7; None:
         limits.DEFAULT_MEMORY_LIMIT, 256 MiB; math.inf: none); a file above it is refused
         here, before any table is built (FormatError, rule "memory")."""
-        self._own = None  # the file this object opened and must close
-        try:
-            self._reader = self._open(src)
-            if getattr(self._reader, "layout", "array") == "collection":
-                raise CollectionError(self._reader)
-            check_memory(self._reader.header, memory_limit)
-        except BaseException:
-            self.close()
-            raise
+        self._memory_limit = memory_limit
+        super().__init__(src)
 
-    def _open(self, src):
-        if isinstance(src, (bytes, bytearray, memoryview)):
-            stream = io.BytesIO(bytes(src))
-            return open_reader(stream, size=len(stream.getbuffer()))
-        if isinstance(src, (str, os.PathLike)):
-            self._own = io.open(src, "rb")
-            st = os.fstat(self._own.fileno())
-            # a FIFO, /dev/stdin or a process substitution is read as the stream it is:
-            # its st_size says nothing, and it cannot seek
-            return open_reader(self._own, size=st.st_size if stat.S_ISREG(st.st_mode) else None)
-        size = None
-        try:
-            if src.seekable():
-                size = src.seek(0, os.SEEK_END) - src.seek(0)
-        except (OSError, AttributeError):
-            size = None
-        return open_reader(src, size=size)
+    def _check(self) -> None:
+        if getattr(self._reader, "layout", "array") == "collection":
+            raise CollectionError(self._reader)
+        check_memory(self._reader.header, self._memory_limit)
 
     # ------------------------------------------------------------------ what it holds
 
     @property
     def header(self) -> Header:
         return self._reader.header
-
-    @property
-    def seekable(self) -> bool:
-        """Whether chunks can be read in any order (False for a pipe: once, in order)."""
-        return self._reader.seekable
 
     @property
     def n_chunks(self) -> int:
@@ -258,18 +229,6 @@ class TqFile:
         self._reader.finish_stream()
 
     # ------------------------------------------------------------------ lifetime
-
-    def close(self) -> None:
-        """Close the file this object opened (a stream passed in stays open)."""
-        if self._own is not None:
-            self._own.close()
-            self._own = None
-
-    def __enter__(self) -> "TqFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         h = self.header
