@@ -17,8 +17,8 @@ The rest of tq uses the names below (``from tqcli import arrayio; arrayio.open_i
 """
 
 from . import bf16
-from .base import ArraySource, check_dtype, check_shape
-from .hdf5 import H5Sink, H5Source, is_hdf5_name, row_runs, split_h5_spec
+from .base import ArraySource, check_dtype, check_shape, row_runs
+from .hdf5 import H5Sink, H5Source, is_hdf5_name, split_h5_spec
 from .npy import NPY_MAGIC, npy_header_bytes, read_npy_header
 from .sinks import NpySink, saturating_cast
 from .sources import InMemorySource, NpyStreamSource, from_array, open_input, open_npy

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, TqError
 from ..limits import MAX_DIM, MAX_NDIM, MAX_VECTORS, MIN_DIM, SOURCE_DTYPE_SIZES
 
 FLOAT_DTYPES = frozenset(SOURCE_DTYPE_SIZES)  # float16, float32, float64
@@ -83,3 +83,64 @@ class ArraySource:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def row_runs(shape: tuple[int, ...], start: int, count: int):
+    """Split rows [start, start+count) of an array viewed as (rows, d) into selections of
+    the N-d array (numpy basic indexing, as HDF5 and zarr take them).
+
+    Yields (selection in the N-d array, lo, hi) with lo:hi the matching rows of the block;
+    each run stays inside one index of the axes before the last two.
+    """
+    if len(shape) < 2:
+        yield (), 0, count
+        return
+    per = shape[-2]
+    k = 0
+    while k < count:
+        prefix, j = divmod(start + k, per)
+        take = min(per - j, count - k)
+        lead = tuple(int(i) for i in np.unravel_index(prefix, shape[:-2])) if len(shape) > 2 else ()
+        yield lead + (slice(j, j + take), slice(None)), k, k + take
+        k += take
+
+
+class SelectionSource(ArraySource):
+    """A source read by selections of an N-d array held elsewhere (an HDF5 dataset, a zarr
+    array): each block is a fresh native-order array filled run by run (row_runs), so a
+    chunked or compressed array costs one block of memory as a contiguous one does.
+
+    A subclass reads with _read_whole(out) (a 1-d array: its one vector) and
+    _read_run(out, sel, lo, hi), and turns a failed read into its own error with
+    _read_error(e) (None: let the exception through).
+    """
+
+    def _read_whole(self, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _read_run(self, out: np.ndarray, sel, lo: int, hi: int) -> None:
+        raise NotImplementedError
+
+    def _read_error(self, e: Exception) -> TqError | None:
+        return None
+
+    def blocks(self, rows: int):
+        d, n = self.dim, self.n_rows
+        native = self.dtype.newbyteorder("=")
+        for a in range(0, n, rows):
+            k = min(rows, n - a)
+            out = np.empty((k, d), dtype=native)
+            try:
+                if len(self.shape) == 1:
+                    self._read_whole(out)
+                else:
+                    for sel, lo, hi in row_runs(self.shape, a, k):
+                        self._read_run(out, sel, lo, hi)
+            except TqError:
+                raise
+            except Exception as e:  # noqa: BLE001 - each subclass says which it translates
+                err = self._read_error(e)
+                if err is None:
+                    raise
+                raise err from None
+            yield out

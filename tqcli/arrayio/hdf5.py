@@ -22,11 +22,11 @@ import re
 import numpy as np
 
 from ..errors import InputError, TqError
-from .base import ArraySource, check_dtype, check_shape
+from .base import SelectionSource, check_dtype, check_shape, row_runs
 from .sinks import saturating_cast
 
 
-class H5Source(ArraySource):
+class H5Source(SelectionSource):
     """One dataset of an HDF5 file; `dataset` may be None when the file holds only one.
 
     Blocks are read with read_direct into a fresh native-order array, so a chunked or
@@ -72,22 +72,16 @@ class H5Source(ArraySource):
             self.file.close()
             raise
 
-    def blocks(self, rows: int):
-        d, n = self.dim, self.n_rows
-        native = self.dtype.newbyteorder("=")
-        for a in range(0, n, rows):
-            k = min(rows, n - a)
-            out = np.empty((k, d), dtype=native)
-            try:
-                if len(self.shape) == 1:
-                    out[0] = self.ds[()]
-                else:
-                    for sel, lo, hi in row_runs(self.shape, a, k):
-                        self.ds.read_direct(out, source_sel=sel, dest_sel=np.s_[lo:hi])
-            except (OSError, RuntimeError, ValueError) as e:  # a damaged file, a missing filter
-                raise InputError(f"cannot read dataset {self.dataset} "
-                                 f"({_h5_reason(e)})") from None
-            yield out
+    def _read_whole(self, out):
+        out[0] = self.ds[()]
+
+    def _read_run(self, out, sel, lo, hi):
+        self.ds.read_direct(out, source_sel=sel, dest_sel=np.s_[lo:hi])
+
+    def _read_error(self, e):
+        if isinstance(e, (OSError, RuntimeError, ValueError)):  # a damaged file, a filter
+            return InputError(f"cannot read dataset {self.dataset} ({_h5_reason(e)})")
+        return None
 
     def close(self) -> None:
         self.file.close()
@@ -131,25 +125,6 @@ def split_h5_spec(spec: str) -> tuple[str, str | None]:
                 cut = i + len(ext) - 1
                 return spec[:cut], spec[cut + 1:] or None
     return spec, None
-
-
-def row_runs(shape: tuple[int, ...], start: int, count: int):
-    """Split rows [start, start+count) of an array viewed as (rows, d) into HDF5 selections.
-
-    Yields (selection in the N-d array, lo, hi) with lo:hi the matching rows of the block;
-    each run stays inside one index of the axes before the last two.
-    """
-    if len(shape) < 2:
-        yield (), 0, count
-        return
-    per = shape[-2]
-    k = 0
-    while k < count:
-        prefix, j = divmod(start + k, per)
-        take = min(per - j, count - k)
-        lead = tuple(int(i) for i in np.unravel_index(prefix, shape[:-2])) if len(shape) > 2 else ()
-        yield lead + (slice(j, j + take), slice(None)), k, k + take
-        k += take
 
 
 class H5Sink:

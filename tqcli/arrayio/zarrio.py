@@ -24,8 +24,7 @@ import numpy as np
 
 from ..errors import InputError, TqError
 from ..limits import ZARR_CODECS
-from .base import ArraySource, check_dtype, check_shape
-from .hdf5 import row_runs
+from .base import SelectionSource, check_dtype, check_shape
 from .sinks import saturating_cast
 
 ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
@@ -62,7 +61,7 @@ def _reason(e: Exception) -> str:
     return text or type(e).__name__
 
 
-class ZarrSource(ArraySource):
+class ZarrSource(SelectionSource):
     """One array of a local zarr store (v2 or v3), read a block of rows at a time."""
 
     def __init__(self, path: str):
@@ -91,23 +90,14 @@ class ZarrSource(ArraySource):
         check_shape(tuple(node.shape))
         self.dtype, self.shape = np.dtype(node.dtype), tuple(int(s) for s in node.shape)
 
-    def blocks(self, rows: int):
-        d, n = self.dim, self.n_rows
-        native = self.dtype.newbyteorder("=")
-        for a in range(0, n, rows):
-            k = min(rows, n - a)
-            out = np.empty((k, d), dtype=native)
-            try:
-                if len(self.shape) == 1:
-                    out[0] = self.array[...]
-                else:
-                    for sel, lo, hi in row_runs(self.shape, a, k):
-                        out[lo:hi] = self.array[sel]
-            except TqError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a damaged chunk, a missing codec
-                raise InputError(f"cannot read the zarr array ({_reason(e)})") from None
-            yield out
+    def _read_whole(self, out):
+        out[0] = self.array[...]
+
+    def _read_run(self, out, sel, lo, hi):
+        out[lo:hi] = self.array[sel]
+
+    def _read_error(self, e):  # a damaged chunk, a missing codec
+        return InputError(f"cannot read the zarr array ({_reason(e)})")
 
 
 def _uses_pickle(meta) -> bool:
