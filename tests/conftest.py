@@ -13,6 +13,7 @@ The numeric helpers (nmse, row_nmse, unit_rows) live here, once, for every test 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -121,3 +122,24 @@ def xfile(tmp_path) -> tuple[Path, np.ndarray]:
     p = tmp_path / "x.npy"
     np.save(p, x)
     return p, x
+
+
+@pytest.fixture
+def tq(monkeypatch, tmp_path):
+    """(test_cli_files, test_collections) tq run in-process in tmp_path; returns (exit code, stdout bytes, stderr lines).
+    The signal handlers tq installs are put back after each run."""
+    from click.testing import CliRunner
+
+    from tqcli.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGPIPE)}
+
+    def run(*args, input=None):
+        result = CliRunner().invoke(main, [str(a) for a in args], input=input)
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        assert "Traceback" not in result.stderr
+        return result.exit_code, result.stdout_bytes, result.stderr.splitlines()
+
+    return run

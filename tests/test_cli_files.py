@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -26,25 +25,6 @@ import tqcli
 from tqcli import files, selection
 
 
-@pytest.fixture
-def tq(monkeypatch, tmp_path):
-    """tq run in-process in tmp_path; returns (exit code, stdout bytes, stderr lines).
-    The signal handlers tq installs are put back after each run."""
-    from click.testing import CliRunner
-
-    from tqcli.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGPIPE)}
-
-    def run(*args, input=None):
-        result = CliRunner().invoke(main, [str(a) for a in args], input=input)
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-        assert "Traceback" not in result.stderr
-        return result.exit_code, result.stdout_bytes, result.stderr.splitlines()
-
-    return run
 
 
 def _arrays():

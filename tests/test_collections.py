@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import struct
 import zlib
 
@@ -170,23 +169,6 @@ def test_bfloat16_arrays_and_npy_input_dtype(tmp_path, tq):
     assert np.array_equal(back.view(np.uint16), y.view(np.uint16))
 
 
-@pytest.fixture
-def tq(monkeypatch, tmp_path):
-    from click.testing import CliRunner
-
-    from tqcli.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGPIPE)}
-
-    def run(*args, input=None):
-        result = CliRunner().invoke(main, [str(a) for a in args], input=input)
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-        assert "Traceback" not in result.stderr
-        return result.exit_code, result.stdout_bytes, result.stderr.splitlines()
-
-    return run
 
 
 def test_minilm_kv_h5_round_trip_k8v4(tmp_path, tq):
