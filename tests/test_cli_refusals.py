@@ -89,6 +89,24 @@ def test_quiet_by_default_and_verbose_summary(xfile, tmp_path):
     assert r.stderr == b""
 
 
+def test_progress_flag_forces_a_bar_when_stderr_is_not_a_terminal(xfile, tmp_path):
+    """--progress draws the bar into a pipe or a file (as zstd --progress does); the output
+    is the same as without it.  Collections count members."""
+    r = ok(run(["compress", "x.npy", "-o", "p.tqz", "--progress"], tmp_path))
+    assert b"compress" in r.stderr and b"/200" in r.stderr  # 200 rows
+    ok(run(["compress", "x.npy", "-o", "q.tqz"], tmp_path))
+    assert (tmp_path / "p.tqz").read_bytes() == (tmp_path / "q.tqz").read_bytes()
+    r = ok(run(["decompress", "p.tqz", "-o", "p.npy", "--progress"], tmp_path))
+    assert b"decompress" in r.stderr
+    kv = Path(__file__).parents[1] / "samples" / "kv_small.h5"
+    r = ok(run(["compress", str(kv), "-o", "kv.tqz", "--progress"], tmp_path))
+    assert b"compress members" in r.stderr
+    r = ok(run(["decompress", "kv.tqz", "-o", "kv.h5", "--progress"], tmp_path))
+    assert b"decompress members" in r.stderr
+    r = ok(run(["decompress", "kv.tqz", "-o", "kv2.h5", "-f"], tmp_path))
+    assert r.stderr == b""
+
+
 # ---------------------------------------------------------------------------- refusals
 
 

@@ -150,9 +150,13 @@ class _Progress:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
                                        TimeRemainingColumn)
 
+            # enabled while stderr is not a terminal means --progress forced it: draw the
+            # bar anyway (as zstd --progress does), escape codes and all
+            forced = True if not sys.stderr.isatty() else None
             self.bar = Progress("[progress.description]{task.description}", BarColumn(),
                                 MofNCompleteColumn(), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
+                                console=Console(stderr=True, force_terminal=forced),
+                                transient=True)
             self.task = self.bar.add_task(self.label, total=total)
             self.bar.start()
         self.bar.update(self.task, completed=done)
@@ -435,11 +439,12 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
                 raise TqError("--rm refused for HDF5 input (the file may hold other data)",
                               coll[0])
             api = engine.start()
-            toc = api.compress_collection_file(
-                coll[0], out, group=coll[1], force=force, bits=bits, bits_for=bits_for,
-                lossless=lossless, vector_size=vector_size, mode=mode, seed=seed,
-                rounds=rounds, rotation=rotation, center=center, scale_rule=scale_rule,
-                scale_dtype=scale_dtype, chunk_rows=chunk_rows)
+            with _Progress(_progress_enabled(progress, quiet), "compress members") as bar:
+                toc = api.compress_collection_file(
+                    coll[0], out, group=coll[1], force=force, progress=bar, bits=bits,
+                    bits_for=bits_for, lossless=lossless, vector_size=vector_size,
+                    mode=mode, seed=seed, rounds=rounds, rotation=rotation, center=center,
+                    scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows)
             if remove:
                 _remove_input(coll[0])
             if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
@@ -548,7 +553,8 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
             if coll:
                 _decompress_collection(src, input, "-" if to_stdout else output, engine,
                                        member, select, rows, dtype, force, memory_limit,
-                                       output_dir, remove, verbose)
+                                       output_dir, remove, verbose,
+                                       _progress_enabled(progress, quiet))
                 return
             if member:
                 raise TqError("--member given but the file holds one array, not a "
@@ -574,15 +580,17 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
 
 
 def _decompress_collection(src, input, target, engine, member, select, rows, dtype, force,
-                           memory_limit, output_dir, remove, verbose) -> None:
+                           memory_limit, output_dir, remove, verbose, show_progress) -> None:
     """One collection: the same kind of file back (or what -o names), or one --member."""
     if select is not None or rows is not None:
         raise click.UsageError("--select and --rows read one array; for a collection "
                                "choose members with --member")
     api = engine.start()
-    done = api.decompress_collection_file(src, target, members=list(member) or None,
-                                          dtype=dtype, force=force,
-                                          memory_limit=memory_limit, output_dir=output_dir)
+    with _Progress(show_progress, "decompress members") as bar:
+        done = api.decompress_collection_file(src, target, members=list(member) or None,
+                                              dtype=dtype, force=force, progress=bar,
+                                              memory_limit=memory_limit,
+                                              output_dir=output_dir)
     if remove:
         if done["output"] == "-":
             _refuse_rm("-", input)
