@@ -31,7 +31,7 @@ INDEX_ENTRY = struct.Struct("<QII")            # offset, payload length, CRC-32
 FOOTER = struct.Struct("<QQI4s")               # index offset, chunk count, CRC, end magic
 CRC = struct.Struct("<I")
 MIN_HEADER = _FIXED.size + 8 + 4
-MAX_HEADER = _FIXED.size + 8 * limits.MAX_NDIM + 4 * limits.MAX_CODEBOOK + 4
+MAX_HEADER = _FIXED.size + 8 * limits.MAX_NDIM + max(c.max_model_size() for c in CODINGS) + 4
 MAX_CENTERED_HEADER = MAX_HEADER + 4 * limits.MAX_DIM  # with the centre's d float32 values
 
 
@@ -58,6 +58,9 @@ class Header:
     # the vector subtracted before encoding and added back after decoding (float32, d), or
     # None: spec sections 3.1 (flags bit 8), 11 and 12
     center: np.ndarray | None = field(default=None, compare=False)
+    # what the payload coding stores beyond the codebook (the entropy coding's model,
+    # tqcli/codings/entropy.py), or None
+    model: object = field(default=None, compare=False)
 
     # ------------------------------------------------------------------ table entries
     @property
@@ -83,7 +86,7 @@ class Header:
 
     @property
     def codebook_size(self) -> int:
-        return 1 << self.code_bits if self.code_bits > 0 else 0
+        return self.payload_coding.codebook_size(self)
 
     @property
     def scale_size(self) -> int:
@@ -99,7 +102,7 @@ class Header:
 
     @property
     def header_size(self) -> int:
-        return (_FIXED.size + 8 * len(self.shape) + 4 * self.codebook_size
+        return (_FIXED.size + 8 * len(self.shape) + self.payload_coding.model_size(self)
                 + (4 * self.dim if self.centered else 0) + 4)
 
     @property
@@ -116,12 +119,27 @@ class Header:
     def payload_size(self, rows: int) -> int:
         return self.payload_coding.payload_size(self, rows)
 
+    @property
+    def fixed_layout(self) -> bool:
+        """Whether every offset follows from the header (a fixed-size payload coding);
+        otherwise the index records them (spec 19)."""
+        return self.payload_coding.fixed_size
+
+    def max_payload_size(self, rows: int) -> int:
+        return self.payload_coding.max_payload_size(self, rows)
+
     def chunk_offset(self, i: int) -> int:
+        self._need_fixed()
         full = self.payload_size(self.chunk_rows) + CRC.size
         return self.header_size + i * full
 
+    def _need_fixed(self) -> None:
+        if not self.fixed_layout:
+            raise ValueError(f"the {self.coding} coding's layout is in the index, not the header")
+
     @property
     def index_offset(self) -> int:
+        self._need_fixed()
         k = self.n_chunks
         if k == 0:
             return self.header_size
@@ -133,7 +151,9 @@ class Header:
 
     @property
     def payload_bytes(self) -> int:
-        """Bytes of codes and per-vector floats, without header, checksums, index, footer."""
+        """Bytes of codes and per-vector floats, without header, checksums, index, footer
+        (fixed-size codings; for the others, the index has the lengths)."""
+        self._need_fixed()
         k = self.n_chunks
         if k == 0:
             return 0
@@ -152,7 +172,8 @@ class Header:
         sketch = 4 * d * d if self.mode == "prod" else 0
         width = 8 if self.scale_dtype == "float64" else 4  # decoded binary32 or binary64
         center = 4 * d if self.centered else 0
-        return tables + sketch + self.payload_size(rows) + CRC.size + rows * d * width + center
+        return (tables + sketch + self.payload_coding.decode_state_bytes(self, rows)
+                + self.max_payload_size(rows) + CRC.size + rows * d * width + center)
 
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:
@@ -166,7 +187,7 @@ class Header:
             ROTATIONS.by_name(self.rotation).code, self.rounds, len(self.shape),
             self.dim, self.chunk_rows, self.n_vectors, self.seed)
         body = fixed + struct.pack(f"<{len(self.shape)}Q", *self.shape)
-        body += np.asarray(self.codebook, dtype="<f4").tobytes()
+        body += CODINGS.by_name(self.coding).model_bytes(self)
         if self.centered:
             body += np.asarray(self.center, dtype="<f4").tobytes()
         return body + CRC.pack(crc32(body))
@@ -225,12 +246,17 @@ class Header:
         _require(problem is None, "prod-rule", "prod mode requires the norm scale rule")
         _require(limits.dim_problem(mode_s, dim) is None, "prod-dim",
                  f"prod mode supports dimensions up to {limits.MAX_PROD_DIM}, not {dim}")
-        # the header size against ndim and the codebook size before either is read, so
+        # the header size against ndim and the coding's block before either is read, so
         # that the shape and the codebook lie inside the bytes the CRC covered (13.1 step 7)
-        q = limits.code_bits(mode_s, bits)
-        k = 1 << q if q > 0 else 0
+        fields = dict(mode=mode_s, bits=bits, dim=dim, chunk_rows=chunk_rows,
+                      q=limits.code_bits(mode_s, bits))
         centered = bool(flags & CENTERED_FLAG)
-        expect = _FIXED.size + 8 * ndim + 4 * k + (4 * dim if centered else 0) + 4
+        model_at = _FIXED.size + 8 * ndim
+        tail = (4 * dim if centered else 0) + 4
+        _require(model_at + tail <= size, "header-size",
+                 f"header size {size} does not match its fields")
+        block = coding.model_size_in(raw, model_at, size - tail, fields)
+        expect = model_at + block + tail
         _require(size == expect, "header-size",
                  f"header size {size} does not match its fields ({expect})")
         shape = struct.unpack_from(f"<{ndim}Q", raw, _FIXED.size)
@@ -242,21 +268,18 @@ class Header:
             count *= s
         _require(count == n, "shape", f"shape {shape} does not hold {n} vectors")
         _require(ndim >= 2 or n == 1, "shape", "a rank-1 array holds exactly one vector")
-        cb = np.frombuffer(raw, dtype="<f4", count=k, offset=_FIXED.size + 8 * ndim)
-        cb = cb.astype(np.float32)
-        _require(bool(np.all(np.isfinite(cb))), "codebook", "codebook holds non-finite values")
-        _require(bool(np.all(np.diff(cb) > 0)), "codebook", "codebook is not strictly increasing")
+        cb, model = coding.parse_model(raw, model_at, fields)
         center = None
         if centered:
             center = np.frombuffer(raw, dtype="<f4", count=dim,
-                                   offset=_FIXED.size + 8 * ndim + 4 * k).astype(np.float32)
+                                   offset=model_at + block).astype(np.float32)
             _require(bool(np.all(np.isfinite(center))), "center",
                      "centre vector holds non-finite values")
         hdr = cls(dim=dim, bits=bits, mode=mode_s, seed=seed, rounds=rounds,
                   rotation=kind.name, coding=coding.name, scale_rule=limits.SCALE_RULES[rule],
                   scale_dtype=limits.SCALE_DTYPES[sdt], source_dtype=limits.SOURCE_DTYPES[src],
                   shape=tuple(int(s) for s in shape), chunk_rows=chunk_rows, codebook=cb,
-                  center=center)
+                  center=center, model=model)
         _require(hdr.payload_coding.max_payload_size(hdr, chunk_rows) <= limits.MAX_CHUNK_BYTES,
                  "chunk-size", "chunk too large")
         return hdr
@@ -353,8 +376,15 @@ class ContainerWriter:
         parts = payload if isinstance(payload, list) else [payload]
         size = sum(len(p) for p in parts)
         i = len(self.index)
-        expect = self.header.payload_size(self.header.chunk_rows_of(i))
-        if i >= self.header.n_chunks or size != expect:
+        h = self.header
+        if i >= h.n_chunks:
+            raise ValueError("more chunks than the header's layout")
+        rows = h.chunk_rows_of(i)
+        if h.fixed_layout:
+            ok = size == h.payload_size(rows)
+        else:
+            ok = h.payload_coding.min_payload_size(h, rows) <= size <= h.max_payload_size(rows)
+        if not ok:
             raise ValueError("chunk does not match the header's layout")
         crc = 0
         for p in parts:
@@ -377,7 +407,11 @@ class ContainerWriter:
 
 
 def check_index(header: Header, tail: bytes) -> list[tuple[int, int, int]]:
-    """Validate index + footer bytes against the layout the header implies."""
+    """Validate index + footer bytes against the layout the header implies.
+
+    With a variable-size coding (spec 19) the index gives the lengths: each must lie in
+    the coding's bounds for its chunk's rows, and the chunks must follow each other from
+    the end of the header with no gap up to index_offset."""
     k = header.n_chunks
     if len(tail) != INDEX_ENTRY.size * k + FOOTER.size:
         raise FormatError("truncated file (ends inside the index)", rule="truncated")
@@ -387,12 +421,50 @@ def check_index(header: Header, tail: bytes) -> list[tuple[int, int, int]]:
         raise FormatError("bad footer (missing end marker)", rule="footer-magic")
     if crc32(index + tail[-FOOTER.size:-8]) != crc:
         raise FormatError("index checksum mismatch (corrupt index)", rule="index-crc")
-    if off != header.index_offset or count != k:
+    if count != k or (header.fixed_layout and off != header.index_offset):
         raise FormatError("footer does not match the header's layout", rule="footer-layout")
     entries = [INDEX_ENTRY.unpack_from(index, i * INDEX_ENTRY.size) for i in range(k)]
+    if header.fixed_layout:
+        for i, (o, length, _) in enumerate(entries):
+            if (o != header.chunk_offset(i)
+                    or length != header.payload_size(header.chunk_rows_of(i))):
+                raise FormatError(f"index entry {i} does not match the layout",
+                                  rule="index-layout")
+        return entries
+    coding, at = header.payload_coding, header.header_size
     for i, (o, length, _) in enumerate(entries):
-        if o != header.chunk_offset(i) or length != header.payload_size(header.chunk_rows_of(i)):
+        rows = header.chunk_rows_of(i)
+        if (o != at or not coding.min_payload_size(header, rows) <= length
+                <= coding.max_payload_size(header, rows)):
             raise FormatError(f"index entry {i} does not match the layout", rule="index-layout")
+        at = o + length + CRC.size
+    if off != at:
+        raise FormatError("footer does not match the chunks the index lists",
+                          rule="footer-layout")
+    return entries
+
+
+def variable_layout_size(read_tail, size: int, header: Header) -> list[tuple[int, int, int]]:
+    """The index of a variable-size file of `size` bytes, read from its end by
+    read_tail(offset, n) and checked (spec 19.5): footer, chunk count, index CRC, entries
+    tiling [header end, index_offset), and index_offset + 16 k + 24 = size."""
+    k = header.n_chunks
+    need = header.header_size + INDEX_ENTRY.size * k + FOOTER.size
+    if size < need:
+        raise FormatError(f"truncated file ({size} bytes, at least {need} expected)",
+                          rule="length")
+    foot = read_tail(size - FOOTER.size, FOOTER.size)
+    off, count, _, end = FOOTER.unpack(foot)
+    if end != END_MAGIC:
+        raise FormatError("bad footer (missing end marker)", rule="footer-magic")
+    if count != k:
+        raise FormatError("footer does not match the header's layout", rule="footer-layout")
+    start = size - FOOTER.size - INDEX_ENTRY.size * k
+    entries = check_index(header, read_tail(start, size - start))
+    if off != start:
+        # the chunks end elsewhere than where the index begins: data is missing or extra
+        raise FormatError(f"the chunks end at {off}, the index starts at {start} (truncated "
+                          f"or trailing data)", rule="length" if off > start else "trailing")
     return entries
 
 
@@ -419,8 +491,16 @@ class ContainerReader:
         self.pos = self.header.header_size
         self.index = None
         self._crcs: list[int] = []
+        self._lengths: list[tuple[int, int]] = []  # a stream's (offset, length) per chunk
+        self._tail = None  # a stream's index entries, once read
         self._buf: bytearray | None = None
-        if size is not None:
+        if size is not None and not self.header.fixed_layout:
+            def read_tail(offset, n):
+                stream.seek(offset)
+                return _read_exact(stream.read, n, "index")
+            self.index = variable_layout_size(read_tail, size, self.header)
+            stream.seek(self.pos)
+        elif size is not None:
             expect = self.header.file_size
             if size < expect:
                 raise FormatError(f"truncated file ({size} bytes, the header implies {expect})",
@@ -437,6 +517,29 @@ class ContainerReader:
     def seekable(self) -> bool:
         return self.index is not None
 
+    @property
+    def file_size(self) -> int:
+        """The container's length in bytes (a stream's: once finish_stream has run)."""
+        h = self.header
+        if h.fixed_layout:
+            return h.file_size
+        entries = self._entries()
+        end = entries[-1][0] + entries[-1][1] + CRC.size if entries else h.header_size
+        return end + INDEX_ENTRY.size * len(entries) + FOOTER.size
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of chunk payloads, without header, checksums, index and footer."""
+        if self.header.fixed_layout:
+            return self.header.payload_bytes
+        return sum(e[1] for e in self._entries())
+
+    def _entries(self):
+        entries = self.index if self.index is not None else self._tail
+        if entries is None:
+            raise ValueError("a stream's sizes are known once it has been read to its end")
+        return entries
+
     def read_chunk(self, i: int, verify: bool = True) -> memoryview:
         """Payload of chunk i, its CRC checked.  Streams must read chunks in order.
 
@@ -445,15 +548,30 @@ class ContainerReader:
         reused buffer (no fresh memory to fault in per chunk).
         """
         hdr = self.header
-        off = hdr.chunk_offset(i)
+        rows = hdr.chunk_rows_of(i)
+        prefix = b""
         if self.seekable:
+            off, n = (self.index[i][0], self.index[i][1]) if not hdr.fixed_layout else (
+                hdr.chunk_offset(i), hdr.payload_size(rows))
             if self.pos != off:
                 self.stream.seek(off)
-        elif off != self.pos:
-            raise ValueError("a stream is read in order")
-        n = hdr.payload_size(hdr.chunk_rows_of(i))
+        else:
+            if i != len(self._crcs):
+                raise ValueError("a stream is read in order")
+            off = self.pos
+            if hdr.fixed_layout:
+                n = hdr.payload_size(rows)
+            else:  # the payload's first bytes give its length (spec 19.4)
+                coding = hdr.payload_coding
+                prefix = _read_exact(self.stream.read, coding.prefix_size(hdr, rows),
+                                     f"chunk {i}")
+                n = coding.payload_size_from_prefix(hdr, rows, prefix, i)
+                self._lengths.append((off, n))
         if self.seekable and hasattr(self.stream, "readinto"):
             data = self._read_reused(n + CRC.size, f"chunk {i}")
+        elif prefix:
+            data = prefix + _read_exact(self.stream.read, n + CRC.size - len(prefix),
+                                        f"chunk {i}")
         else:
             data = _read_exact(self.stream.read, n + CRC.size, f"chunk {i}")
         self.pos = off + n + CRC.size
@@ -464,7 +582,7 @@ class ContainerReader:
             raise FormatError(f"chunk {i}: checksum differs from the index",
                               rule="chunk-index-crc", chunk=i)
         if verify:
-            hdr.payload_coding.check_payload(hdr, data, hdr.chunk_rows_of(i), i)
+            hdr.payload_coding.check_payload(hdr, memoryview(data)[:n], rows, i)
         self._crcs.append(stored)
         return memoryview(data)[:n]
 
@@ -491,5 +609,12 @@ class ContainerReader:
         entries = check_index(hdr, tail)
         if [e[2] for e in entries] != self._crcs:
             raise FormatError("chunk checksums differ from the index", rule="chunk-index-crc")
+        if not hdr.fixed_layout:
+            if [(e[0], e[1]) for e in entries] != self._lengths:
+                raise FormatError("chunk lengths differ from the index", rule="index-layout")
+            end = FOOTER.unpack(tail[-FOOTER.size:])[0]
+            if end != self.pos:
+                raise FormatError("footer does not match the chunks read", rule="footer-layout")
+        self._tail = entries
         if self.stream.read(1):
             raise FormatError("trailing data after the container", rule="trailing")

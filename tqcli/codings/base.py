@@ -23,6 +23,61 @@ class PayloadCoding:
     summary: str
     fixed_size: bool = True
 
+    # ------------------------------------------------------------------ header block
+    # The bytes between the shape and the centre (spec 3.1): the packed coding's codebook,
+    # or the entropy coding's model.  A reader parses them with parse_model.
+
+    def codebook_size(self, header) -> int:
+        """Entries of the header's codebook."""
+        q = header.code_bits
+        return 1 << q if q > 0 else 0
+
+    def model_size(self, header) -> int:
+        """Bytes of the header block this coding stores after the shape."""
+        return 4 * self.codebook_size(header)
+
+    def max_model_size(self) -> int:
+        """The largest such block any header of this coding can have."""
+        raise NotImplementedError
+
+    def model_bytes(self, header) -> bytes:
+        """The header block (little-endian)."""
+        raise NotImplementedError
+
+    def model_size_in(self, raw: bytes, offset: int, end: int, fields: dict) -> int:
+        """The size of the block at raw[offset:] as its header says, reading nothing at or
+        beyond `end` (FormatError, rule header-size, if it would have to).  `fields`
+        holds the fixed header fields already checked (mode, bits, dim, chunk_rows)."""
+        return 4 * (1 << fields["q"] if fields["q"] > 0 else 0)
+
+    def parse_model(self, raw: bytes, offset: int, fields: dict):
+        """(codebook, model) of the block at raw[offset:], whose size has been checked
+        against the header size; FormatError if a value is invalid."""
+        raise NotImplementedError
+
+    def thresholds(self, header):
+        """The encoder's binary64 thresholds (spec 10.2 for packed, 19 for entropy)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ payload sizes
+
+    def prefix_size(self, header, rows: int) -> int:
+        """Bytes at the start of a variable-size payload from which its length follows."""
+        return 0
+
+    def payload_size_from_prefix(self, header, rows: int, prefix, chunk: int) -> int:
+        """The length of a variable-size payload of `rows` vectors from its first
+        prefix_size bytes, checked against the coding's bounds (FormatError if out)."""
+        return self.payload_size(header, rows)
+
+    def decode_state_bytes(self, header, rows: int) -> int:
+        """Bytes of decoding state beyond payload and rows (spec 13.7): 0 for packed."""
+        return 0
+
+    def min_payload_size(self, header, rows: int) -> int:
+        """Smallest payload a chunk of `rows` vectors can have."""
+        return self.payload_size(header, rows)
+
     def section_sizes(self, header, rows: int) -> tuple[int, ...]:
         """Byte counts of the payload's sections for a chunk of `rows` vectors."""
         raise NotImplementedError

@@ -20,6 +20,30 @@ class Packed(PayloadCoding):
     summary = "fixed-width bit-packed codes, then the per-vector floats"
     fixed_size = True
 
+    def max_model_size(self) -> int:
+        from .. import limits
+
+        return 4 * limits.MAX_CODEBOOK
+
+    def model_bytes(self, header) -> bytes:
+        import numpy as np
+
+        return np.asarray(header.codebook, dtype="<f4").tobytes()
+
+    def parse_model(self, raw: bytes, offset: int, fields: dict):
+        """The 2^q float32 codebook values (spec 3.2)."""
+        import numpy as np
+
+        k = 1 << fields["q"] if fields["q"] > 0 else 0
+        cb = np.frombuffer(raw, dtype="<f4", count=k, offset=offset).astype(np.float32)
+        check_codebook(cb)
+        return cb, None
+
+    def thresholds(self, header):
+        from .. import codebook
+
+        return codebook.boundaries(header.codebook)
+
     def section_sizes(self, header, rows: int) -> tuple[int, int, int]:
         """(codes, sign bits, per-vector floats) byte counts of a chunk of `rows` vectors."""
         codes = -(-rows * header.dim * header.code_bits // 8)
@@ -147,6 +171,18 @@ class Packed(PayloadCoding):
         if not np.isfinite(vals).all():
             raise FormatError(f"chunk {chunk}: non-finite per-vector scale (corrupt or crafted "
                               f"file)", rule="scale-finite", chunk=chunk)
+
+
+def check_codebook(cb) -> None:
+    """Refuse a codebook with a non-finite value or not strictly increasing (spec 3.2)."""
+    import numpy as np
+
+    from ..errors import FormatError
+
+    if not np.all(np.isfinite(cb)):
+        raise FormatError("codebook holds non-finite values", rule="codebook")
+    if not np.all(np.diff(cb) > 0):
+        raise FormatError("codebook is not strictly increasing", rule="codebook")
 
 
 PACKED = Packed()
