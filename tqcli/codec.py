@@ -10,6 +10,7 @@ the header's stored values; nothing the header stores is recomputed.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -18,13 +19,18 @@ from .container import Header
 from .errors import FormatError, InputError, ScaleRangeError
 
 
-def make_header(dim: int, bits: int, *, mode: str = limits.DEFAULT_MODE,
+def make_header(dim: int, bits: int | float | None, *, mode: str = limits.DEFAULT_MODE,
                 seed: int = limits.DEFAULT_SEED, rounds: int = limits.DEFAULT_ROUNDS,
                 rotation: str = rotations.DEFAULT, coding: str = "packed",
                 scale_rule: str | None = None, scale_dtype: str = "float32",
                 source_dtype: str = "float32", shape: tuple[int, ...] | None = None,
-                chunk_rows: int | None = None, center=None) -> Header:
+                chunk_rows: int | None = None, center=None,
+                nmse: float | None = None) -> Header:
     """A header for new data; computes the codebook the encoder will use and store.
+
+    With coding="entropy" (mse mode only), `bits` is a target rate in bits per coordinate,
+    any number from 1 to 8, or None with `nmse`, a target expected error: the grid step
+    is the one the coordinate law says meets it (tqcli/entropy_model.py).
 
     `center` is None (no centring) or the d values subtracted from every vector before
     encoding, stored as float32 in the header (make_center computes the usual one).
@@ -35,6 +41,13 @@ def make_header(dim: int, bits: int, *, mode: str = limits.DEFAULT_MODE,
         raise ValueError(f"mode must be one of {', '.join(limits.MODES)}, got {mode!r}")
     if scale_rule is None:
         scale_rule = limits.default_scale_rule(mode)
+    if coding == "entropy":
+        return _entropy_header(dim, bits, nmse, mode=mode, seed=seed, rounds=rounds,
+                               rotation=rotation, scale_rule=scale_rule,
+                               scale_dtype=scale_dtype, source_dtype=source_dtype,
+                               shape=shape, chunk_rows=chunk_rows, center=center)
+    if nmse is not None:
+        raise ValueError("a target error (nmse) needs the entropy coding (coding='entropy')")
     problem = limits.scale_rule_problem(mode, scale_rule)
     if problem:
         raise ValueError(problem)
@@ -49,6 +62,47 @@ def make_header(dim: int, bits: int, *, mode: str = limits.DEFAULT_MODE,
                   shape=tuple(shape) if shape is not None else (0, dim),
                   chunk_rows=chunk_rows or limits.default_chunk_rows(dim), codebook=cb,
                   center=None if center is None else _center_values(center, dim))
+
+
+def _entropy_header(dim, rate, nmse, *, mode, chunk_rows, shape, center, **fields) -> Header:
+    """The entropy coding's header: the grid step from the target rate or error, its
+    centroids and frequencies (spec 19)."""
+    from . import entropy_model as em
+    from .codings.entropy import EntropyModel, segment_rows_for
+
+    if mode != "mse":
+        raise ValueError("the entropy coding is defined for mse mode only (use --mode mse)")
+    problem = limits.dim_problem(mode, dim)
+    if problem:
+        raise ValueError(problem)
+    if (rate is None) == (nmse is None):
+        raise ValueError("give either a rate (bits) or a target error (nmse)")
+    chunk_rows = chunk_rows or limits.default_chunk_rows(dim)
+    seg = segment_rows_for(dim, chunk_rows)
+    if nmse is not None:
+        step = em.step_for_nmse(dim, float(nmse))
+    else:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+            raise ValueError(f"bits must be a number, got {rate!r}")
+        # the coder's flush and stream lengths, about 4 + 6 L bytes a segment, taken from
+        # the rate so that the file meets the requested size
+        # (over a segment as tq cuts it from d alone, so that the grid does not depend
+        # on the chunk size)
+        overhead = (4 + 6 * em.LANES) * 8 / (segment_rows_for(dim, limits.MAX_CHUNK_ROWS) * dim)
+        step = em.step_for_rate(dim, float(rate), overhead)
+    g = em.grid(dim, step)
+    if g.symbols > em.MAX_SYMBOLS:
+        raise ValueError(f"the target needs {g.symbols} cells, more than {em.MAX_SYMBOLS}")
+    freqs = em.frequencies(g.probabilities, em.PRECISION)
+    expected = em.rate_of(dim, step, em.PRECISION)
+    model = EntropyModel(precision=em.PRECISION, lanes=em.LANES, segment_rows=seg,
+                         step=float(step), rate=float(expected), frequencies=freqs)
+    bits_field = min(limits.MAX_BITS, max(limits.MIN_BITS, math.ceil(expected - 1e-9)))
+    return Header(dim=dim, bits=bits_field, mode=mode, coding="entropy",
+                  shape=tuple(shape) if shape is not None else (0, dim),
+                  chunk_rows=chunk_rows, codebook=g.centroids,
+                  center=None if center is None else _center_values(center, dim),
+                  model=model, **fields)
 
 
 def _center_values(center, dim: int) -> np.ndarray:
@@ -98,7 +152,7 @@ class Codec:
         self.rotation = self.rotation_kind.plan(h.dim, h.seed, h.rounds)
         self.plan = self.rotation.kernel_args  # the rotation as the kernels take it
         self.centroids = np.ascontiguousarray(h.codebook, dtype=np.float32)
-        bounds = codebook.boundaries(self.centroids) if self.centroids.size else np.zeros(0)
+        bounds = self.coding.thresholds(h) if self.centroids.size else np.zeros(0)
         thresholds = codebook.float32_thresholds(bounds)
         # (float32 thresholds, the same padded for the branchless search, centroids)
         self.quantizer = (thresholds, codebook.search_table(thresholds), self.centroids)
@@ -111,6 +165,14 @@ class Codec:
         # in the decoded values' format
         self.center_in = None if h.center is None else h.center.astype(np.float64)
         self.center_out = None if h.center is None else h.center.astype(self.out_dtype)
+
+    @functools.cached_property
+    def slot_table(self) -> np.ndarray:
+        """The entropy decoder's slot -> symbol table, from the stored frequencies."""
+        from .kernels import rans_slot_table
+
+        m = self.header.model
+        return rans_slot_table(m.frequencies, m.precision)
 
     @property
     def sketch(self) -> np.ndarray:

@@ -116,19 +116,29 @@ def unpack(buf: np.ndarray, bits: int, count: int) -> np.ndarray:
     return (planes << np.arange(bits)).sum(axis=1)
 
 
-def encode_mse(x, plan, bounds, cents, bits, rule):
+def encode_indices(x, plan, bounds, cents, rule):
+    """(n, d) cell indices and the scales of the rows of x (mse mode, before packing)."""
     u, norms = unit_directions(x)
     y = rotate_forward(u, plan)
     idx = quantize(y, bounds)
-    return pack(idx, bits), scales(rule, norms, y, cents, idx)
+    return idx, scales(rule, norms, y, cents, idx)
+
+
+def decode_indices(idx, scale_values, plan, cents):
+    """Rows from their (n, d) cell indices and binary32 scales."""
+    t = rotate_inverse(cents[idx], plan)
+    s = np.asarray(scale_values, np.float32)[:, None]
+    return np.where(s != 0, s * t, np.float32(0)).astype(np.float32)
+
+
+def encode_mse(x, plan, bounds, cents, bits, rule):
+    idx, s = encode_indices(x, plan, bounds, cents, rule)
+    return pack(idx, bits), s
 
 
 def decode_mse(codes, scale_values, plan, cents, bits, n):
     d = as_plan(plan)[0].shape[1]
-    idx = unpack(codes, bits, n * d).reshape(n, d)
-    t = rotate_inverse(cents[idx], plan)
-    s = np.asarray(scale_values, np.float32)[:, None]
-    return np.where(s != 0, s * t, np.float32(0)).astype(np.float32)
+    return decode_indices(unpack(codes, bits, n * d).reshape(n, d), scale_values, plan, cents)
 
 
 def sketch_project(res: np.ndarray, sketch: np.ndarray) -> np.ndarray:

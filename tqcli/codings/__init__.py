@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from ..tables import Table
 from .base import PayloadCoding
+from .entropy import ENTROPY
 from .packed import PACKED
 
 CODINGS = Table("payload coding", "coding", [
     PACKED,
+    ENTROPY,
 ])
 
 DEFAULT = PACKED.name

@@ -55,12 +55,15 @@ import numpy as np
 from . import decode as _decode
 from . import encode as _encode
 from . import gaussian as _gaussian
+from . import rans as _rans
 from . import rotate as _rotate
+from . import symbols as _symbols
 from .groups import GROUPS_PER_TASK, task_count
 from .lanes import LANES
 
 __all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod",
-           "decode_mse", "decode_prod", "rotate_rows", "gaussian_fill", "divide", "warm_up",
+           "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "rans_encode",
+           "rans_decode", "rans_slot_table", "rotate_rows", "gaussian_fill", "divide", "warm_up",
            "set_threads", "thread_count", "thread_limit", "on_first_compile", "is_cached",
            "COMPILE_SECONDS"]
 
@@ -111,8 +114,13 @@ def _run_tasks(driver, n: int, *args) -> None:
     """Run `driver(*args, task0, task1)` over the tasks of n rows, one contiguous range
     of tasks per worker thread (the calling thread takes the first).  The drivers release
     the GIL; every task writes only its own output, so the split cannot change a byte."""
+    _run_task_range(driver, task_count(n), *args)
+
+
+def _run_task_range(driver, ntasks: int, *args) -> None:
+    """Run `driver(*args, task0, task1)` over tasks 0..ntasks-1, one contiguous range per
+    worker thread (see _run_tasks)."""
     global _pool, _pool_size
-    ntasks = task_count(n)
     workers = min(_threads, ntasks)
     if workers <= 1:
         driver(*args, 0, ntasks)
@@ -139,10 +147,14 @@ def _run_tasks(driver, n: int, *args) -> None:
 # (quiet, numba 0.6x): what the first-use notice announces.  Compiled once, the kernels
 # load from numba's cache in milliseconds.
 COMPILE_SECONDS = {"encode_mse_kernel": 5, "encode_prod_kernel": 5, "decode_mse_kernel": 4,
-                   "decode_prod_kernel": 5, "rotate_rows_kernel": 3}
+                   "decode_prod_kernel": 5, "rotate_rows_kernel": 3,
+                   "encode_symbols_kernel": 5, "decode_symbols_kernel": 4,
+                   "encode_kernel": 2, "decode_kernel": 2}
 _DRIVERS = {"encode_mse_kernel": _encode, "encode_prod_kernel": _encode,
             "decode_mse_kernel": _decode, "decode_prod_kernel": _decode,
-            "rotate_rows_kernel": _rotate}
+            "rotate_rows_kernel": _rotate, "encode_symbols_kernel": _symbols,
+            "decode_symbols_kernel": _symbols, "encode_kernel": _rans,
+            "decode_kernel": _rans}
 
 
 def on_first_compile(callback):
@@ -245,6 +257,104 @@ def decode_prod(codes, qbits, scales, gammas, plan, cents, bits, sketch, out) ->
     check_plan(plan, out.shape[1])
     _run_tasks(_decode.decode_prod_kernel, out.shape[0], codes, qbits, scales, gammas, *plan,
                cents, bits, sketch, out)
+
+
+def encode_symbols(x, plan, table, cents, rule, symbols, scales) -> None:
+    """Encode the rows of x (float32 or float64, n x d) into one uint16 cell index per
+    coordinate (`symbols`, n * d, row-major) and the scales (float64, n), for the entropy
+    coding.  table: the float32 thresholds padded for the binary search
+    (codebook.search_table), cents: the float32 centroids (at most 4096), rule as in
+    encode_mse."""
+    check_plan(plan, x.shape[1])
+    if symbols.dtype != np.uint16 or symbols.size != x.shape[0] * x.shape[1]:
+        raise ValueError("symbols must be uint16 of n * d entries")
+    _run_tasks(_symbols.encode_symbols_kernel, x.shape[0], x, *plan, table, cents, rule,
+               symbols, scales)
+
+
+def decode_symbols(symbols, scales, plan, cents, out) -> None:
+    """Decode uint16 cell indices (n * d, row-major, each < cents.size) and their scales
+    into the rows of `out` (n x d, C-contiguous), as decode_mse does with unpacked codes."""
+    check_plan(plan, out.shape[1])
+    if symbols.dtype != np.uint16 or symbols.size != out.shape[0] * out.shape[1]:
+        raise ValueError("symbols must be uint16 of n * d entries")
+    if symbols.size and int(symbols.max()) >= cents.size:
+        raise ValueError("a symbol is outside the codebook")
+    _run_tasks(_symbols.decode_symbols_kernel, out.shape[0], symbols, scales, *plan, cents,
+               out)
+
+
+def _cumulative(freqs) -> np.ndarray:
+    f = np.asarray(freqs, np.int64)
+    return np.concatenate([[0], np.cumsum(f)[:-1]]).astype(np.uint32)
+
+
+def rans_slot_table(freqs, precision: int) -> np.ndarray:
+    """The decoder's table: slot -> the symbol s with F_s <= slot < F_s + f_s (2^P uint16).
+    freqs must be checked (each >= 1, summing to 2^precision)."""
+    f = np.asarray(freqs, np.int64)
+    if f.min() < 1 or int(f.sum()) != 1 << precision:
+        raise ValueError("frequencies must be >= 1 and sum to 2^precision")
+    return np.repeat(np.arange(f.size, dtype=np.uint16), f)
+
+
+def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
+    """Code each segment symbols[bounds[k]:bounds[k+1]] (uint16) as one rANS stream of
+    spec 19.3 (in parallel, one task per segment).  Returns (buf, starts, lengths): segment
+    k's stream is buf[starts[k]:starts[k] + lengths[k]] (uint8; lengths in bytes)."""
+    from ..codings.entropy import max_stream_words
+
+    bounds = np.ascontiguousarray(bounds, np.int64)
+    counts = np.diff(bounds)
+    if symbols.dtype != np.uint16 or bounds[0] != 0 or bounds[-1] != symbols.size \
+            or (counts < 0).any():
+        raise ValueError("symbols must be uint16 and bounds cover them in order")
+    if symbols.size and int(symbols.max()) >= len(freqs):
+        raise ValueError("a symbol is outside the model")
+    sizes = np.array([4 * max_stream_words(int(c), precision, lanes) for c in counts],
+                     np.int64)
+    region_ends = np.cumsum(sizes)
+    out = np.empty(int(region_ends[-1]) if sizes.size else 0, np.uint8)
+    first = np.empty(counts.size, np.int64)
+    freqs32 = np.asarray(freqs, np.uint32)
+    _run_task_range(_rans.encode_kernel, counts.size, symbols, bounds, freqs32,
+                    _cumulative(freqs), np.int64(precision), np.int64(lanes), region_ends,
+                    out, first)
+    return out, first, region_ends - first
+
+
+_RANS_PROBLEMS = {_rans.SHORT_STREAM: "shorter than its coder states",
+                  _rans.BAD_STATE: "a coder state out of range",
+                  _rans.OVERRUN: "the stream ends before its symbols",
+                  _rans.UNREAD: "words left over after its symbols",
+                  _rans.FINAL_STATE: "the coder does not end in its initial state"}
+
+
+def rans_decode(buf, starts, lengths, counts, table, freqs, precision: int, lanes: int,
+                out) -> None:
+    """Decode segment k from buf[starts[k]:starts[k] + lengths[k]] (bytes, a multiple of 4)
+    into the next counts[k] entries of `out` (uint16), in parallel; `table` is
+    rans_slot_table(freqs, precision).  A stream the decoder of spec 19.3 refuses raises
+    FormatError (rule entropy-stream) naming its segment."""
+    from ..errors import FormatError
+
+    buf = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
+    starts = np.ascontiguousarray(starts, np.int64)
+    lengths = np.ascontiguousarray(lengths, np.int64)
+    counts = np.ascontiguousarray(counts, np.int64)
+    if (out.dtype != np.uint16 or int(counts.sum()) != out.size or (lengths % 4).any()
+            or (starts < 0).any() or (lengths < 0).any()
+            or (starts + lengths > buf.size).any() or table.size != 1 << precision):
+        raise ValueError("rans_decode: inconsistent arguments")
+    out_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    status = np.zeros(counts.size, np.int64)
+    _run_task_range(_rans.decode_kernel, counts.size, buf, starts, lengths, counts,
+                    out_starts, table, np.asarray(freqs, np.uint32), _cumulative(freqs),
+                    np.int64(precision), np.int64(lanes), out, status)
+    if status.any():
+        k = int(np.argmax(status != 0))
+        raise FormatError(f"segment {k}: corrupt entropy-coded stream "
+                          f"({_RANS_PROBLEMS[int(status[k])]})", rule="entropy-stream")
 
 
 def rotate_rows(x, plan, inverse: bool) -> None:

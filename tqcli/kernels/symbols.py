@@ -1,0 +1,94 @@
+"""Encode to and decode from cell indices as uint16 symbols (the entropy coding's kernels).
+
+The same normalisation, rotation, threshold search and scale rules as the packed encoder
+(encode.py), and the same centroid lookup, inverse rotation and scaling as its decoder
+(decode.py), with one difference: the indices are not bit-packed but written as one uint16
+symbol per coordinate, row-major, for the entropy coder (rans.py).  An alphabet of up to
+4096 cells needs more than the packed coding's 8 bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .decode import _store_lanes
+from .encode import _load_unit_lanes, _scales_lanes
+from .groups import group_count, group_rows, task_groups
+from .lanes import LANES
+from .rotate import rotate_forward_lanes, rotate_inverse_lanes
+
+
+@njit(cache=True)
+def _search_lanes(t, table, codes):
+    """codes[e] = the number of thresholds strictly below t[e]: a branchless binary search
+    over the float32 thresholds padded with +inf to a power of two (codebook.search_table)."""
+    size = table.shape[0]
+    for e in range(t.shape[0]):
+        y = t[e]
+        pos = 0
+        step = size >> 1
+        while step > 0:
+            if table[pos + step - 1] < y:
+                pos += step
+            step >>= 1
+        codes[e] = np.uint16(pos)
+
+
+@njit(cache=True)
+def _store_symbols(codes, r0, rows, d, symbols):
+    """Lane-interleaved codes of a group -> symbols[(r0 + l) * d + i], its rows only."""
+    for l in range(rows):
+        base = (r0 + l) * d
+        for i in range(d):
+            symbols[base + i] = codes[i * LANES + l]
+
+
+@njit(cache=True, nogil=True)
+def encode_symbols_kernel(x, signs, perms, blocks, block_scales, table, cents, rule,
+                          symbols, scales, task0, task1):
+    """Rows of x -> one uint16 cell index per coordinate and one scale per row (see
+    kernels.encode_symbols)."""
+    n, d = x.shape
+    ngroups = group_count(n)
+    for task in range(task0, task1):
+        w = np.empty(LANES * d)
+        u = np.empty(LANES * d, np.float32)
+        t = np.empty(d * LANES, np.float32)
+        tmp = np.empty(d * LANES, np.float32)
+        codes = np.empty(d * LANES, np.uint16)
+        norms = np.empty(LANES)
+        lane = np.empty((6, LANES))
+        g0, g1 = task_groups(task, ngroups)
+        for g in range(g0, g1):
+            r0, rows = group_rows(g, n)
+            _load_unit_lanes(x, r0, rows, w, u, t, norms, lane)
+            y = rotate_forward_lanes(t, tmp, signs, perms, blocks, block_scales)
+            _search_lanes(y, table, codes)
+            _scales_lanes(rule, norms, y, cents, codes, scales, r0, rows)
+            _store_symbols(codes, r0, rows, d, symbols)
+
+
+@njit(cache=True, nogil=True)
+def decode_symbols_kernel(symbols, scales, signs, perms, blocks, block_scales, cents, out,
+                          task0, task1):
+    """uint16 cell indices (row-major) and scales -> the rows of out (see
+    kernels.decode_symbols)."""
+    n, d = out.shape
+    ngroups = group_count(n)
+    for task in range(task0, task1):
+        t = np.empty(d * LANES, np.float32)
+        tmp = np.empty(d * LANES, np.float32)
+        g0, g1 = task_groups(task, ngroups)
+        for g in range(g0, g1):
+            r0, rows = group_rows(g, n)
+            for l in range(LANES):
+                if l < rows:
+                    base = (r0 + l) * d
+                    for i in range(d):
+                        t[i * LANES + l] = cents[symbols[base + i]]
+                else:
+                    for i in range(d):
+                        t[i * LANES + l] = 0.0
+            y = rotate_inverse_lanes(t, tmp, signs, perms, blocks, block_scales)
+            _store_lanes(y, scales, r0, rows, out)
