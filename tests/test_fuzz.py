@@ -43,6 +43,11 @@ BASES = {name: (CORPUS / b["file"]).read_bytes() for name, b in MANIFEST["bases"
 NEW_FORMS = tqcli.compress((np.random.default_rng(5).standard_normal((21, 40)) + 2.0)
                            .astype(np.float32), bits=3, center=True, chunk_rows=8)
 
+# The entropy coding (tq 1.3, spec 19): chunks of data-dependent length that the index
+# records, two segments per chunk, three chunks.
+ENTROPY_FORM = tqcli.compress(np.random.default_rng(6).standard_normal((20, 24))
+                              .astype(np.float32), bits=2.5, coding="entropy", chunk_rows=8)
+
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -264,7 +269,7 @@ def mutate(blob: bytes, ops) -> bytes:
 
 
 @settings(FUZZ, max_examples=500)
-@given(blob=st.sampled_from(sorted(BASES.values()) + [NEW_FORMS]),
+@given(blob=st.sampled_from(sorted(BASES.values()) + [NEW_FORMS, ENTROPY_FORM]),
        ops=st.lists(OPS, min_size=1, max_size=4))
 def test_hypothesis_mutated_containers_are_refused(blob, ops):
     data = mutate(blob, ops)
@@ -316,6 +321,92 @@ def test_new_forms_every_truncation_and_bit_flip_is_refused():
             problems, _ = check_library_failure(lambda: tqcli.decompress(src()),
                                                 f"{what} via {via}")
             assert not problems, (what, via, problems)
+
+
+def test_entropy_form_every_truncation_extension_and_bit_flip_is_refused():
+    """The same for an entropy-coded container, plus one byte added at every position:
+    variable lengths are read from the payload and the index, never trusted."""
+    h = tqcli.read_header(ENTROPY_FORM)
+    assert h.coding == "entropy" and h.n_chunks == 3
+    blob = ENTROPY_FORM
+    cases = [("prefix", blob[:k]) for k in range(len(blob))]
+    for pos in range(len(blob)):
+        b = bytearray(blob)
+        b[pos] ^= 1 << (pos % 8)
+        cases.append((f"flip of byte {pos}", bytes(b)))
+        cases.append((f"byte inserted at {pos}", blob[:pos] + b"\0" + blob[pos:]))
+    for what, data in cases:
+        for via, src in (("bytes", lambda: data), ("pipe", lambda: pipe_stream(data))):
+            problems, _ = check_library_failure(lambda: tqcli.decompress(src()),
+                                                f"{what} via {via}")
+            assert not problems, (what, via, problems)
+
+
+def _entropy_layout(blob: bytes):
+    """[(offset, length)] of the chunks of an entropy-coded container, from its index."""
+    import struct
+
+    from tqcli.container import FOOTER, INDEX_ENTRY
+
+    k = struct.unpack_from("<Q", blob, len(blob) - FOOTER.size + 8)[0]
+    start = len(blob) - FOOTER.size - INDEX_ENTRY.size * k
+    return [INDEX_ENTRY.unpack_from(blob, start + INDEX_ENTRY.size * i)[:2] for i in range(k)]
+
+
+def _recrc(blob: bytearray) -> bytes:
+    """Chunk CRCs, the index's copies of them and the index CRC recomputed."""
+    import struct
+
+    from tqcli.container import CRC, FOOTER, INDEX_ENTRY, crc32
+
+    layout = _entropy_layout(bytes(blob))
+    start = len(blob) - FOOTER.size - INDEX_ENTRY.size * len(layout)
+    for i, (off, n) in enumerate(layout):
+        c = crc32(bytes(blob[off:off + n]))
+        CRC.pack_into(blob, off + n, c)
+        struct.pack_into("<I", blob, start + INDEX_ENTRY.size * i + 12, c)
+    tail = bytes(blob[start:len(blob) - 8])
+    struct.pack_into("<I", blob, len(blob) - 8, crc32(tail))
+    return bytes(blob)
+
+
+def test_entropy_streams_damaged_under_recomputed_checksums_are_refused():
+    """Every byte of every rANS stream changed (twice: +1 and a bit flip), every stream
+    length changed by +-4 and +-1, with all checksums recomputed: only the decoder's own
+    checks of spec 19.3/19.4 can catch them, and they must, without hanging (each case
+    within the 1 s budget) and with the rule entropy-stream (or index-layout / length
+    where a length no longer fits the index)."""
+    blob = ENTROPY_FORM
+    h = tqcli.read_header(blob)
+    layout = _entropy_layout(blob)
+    rules = {"entropy-stream", "index-layout", "length", "trailing", "footer-layout",
+             "chunk-crc"}
+    count = 0
+    for i, (off, n) in enumerate(layout):
+        rows = h.chunk_rows_of(i)
+        segs = -(-rows // h.model.segment_rows)
+        lens = np.frombuffer(blob, "<u4", count=segs, offset=off)
+        streams = range(off + 4 * segs, off + 4 * segs + int(lens.sum()))
+        cases = []
+        for pos in streams:
+            for how in ("+1", "flip"):
+                b = bytearray(blob)
+                b[pos] = (b[pos] + 1) % 256 if how == "+1" else b[pos] ^ 0x80
+                cases.append((f"chunk {i} stream byte {pos} {how}", _recrc(b)))
+        for g in range(segs):
+            for delta in (4, -4, 1, -1):
+                b = bytearray(blob)
+                v = int(lens[g]) + delta
+                b[off + 4 * g:off + 4 * g + 4] = v.to_bytes(4, "little")
+                cases.append((f"chunk {i} length {g} {delta:+d}", _recrc(b)))
+        for what, data in cases:
+            for via, src in (("bytes", lambda: data), ("pipe", lambda: pipe_stream(data))):
+                problems, exc = check_library_failure(lambda: tqcli.decompress(src()),
+                                                      f"{what} via {via}")
+                assert not problems, (what, via, problems)
+                assert exc.rule in rules, (what, exc.rule, str(exc))
+                count += 1
+    assert count > 400
 
 
 # ---------------------------------------------------------------------------- truncation

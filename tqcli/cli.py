@@ -190,12 +190,20 @@ def _rows_option(ctx, param, value):
         raise click.BadParameter(str(e), param_hint="--rows") from None
 
 
-def parse_bit_list(text: str) -> list[int]:
-    """-b of eval: '2,3,4', '1-4' or mixtures like '1-3,8' -> sorted distinct widths."""
-    bits: set[int] = set()
+def parse_bit_list(text: str) -> list:
+    """-b of eval: '2,3,4', '1-4' or mixtures like '1-3,8' -> sorted distinct widths;
+    single rates may be fractional ('2.5,3.3': the entropy coding's)."""
+    bits: set = set()
     for part in text.split(","):
         part = part.strip()
         if not part:
+            continue
+        if "." in part and "-" not in part:
+            try:
+                v = float(part)
+            except ValueError:
+                raise ValueError(f"expected widths like 2,3,4 or 1-4, got {text!r}") from None
+            bits.add(int(v) if v.is_integer() else v)
             continue
         lo, sep, hi = part.partition("-")
         try:
@@ -227,6 +235,32 @@ def _check_encoder_options(mode: str, scale_rule: str | None, chunk_rows: int | 
     problem = None if chunk_rows is None else limits.chunk_rows_problem(chunk_rows)
     if problem:
         raise click.BadParameter(problem, param_hint="--chunk-rows")
+
+
+CODING_CHOICES = ("fixed", "entropy")  # fixed is the coding table's `packed`
+
+
+def _check_coding_options(bits, coding: str, nmse, mode: str):
+    """(bits, coding table name) from -b, --coding and --nmse, or a usage error naming the
+    flag: a fractional -b and --nmse need --coding entropy, which needs mse mode."""
+    if coding == "entropy" and mode != "mse":
+        raise click.BadParameter("the entropy coding is defined for mse mode only",
+                                 param_hint="--coding")
+    if nmse is not None:
+        if coding != "entropy":
+            raise click.BadParameter("a target error needs --coding entropy",
+                                     param_hint="--nmse")
+        if bits is not None:
+            raise click.UsageError("-b and --nmse contradict each other: give one")
+        return None, "entropy"
+    if bits is None:
+        bits = limits.DEFAULT_BITS
+    if coding != "entropy":
+        if not float(bits).is_integer():
+            raise click.BadParameter(f"a fractional rate ({bits:g}) needs --coding entropy",
+                                     param_hint="'-b' / '--bits'")
+        return int(bits), "packed"
+    return (int(bits) if float(bits).is_integer() else float(bits)), "entropy"
 
 
 def _input_list(inputs, output, to_stdout, output_dir, keep, remove) -> list[str]:
@@ -345,8 +379,15 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @click.option("-o", "--output", metavar="OUT", help="Output file ('-' for stdout), for one "
               "INPUT. Default: INPUT.tqz, or stdout when INPUT is '-'.")
 @common_output_dir
-@click.option("-b", "--bits", type=click.IntRange(limits.MIN_BITS, limits.MAX_BITS),
-              default=limits.DEFAULT_BITS, show_default=True, help="Bits per coordinate.")
+@click.option("-b", "--bits", type=click.FloatRange(limits.MIN_BITS, limits.MAX_BITS),
+              default=None, help=f"Bits per coordinate [default: {limits.DEFAULT_BITS}]; "
+              "with --coding entropy any rate from 1 to 8, e.g. 2.5.")
+@click.option("--coding", type=click.Choice(CODING_CHOICES), default="fixed",
+              show_default=True, help="fixed: b-bit codes (fastest, in-place random access); "
+              "entropy: entropy-coded indices, about a third less error at the same size.")
+@click.option("--nmse", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, metavar="X", help="With --coding entropy, instead of -b: the "
+              "rate whose expected error is X (0.01 = 1%% of the energy).")
 @common_mode
 @common_seed
 @click.option("--scale", "scale_rule", type=click.Choice(limits.SCALE_RULES), default=None,
@@ -391,10 +432,10 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: only when stderr is a terminal).")
 @common_threads
-def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dtype, rounds,
-             rotation, center, chunk_rows, dataset, bits_for, lossless, vector_size,
-             directory, input_dtype, to_stdout, force, keep, remove, quiet, verbose, progress,
-             threads):
+def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_rule,
+             scale_dtype, rounds, rotation, center, chunk_rows, dataset, bits_for, lossless,
+             vector_size, directory, input_dtype, to_stdout, force, keep, remove, quiet,
+             verbose, progress, threads):
     """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, a zarr array folder STORE
     or STORE/ARRAY, or '-' for a .npy on stdin; none: stdin) into a .tqz file.  An HDF5
     file (or group), a .safetensors file and an .npz become one collection of named
@@ -402,6 +443,7 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
     from . import arrayio, files
 
     _check_encoder_options(mode, scale_rule, chunk_rows)
+    bits, coding = _check_coding_options(bits, coding, nmse, mode)
     from .members import parse_bits_for
 
     try:
@@ -444,7 +486,8 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
                     coll[0], out, group=coll[1], force=force, progress=bar, bits=bits,
                     bits_for=bits_for, lossless=lossless, vector_size=vector_size,
                     mode=mode, seed=seed, rounds=rounds, rotation=rotation, center=center,
-                    scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows)
+                    scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows,
+                    coding=coding, nmse=nmse)
             if remove:
                 _remove_input(coll[0])
             if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
@@ -468,7 +511,7 @@ def compress(inputs, output, output_dir, bits, mode, seed, scale_rule, scale_dty
                                            mode=mode, seed=seed, rounds=rounds,
                                            rotation=rotation, center=center,
                                            scale_rule=scale_rule, scale_dtype=scale_dtype,
-                                           chunk_rows=chunk_rows)
+                                           chunk_rows=chunk_rows, coding=coding, nmse=nmse)
         if remove:
             _remove_input(source.name)
         if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
@@ -648,6 +691,9 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
                    f"{EVAL_TARGET_BITS} with a target).")
 @click.option("--mode", type=click.Choice(limits.MODES), default=limits.DEFAULT_MODE,
               show_default=True)
+@click.option("--coding", type=click.Choice(CODING_CHOICES + ("both",)), default=None,
+              help="Codings to evaluate at each -b, the entropy coding at rate b (about the "
+                   "same bytes) [default: both in mse mode, fixed in prod mode].")
 @click.option("--seed", type=click.IntRange(0, limits.MAX_SEED), default=limits.DEFAULT_SEED,
               show_default=True)
 @click.option("--scale", "scale_rule", type=click.Choice(limits.SCALE_RULES), default=None)
@@ -682,7 +728,8 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
               help="Progress bar (default: only when stderr is a terminal).")
 @common_memory
 @common_threads
-def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, target_nmse,
+def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sample,
+             target_nmse,
              target_recall, center, dataset, bits_for, lossless, vector_size, kv_axis, plot,
              force, as_json, progress, memory_limit, threads):
     """Report distortion and search quality of tq on INPUT against the theory, and the
@@ -694,8 +741,8 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, ta
     ctx = click.get_current_context()
     if container is not None:
         given = [f"--{p.replace('_rule', '').replace('_', '-')}" if p != "bits" else "-b"
-                 for p in ("bits", "mode", "seed", "scale_rule", "center", "target_nmse",
-                           "target_recall")
+                 for p in ("bits", "mode", "coding", "seed", "scale_rule", "center",
+                           "target_nmse", "target_recall")
                  if ctx.get_parameter_source(p) != click.core.ParameterSource.DEFAULT]
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be used with FILE.tqz: the "
@@ -718,6 +765,14 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, ta
     if bits is None:
         bits = parse_bit_list(EVAL_TARGET_BITS if targeted else EVAL_DEFAULT_BITS)
     _check_encoder_options(mode, scale_rule, None)
+    if coding in ("entropy", "both") and mode != "mse":
+        raise click.BadParameter("the entropy coding is defined for mse mode only",
+                                 param_hint="--coding")
+    codings = {"both": ("fixed", "entropy"), None: ("fixed", "entropy") if mode == "mse"
+               else ("fixed",)}.get(coding, (coding,))
+    if any(not float(b).is_integer() for b in bits) and "entropy" not in codings:
+        raise click.BadParameter("a fractional rate needs --coding entropy",
+                                 param_hint="'-b' / '--bits'")
     if plot is not None:
         from . import plot as plotting
 
@@ -732,7 +787,7 @@ def eval_cmd(input, container, bits, mode, seed, scale_rule, queries, sample, ta
         reports = api.evaluate_file(input, container, bits=bits, mode=mode, seed=seed,
                                     scale_rule=scale_rule, queries=queries, dataset=dataset,
                                     center=center, memory_limit=memory_limit, sample=sample,
-                                    progress=bar)
+                                    codings=codings, progress=bar)
     from . import evaluation, report
 
     rec = None if container is not None else evaluation.recommend(

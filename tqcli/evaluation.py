@@ -53,6 +53,32 @@ def theory(d: int, bits: int, mode: str) -> dict:
     return {"optimum": expected, "lower_bound": 4.0 ** -bits}
 
 
+def entropy_theory(d: int, step: float) -> dict:
+    """The law's expected error of the entropy coding's grid of `step` (its "optimum"
+    column: what this rate should give), and 4^-R at the model's rate."""
+    from . import entropy_model
+
+    rate = entropy_model.rate_of(d, step)
+    return {"optimum": entropy_model.nmse_of(d, step), "lower_bound": 4.0 ** -rate}
+
+
+def entropy_report(h, payload_bytes: int) -> dict:
+    """What inspect says of an entropy-coded file: the bits per coordinate it achieved
+    (payload bytes but the scales, over n d coordinates), the rate and the error the law
+    predicts for its step, and the fixed-length coding at the neighbouring widths."""
+    m, n, d, z = h.model, h.n_vectors, h.dim, h.scale_size
+    achieved = (payload_bytes - n * z) * 8 / (n * d) if n else 0.0
+    fixed = []
+    for b in sorted({math.floor(achieved), math.ceil(achieved)}):
+        if limits.MIN_BITS <= b <= limits.MAX_BITS:
+            fixed.append({"bits": b, "bytes_per_vector": d * b / 8 + z,
+                          "expected_nmse": codebook.expected_distortion(d, b)})
+    return {"name": "entropy", "symbols": len(h.codebook), "step": m.step,
+            "precision": m.precision, "lanes": m.lanes, "segment_rows": m.segment_rows,
+            "model_bits": m.rate, "achieved_bits": achieved,
+            "expected_nmse": entropy_theory(d, m.step)["optimum"], "fixed_length": fixed}
+
+
 def default_sample(n: int, d: int, widths: int) -> int:
     """Rows of the search sample when none is asked for: DEFAULT_SAMPLE, fewer when the
     source rows and `widths` sets of decoded rows would pass SAMPLE_BUDGET."""
@@ -278,6 +304,7 @@ class FreshEncodings:
     def __init__(self, source, settings: list[dict], scale_dtype: str = "float32"):
         self.source, self.settings, self.scale_dtype = source, settings, scale_dtype
         self.headers: list = []
+        self.payload_bytes = [0] * len(settings)  # per setting, over the chunks so far
 
     def __iter__(self):
         src = self.source
@@ -291,6 +318,8 @@ class FreshEncodings:
                 early = [precompile.decoder_early(h) for h in
                          {(h.mode, h.scale_dtype): h for h in self.headers}.values()]
             encoded = [codec.encode_chunks(block, row)[0] for codec in codecs]
+            for j, parts in enumerate(encoded):
+                self.payload_bytes[j] += sum(len(p) for p in parts)
             for pending in early:
                 pending.wait()
             early = []
@@ -324,12 +353,32 @@ def _headers(source, settings: list[dict], first: np.ndarray, scale_dtype: str) 
     return built
 
 
-def finish_report(r: dict, header, file_bytes: int, centered: bool) -> dict:
-    """One evaluation dict: the streamed figures r with the setting, theory and sizes."""
+def file_bytes_of(header, payload_bytes: int) -> int:
+    """The length of a container of `header` whose chunk payloads total payload_bytes."""
+    from .container import CRC, FOOTER, INDEX_ENTRY
+
+    k = header.n_chunks
+    return header.header_size + payload_bytes + (CRC.size + INDEX_ENTRY.size) * k + FOOTER.size
+
+
+def finish_report(r: dict, header, file_bytes: int, centered: bool,
+                  requested: float | None = None) -> dict:
+    """One evaluation dict: the streamed figures r with the setting, theory and sizes
+    (`requested`: the rate an entropy-coded setting asked for, its "bits")."""
     n, d = header.n_vectors, header.dim
-    out = {"bits": header.bits, "mode": header.mode, "vectors": int(n), "dim": int(d)}
+    entropy = header.coding == "entropy"
+    out = {"bits": header.bits, "mode": header.mode, "vectors": int(n), "dim": int(d),
+           "coding": "entropy" if entropy else "fixed"}
     out.update(r)
-    out.update(theory(d, header.bits, header.mode))
+    if entropy:
+        payload = file_bytes - file_bytes_of(header, 0)
+        achieved = (payload - n * header.scale_size) * 8 / (n * d)
+        out["bits"] = requested if requested is not None else round(achieved, 2)
+        out["achieved_bits"] = achieved
+        out["model_bits"] = header.model.rate
+        out.update(entropy_theory(d, header.model.step))
+    else:
+        out.update(theory(d, header.bits, header.mode))
     out["nmse_vs_optimum"] = out["nmse"] / out["optimum"]
     out["bytes"] = int(file_bytes)
     out["bytes_per_vector"] = file_bytes / n
@@ -377,5 +426,6 @@ def recommend(reports: list[dict], target_nmse: float | None = None,
     out = {"default": default, "goals": {k: t for k, t in goals}, "met": best is not None}
     if best is not None:
         out.update(bits=best["bits"], mode=best["mode"], centered=bool(best.get("centered")),
+                   coding=best.get("coding", "fixed"),
                    measured={k: best[k] for k, _ in goals})
     return out

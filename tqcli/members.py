@@ -73,8 +73,9 @@ def as_members(arrays) -> list[MemberInput]:
     return list(arrays)
 
 
-def parse_bits_for(items) -> list[tuple[str, int]]:
-    """['*key*=8', ...] (or (pattern, bits) pairs) -> [(pattern, bits)], checked."""
+def parse_bits_for(items) -> list[tuple[str, float]]:
+    """['*key*=8', ...] (or (pattern, bits) pairs) -> [(pattern, bits)], checked; bits are
+    integers, or fractional rates for the entropy coding ('*value*=2.5')."""
     out = []
     for item in items or ():
         if isinstance(item, str):
@@ -82,15 +83,15 @@ def parse_bits_for(items) -> list[tuple[str, int]]:
             if not sep or not pattern:
                 raise ValueError(f"expected PATTERN=BITS, got {item!r}")
             try:
-                b = int(b)
+                b = float(b)
             except ValueError:
-                raise ValueError(f"expected PATTERN=BITS with integer bits, got {item!r}") \
+                raise ValueError(f"expected PATTERN=BITS with a number of bits, got {item!r}") \
                     from None
         else:
             pattern, b = item
         if not 1 <= b <= 8:
-            raise ValueError(f"bits for {pattern!r} must be 1..8, got {b}")
-        out.append((pattern, int(b)))
+            raise ValueError(f"bits for {pattern!r} must be 1..8, got {b:g}")
+        out.append((pattern, int(b) if float(b).is_integer() else float(b)))
     return out
 
 
@@ -181,13 +182,13 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
         if kind == "tqz":
             with tempfile.TemporaryFile() as tmp, m.source() as src:
                 try:
-                    compress_to(_Reblocked(src, d), tmp, bits=b, **options)
+                    h = compress_to(_Reblocked(src, d), tmp, bits=b, **options)
                 except TqError as e:
                     raise TqError(f"member {m.name!r}: {e.reason}") from None
                 length = tmp.tell()
                 raw_size = int(np.prod(m.shape, dtype=object)) * np.dtype(m.dtype).itemsize
                 if length < raw_size + CRC.size:
-                    writer.begin(dict(rec, kind="tqz", length=length, vector=d, bits=b))
+                    writer.begin(dict(rec, kind="tqz", length=length, vector=d, bits=h.bits))
                     tmp.seek(0)
                     while True:
                         piece = tmp.read(COPY_PIECE)

@@ -12,9 +12,11 @@ from .limits import SOURCE_DTYPE_SIZES
 LABEL_WIDTH = 18
 
 
-def header_report(h, file_size: int) -> dict:
-    """The inspect schema for Header `h` of a container of `file_size` bytes."""
+def header_report(h, file_size: int, payload_bytes: int | None = None) -> dict:
+    """The inspect schema for Header `h` of a container of `file_size` bytes (and
+    `payload_bytes` of chunk payloads: by default what the header implies)."""
     n, d = h.n_vectors, h.dim
+    payload = h.payload_bytes if payload_bytes is None else payload_bytes
     src_item = SOURCE_DTYPE_SIZES[h.source_dtype]
     return {
         "format": "tqz", "version": 1,
@@ -26,12 +28,28 @@ def header_report(h, file_size: int) -> dict:
         "codebook": [float(c) for c in h.codebook],
         "chunk_rows": h.chunk_rows, "chunks": h.n_chunks,
         "file_bytes": file_size, "header_bytes": h.header_size,
-        "payload_bytes": h.payload_bytes,
-        "overhead_bytes": file_size - h.payload_bytes,
+        "payload_bytes": payload,
+        "overhead_bytes": file_size - payload,
         "bytes_per_vector": file_size / n if n else None,
         "ratio_vs_float32": 4 * n * d / file_size,
         "ratio_vs_original": src_item * n * d / file_size,
     }
+
+
+def entropy_rows(r: dict) -> list[tuple[str, str]]:
+    """The text rows of an entropy-coded file's "coding" report (evaluation.entropy_report)."""
+    c = r["coding"]
+    fixed = "; ".join(f"{f['bits']} bits {f['bytes_per_vector']:.1f} B/vec nmse "
+                      f"{f['expected_nmse']:.3e}" for f in c["fixed_length"])
+    return [
+        ("mode", f"{r['mode']}, entropy-coded, {c['achieved_bits']:.3f} bits/coordinate "
+                 f"(the law predicts {c['model_bits']:.3f})"),
+        ("grid", f"{c['symbols']} cells of step {c['step']:.4g}, frequencies of "
+                 f"{c['precision']} bits, {c['lanes']} coder states, segments of "
+                 f"{c['segment_rows']} rows"),
+        ("expected nmse", f"{c['expected_nmse']:.3e} (law, this step)"),
+        ("fixed-length", fixed or "-"),
+    ]
 
 
 def inspect_rows(r: dict) -> list[tuple[str, str]]:
@@ -53,6 +71,8 @@ def inspect_rows(r: dict) -> list[tuple[str, str]]:
         ("bytes/vector", f"{r['bytes_per_vector']:.2f}" if r["vectors"] else "-"),
         ("ratio", ratio_text(r)),
     ]
+    if r.get("coding"):
+        rows[1:2] = entropy_rows(r)
     if r.get("verified"):
         rows.append(("checksums", f"all {r['chunks']} chunks OK"))
     return rows
@@ -165,6 +185,8 @@ def eval_table(name: str, reports: list[dict]):
     # the box's blank vertical line and one space of padding: two spaces between columns
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False)
     columns = list(EVAL_COLUMNS)
+    if any(r.get("coding") == "entropy" for r in reports):  # both codings: say which
+        columns.insert(1, ("coding", "{}", "coding"))
     if any(r.get("centered") for r in reports):  # a column only when something is centred
         columns.insert(1, ("centre", "{}", "centre"))
         reports = [dict(r, centre="mean" if r.get("centered") else "-") for r in reports]
@@ -177,8 +199,10 @@ def eval_table(name: str, reports: list[dict]):
 
 def eval_heading(name: str, reports: list[dict]) -> str:
     r0 = reports[0]
-    return (f"{name}: {r0['vectors']} x {r0['dim']}, mode {r0['mode']} (optimum: "
-            f"Lloyd-Max error at d={r0['dim']})")
+    what = f"Lloyd-Max error at d={r0['dim']}"
+    if any(r.get("coding") == "entropy" for r in reports):
+        what += "; entropy: the law's error for its grid"
+    return f"{name}: {r0['vectors']} x {r0['dim']}, mode {r0['mode']} (optimum: {what})"
 
 
 def eval_legend(reports: list[dict]) -> str:
@@ -195,9 +219,9 @@ def eval_legend(reports: list[dict]) -> str:
             f"queries{capped} {where}")
 
 
-def setting_flags(bits: int, mode: str, centered: bool) -> str:
-    return f"-b {bits}" + (" --mode prod" if mode == "prod" else "") + \
-        (" --center" if centered else "")
+def setting_flags(bits, mode: str, centered: bool, coding: str = "fixed") -> str:
+    return f"-b {bits:g}" + (" --coding entropy" if coding == "entropy" else "") + \
+        (" --mode prod" if mode == "prod" else "") + (" --center" if centered else "")
 
 
 def recommendation_text(rec: dict, reports: list[dict]) -> str:
@@ -209,7 +233,7 @@ def recommendation_text(rec: dict, reports: list[dict]) -> str:
         more = (" (-b 8 is the most tq stores)" if most >= 8 else
                 f": try more bits (-b {most + 1}-8)")
         return f"no setting evaluated meets {goals}{more}"
-    flags = setting_flags(rec["bits"], rec["mode"], rec["centered"])
+    flags = setting_flags(rec["bits"], rec["mode"], rec["centered"], rec.get("coding", "fixed"))
     measured = ", ".join((f"nmse {significant(v)}" if k == "nmse" else f"recall@1 {v:.3f}")
                          for k, v in rec["measured"].items())
     if rec["default"]:

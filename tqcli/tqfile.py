@@ -116,6 +116,15 @@ class TqFile(OpenContainer):
         return self.header.n_chunks
 
     @property
+    def file_size(self) -> int:
+        """The container's bytes (a stream's once it has been read to its end)."""
+        return self._reader.file_size
+
+    @property
+    def payload_bytes(self) -> int:
+        return self._reader.payload_bytes
+
+    @property
     def n_vectors(self) -> int:
         return self.header.n_vectors
 

@@ -1,0 +1,270 @@
+"""The entropy coding (spec section 19): its model from the law, rate control, error at equal
+bytes against the fixed-length coding, and that it works wherever the fixed coding works
+(streams, row and shape selections, collections, eval, inspect, the command line).
+
+Bit-exactness against the numpy reference is in test_tables (every coding of the table);
+the coder's kernels against their reference in test_rans; the format's bytes against an
+implementation from the spec in test_spec_vectors; hostile files in test_corrupt/test_fuzz.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+import tqcli
+from tqcli import codebook, entropy_model, kernels
+
+
+def unit_rows(rng, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def nmse(x: np.ndarray, y: np.ndarray) -> float:
+    x64 = x.astype(np.float64)
+    return float(np.sum((x64 - y) ** 2) / np.sum(x64 * x64))
+
+
+def recall_at_1(x: np.ndarray, y: np.ndarray, queries: int = 500) -> float:
+    """Nearest neighbour (inner product) of the first `queries` rows among the others, in the
+    decoded rows y against the originals."""
+    q, base, approx = x[:queries], x[queries:], y[queries:]
+    truth = np.argmax(q @ base.T, axis=1)
+    return float(np.mean(np.argmax(q @ approx.T, axis=1) == truth))
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+@pytest.mark.parametrize("d", [3, 64, 384, 1536])
+def test_grid_covers_the_law_and_its_model_is_exact(d):
+    step = entropy_model.step_for_rate(d, 3.0)
+    g = entropy_model.grid(d, step)
+    assert g.symbols == 2 * g.half + 1 and g.centroids[g.half] == 0
+    assert np.all(np.diff(g.centroids) > 0) and np.array_equal(g.centroids, -g.centroids[::-1])
+    assert abs(g.probabilities.sum() - 1) < 1e-12 and np.all(g.probabilities >= 0)
+    # each centroid lies inside its cell: between its two thresholds
+    assert np.all(g.centroids[:-1] <= g.thresholds) and np.all(g.thresholds <= g.centroids[1:])
+    f = entropy_model.frequencies(g.probabilities)
+    assert f.dtype == np.uint16 and f.min() >= 1 and int(f.sum()) == 1 << 16
+    assert abs(entropy_model.rate_of(d, step) - 3.0) < 1e-6
+
+
+@pytest.mark.parametrize("bits,ratio", [(2, 0.77), (3, 0.66), (4, 0.60)])
+def test_law_predicts_a_third_less_error_than_lloyd_max_at_equal_rate(bits, ratio):
+    for d in (384, 768, 1536):
+        step = entropy_model.step_for_rate(d, float(bits))
+        got = entropy_model.nmse_of(d, step) / codebook.expected_distortion(d, bits)
+        assert got < ratio, (d, bits, got)
+
+
+def test_nmse_target_picks_the_largest_step_that_meets_it():
+    for target in (0.1, 0.01, 1e-3):
+        step = entropy_model.step_for_nmse(384, target)
+        assert entropy_model.nmse_of(384, step) <= target
+        assert entropy_model.nmse_of(384, step * 1.001) > target * 0.999
+
+
+def test_rates_outside_1_to_8_are_refused():
+    for bad in (0.5, 8.5):
+        with pytest.raises(ValueError, match="rate must be from 1 to 8"):
+            entropy_model.step_for_rate(64, bad)
+    with pytest.raises(tqcli.TqError, match="fractional rate"):
+        tqcli.compress(np.ones((8, 8), np.float32), bits=2.5)
+    with pytest.raises(tqcli.TqError, match="needs the entropy coding"):
+        tqcli.compress(np.ones((8, 8), np.float32), nmse=0.01)
+    with pytest.raises(tqcli.TqError, match="mse mode only"):
+        tqcli.compress(np.ones((8, 8), np.float32), bits=3, mode="prod", coding="entropy")
+
+
+# ---------------------------------------------------------------------------- sizes
+
+
+@pytest.mark.parametrize("rate", [1.0, 1.7, 2.5, 3.3, 4.0, 6.25, 8.0])
+def test_requested_rate_lands_within_2_percent_of_its_size(rate):
+    n, d = 10000, 128
+    x = np.random.default_rng(7).standard_normal((n, d)).astype(np.float32)
+    blob = tqcli.compress(x, bits=rate, coding="entropy")
+    want = n * (d * rate / 8 + 4)
+    assert abs(len(blob) / want - 1) < 0.02, (len(blob), want)
+    # and the payload is what the law predicts for the step, within 1%
+    info = tqcli.inspect(blob)["coding"]
+    assert abs(info["achieved_bits"] / rate - 1) < 0.01, info
+    assert abs(info["achieved_bits"] / info["model_bits"] - 1) < 0.01, info
+
+
+def test_nmse_target_is_met_on_random_unit_vectors():
+    x = unit_rows(np.random.default_rng(3), 4000, 256)
+    for target in (0.05, 0.005):
+        got = nmse(x, tqcli.decompress(tqcli.compress(x, coding="entropy", nmse=target)))
+        assert got <= target * 1.02 and got > target * 0.8, (target, got)
+
+
+# ---------------------------------------------------------------------------- quality
+
+
+LIMITS = {2: 0.80, 3: 0.70, 4: 0.65}
+
+
+@pytest.mark.parametrize("d", [384, 768, 1536])
+def test_error_at_the_bytes_of_fixed_length_on_unit_vectors(d):
+    x = unit_rows(np.random.default_rng(d), 3000, d)
+    for bits, limit in LIMITS.items():
+        fixed = tqcli.compress(x, bits=bits)
+        ent = tqcli.compress(x, bits=bits, coding="entropy")
+        assert len(ent) <= len(fixed) * 1.01, (bits, len(ent), len(fixed))
+        ratio = nmse(x, tqcli.decompress(ent)) / nmse(x, tqcli.decompress(fixed))
+        assert ratio <= limit, (d, bits, ratio)
+
+
+def test_error_and_recall_at_equal_bytes_on_sentence_embeddings(minilm_sentences):
+    """All 10000 shared embeddings; recall of 5000 queries against the other 5000 (with
+    500 queries the recall differences at 4 bits are a few queries, within the noise)."""
+    x = minilm_sentences
+    for bits, limit in LIMITS.items():
+        fixed = tqcli.compress(x, bits=bits)
+        ent = tqcli.compress(x, bits=bits, coding="entropy")
+        assert len(ent) <= len(fixed) * 1.01
+        yf, ye = tqcli.decompress(fixed), tqcli.decompress(ent)
+        assert nmse(x, ye) / nmse(x, yf) <= limit, bits
+        assert recall_at_1(x, ye, 5000) >= recall_at_1(x, yf, 5000), bits
+
+
+# ---------------------------------------------------------------------------- where it works
+
+
+def _entropy_blob(x, **kw):
+    return tqcli.compress(x, bits=kw.pop("bits", 2.5), coding="entropy", **kw)
+
+
+def test_rows_and_selections_read_only_what_they_need():
+    x = np.random.default_rng(1).standard_normal((4, 3, 50, 40)).astype(np.float32)
+    blob = _entropy_blob(x, chunk_rows=16)
+    full = tqcli.decompress(blob)
+    assert full.shape == x.shape and nmse(x, full) < 0.06
+    flat = full.reshape(-1, 40)
+    np.testing.assert_array_equal(tqcli.decompress(blob, rows=(37, 129)), flat[37:129])
+    np.testing.assert_array_equal(tqcli.decompress(blob, select="2,1"), full[2, 1])
+    with tqcli.open(blob) as f:
+        np.testing.assert_array_equal(f.chunk(5), flat[80:96])
+
+
+def test_a_stream_decodes_like_a_file_and_checks_its_index():
+    from fuzzkit import PipeLike
+
+    x = np.random.default_rng(2).standard_normal((300, 33)).astype(np.float32)
+    blob = _entropy_blob(x, chunk_rows=64, center=True)
+    np.testing.assert_array_equal(tqcli.decompress(PipeLike(blob)), tqcli.decompress(blob))
+    with pytest.raises(tqcli.FormatError):
+        tqcli.decompress(PipeLike(blob + b"\0"))
+
+
+def test_output_is_the_same_for_every_thread_count():
+    x = np.random.default_rng(5).standard_normal((5000, 96)).astype(np.float32)
+    blobs = []
+    try:
+        for t in (1, 2, 3):
+            kernels.set_threads(t)
+            blobs.append(_entropy_blob(x, bits=3.3))
+            assert np.array_equal(tqcli.decompress(blobs[-1]), tqcli.decompress(blobs[0]))
+    finally:
+        kernels.set_threads(None)
+    assert blobs[0] == blobs[1] == blobs[2]
+
+
+@pytest.mark.parametrize("rule", ["ls", "norm", "ip"])
+def test_every_scale_rule_and_the_centre(rule):
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((800, 64)) + 3).astype(np.float32)
+    plain = tqcli.decompress(_entropy_blob(x, bits=3, scale_rule=rule))
+    centred = tqcli.decompress(_entropy_blob(x, bits=3, scale_rule=rule, center=True))
+    assert nmse(x, centred) < nmse(x, plain) < 0.05
+
+
+def test_collection_members_can_be_entropy_coded(tmp_path):
+    from tqcli import api
+
+    rng = np.random.default_rng(4)
+    arrays = {"k": rng.standard_normal((64, 32)).astype(np.float32),
+              "v": rng.standard_normal((64, 32)).astype(np.float32),
+              "ids": np.arange(64)}
+    np.savez(tmp_path / "kv.npz", **arrays)
+    api.compress_collection_file(str(tmp_path / "kv.npz"), str(tmp_path / "kv.tqz"),
+                                 bits=3, bits_for=["v=2.5"], coding="entropy")
+    report = tqcli.inspect(str(tmp_path / "kv.tqz"))
+    bits = {m["name"]: m["bits"] for m in report["members"]}
+    assert bits == {"k": 3, "v": 3, "ids": None}
+    with api.open_collection(str(tmp_path / "kv.tqz")) as c:
+        np.testing.assert_array_equal(c.read("ids"), arrays["ids"])
+        assert nmse(arrays["k"], c.read("k")) < 0.03 and nmse(arrays["v"], c.read("v")) < 0.06
+        with c.open_member("v") as member:
+            assert member.header.coding == "entropy"
+            assert abs(member.header.model.rate - 2.5) < 0.1
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def _err(lines) -> str:
+    return " ".join(lines)
+
+
+def test_command_line_options_and_messages(tq, tmp_path):
+    x = np.random.default_rng(6).standard_normal((500, 48)).astype(np.float32)
+    np.save(tmp_path / "a.npy", x)
+    code, _, err = tq("compress", "a.npy", "-b", "2.5")
+    assert code == 2 and "needs --coding entropy" in _err(err)
+    code, _, err = tq("compress", "a.npy", "--nmse", "0.01")
+    assert code == 2 and "--coding entropy" in _err(err)
+    code, _, err = tq("compress", "a.npy", "--nmse", "0.01", "-b", "3", "--coding", "entropy")
+    assert code == 2 and "contradict" in _err(err)
+    code, _, err = tq("compress", "a.npy", "--coding", "entropy", "--mode", "prod")
+    assert code == 2 and "mse mode only" in _err(err)
+    code, _, err = tq("compress", "a.npy", "-b", "2.5", "--coding", "entropy", "-o", "e.tqz")
+    assert code == 0, err
+    code, out, _ = tq("inspect", "e.tqz", "--json")
+    info = json.loads(out)["coding"]
+    assert info["name"] == "entropy" and abs(info["achieved_bits"] - 2.5) < 0.15
+    assert [f["bits"] for f in info["fixed_length"]] == [2, 3]
+    code, out, _ = tq("inspect", "e.tqz")
+    assert b"entropy-coded" in out and b"fixed-length" in out
+    code, _, err = tq("decompress", "e.tqz", "-o", "b.npy", "--rows", "100:200")
+    assert code == 0, err
+    assert np.load(tmp_path / "b.npy").shape == (100, 48)
+    code, _, err = tq("compress", "a.npy", "--nmse", "0.02", "--coding", "entropy", "-o",
+                      "n.tqz")
+    assert code == 0, err
+    assert nmse(x, np.load(io.BytesIO(tq("decompress", "n.tqz", "-c")[1]))) < 0.025
+    code, out, _ = tq("compress", "--help")
+    assert b"--coding" in out and b"--nmse" in out
+
+
+def test_eval_compares_both_codings_and_can_recommend_either(tq, tmp_path):
+    x = unit_rows(np.random.default_rng(8), 3000, 128)
+    np.save(tmp_path / "u.npy", x)
+    code, out, err = tq("eval", "u.npy", "-b", "3,4", "--json")
+    assert code == 0, err
+    rows = {(e["coding"], e["bits"]): e for e in json.loads(out)["results"]}
+    assert set(rows) == {("fixed", 3), ("entropy", 3), ("fixed", 4), ("entropy", 4)}
+    for b in (3, 4):
+        f, e = rows[("fixed", b)], rows[("entropy", b)]
+        assert e["bytes"] <= f["bytes"] * 1.01 and e["nmse"] < 0.7 * f["nmse"]
+        # the law's prediction for the entropy grid is met
+        assert 0.95 < e["nmse_vs_optimum"] < 1.05, e
+    # nmse <= 1%: fixed-length needs 4 bits, the entropy coding 3.75
+    code, out, err = tq("eval", "u.npy", "-b", "3,3.75,4", "--target-nmse", "0.01")
+    assert code == 0, err
+    assert b"-b 3.75 --coding entropy" in out, out
+    code, out, err = tq("eval", "u.npy", "-b", "2.5", "--coding", "fixed")
+    assert code == 2 and "needs --coding entropy" in _err(err)
+
+
+def test_entropy_files_say_coding_1_in_their_flags():
+    blob = _entropy_blob(np.ones((16, 8), np.float32))
+    flags = int.from_bytes(blob[10:12], "little")
+    assert flags & 0xFF == 1
+    assert tqcli.read_header(io.BytesIO(blob)).coding == "entropy"
