@@ -123,8 +123,8 @@ def test_cli_center_refuses_nan_in_the_first_chunk(tmp_path):
 
 def test_eval_center_shows_both_rows(tmp_path):
     (tmp_path / "x.npy").write_bytes(npy_bytes(offset_rows(400, 32)))
-    out = ok(run(["eval", "x.npy", "-b", "2,3", "--center", "--json", "--queries", "50"],
-                 tmp_path)).stdout
+    out = ok(run(["eval", "x.npy", "-b", "2,3", "--center", "--json", "--queries", "50",
+                  "--coding", "fixed"], tmp_path)).stdout
     rows = json.loads(out)["results"]
     assert [(r["bits"], r["centered"]) for r in rows] == [(2, False), (2, True), (3, False),
                                                           (3, True)]

@@ -259,6 +259,11 @@ def test_eval_compares_both_codings_and_can_recommend_either(tq, tmp_path):
     code, out, err = tq("eval", "u.npy", "-b", "3,3.75,4", "--target-nmse", "0.01")
     assert code == 0, err
     assert b"-b 3.75 --coding entropy" in out, out
+    code, out, err = tq("eval", "u.npy", "-b", "1-2,8", "--center", "--queries", "50")
+    lines = out.decode().splitlines()
+    assert code == 0 and max(map(len, lines)) <= 100 and not any("…" in x for x in lines)
+    codes = [line.split()[2] for line in lines if line.split()[:1] in (["1"], ["2"], ["8"])]
+    assert codes == ["fix", "fix", "ent", "ent"] * 3
     code, out, err = tq("eval", "u.npy", "-b", "2.5", "--coding", "fixed")
     assert code == 2 and "needs --coding entropy" in _err(err)
 

@@ -126,7 +126,8 @@ def test_refusals(tmp_path):
 
 def test_table_fits_100_columns_and_shows_8_bit_digits(tmp_path):
     np.save(tmp_path / "x.npy", offset_rows(400, 96))
-    r = tq("eval", tmp_path / "x.npy", "-b", "1-2,8", "--center", "--queries", "50")
+    r = tq("eval", tmp_path / "x.npy", "-b", "1-2,8", "--center", "--queries", "50",
+           "--coding", "fixed")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert max(len(line) for line in lines) <= 100, r.stdout
@@ -144,22 +145,22 @@ def test_table_fits_100_columns_and_shows_8_bit_digits(tmp_path):
 def test_targets_pick_the_smallest_measured_width(tmp_path):
     np.save(tmp_path / "x.npy", gaussian(1200, 64, seed=5))
     out = json.loads(tq("eval", tmp_path / "x.npy", "--target-nmse", "0.05", "--json",
-                        "--queries", "200").stdout)
+                        "--queries", "200", "--coding", "fixed").stdout)
     res, rec = out["results"], out["recommendation"]
     assert [r["bits"] for r in res] == list(range(1, 9))  # a target evaluates every width
     meets = [r["bits"] for r in res if r["nmse"] <= 0.05]
     assert rec["met"] and rec["bits"] == min(meets) == 3 and rec["mode"] == "mse"
     out = json.loads(tq("eval", tmp_path / "x.npy", "--target-recall", "0.9", "-b", "1-6",
-                        "--json", "--queries", "200").stdout)
+                        "--json", "--queries", "200", "--coding", "fixed").stdout)
     res, rec = out["results"], out["recommendation"]
     chosen = next(r for r in res if r["bits"] == rec["bits"])
     assert chosen["recall_at_1"] >= 0.9
     assert all(r["recall_at_1"] < 0.9 for r in res if r["bits"] < rec["bits"])
     text = tq("eval", tmp_path / "x.npy", "--target-recall", "0.9", "-b", "1-6",
-              "--queries", "200").stdout
+              "--queries", "200", "--coding", "fixed").stdout
     assert f"smallest setting with recall@1 >= 0.9: -b {rec['bits']} " in text
     text = tq("eval", tmp_path / "x.npy", "--target-nmse", "0.001", "-b", "1,2",
-              "--queries", "20").stdout
+              "--queries", "20", "--coding", "fixed").stdout
     assert "no setting evaluated meets nmse <= 0.001000: try more bits (-b 3-8)" in text
 
 

@@ -161,6 +161,7 @@ def bias_text(bias: float, stderr: float) -> str:
     return _short_exponent(f"{bias:+.1e}") + "±" + _short_exponent(f"{stderr:.1e}")
 
 
+CODE_LABELS = {"fixed": "fix", "entropy": "ent"}  # eval's narrow coding column
 EVAL_COLUMNS = (("bits", "{}", "bits"), ("nmse", significant, "nmse"),
                 ("optimum", significant, "optimum"), ("nmse/opt", "{:.4f}", "nmse_vs_optimum"),
                 ("ip bias ± se", None, "ip_bias"), ("recall@1", "{:.3f}", "recall_at_1"),
@@ -186,7 +187,8 @@ def eval_table(name: str, reports: list[dict]):
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False)
     columns = list(EVAL_COLUMNS)
     if any(r.get("coding") == "entropy" for r in reports):  # both codings: say which
-        columns.insert(1, ("coding", "{}", "coding"))
+        columns.insert(1, ("code", "{}", "code"))
+        reports = [dict(r, code=CODE_LABELS[r.get("coding", "fixed")]) for r in reports]
     if any(r.get("centered") for r in reports):  # a column only when something is centred
         columns.insert(1, ("centre", "{}", "centre"))
         reports = [dict(r, centre="mean" if r.get("centered") else "-") for r in reports]
@@ -201,7 +203,7 @@ def eval_heading(name: str, reports: list[dict]) -> str:
     r0 = reports[0]
     what = f"Lloyd-Max error at d={r0['dim']}"
     if any(r.get("coding") == "entropy" for r in reports):
-        what += "; entropy: the law's error for its grid"
+        what = f"Lloyd-Max at d={r0['dim']}; ent: the law's error of its grid"
     return f"{name}: {r0['vectors']} x {r0['dim']}, mode {r0['mode']} (optimum: {what})"
 
 
@@ -215,8 +217,12 @@ def eval_legend(reports: list[dict]) -> str:
                 f"--queries {asked}, sample {sample})")
     capped = f" (--queries {asked}: at most half the sample)" if queries < asked else ""
     where = "against the rest" if sample >= n else f"in a sample of {sample}"
+    codes = ""
+    if any(r.get("coding") == "entropy" for r in reports):
+        codes = ("\ncode: fix = fixed-length b-bit codes, ent = --coding entropy at rate b "
+                 "(about the same bytes)")
     return (f"nmse, ip bias ± std. error: all {n} vectors; recall: {queries} held-out "
-            f"queries{capped} {where}")
+            f"queries{capped} {where}" + codes)
 
 
 def setting_flags(bits, mode: str, centered: bool, coding: str = "fixed") -> str:

@@ -309,7 +309,10 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
         L.fix_header_crc(b)
         # bit 8 says a centre follows the codebook (tq 1.1), which these headers lack;
         # bit 15 alone makes it a collection header (spec 18), whose JSON these bytes are not
+        # bit 0 is coding 1, the entropy coding (tq 1.3), whose header block these bytes
+        # are not either
         rules = ["header-size"] if bit == 8 else ["collection-header"] if bit == 15 \
+            else ["header-size", "entropy-model", "entropy-mode"] if bit == 0 \
             else ["flags", "coding"]
         yield "flags", f"flag bit {bit} set, header CRC recomputed", bytes(b), rules
 
