@@ -80,29 +80,30 @@ def _entropy_header(dim, rate, nmse, *, mode, chunk_rows, shape, center, **field
     chunk_rows = chunk_rows or limits.default_chunk_rows(dim)
     seg = segment_rows_for(dim, chunk_rows)
     if nmse is not None:
-        step = em.step_for_nmse(dim, float(nmse))
+        if isinstance(nmse, bool) or not isinstance(nmse, (int, float)) or not 0 < nmse < 1:
+            raise ValueError(f"nmse must be a number between 0 and 1, got {nmse!r}")
+        model = em.model_for(dim, nmse=float(nmse))
     else:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)):
             raise ValueError(f"bits must be a number, got {rate!r}")
+        if not em.MIN_RATE <= rate <= em.MAX_RATE:
+            raise ValueError(f"bits must be a rate from {em.MIN_RATE:g} to {em.MAX_RATE:g} "
+                             f"with the entropy coding, got {rate!r}")
         # the coder's flush and stream lengths, about 4 + 6 L bytes a segment, taken from
-        # the rate so that the file meets the requested size
-        # (over a segment as tq cuts it from d alone, so that the grid does not depend
-        # on the chunk size)
-        overhead = (4 + 6 * em.LANES) * 8 / (segment_rows_for(dim, limits.MAX_CHUNK_ROWS) * dim)
-        step = em.step_for_rate(dim, float(rate), overhead)
-    g = em.grid(dim, step)
-    if g.symbols > em.MAX_SYMBOLS:
-        raise ValueError(f"the target needs {g.symbols} cells, more than {em.MAX_SYMBOLS}")
-    freqs = em.frequencies(g.probabilities, em.PRECISION)
-    expected = em.rate_of(dim, step, em.PRECISION)
-    model = EntropyModel(precision=em.PRECISION, lanes=em.LANES, segment_rows=seg,
-                         step=float(step), rate=float(expected), frequencies=freqs)
+        # the rate so that the file meets the requested size (over a segment as tq cuts it
+        # from d alone, so that the grid does not depend on the chunk size)
+        seg_d = segment_rows_for(dim, limits.MAX_CHUNK_ROWS) * dim
+        model = em.model_for(dim, rate=float(rate), overhead=(4 + 6 * em.LANES) * 8 / seg_d)
+    expected = model.rate
+    entropy = EntropyModel(precision=em.PRECISION, lanes=em.LANES, segment_rows=seg,
+                           step=model.step, rate=float(expected),
+                           frequencies=model.frequencies)
     bits_field = min(limits.MAX_BITS, max(limits.MIN_BITS, math.ceil(expected - 1e-9)))
     return Header(dim=dim, bits=bits_field, mode=mode, coding="entropy",
                   shape=tuple(shape) if shape is not None else (0, dim),
-                  chunk_rows=chunk_rows, codebook=g.centroids,
+                  chunk_rows=chunk_rows, codebook=model.centroids,
                   center=None if center is None else _center_values(center, dim),
-                  model=model, **fields)
+                  model=entropy, **fields)
 
 
 def _center_values(center, dim: int) -> np.ndarray:

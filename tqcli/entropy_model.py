@@ -22,7 +22,10 @@ frequencies, the exact expectation of what the coder writes, up to its flush) an
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,3 +161,78 @@ def step_for_nmse(d: int, nmse: float) -> float:
 
 def rate_for_nmse(d: int, nmse: float, precision: int = PRECISION) -> float:
     return rate_of(d, step_for_nmse(d, nmse), precision)
+
+
+# ---------------------------------------------------------------------- the model of a target
+
+
+@dataclass(frozen=True)
+class Model:
+    """What a header stores for a target: the step, the centroids, the frequencies and the
+    expected code bits per coordinate."""
+
+    step: float
+    centroids: np.ndarray   # float32 (M,)
+    frequencies: np.ndarray  # uint16 (M,)
+    rate: float
+
+
+def model_for(d: int, *, rate: float | None = None, nmse: float | None = None,
+              overhead: float = 0.0) -> Model:
+    """The model for a rate (less `overhead` bits per coordinate) or an error target.
+
+    Solved models are kept in tq's cache folder (codebook.cache_dir(), as the Lloyd-Max
+    codebooks are), so that a run whose model was solved before does not import scipy; an
+    entry that is unreadable or implausible is ignored and solved again."""
+    key = (f"d{d}-nmse{float(nmse).hex()}" if nmse is not None
+           else f"d{d}-rate{float(rate).hex()}-over{float(overhead).hex()}")
+    key += f"-p{PRECISION}-span{SPAN.hex()}"
+    path = os.path.join(codebook.cache_dir(), "entropy", key + ".json")
+    cached = _read_model(path)
+    if cached is not None:
+        return cached
+    if nmse is not None:
+        step = step_for_nmse(d, float(nmse))
+    else:
+        step = step_for_rate(d, float(rate), overhead)
+    g = grid(d, step)
+    model = Model(step=float(step), centroids=g.centroids,
+                  frequencies=frequencies(g.probabilities, PRECISION),
+                  rate=rate_of(d, step, PRECISION))
+    _write_model(path, model)
+    return model
+
+
+def _read_model(path: str) -> Model | None:
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+        cents = np.array([float.fromhex(v) for v in raw["centroids"]], np.float64)
+        model = Model(step=float.fromhex(raw["step"]), centroids=cents.astype(np.float32),
+                      frequencies=np.asarray(raw["frequencies"], np.int64).astype(np.uint16),
+                      rate=float.fromhex(raw["rate"]))
+        m = model.centroids.size
+        ok = (MIN_SYMBOLS <= m <= MAX_SYMBOLS and model.frequencies.size == m
+              and np.array_equal(cents, model.centroids.astype(np.float64))
+              and np.all(np.isfinite(cents)) and np.all(np.diff(cents) > 0)
+              and int(np.asarray(raw["frequencies"]).min()) >= 1
+              and int(np.asarray(raw["frequencies"]).max()) < 1 << 16
+              and int(np.sum(raw["frequencies"])) == 1 << PRECISION
+              and math.isfinite(model.step) and model.step > 0 and math.isfinite(model.rate))
+        return model if ok else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _write_model(path: str, model: Model) -> None:
+    raw = {"step": model.step.hex(), "rate": model.rate.hex(),
+           "centroids": [float(c).hex() for c in model.centroids],
+           "frequencies": [int(f) for f in model.frequencies]}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(raw, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only or full cache only costs the next run the solve

@@ -207,8 +207,9 @@ class Entropy(PayloadCoding):
         n, d = x.shape
         symbols = np.empty(n * d, np.uint16)
         scales = np.empty(n, np.float64)
-        thresholds, table, cents = codec.quantizer
-        kernels.encode_symbols(x, codec.plan, table, cents, codec.rule, symbols, scales)
+        thresholds, _, cents = codec.quantizer
+        kernels.encode_symbols(x, codec.plan, thresholds, m.step, cents, codec.rule, symbols,
+                               scales)
         (stored,) = codec.store_floats([scales], first_row)
         # segment boundaries, in symbols: each chunk's segments of G rows
         chunks = []

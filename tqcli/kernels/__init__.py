@@ -259,17 +259,20 @@ def decode_prod(codes, qbits, scales, gammas, plan, cents, bits, sketch, out) ->
                cents, bits, sketch, out)
 
 
-def encode_symbols(x, plan, table, cents, rule, symbols, scales) -> None:
+def encode_symbols(x, plan, thr, step, cents, rule, symbols, scales) -> None:
     """Encode the rows of x (float32 or float64, n x d) into one uint16 cell index per
     coordinate (`symbols`, n * d, row-major) and the scales (float64, n), for the entropy
-    coding.  table: the float32 thresholds padded for the binary search
-    (codebook.search_table), cents: the float32 centroids (at most 4096), rule as in
-    encode_mse."""
+    coding.  thr: the float32 thresholds of a uniform grid of `step`,
+    (j - K + 1/2) step for j = 0 .. M - 2 (codebook.float32_thresholds of the binary64
+    ones), cents: the M float32 centroids (M <= 4096), rule as in encode_mse."""
     check_plan(plan, x.shape[1])
     if symbols.dtype != np.uint16 or symbols.size != x.shape[0] * x.shape[1]:
         raise ValueError("symbols must be uint16 of n * d entries")
-    _run_tasks(_symbols.encode_symbols_kernel, x.shape[0], x, *plan, table, cents, rule,
-               symbols, scales)
+    if thr.dtype != np.float32 or thr.size != cents.size - 1 or cents.size > 4096:
+        raise ValueError("thresholds must be float32, one fewer than the centroids")
+    offset = (cents.size - 1) // 2 + 0.5
+    _run_tasks(_symbols.encode_symbols_kernel, x.shape[0], x, *plan, thr,
+               np.float64(1.0 / step), np.float64(offset), cents, rule, symbols, scales)
 
 
 def decode_symbols(symbols, scales, plan, cents, out) -> None:

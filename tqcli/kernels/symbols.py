@@ -9,6 +9,8 @@ symbol per coordinate, row-major, for the entropy coder (rans.py).  An alphabet 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -20,19 +22,21 @@ from .rotate import rotate_forward_lanes, rotate_inverse_lanes
 
 
 @njit(cache=True)
-def _search_lanes(t, table, codes):
-    """codes[e] = the number of thresholds strictly below t[e]: a branchless binary search
-    over the float32 thresholds padded with +inf to a power of two (codebook.search_table)."""
-    size = table.shape[0]
+def _grid_lanes(t, thr, inv_step, offset, codes):
+    """codes[e] = the number of float32 thresholds strictly below t[e], for thresholds on
+    a uniform grid: the cell is first estimated by arithmetic, floor(y / step + K + 1/2),
+    then moved until thr[k - 1] < y <= thr[k] holds -- which makes it exact whatever the
+    rounding of the estimate (it is off by at most one, next to a threshold)."""
+    top = thr.shape[0]  # M - 1 thresholds: cells 0 .. M - 1
     for e in range(t.shape[0]):
         y = t[e]
-        pos = 0
-        step = size >> 1
-        while step > 0:
-            if table[pos + step - 1] < y:
-                pos += step
-            step >>= 1
-        codes[e] = np.uint16(pos)
+        g = math.floor(np.float64(y) * inv_step + offset)
+        k = 0 if g < 0 else (top if g > top else np.int64(g))
+        while k > 0 and thr[k - 1] >= y:
+            k -= 1
+        while k < top and thr[k] < y:
+            k += 1
+        codes[e] = np.uint16(k)
 
 
 @njit(cache=True)
@@ -45,8 +49,8 @@ def _store_symbols(codes, r0, rows, d, symbols):
 
 
 @njit(cache=True, nogil=True)
-def encode_symbols_kernel(x, signs, perms, blocks, block_scales, table, cents, rule,
-                          symbols, scales, task0, task1):
+def encode_symbols_kernel(x, signs, perms, blocks, block_scales, thr, inv_step, offset, cents,
+                          rule, symbols, scales, task0, task1):
     """Rows of x -> one uint16 cell index per coordinate and one scale per row (see
     kernels.encode_symbols)."""
     n, d = x.shape
@@ -64,7 +68,7 @@ def encode_symbols_kernel(x, signs, perms, blocks, block_scales, table, cents, r
             r0, rows = group_rows(g, n)
             _load_unit_lanes(x, r0, rows, w, u, t, norms, lane)
             y = rotate_forward_lanes(t, tmp, signs, perms, blocks, block_scales)
-            _search_lanes(y, table, codes)
+            _grid_lanes(y, thr, inv_step, offset, codes)
             _scales_lanes(rule, norms, y, cents, codes, scales, r0, rows)
             _store_symbols(codes, r0, rows, d, symbols)
 
