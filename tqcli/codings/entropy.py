@@ -246,8 +246,8 @@ class Entropy(PayloadCoding):
         starts = 4 * ns + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         counts = np.asarray(segs, np.int64) * h.dim
         symbols = np.empty(rows * h.dim, np.uint16)
-        kernels.rans_decode(buf, starts, lengths, counts, codec.slot_table, m.frequencies,
-                            m.precision, m.lanes, symbols)
+        kernels.rans_decode(buf, starts, lengths, counts, m.frequencies, m.precision,
+                            m.lanes, symbols, slot_table=codec.slot_table)
         at = 4 * ns + int(lengths.sum())
         scales = codec.load_floats(buf[at:at + rows * h.scale_size])
         kernels.decode_symbols(symbols, scales, codec.plan, codec.centroids, out)

@@ -63,7 +63,7 @@ from .lanes import LANES
 
 __all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod",
            "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "rans_encode",
-           "rans_decode", "rans_slot_table", "rotate_rows", "gaussian_fill", "divide", "warm_up",
+           "rans_decode", "rans_slot_table", "max_words", "rotate_rows", "gaussian_fill", "divide", "warm_up",
            "set_threads", "thread_count", "thread_limit", "on_first_compile", "is_cached",
            "COMPILE_SECONDS"]
 
@@ -292,6 +292,13 @@ def _cumulative(freqs) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(f)[:-1]]).astype(np.uint32)
 
 
+def max_words(count: int, precision: int, lanes: int) -> int:
+    """The most 32-bit words a segment of `count` symbols can take (spec 19.3)."""
+    from ..codings.entropy import max_stream_words
+
+    return max_stream_words(count, precision, lanes)
+
+
 def rans_slot_table(freqs, precision: int) -> np.ndarray:
     """The decoder's table: slot -> the symbol s with F_s <= slot < F_s + f_s (2^P uint16).
     freqs must be checked (each >= 1, summing to 2^precision)."""
@@ -317,7 +324,7 @@ def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
     sizes = np.array([4 * max_stream_words(int(c), precision, lanes) for c in counts],
                      np.int64)
     region_ends = np.cumsum(sizes)
-    out = np.empty(int(region_ends[-1]) if sizes.size else 0, np.uint8)
+    out = np.zeros(int(region_ends[-1]) if sizes.size else 0, np.uint8)  # no stale bytes
     first = np.empty(counts.size, np.int64)
     freqs32 = np.asarray(freqs, np.uint32)
     _run_task_range(_rans.encode_kernel, counts.size, symbols, bounds, freqs32,
@@ -333,14 +340,16 @@ _RANS_PROBLEMS = {_rans.SHORT_STREAM: "shorter than its coder states",
                   _rans.FINAL_STATE: "the coder does not end in its initial state"}
 
 
-def rans_decode(buf, starts, lengths, counts, table, freqs, precision: int, lanes: int,
-                out) -> None:
+def rans_decode(buf, starts, lengths, counts, freqs, precision: int, lanes: int, out,
+                slot_table=None) -> None:
     """Decode segment k from buf[starts[k]:starts[k] + lengths[k]] (bytes, a multiple of 4)
-    into the next counts[k] entries of `out` (uint16), in parallel; `table` is
-    rans_slot_table(freqs, precision).  A stream the decoder of spec 19.3 refuses raises
-    FormatError (rule entropy-stream) naming its segment."""
+    into the next counts[k] entries of `out` (uint16), in parallel.  slot_table:
+    rans_slot_table(freqs, precision), built here when not given (a caller decoding many
+    chunks builds it once).  A stream the decoder of spec 19.3 refuses raises FormatError
+    (rule entropy-stream) naming its segment."""
     from ..errors import FormatError
 
+    table = rans_slot_table(freqs, precision) if slot_table is None else slot_table
     buf = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
     starts = np.ascontiguousarray(starts, np.int64)
     lengths = np.ascontiguousarray(lengths, np.int64)
