@@ -286,8 +286,8 @@ def hyp_folder(tmp_path_factory):
 
 
 @settings(FUZZ, max_examples=100)
-@given(blob=st.sampled_from(sorted(BASES.values())), ops=st.lists(OPS, min_size=1, max_size=3),
-       pipe=st.booleans())
+@given(blob=st.sampled_from(sorted(BASES.values()) + [ENTROPY_FORM]),
+       ops=st.lists(OPS, min_size=1, max_size=3), pipe=st.booleans())
 def test_hypothesis_mutated_containers_on_the_command_line(pool, hyp_folder, blob, ops, pipe):
     data = mutate(blob, ops)
     assume(data != blob)

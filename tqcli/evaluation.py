@@ -316,7 +316,7 @@ class FreshEncodings:
                 codecs = [Codec(h) for h in self.headers]
                 # on first use, the decoder compiles in another process meanwhile
                 early = [precompile.decoder_early(h) for h in
-                         {(h.mode, h.scale_dtype): h for h in self.headers}.values()]
+                         {(h.mode, h.scale_dtype, h.coding): h for h in self.headers}.values()]
             encoded = [codec.encode_chunks(block, row)[0] for codec in codecs]
             for j, parts in enumerate(encoded):
                 self.payload_bytes[j] += sum(len(p) for p in parts)
