@@ -273,3 +273,19 @@ def test_entropy_files_say_coding_1_in_their_flags():
     flags = int.from_bytes(blob[10:12], "little")
     assert flags & 0xFF == 1
     assert tqcli.read_header(io.BytesIO(blob)).coding == "entropy"
+
+
+@pytest.mark.parametrize("rule", ["ls", "norm", "ip"])
+def test_a_vector_all_in_the_middle_cell_decodes_to_zero(rule):
+    """A nonzero vector whose rotated coordinates all fall in the zero cell has A = B = 0:
+    its scale is 0 for ls and ip (spec 11.5), never a division by zero."""
+    from tqcli import reference
+    from tqcli.codec import Codec, make_header
+
+    h = make_header(256, 1.0, coding="entropy", shape=(1, 256))
+    assert h.model.step / 2 > 1 / 16  # 1/16 lies inside the middle cell
+    x = reference.rotate_inverse(np.full((1, 256), 1 / 16, np.float32), Codec(h).plan)
+    x = np.vstack([x, np.random.default_rng(0).standard_normal((7, 256)).astype(np.float32)])
+    y = tqcli.decompress(tqcli.compress(x, bits=1.0, coding="entropy", scale_rule=rule))
+    # the other rows as usual at 1 bit (ip trades error for unbiased inner products)
+    assert np.all(y[0] == 0) and nmse(x[1:], y[1:]) < (1.0 if rule == "ip" else 0.5)

@@ -13,6 +13,7 @@ start costs about half a second); set TQ_SPEC_FULL_CLI=1 to run them on every ve
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import math
@@ -193,17 +194,45 @@ def pack_bits(values: np.ndarray, bits: int) -> bytes:
     return np.packbits(planes.reshape(-1), bitorder="little").tobytes()
 
 
+class SpecModel:
+    """The entropy coding's model block (section 19.1)."""
+
+    def __init__(self, symbols, precision, lanes, segment_rows, step, rate, codebook, freq):
+        self.m, self.p, self.lanes, self.g = symbols, precision, lanes, segment_rows
+        self.step, self.rate = step, rate
+        self.codebook = np.asarray(codebook, np.float32)
+        self.freq = [int(f) for f in freq]
+        self.cum = [0]
+        for f in self.freq:
+            self.cum.append(self.cum[-1] + f)
+
+    def to_bytes(self) -> bytes:
+        return (struct.pack("<HBBIdd", self.m, self.p, self.lanes, self.g, self.step,
+                            self.rate) + np.asarray(self.codebook, "<f4").tobytes()
+                + np.asarray(self.freq, "<u2").tobytes())
+
+    def w_max(self, n_symbols: int) -> int:
+        """19.3: the largest stream, in 32-bit words, of a segment of n_symbols."""
+        return 4 * self.lanes + -(-n_symbols * (self.p + 2) // 32)
+
+
 class SpecHeader:
     """Fields of a parsed header plus the layout arithmetic of the spec."""
 
     def __init__(self, f: dict):
         self.__dict__.update(f)
+        self.model = f.get("model")  # SpecModel of coding 1 (section 19), else None
+        self.coding = 1 if self.model is not None else 0
         self.code_bits = self.bits if self.mode == "mse" else self.bits - 1
         self.k = (1 << self.code_bits) if self.code_bits else 0
+        if self.model is not None:
+            self.k = 0
+            self.codebook = self.model.codebook
         self.n_chunks = -(-self.n // self.chunk_rows)
         self.ssize = SCALE_TYPES[self.scale_dtype_code][1]
         self.center = f.get("center")  # None, or the d float32 values of 3.4
-        self.header_size = 48 + 8 * len(self.shape) + 4 * self.k + 4 + (
+        block = 4 * self.k if self.model is None else 24 + 6 * self.model.m  # 3.3 / 19.1
+        self.header_size = 48 + 8 * len(self.shape) + block + 4 + (
             4 * self.dim if self.center is not None else 0)
 
     def rows_of(self, i: int) -> int:
@@ -217,6 +246,18 @@ class SpecHeader:
 
     def payload(self, rows: int) -> int:
         return sum(self.sections(rows))
+
+    # --- coding 1 (19.4): segments of a chunk and the payload bounds
+    def segment_rows(self, rows: int) -> list[int]:
+        g = self.model.g
+        return [min(g, rows - s) for s in range(0, rows, g)]
+
+    def p_min(self, rows: int) -> int:
+        return sum(4 + 8 * self.model.lanes for _ in self.segment_rows(rows)) + rows * self.ssize
+
+    def p_max(self, rows: int) -> int:
+        return sum(4 + 4 * self.model.w_max(self.dim * r)
+                   for r in self.segment_rows(rows)) + rows * self.ssize
 
     def chunk_offset(self, i: int) -> int:
         return self.header_size + i * (self.payload(self.chunk_rows) + 4)
@@ -234,16 +275,68 @@ class SpecHeader:
         mode = {v: k for k, v in MODES.items()}[self.mode]
         rule = {v: k for k, v in RULES.items()}[self.rule]
         src = {v: k for k, v in SOURCE_TYPES.items()}[self.source_dtype]
-        flags = 0x100 if self.center is not None else 0
+        flags = (0x100 if self.center is not None else 0) | self.coding
         body = struct.pack(FIXED, MAGIC, 1, flags, self.header_size, mode, self.bits, rule,
                            self.scale_dtype_code, src, self.rotation, self.rounds,
                            len(self.shape),
                            self.dim, self.chunk_rows, self.n, self.seed)
         body += struct.pack(f"<{len(self.shape)}Q", *self.shape)
-        body += np.asarray(self.codebook, "<f4").tobytes()
+        if self.model is not None:
+            body += self.model.to_bytes()
+        else:
+            body += np.asarray(self.codebook, "<f4").tobytes()
         if self.center is not None:
             body += np.asarray(self.center, "<f4").tobytes()
         return body + struct.pack("<I", crc(body))
+
+
+# ------------------------------------------------------------------ rANS (section 19.3)
+
+RANS_B = 1 << 31
+
+
+def rans_decode(words: list[int], n_symbols: int, model: SpecModel) -> list[int]:
+    """The normative decoder of 19.3, in Python integers; SpecError for a refused stream."""
+    lanes, p = model.lanes, model.p
+    mask = (1 << p) - 1
+    need(len(words) >= 2 * lanes, "entropy-stream: fewer than 2L words")
+    x = [words[2 * j] + (words[2 * j + 1] << 32) for j in range(lanes)]
+    need(all(RANS_B <= v < 1 << 63 for v in x), "entropy-stream: initial state")
+    pos = 2 * lanes
+    cum, freq = model.cum, model.freq
+    out = []
+    for t in range(n_symbols):
+        j = t % lanes
+        slot = x[j] & mask
+        s = bisect.bisect_right(cum, slot) - 1  # F_s <= slot < F_s + f_s
+        out.append(s)
+        x[j] = freq[s] * (x[j] >> p) + slot - cum[s]
+        if x[j] < RANS_B:
+            need(pos < len(words), "entropy-stream: stream too short")
+            x[j] = (x[j] << 32) + words[pos]
+            pos += 1
+    need(pos == len(words), "entropy-stream: words left over")
+    need(all(v == RANS_B for v in x), "entropy-stream: final state")
+    return out
+
+
+def rans_encode(symbols, model: SpecModel) -> list[int]:
+    """tq's encoder of 19.3: the stream's words."""
+    lanes, p = model.lanes, model.p
+    x = [RANS_B] * lanes
+    emitted = []
+    for t in range(len(symbols) - 1, -1, -1):
+        j = t % lanes
+        s = int(symbols[t])
+        f, c = model.freq[s], model.cum[s]
+        if x[j] >= (RANS_B >> p) * (1 << 32) * f:
+            emitted.append(x[j] & 0xFFFFFFFF)
+            x[j] >>= 32
+        x[j] = (x[j] // f << p) + x[j] % f + c
+    head = []
+    for v in x:
+        head += [v & 0xFFFFFFFF, v >> 32]
+    return head + emitted[::-1]
 
 
 def spec_parse(data: bytes) -> tuple[SpecHeader, list[bytes]]:
@@ -251,9 +344,12 @@ def spec_parse(data: bytes) -> tuple[SpecHeader, list[bytes]]:
     need(len(data) >= 16 and data[:8] == MAGIC, "bad magic")
     version, flags, hsize = struct.unpack_from("<HHI", data, 8)
     need(version == 1, f"unsupported version {version}")
-    need(flags in (0, 0x100), "unknown flags")
-    centered = flags == 0x100
-    need(60 <= hsize <= 48 + 8 * 32 + 4 * 256 + 4 + (4 << 20 if centered else 0)
+    coding = flags & 0xFF  # bits 0-7 (3.1)
+    need(flags & 0xFE00 == 0, "unknown flags")
+    need(coding in (0, 1), "coding")
+    centered = bool(flags & 0x100)
+    top = 1332 if coding == 0 else 24908  # 13.1 step 4; 19.1's bound for coding 1
+    need(60 <= hsize <= top + (4 << 20 if centered else 0)
          and len(data) >= hsize, "header size")
     need(crc(data[:hsize - 4]) == struct.unpack_from("<I", data, hsize - 4)[0], "header CRC")
     (_, _, _, _, mode, bits, rule, sdt, src, rot, rounds, ndim, dim, chunk_rows, n,
@@ -262,19 +358,42 @@ def spec_parse(data: bytes) -> tuple[SpecHeader, list[bytes]]:
     need(src in SOURCE_TYPES and rot in (1, 2) and 1 <= rounds <= 32 and 1 <= ndim <= 32, "field")
     need(2 <= dim <= 1 << 20 and 8 <= chunk_rows <= 1 << 20 and chunk_rows % 8 == 0, "field")
     need(n <= 1 << 48 and (MODES[mode] == "mse" or rule == 1), "field")
+    need(coding == 0 or mode == 0, "entropy-mode")  # 19
+    model = None
+    mpos = 48 + 8 * ndim  # the codebook (3.1) or the model block (19.1)
+    if coding == 1:  # 19.2: step 7 in two parts
+        base = 48 + 8 * ndim + 24 + (4 * dim if centered else 0) + 4
+        need(hsize >= base, "header size")
+        (m_sym,) = struct.unpack_from("<H", data, mpos)
+        need(hsize == base + 6 * m_sym, "header size does not match its fields")
     shape = struct.unpack_from(f"<{ndim}Q", data, 48)
     need(shape[-1] == dim and math.prod(shape[:-1]) == n, "shape")
+    need(all(e <= 1 << 48 for e in shape) and (ndim > 1 or n == 1), "shape")
+    if coding == 1:  # 19.2: the model's checks (step 9)
+        m_sym, prec, lanes, g, step, rate = struct.unpack_from("<HBBIdd", data, mpos)
+        cb = np.frombuffer(data, "<f4", count=m_sym, offset=mpos + 24).astype(np.float32)
+        freq = np.frombuffer(data, "<u2", count=m_sym, offset=mpos + 24 + 4 * m_sym)
+        need(2 <= m_sym <= 4096 and 8 <= prec <= 16 and m_sym <= 1 << prec, "entropy-model")
+        need(1 <= lanes <= 32 and g % 8 == 0 and 8 <= g <= chunk_rows, "entropy-model")
+        need(math.isfinite(step) and step > 0 and math.isfinite(rate) and rate >= 0,
+             "entropy-model")
+        need(bool(np.all(freq >= 1)) and int(freq.astype(np.int64).sum()) == 1 << prec,
+             "entropy-model")
+        model = SpecModel(m_sym, prec, lanes, g, step, rate, cb, freq)
     h = SpecHeader(dict(mode=MODES[mode], bits=bits, rule=RULES[rule], scale_dtype_code=sdt,
                         source_dtype=SOURCE_TYPES[src], rounds=rounds, shape=shape, dim=dim,
-                        chunk_rows=chunk_rows, n=n, seed=seed, codebook=None,
+                        chunk_rows=chunk_rows, n=n, seed=seed, codebook=None, model=model,
                         rotation=rot, center=np.zeros(dim, np.float32) if centered else None))
     need(hsize == h.header_size, "header size does not match its fields")
-    cb = np.frombuffer(data, "<f4", count=h.k, offset=48 + 8 * ndim).astype(np.float32)
+    if coding == 0:
+        cb = np.frombuffer(data, "<f4", count=h.k, offset=mpos).astype(np.float32)
     need(bool(np.all(np.isfinite(cb))) and bool(np.all(np.diff(cb) > 0)), "codebook")
     h.codebook = cb
-    if centered:
-        h.center = np.frombuffer(data, "<f4", count=dim, offset=48 + 8 * ndim + 4 * h.k)
+    if centered:  # the centre follows the codebook (3.1) or the model block (19.1)
+        h.center = np.frombuffer(data, "<f4", count=dim, offset=hsize - 4 - 4 * dim)
         need(bool(np.all(np.isfinite(h.center))), "centre")
+    if coding == 1:
+        return h, _spec_layout_entropy(h, data)
     need(h.payload(chunk_rows) <= 1 << 31, "chunk too large")
     need(len(data) == h.file_size(), "file length differs from the layout")
     # index and footer
@@ -295,6 +414,46 @@ def spec_parse(data: bytes) -> tuple[SpecHeader, list[bytes]]:
     return h, chunks
 
 
+def _spec_layout_entropy(h: SpecHeader, data: bytes) -> list[bytes]:
+    """Coding 1: the layout checks of 19.5 (in place of 13.2), then per chunk its CRCs and
+    the segment lengths of 19.4; returns the payloads."""
+    k, hsize = h.n_chunks, h.header_size
+    need(h.p_max(h.chunk_rows) <= 1 << 31, "chunk-size")
+    need(len(data) >= hsize + 16 * k + 24, "length")
+    foot = data[len(data) - 24:]
+    f_off, f_count, f_crc, end = struct.unpack("<QQI4s", foot)
+    need(end == b"TQZE", "footer-magic")
+    need(f_count == k, "footer-layout")
+    index = data[len(data) - 24 - 16 * k:len(data) - 24]
+    need(f_crc == crc(index + foot[:16]), "index-crc")
+    entries, pos = [], hsize
+    for i in range(k):
+        off, length, c = struct.unpack_from("<QII", index, 16 * i)
+        rows = h.rows_of(i)
+        need(off == pos and h.p_min(rows) <= length <= h.p_max(rows), "index-layout")
+        entries.append((off, length, c))
+        pos = off + length + 4
+    need(f_off == pos, "footer-layout")
+    end_of_chunks = len(data) - 16 * k - 24
+    need(pos <= end_of_chunks, "length")
+    need(pos >= end_of_chunks, "trailing")
+    chunks = []
+    for i, (off, length, c) in enumerate(entries):
+        payload = data[off:off + length]
+        (stored,) = struct.unpack_from("<I", data, off + length)
+        need(crc(payload) == stored, f"chunk-crc {i}")
+        need(stored == c, f"chunk-index-crc {i}")
+        rows = h.rows_of(i)
+        seg = h.segment_rows(rows)
+        lens = struct.unpack_from(f"<{len(seg)}I", payload, 0)
+        for ell, r in zip(lens, seg):
+            need(ell % 4 == 0 and 8 * h.model.lanes <= ell <= 4 * h.model.w_max(h.dim * r),
+                 "entropy-stream: segment length")
+        need(4 * len(seg) + sum(lens) + rows * h.ssize == length, "entropy-stream: lengths")
+        chunks.append(payload)
+    return chunks
+
+
 def spec_decode(data: bytes) -> np.ndarray:
     h, chunks = spec_parse(data)
     d = h.dim
@@ -306,11 +465,23 @@ def spec_decode(data: bytes) -> np.ndarray:
         rows = h.rows_of(i)
         nc, ns, nf = h.sections(rows)
         per = nf // (1 if h.mode == "mse" else 2)
+        if h.model is not None:  # 19.4: the lengths, the streams, then the scales
+            nc, ns = len(payload) - rows * h.ssize, 0
         # section 12, step 2: f32(stored scale), or the binary64 scale itself (code 2)
         wide = h.scale_dtype_code == 2
         scales = np.frombuffer(payload, sdt, count=rows, offset=nc + ns).astype(
             np.float64 if wide else np.float32)
-        if h.code_bits:
+        need(bool(np.all(np.isfinite(scales))), "scale-finite")
+        if h.model is not None:  # 19.4 step 1: the symbols of each segment (19.3)
+            seg = h.segment_rows(rows)
+            lens = struct.unpack_from(f"<{len(seg)}I", payload, 0)
+            pos, idx = 4 * len(seg), []
+            for ell, r in zip(lens, seg):
+                words = list(struct.unpack_from(f"<{ell // 4}I", payload, pos))
+                idx += rans_decode(words, r * d, h.model)
+                pos += ell
+            t = h.codebook[np.array(idx, np.int64).reshape(rows, d)]  # t_i = c[idx_i]
+        elif h.code_bits:
             t = h.codebook[unpack_bits(payload[:nc], h.code_bits, rows * d).reshape(rows, d)]
         else:
             t = np.zeros((rows, d), np.float32)
@@ -340,12 +511,22 @@ def spec_decode(data: bytes) -> np.ndarray:
 
 
 def spec_encode(x: np.ndarray, *, bits, mode, seed, rounds, scale_rule, scale_dtype,
-                chunk_rows, codebook, rotation, center=False, center_values=None) -> bytes:
+                chunk_rows, codebook, rotation, center=False, center_values=None,
+                coding="packed", nmse=None, model=None, header_bits=None) -> bytes:
     """Encode per the spec, with the codebook (and the centre of a centred file) given:
-    the spec leaves their computation informative and requires the stored values."""
+    the spec leaves their computation informative and requires the stored values.
+    coding "entropy" (section 19) takes the stored model instead of the codebook (its
+    step, precision, lanes, segment rows, rate, codebook and frequencies: 19.6 derives them
+    from the law, informatively); `bits` is then the target rate, whose rounding up is the
+    header's bits (19.1), or None with a target `nmse`: the header's bits must then be
+    given (header_bits), as 19.1 does not say what tq stores there."""
     d = x.shape[-1]
     n = math.prod(x.shape[:-1])
-    h = SpecHeader(dict(mode=mode, bits=bits, rule=scale_rule,
+    entropy = coding == "entropy"
+    if entropy:
+        bits = math.ceil(bits) if bits is not None else header_bits
+        codebook = model.codebook
+    h = SpecHeader(dict(mode=mode, bits=bits, rule=scale_rule, model=model if entropy else None,
                         scale_dtype_code=SCALE_CODES[scale_dtype],
                         source_dtype=x.dtype.name, rounds=rounds, shape=tuple(x.shape), dim=d,
                         chunk_rows=chunk_rows, n=n, seed=seed,
@@ -355,6 +536,9 @@ def spec_encode(x: np.ndarray, *, bits, mode, seed, rounds, scale_rule, scale_dt
     rot = Rot(d, seed, rounds, ROTATION_CODES[rotation])
     cb = h.codebook
     thr = (cb[:-1].astype(np.float64) + cb[1:].astype(np.float64)) * 0.5
+    if entropy:  # 19.6: theta_j = (j - K' + 1/2) * step, K' = floor((M - 1) / 2)
+        kk_ = (model.m - 1) // 2
+        thr = np.array([(j - kk_ + 0.5) * model.step for j in range(model.m - 1)], np.float64)
     sketch = make_sketch(d, seed) if mode == "prod" else None
     sdt = SCALE_TYPES[h.scale_dtype_code][0]
     rows_all = x.reshape(n, d).astype(np.float64)
@@ -380,7 +564,14 @@ def spec_encode(x: np.ndarray, *, bits, mode, seed, rounds, scale_rule, scale_dt
         idx = (np.searchsorted(thr, y.astype(np.float64), side="left")
                if h.code_bits else np.zeros((rows, d), np.int64))
         c = cb[idx] if h.code_bits else np.zeros((rows, d), np.float32)
-        sections = [pack_bits(idx, h.code_bits) if h.code_bits else b""]
+        if entropy:  # 19.4: segments of G vectors, one rANS stream each (19.3)
+            streams = []
+            for g0 in range(0, rows, model.g):
+                words = rans_encode(idx[g0:g0 + model.g].reshape(-1).tolist(), model)
+                streams.append(struct.pack(f"<{len(words)}I", *words))
+            sections = [struct.pack(f"<{len(streams)}I", *map(len, streams)) + b"".join(streams)]
+        else:
+            sections = [pack_bits(idx, h.code_bits) if h.code_bits else b""]
         if mode == "mse":
             yc = np.zeros(rows)
             cc = np.zeros(rows)
@@ -402,7 +593,7 @@ def spec_encode(x: np.ndarray, *, bits, mode, seed, rounds, scale_rule, scale_dt
             sections.append(pack_bits((proj >= 0).astype(np.int64), 1))
             floats = [norm, np.where(zero, 0.0, np.sqrt(gg))]
         payload = b"".join(sections) + b"".join(f.astype(sdt).tobytes() for f in floats)
-        assert len(payload) == h.payload(rows)
+        assert entropy or len(payload) == h.payload(rows)
         index.append(struct.pack("<QII", len(out), len(payload), crc(payload)))
         out += payload + struct.pack("<I", crc(payload))
     idx_bytes = b"".join(index)
@@ -460,8 +651,41 @@ def test_spec_encoder_reproduces_tqz(name):
     stored = vec_bytes(name, "tqz")
     h, _ = spec_parse(stored)
     got = spec_encode(load_npy(name, "input.npy"), codebook=h.codebook,
-                      center_values=h.center, **v["options"])
+                      center_values=h.center, model=h.model, header_bits=h.bits,
+                      **v["options"])
     assert got == stored
+
+
+def _toy_model(lanes: int, precision: int = 12) -> SpecModel:
+    freq = [1, 7, 300, 2000, 1500, 250, 28, 10]
+    freq[3] += (1 << precision) - sum(freq)
+    cb = np.linspace(-1, 1, len(freq)).astype(np.float32)
+    return SpecModel(len(freq), precision, lanes, 8, 0.25, 2.0, cb, freq)
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 8])
+def test_spec_rans_roundtrip(lanes):
+    """The spec's rANS encoder and decoder (19.3) invert each other, within W_max, and the
+    decoder refuses streams with a word too many, a word too few or a damaged state."""
+    model = _toy_model(lanes)
+    rng = np.random.default_rng(lanes)
+    p = np.array(model.freq) / sum(model.freq)
+    for n_sym in (0, 1, 5, 64, 777):
+        sym = rng.choice(len(p), size=n_sym, p=p).tolist()
+        words = rans_encode(sym, model)
+        assert 2 * lanes <= len(words) <= model.w_max(n_sym)
+        assert rans_decode(words, n_sym, model) == sym
+        with pytest.raises(SpecError):
+            rans_decode(words + [0], n_sym, model)
+        with pytest.raises(SpecError):
+            rans_decode(words[:2 * lanes - 1], n_sym, model)
+    rare = [0] * 200  # the rarest symbol: a word appended for almost every symbol
+    words = rans_encode(rare, model)
+    assert len(words) <= model.w_max(200) and rans_decode(words, 200, model) == rare
+    bad = list(words)
+    bad[0] ^= 1
+    with pytest.raises(SpecError):
+        rans_decode(bad, 200, model)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -469,12 +693,26 @@ def test_spec_header_fields_match_manifest(name):
     v = BY_NAME[name]
     h, chunks = spec_parse(vec_bytes(name, "tqz"))
     o = v["options"]
-    assert (h.bits, h.mode, h.seed, h.rounds, h.rule, h.chunk_rows, h.rotation) == (
-        o["bits"], o["mode"], o["seed"], o["rounds"], o["scale_rule"], o["chunk_rows"],
+    assert (h.mode, h.seed, h.rounds, h.rule, h.chunk_rows, h.rotation) == (
+        o["mode"], o["seed"], o["rounds"], o["scale_rule"], o["chunk_rows"],
         ROTATION_CODES[o["rotation"]])
+    assert h.coding == (1 if o.get("coding") == "entropy" else 0)
+    if h.model is not None:  # 19.1: the target rate rounded up; 19.6: tq's P, L and G
+        if o.get("bits") is not None:
+            assert h.bits == math.ceil(o["bits"])
+        m = h.model
+        assert (m.p, m.lanes) == (16, 8)
+        g = 8
+        while 2 * g * h.dim <= 65536 and 2 * g <= h.chunk_rows:
+            g *= 2
+        assert m.g == g
+        assert m.m % 2 == 1 and np.array_equal(m.codebook, -m.codebook[::-1])
+        assert m.codebook[(m.m - 1) // 2] == 0
+    else:
+        assert h.bits == o["bits"]
     assert list(h.shape) == v["shape"] and h.source_dtype == v["dtype"]
     assert len(chunks) == -(-math.prod(v["shape"][:-1]) // o["chunk_rows"])
-    if h.k:  # the encoder's codebook: exactly symmetric, the float32 Lloyd-Max table
+    if h.k and h.model is None:  # the encoder's codebook: symmetric, the f32 Lloyd-Max table
         from tqcli.codebook import codebook
 
         assert np.array_equal(h.codebook, -h.codebook[::-1])
@@ -528,11 +766,14 @@ def tq_cli():
 
 def _cli_compress_args(v: dict, src: str, out: str) -> list[str]:
     o = v["options"]
-    return ["compress", src, "-o", out, "-q", "-b", str(o["bits"]), "--mode", o["mode"],
+    rate = [] if o.get("bits") is None else ["-b", f"{o['bits']:g}"]
+    return ["compress", src, "-o", out, "-q", *rate, "--mode", o["mode"],
             "--seed", str(o["seed"]), "--scale", o["scale_rule"],
             "--scale-dtype", o["scale_dtype"], "--rounds", str(o["rounds"]),
             "--chunk-rows", str(o["chunk_rows"]), "--rotation", o["rotation"]] + (
-                ["--center"] if o.get("center") else [])
+                ["--center"] if o.get("center") else []) + (
+                ["--coding", "entropy"] if o.get("coding") == "entropy" else []) + (
+                ["--nmse", repr(o["nmse"])] if o.get("nmse") is not None else [])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -622,5 +863,88 @@ def test_reader_rejects(what):
         tqcli.decompress(data)
     if what == "version 2":
         assert "version 2" in str(e.value)
+    with pytest.raises(FormatError):
+        tqcli.decompress(PipeLike(data))
+
+
+# ------------------------------------------------------------------ the entropy coding
+
+ENTROPY_NAMES = [n for n in NAMES if BY_NAME[n]["options"].get("coding") == "entropy"]
+
+
+def _entropy_multi_segment() -> bytes:
+    """entropy_b2.5_d64's model with G = 8 in chunks of 16 and 37 vectors: two segments per
+    chunk and a last chunk of one partial segment (5 vectors), which tq's own choice of G
+    (19.6) cannot give within the vectors' size budget."""
+    name = "entropy_b2.5_d64"
+    h, _ = spec_parse(vec_bytes(name, "tqz"))
+    m = h.model
+    model = SpecModel(m.m, m.p, m.lanes, 8, m.step, m.rate, m.codebook, m.freq)
+    x = load_npy(name, "input.npy")[:37]
+    return spec_encode(x, codebook=None, model=model, **BY_NAME[name]["options"])
+
+
+def test_entropy_multi_segment_spec_file_read_by_tq():
+    import tqcli
+
+    data = _entropy_multi_segment()
+    h, chunks = spec_parse(data)
+    assert [len(h.segment_rows(h.rows_of(i))) for i in range(h.n_chunks)] == [2, 2, 1]
+    got = tqcli.decompress(data, dtype="original")
+    assert got.tobytes() == spec_decode(data).tobytes()
+    assert tqcli.decompress(PipeLike(data), dtype="original").tobytes() == got.tobytes()
+
+
+def _stream_byte(b: bytes) -> bytes:
+    """Flip a bit in the first stream of chunk 0, then fix the chunk's and the index's CRC."""
+    h, _ = spec_parse(b)
+    k = h.n_chunks
+    out = bytearray(b)
+    idx_at = len(b) - 24 - 16 * k
+    off, length, _ = struct.unpack_from("<QII", out, idx_at)
+    s = len(h.segment_rows(h.rows_of(0)))
+    out[off + 4 * s + 4 * 2 * h.model.lanes + 3] ^= 0x40
+    c = crc(bytes(out[off:off + length]))
+    struct.pack_into("<I", out, off + length, c)
+    struct.pack_into("<I", out, idx_at + 12, c)
+    struct.pack_into("<I", out, len(b) - 8,
+                     crc(bytes(out[idx_at:len(b) - 24]) + bytes(out[len(b) - 24:len(b) - 8])))
+    return bytes(out)
+
+
+ENTROPY_MUTATIONS = {
+    "mode prod": lambda b: _reheader(_reheader(b, 18, "<B", 1), 16, "<B", 1),
+    "coding 2": lambda b: _reheader(b, 10, "<H", struct.unpack_from("<H", b, 10)[0] + 1),
+    "lanes 0": lambda b: _reheader(b, 48 + 8 * b[23] + 3, "<B", 0),
+    "segment rows 12": lambda b: _reheader(b, 48 + 8 * b[23] + 4, "<I", 12),
+    "frequency 0": lambda b: _reheader(b, 48 + 8 * b[23] + 24 + 4 * struct.unpack_from(
+        "<H", b, 48 + 8 * b[23])[0], "<H", 0),
+    "truncated": lambda b: b[:-1],
+    "trailing byte": lambda b: b + b"\0",
+    "chunk byte": lambda b: b[:300] + bytes([b[300] ^ 0x10]) + b[301:],
+    "stream word, CRCs fixed": _stream_byte,
+}
+
+
+ENTROPY_RULES = {"mode prod": "entropy-mode", "coding 2": "coding", "lanes 0": "entropy-model",
+                 "segment rows 12": "entropy-model", "frequency 0": "entropy-model",
+                 "truncated": "footer-magic", "trailing byte": "footer-magic",
+                 "chunk byte": "chunk-crc", "stream word, CRCs fixed": "entropy-stream"}
+
+
+@pytest.mark.parametrize("what", sorted(ENTROPY_MUTATIONS))
+def test_entropy_reader_rejects(what):
+    """entropy_b2.5_d64 corrupted in one way: the spec's reader and tq's both refuse, by
+    the same rule (13.6)."""
+    import tqcli
+    from tqcli.errors import FormatError
+
+    data = ENTROPY_MUTATIONS[what](vec_bytes("entropy_b2.5_d64", "tqz"))
+    with pytest.raises(SpecError) as se:
+        spec_decode(data)
+    assert str(se.value).startswith(ENTROPY_RULES[what])
+    with pytest.raises(FormatError) as e:
+        tqcli.decompress(data)
+    assert e.value.rule == ENTROPY_RULES[what]
     with pytest.raises(FormatError):
         tqcli.decompress(PipeLike(data))

@@ -95,11 +95,11 @@ def scales(rule: int, norms: np.ndarray, y: np.ndarray, cents: np.ndarray, idx: 
     zero = norms == 0
     with np.errstate(divide="ignore", invalid="ignore"):
         if rule == 0:
-            s = norms * (yc / cc)
+            s = np.where(cc != 0, norms * (yc / cc), 0.0)
         elif rule == 1:
             s = norms.copy()
         else:
-            s = norms / yc
+            s = np.where(yc != 0, norms / yc, 0.0)
     return np.where(zero, 0.0, s)
 
 

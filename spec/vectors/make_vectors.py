@@ -119,6 +119,23 @@ VECTORS = [
          zero_rows=[], offset=0.25,
          options=dict(bits=3, mode="mse", seed=4, rounds=3, scale_rule="ip",
                       scale_dtype="float32", chunk_rows=8, rotation="tiled", center=True)),
+    # tq 1.3: the entropy coding (flags coding 1, section 19): a fractional rate over three
+    # chunks (16 + 16 + 8 vectors, one segment each: G = 16 = chunk_rows); a target error
+    # (--nmse) on a centred float16 array with the ip rule; a rate of 6.3 (a large grid)
+    # from float64 with binary64 scales and a zero vector.
+    dict(name="entropy_b2.5_d64", shape=[40, 64], dtype="float32", data_seed=121,
+         zero_rows=[], options=dict(bits=2.5, mode="mse", seed=0, rounds=3, scale_rule="ls",
+                                    scale_dtype="float32", chunk_rows=16, rotation="tiled",
+                                    coding="entropy")),
+    dict(name="entropy_nmse0.02_centered_f16", shape=[20, 48], dtype="float16",
+         data_seed=122, zero_rows=[], offset=0.5,
+         options=dict(bits=None, nmse=0.02, mode="mse", seed=6, rounds=3, scale_rule="ip",
+                      scale_dtype="float32", chunk_rows=8, rotation="tiled", center=True,
+                      coding="entropy")),
+    dict(name="entropy_b6.3_d40_f64s", shape=[11, 40], dtype="float64", data_seed=123,
+         zero_rows=[3], options=dict(bits=6.3, mode="mse", seed=31, rounds=2,
+                                     scale_rule="ls", scale_dtype="float64", chunk_rows=8,
+                                     rotation="tiled", coding="entropy")),
 ]
 
 

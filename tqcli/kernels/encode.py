@@ -255,7 +255,8 @@ def _quantize_lanes(t, thr, table, bits, codes, counts):
 
 @njit(cache=True)
 def _scales_lanes(rule, norms, t, cents, codes, out, r0, rows):
-    """Per-vector scale: 0 least squares, 1 the norm, 2 unbiased inner products (float64)."""
+    """Per-vector scale: 0 least squares, 1 the norm, 2 unbiased inner products (float64);
+    0 where the rule's denominator is 0 (spec 11.5)."""
     d = t.shape[0] // LANES
     yc = np.ones(LANES)
     cc = np.ones(LANES)
@@ -270,9 +271,11 @@ def _scales_lanes(rule, norms, t, cents, codes, out, r0, rows):
         elif rule == 1:
             out[r0 + l] = nrm
         elif rule == 0:
-            out[r0 + l] = nrm * (yc[l] / cc[l])
+            # B = 0: every index is a zero cell (the entropy coding's middle one), the
+            # reconstruction is 0 whatever the scale, and the spec stores 0 (11.5)
+            out[r0 + l] = nrm * (yc[l] / cc[l]) if cc[l] != 0.0 else 0.0
         else:
-            out[r0 + l] = nrm / yc[l]
+            out[r0 + l] = nrm / yc[l] if yc[l] != 0.0 else 0.0
 
 
 # ----------------------------------------------------------------------------- drivers
