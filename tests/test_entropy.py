@@ -289,3 +289,15 @@ def test_a_vector_all_in_the_middle_cell_decodes_to_zero(rule):
     y = tqcli.decompress(tqcli.compress(x, bits=1.0, coding="entropy", scale_rule=rule))
     # the other rows as usual at 1 bit (ip trades error for unbiased inner products)
     assert np.all(y[0] == 0) and nmse(x[1:], y[1:]) < (1.0 if rule == "ip" else 0.5)
+
+
+def test_header_size_bounds_are_per_coding():
+    """13.1 step 4 with 19.1: 1332 bytes at most for packed, 24908 for entropy."""
+    import struct
+
+    for coding, top in (("packed", 1332), ("entropy", 24908)):
+        blob = bytearray(tqcli.compress(np.ones((16, 8), np.float32), bits=3, coding=coding))
+        struct.pack_into("<I", blob, 12, top + 1)
+        with pytest.raises(tqcli.FormatError) as e:
+            tqcli.decompress(bytes(blob))
+        assert e.value.rule == "header-size" and "out of range" in str(e.value)

@@ -16,7 +16,7 @@ The heavy modules (numpy kernels, numba, scipy) load on first use, so importing 
 package and running `tq --help` stay fast.
 """
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 
 _API = {"compress", "compress_to", "compress_file", "decompress", "decompress_file",
         "read_header", "inspect", "evaluate_file", "set_threads", "Decompressed",

@@ -35,6 +35,13 @@ MAX_HEADER = _FIXED.size + 8 * limits.MAX_NDIM + max(c.max_model_size() for c in
 MAX_CENTERED_HEADER = MAX_HEADER + 4 * limits.MAX_DIM  # with the centre's d float32 values
 
 
+def max_header_size(coding, centered: bool) -> int:
+    """The largest header of a coding (13.1 step 4: 1332 bytes for packed, 24908 for
+    entropy, plus 4 d for a centre)."""
+    return (_FIXED.size + 8 * limits.MAX_NDIM + coding.max_model_size() + 4
+            + (4 * limits.MAX_DIM if centered else 0))
+
+
 def crc32(data, start: int = 0) -> int:
     """CRC-32 of data; `start` continues a checksum over earlier bytes."""
     return zlib.crc32(data, start) & 0xFFFFFFFF
@@ -211,8 +218,8 @@ class Header:
         if flags & CODING_MASK not in CODINGS.codes:
             raise FormatError(f"unknown payload coding {flags & CODING_MASK} (header flags "
                               f"0x{flags:04x})", rule="coding")
-        if not MIN_HEADER <= size <= (MAX_CENTERED_HEADER if flags & CENTERED_FLAG
-                                      else MAX_HEADER):
+        if not MIN_HEADER <= size <= max_header_size(CODINGS.by_code(flags & CODING_MASK),
+                                                     bool(flags & CENTERED_FLAG)):
             raise FormatError(f"header size {size} out of range", rule="header-size")
         raw = start + _read_exact(read, size - 16, "header")
         (stored,) = CRC.unpack(raw[-4:])
