@@ -380,14 +380,14 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
               "INPUT. Default: INPUT.tqz, or stdout when INPUT is '-'.")
 @common_output_dir
 @click.option("-b", "--bits", type=click.FloatRange(limits.MIN_BITS, limits.MAX_BITS),
-              default=None, help=f"Bits per coordinate [default: {limits.DEFAULT_BITS}]; "
+              default=None, metavar="B", help=f"Bits per coordinate [default: {limits.DEFAULT_BITS}]; "
               "with --coding entropy any rate from 1 to 8, e.g. 2.5.")
 @click.option("--coding", type=click.Choice(CODING_CHOICES), default="fixed",
               show_default=True, help="fixed: b-bit codes (fastest, in-place random access); "
               "entropy: entropy-coded indices, about a third less error at the same size.")
 @click.option("--nmse", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=None, metavar="X", help="With --coding entropy, instead of -b: the "
-              "rate whose expected error is X (0.01 = 1%% of the energy).")
+              "rate whose expected error is X (0.01 = 1% of the energy).")
 @common_mode
 @common_seed
 @click.option("--scale", "scale_rule", type=click.Choice(limits.SCALE_RULES), default=None,
