@@ -1,5 +1,6 @@
 """The rANS kernels against the plain-Python reference (bit for bit), round trips, thread
-independence, the max_words bound of spec 19.3, and corrupt streams."""
+independence, the max_words bound of spec 19.3, the encoder's reciprocal division, and
+corrupt streams."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from tqcli import kernels, reference_rans as ref
 from tqcli.errors import FormatError
+from tqcli.kernels import rans as _rans
 
 
 def gaussian_model(M, P, rng=None):
@@ -107,6 +109,31 @@ def test_max_words_worst_case(P):
             # and no looser than it has to be: the states absorb up to 32 bits each before a
             # word is emitted, so W >= 2 L + (n P - 32 L) / 32
             assert bound - W <= 3 * L + (2 * n + 31) // 32 + 1
+
+
+def test_reciprocal_exact():
+    """mulhi(x, m) >> sh == x // f for every f < 2^16 at edge values of x < 2^63."""
+    fs = np.arange(1, 1 << 16, dtype=np.int64)
+    m, sh, cmpl, bias = _rans.symbol_tables(np.concatenate([fs, [1]]), 16)
+    m, sh = m[:-1], sh[:-1]
+    top = (1 << 63) - 1
+    rng = np.random.default_rng(5)
+    for pick in range(12):
+        if pick < 8:
+            # multiples of f and their neighbours at the top, the bottom and random points
+            base = [top // fs * fs, (top // fs - 1) * fs, fs << 15, fs << 47, fs,
+                    rng.integers(1, 1 << 62, fs.size) // fs * fs, fs * fs, fs << 31][pick]
+            xs = [np.asarray(base, np.uint64) + np.uint64(d) for d in (0, 1)]
+            xs += [np.asarray(base, np.uint64) - np.uint64(1)]
+        else:
+            xs = [rng.integers(1, top, fs.size, dtype=np.int64).astype(np.uint64)]
+        for x in xs:
+            x = np.minimum(np.maximum(x, np.uint64(1)), np.uint64(top))
+            q = np.empty(fs.size, np.uint64)
+            _rans.recip_quotients(x, m, sh, q)
+            f1 = fs != 1
+            assert np.array_equal(q[f1], x[f1] // fs[f1].astype(np.uint64))
+            assert np.array_equal(q[~f1], x[~f1] - np.uint64(1))
 
 
 def _decodes_or_refuses(data_, n, f, P, L, sym):

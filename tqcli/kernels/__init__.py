@@ -328,8 +328,8 @@ def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
     first = np.empty(counts.size, np.int64)
     freqs32 = np.asarray(freqs, np.uint32)
     _run_task_range(_rans.encode_kernel, counts.size, symbols, bounds, freqs32,
-                    _cumulative(freqs), np.int64(precision), np.int64(lanes), region_ends,
-                    out, first)
+                    *_rans.symbol_tables(freqs, precision), np.int64(precision),
+                    np.int64(lanes), region_ends, out, first)
     return out, first, region_ends - first
 
 

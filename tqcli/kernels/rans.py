@@ -15,12 +15,66 @@ Python integers.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 RANS_LOW = 1 << 31  # B: the lower end of the state interval
 
 # decoder status codes (kernels.rans_decode turns them into messages)
 OK, SHORT_STREAM, BAD_STATE, OVERRUN, UNREAD, FINAL_STATE = 0, 1, 2, 3, 4, 5
+
+
+@intrinsic
+def mulhi(typingctx, a, b):
+    """The high 64 bits of the 128-bit product of two u64 (one MUL instruction on x86-64)."""
+    sig = types.uint64(types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        i128 = ir.IntType(128)
+        p = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+        return builder.trunc(builder.lshr(p, ir.Constant(i128, 64)), ir.IntType(64))
+
+    return sig, codegen
+
+
+def symbol_tables(freqs, precision: int):
+    """The encoder's per-symbol constants (uint64 arrays of M), which replace the division
+    x // f and x % f of the coding step by a multiplication:
+        m     ceil(2^(63+s) / f) with s = ceil(log2 f), for f >= 2; 2^64 - 1 for f = 1
+        sh    s - 1 for f >= 2, 0 for f = 1
+        cmpl  2^P - f
+        bias  F_s for f >= 2, F_s + 2^P - 1 for f = 1
+    so that x' = x + q cmpl + bias with q = mulhi(x, m) >> sh is exactly
+    (x // f) 2^P + x % f + F_s for every x < 2^63 (a state before coding always is).
+    f >= 2: 2^(s-1) < f <= 2^s, so m < 2^64, and m = 2^(63+s)/f + e with 0 <= e < 1; then
+    x m / 2^(63+s) = x/f + x e / 2^(63+s), whose error term is below 2^-s <= 1/f, and with
+    x/f = q + r/f, r <= f - 1, floor(x m / 2^(63+s)) = q.  f = 1: mulhi(x, 2^64 - 1) = x - 1
+    for 0 < x < 2^64, and x + (x - 1)(2^P - 1) + F_s + 2^P - 1 = x 2^P + F_s.
+    tests/test_rans.py checks the quotient for every f < 2^16 at the edge values of x."""
+    p = int(precision)
+    n = len(freqs)
+    m = np.empty(n, np.uint64)
+    sh = np.empty(n, np.uint64)
+    cmpl = np.empty(n, np.uint64)
+    bias = np.empty(n, np.uint64)
+    c = 0
+    for s, f in enumerate(int(v) for v in freqs):
+        if f == 1:
+            m[s], sh[s], bias[s] = (1 << 64) - 1, 0, c + (1 << p) - 1
+        else:
+            k = (f - 1).bit_length()  # ceil(log2 f)
+            m[s], sh[s], bias[s] = -(-(1 << (63 + k)) // f), k - 1, c
+        cmpl[s] = (1 << p) - f
+        c += f
+    return m, sh, cmpl, bias
+
+
+@njit(cache=True)
+def recip_quotients(x, m, sh, out):
+    """out[i] = mulhi(x[i], m[i]) >> sh[i] (for the test of the reciprocals)."""
+    for i in range(x.size):
+        out[i] = mulhi(x[i], m[i]) >> sh[i]
 
 
 @njit(cache=True)
@@ -38,9 +92,10 @@ def _get_word(buf, at):
 
 
 @njit(cache=True, nogil=True)
-def encode_kernel(symbols, bounds, freqs, cums, precision, lanes, region_ends, out, first,
-                  task0, task1):
-    """Segment k = symbols[bounds[k]:bounds[k+1]] into out[first[k]:region_ends[k]]."""
+def encode_kernel(symbols, bounds, freqs, m, sh, cmpl, bias, precision, lanes, region_ends,
+                  out, first, task0, task1):
+    """Segment k = symbols[bounds[k]:bounds[k+1]] into out[first[k]:region_ends[k]]; the
+    coding step by the reciprocals of symbol_tables."""
     p = np.uint64(precision)
     low = np.uint64(RANS_LOW)
     base = (low >> p) << np.uint64(32)
@@ -61,8 +116,8 @@ def encode_kernel(symbols, bounds, freqs, cums, precision, lanes, region_ends, o
                 at -= 4
                 _put_word(out, at, x & word)
                 x >>= shift
-            x = ((x // f) << p) + (x % f) + np.uint64(cums[s])
-            states[j] = x
+            q = mulhi(x, m[s]) >> sh[s]
+            states[j] = x + q * cmpl[s] + bias[s]
             j -= 1
             if j < 0:
                 j = lanes - 1
