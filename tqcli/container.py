@@ -31,10 +31,6 @@ INDEX_ENTRY = struct.Struct("<QII")            # offset, payload length, CRC-32
 FOOTER = struct.Struct("<QQI4s")               # index offset, chunk count, CRC, end magic
 CRC = struct.Struct("<I")
 MIN_HEADER = _FIXED.size + 8 + 4
-MAX_HEADER = _FIXED.size + 8 * limits.MAX_NDIM + max(c.max_model_size() for c in CODINGS) + 4
-MAX_CENTERED_HEADER = MAX_HEADER + 4 * limits.MAX_DIM  # with the centre's d float32 values
-
-
 def max_header_size(coding, centered: bool) -> int:
     """The largest header of a coding (13.1 step 4: 1332 bytes for packed, 24908 for
     entropy, plus 4 d for a centre)."""
@@ -253,6 +249,9 @@ class Header:
         _require(problem is None, "prod-rule", "prod mode requires the norm scale rule")
         _require(limits.dim_problem(mode_s, dim) is None, "prod-dim",
                  f"prod mode supports dimensions up to {limits.MAX_PROD_DIM}, not {dim}")
+        _require(mode_s in coding.modes, coding.mode_rule,
+                 f"the {coding.name} coding is defined for {' and '.join(coding.modes)} mode "
+                 f"only, not {mode_s}")
         # the header size against ndim and the coding's block before either is read, so
         # that the shape and the codebook lie inside the bytes the CRC covered (13.1 step 7)
         fields = dict(mode=mode_s, bits=bits, dim=dim, chunk_rows=chunk_rows,

@@ -22,6 +22,8 @@ class PayloadCoding:
     name: str
     summary: str
     fixed_size: bool = True
+    modes: tuple[str, ...] = ("mse", "prod")  # the modes it is defined for
+    mode_rule: str = "mode"                    # the reader rule refusing another mode
 
     # ------------------------------------------------------------------ header block
     # The bytes between the shape and the centre (spec 3.1): the packed coding's codebook,

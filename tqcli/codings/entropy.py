@@ -73,6 +73,8 @@ class Entropy(PayloadCoding):
     name = "entropy"
     summary = "uniform-grid cell indices, rANS-coded with the law's frequencies"
     fixed_size = False
+    modes = ("mse",)
+    mode_rule = "entropy-mode"
 
     # ------------------------------------------------------------------ header block
 
@@ -114,8 +116,6 @@ class Entropy(PayloadCoding):
             if not cond:
                 raise FormatError(reason, rule=rule)
 
-        need(fields["mode"] == "mse", "the entropy coding is defined for mse mode only",
-             rule="entropy-mode")
         m, p, lanes, seg, step, rate = _BLOCK.unpack_from(raw, offset)
         need(em.MIN_SYMBOLS <= m <= em.MAX_SYMBOLS,
              f"entropy model: {m} symbols (allowed {em.MIN_SYMBOLS}..{em.MAX_SYMBOLS})")
