@@ -301,3 +301,10 @@ def test_header_size_bounds_are_per_coding():
         with pytest.raises(tqcli.FormatError) as e:
             tqcli.decompress(bytes(blob))
         assert e.value.rule == "header-size" and "out of range" in str(e.value)
+
+
+def test_verbose_summary_of_an_entropy_coded_file(tq, tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((64, 16), np.float32))
+    code, _, err = tq("compress", "a.npy", "-b", "2.5", "--coding", "entropy", "-v")
+    assert code == 0 and len(err) == 1, err
+    assert "entropy-coded, 2.4" in err[0] and "-> a.npy.tqz" in err[0] and "x)" in err[0]

@@ -435,3 +435,27 @@ def test_without_zarr_the_bridges_name_the_extra(tmp_path, monkeypatch):
     assert str(e.value) == f"{tmp_path / 'a.zarr'}: zarr stores need the zarr extra: " \
                            f"pip install 'tq[zarr]'"
     assert os.listdir(tmp_path) == ["a.zarr"]
+
+
+def test_entropy_coding_with_a_fractional_rate_in_both_codecs(tmp_path):
+    """The zarr and numcodecs codecs take coding="entropy" with a fractional bits; a
+    decompress to zarr of an entropy-coded file keeps the coding and the rate it achieved."""
+    from tqcli.chunkcodec import ChunkError, normalize_options
+    from tqcli.numcodecs_codec import TurboQuant
+
+    x = np.random.default_rng(3).standard_normal((300, 48)).astype(np.float32)
+    codec = TurboQuant(bits=2.5, coding="entropy")
+    blob = codec.encode(x)
+    assert tqcli.read_header(blob).coding == "entropy"
+    np.testing.assert_array_equal(codec.decode(blob).reshape(x.shape), tqcli.decompress(blob))
+    with pytest.raises(ChunkError, match="integer"):
+        normalize_options({"bits": 2.5}, "tq")
+    with pytest.raises(ChunkError, match="mse mode only"):
+        normalize_options({"bits": 3, "coding": "entropy", "mode": "prod"}, "tq")
+    src = tmp_path / "e.tqz"
+    src.write_bytes(tqcli.compress(x, bits=2.5, coding="entropy"))
+    tqcli.decompress_file(str(src), str(tmp_path / "e.zarr"), zarr_codec="tq")
+    meta = json.loads((tmp_path / "e.zarr" / "zarr.json").read_text())
+    conf = meta["codecs"][0]["configuration"]
+    assert conf["coding"] == "entropy" and 2.4 < conf["bits"] < 2.7
+    assert zarr.open_array(str(tmp_path / "e.zarr"))[:].shape == x.shape

@@ -322,7 +322,11 @@ def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force,
     h = f.header
     options = None
     if zarr_codec == "tq":  # the container's own settings, chunk for chunk
-        options = dict(bits=h.bits, mode=h.mode, seed=h.seed, rounds=h.rounds,
+        bits = h.bits
+        if h.coding == "entropy" and f.seekable and h.n_vectors:  # the rate it achieved
+            achieved = (f.payload_bytes - h.n_vectors * h.scale_size) * 8 / (h.n_vectors * h.dim)
+            bits = min(8.0, max(1.0, round(achieved, 3)))
+        options = dict(bits=bits, mode=h.mode, seed=h.seed, rounds=h.rounds,
                        scale_rule=h.scale_rule, scale_dtype=h.scale_dtype,
                        rotation=h.rotation, coding=h.coding, center=h.centered)
     with arrayio.ZarrSink(output, shape, dt, codec=zarr_codec, options=options,

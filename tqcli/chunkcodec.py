@@ -64,7 +64,18 @@ def normalize_options(config: dict, who: str) -> dict:
         if o[key] not in names:
             raise ChunkError(f"{who}: {key} must be one of {', '.join(names)}, got {o[key]!r}")
 
-    integer("bits", limits.MIN_BITS, limits.MAX_BITS)
+    o["coding"] = {"fixed": "packed"}.get(o["coding"], o["coding"]) or codings.DEFAULT
+    choice("coding", codings.CODINGS.names)
+    v = o["bits"]
+    if o["coding"] == "entropy" and isinstance(v, float) and not v.is_integer():
+        # the entropy coding's rate may be fractional (2.5 bits per coordinate)
+        if not limits.MIN_BITS <= v <= limits.MAX_BITS:
+            raise ChunkError(f"{who}: bits must be from {limits.MIN_BITS} to "
+                             f"{limits.MAX_BITS}, got {v!r}")
+    else:
+        if isinstance(v, float) and v.is_integer():
+            o["bits"] = int(v)
+        integer("bits", limits.MIN_BITS, limits.MAX_BITS)
     integer("seed", 0, limits.MAX_SEED)
     integer("rounds", limits.MIN_ROUNDS, limits.MAX_ROUNDS)
     choice("mode", limits.MODES)
@@ -77,8 +88,8 @@ def normalize_options(config: dict, who: str) -> dict:
     choice("scale_dtype", limits.SCALE_DTYPE_CHOICES)
     o["rotation"] = o["rotation"] or rotations.DEFAULT
     choice("rotation", rotations.ROTATIONS.names)
-    o["coding"] = o["coding"] or codings.DEFAULT
-    choice("coding", codings.CODINGS.names)
+    if o["coding"] == "entropy" and o["mode"] != "mse":
+        raise ChunkError(f"{who}: the entropy coding is defined for mse mode only")
     if not isinstance(o["center"], bool):
         raise ChunkError(f"{who}: center must be true or false, got {o['center']!r}")
     if o["chunk_rows"] is not None:

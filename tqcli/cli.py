@@ -517,7 +517,8 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
         if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
             from .report import compress_summary
 
-            click.echo(compress_summary(source.name, header, out), err=True)
+            written = os.path.getsize(out) if out != "-" and os.path.isfile(out) else None
+            click.echo(compress_summary(source.name, header, out, written), err=True)
 
     _each(inputs, one)
 

@@ -130,14 +130,19 @@ def human_bytes(n: float) -> str:
     return str(n)
 
 
-def compress_summary(name: str, header, out: str) -> str:
+def compress_summary(name: str, header, out: str, file_bytes: int | None = None) -> str:
     """`NAME: n x d dtype, SIZE -> SIZE (RATIOx), MODE B bits -> OUT`, the line of
-    `tq compress -v`."""
+    `tq compress -v`.  file_bytes: the container's size (default: what a fixed-size
+    header implies; an entropy-coded one written to a stream has none to say)."""
     src_bytes = header.n_vectors * header.dim * SOURCE_DTYPE_SIZES[header.source_dtype]
+    if file_bytes is None and header.fixed_layout:
+        file_bytes = header.file_size
+    size = (f"{human_bytes(file_bytes)} ({src_bytes / max(file_bytes, 1):.2f}x)"
+            if file_bytes is not None else "a stream")
+    coding = (f"entropy-coded, {header.model.rate:.2f} bits" if header.coding == "entropy"
+              else f"{header.bits} bits")
     return (f"{name}: {header.n_vectors} x {header.dim} {header.source_dtype}, "
-            f"{human_bytes(src_bytes)} -> {human_bytes(header.file_size)} "
-            f"({src_bytes / max(header.file_size, 1):.2f}x), {header.mode} {header.bits} bits "
-            f"-> {out}")
+            f"{human_bytes(src_bytes)} -> {size}, {header.mode} {coding} -> {out}")
 
 
 def significant(v: float, digits: int = 4) -> str:
