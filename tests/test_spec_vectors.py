@@ -776,11 +776,42 @@ def _cli_compress_args(v: dict, src: str, out: str) -> list[str]:
                 ["--nmse", repr(o["nmse"])] if o.get("nmse") is not None else [])
 
 
+def _solved_figures(report, path=()):
+    """(path, value) of every `fixed_length[*].expected_nmse` in an inspect report: the error
+    of a fixed-length width the file does not use, from a codebook tq solves with scipy (not
+    one the file stores), whose last digits differ between scipy releases (seen: 9e-14
+    relative between the scipy of the vectors' generation and 1.17.1)."""
+    if isinstance(report, dict):
+        for k, v in report.items():
+            if k == "fixed_length":
+                for i, item in enumerate(v):
+                    yield path + (k, i), item.pop("expected_nmse")
+            else:
+                yield from _solved_figures(v, path + (k,))
+    elif isinstance(report, list):
+        for i, v in enumerate(report):
+            yield from _solved_figures(v, path + (i,))
+
+
+def assert_same_report(got: bytes, want: bytes) -> None:
+    """The inspect JSON as stored, to the byte, except the solved figures (above), which agree
+    to 1e-9 relative; everything read from the file itself is compared exactly."""
+    if got == want:
+        return
+    g, w = json.loads(got), json.loads(want)
+    solved_g, solved_w = dict(_solved_figures(g)), dict(_solved_figures(w))
+    assert solved_g.keys() == solved_w.keys()
+    for k in solved_w:
+        assert solved_g[k] == pytest.approx(solved_w[k], rel=1e-9), k
+    assert json.dumps(g, indent=2) == json.dumps(w, indent=2)
+    assert got.count(b"\n") == want.count(b"\n")  # the same layout, line for line
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_cli_inspect_json(tq_cli, name):
     result = tq_cli("inspect", vec_path(name, "tqz"), "--json")
     assert result.exit_code == 0
-    assert result.stdout.encode() == vec_bytes(name, "inspect.json")
+    assert_same_report(result.stdout.encode(), vec_bytes(name, "inspect.json"))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -809,7 +840,8 @@ def test_subprocess_roundtrip(tmp_path, name):
     v = BY_NAME[name]
     run = dict(capture_output=True, timeout=120)
     res = subprocess.run([*TQ, "inspect", vec_path(name, "tqz"), "--json"], **run)
-    assert res.returncode == 0 and res.stdout == vec_bytes(name, "inspect.json")
+    assert res.returncode == 0
+    assert_same_report(res.stdout, vec_bytes(name, "inspect.json"))
     out = tmp_path / "out.npy"
     res = subprocess.run([*TQ, "decompress", vec_path(name, "tqz"), "-o", str(out)], **run)
     assert res.returncode == 0, res.stderr
