@@ -137,7 +137,7 @@ def test_random_binary64_values_with_long_tails():
     vals = np.ldexp(m, e) * np.where(rng.random(4000) < 0.5, -1.0, 1.0)
     # force about half of them onto a bfloat16 midpoint plus or minus one binary64 unit
     mid = rng.random(4000) < 0.5
-    q = np.ldexp(np.floor(np.ldexp(m, 8)) + 0.5, -8) * np.where(vals < 0, -1.0, 1.0)
+    q = np.ldexp(np.floor(np.ldexp(m, 7)) + 0.5, -7)  # midpoints of 8 significant bits * np.where(vals < 0, -1.0, 1.0)
     near = np.ldexp(q, e)
     near = np.where(rng.random(4000) < 0.5, np.nextafter(near, np.inf), np.nextafter(near, -np.inf))
     vals = np.where(mid & (np.abs(e) < 120), near, vals)
