@@ -436,6 +436,85 @@ def hostile_cases():
         {"CollectionError"}
 
 
+def depth_of(v) -> int:
+    """Spec 18.1's depth, computed here (not by the code under test): arrays and objects."""
+    if isinstance(v, dict):
+        return 1 + max(map(depth_of, v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max(map(depth_of, v), default=0)
+    return 0
+
+
+def nested(depth: int):
+    """A JSON value `depth` deep as spec 18.1 counts it: lists inside lists around 1."""
+    v = 1
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33, 34, 35])
+def test_header_json_depth_limit_is_exactly_32(depth):
+    """18.1: the collection header is at most 32 deep; the object itself is the first level
+    (tq 1.3.0 let 33 and 34 through: it allowed the TOC's 2 extra levels everywhere)."""
+    ok = raw_member("x", np.arange(4, dtype=np.int32))
+    info = {"members": 1, "x": nested(depth - 1)}  # an unknown key: ignored when valid
+    data = craft(info, [ok])
+    assert depth_of(info) == depth
+    assert refused(data, {"x": np.arange(4, dtype=np.int32)}) == (
+        {None} if depth <= 32 else {"collection-header"})
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33, 34, 35])
+def test_record_json_depth_limit_is_32_and_the_tocs_33(depth):
+    """18.1: a record is at most 32 deep (its attrs at most 31 inside it); the TOC, a list
+    of records, is then at most 33 deep and is read as such.  A record over the limit is
+    refused by the TOC's copy of it on a file (toc) and by itself on a pipe."""
+    values = np.arange(4, dtype=np.int32)
+    rec, data = raw_member("x", values, attrs={"a": nested(depth - 2)})
+    assert depth_of(rec) == depth
+    blob = craft({"members": 1}, [(rec, data)])
+    if depth <= 32:
+        assert refused(blob, {"x": values}) == {None}
+        with open_collection(blob) as c:
+            assert c.members[0]["attrs"] == rec["attrs"]
+    else:
+        assert refused(blob) == {"toc", "member-record"}
+    # the writer never produces a record (or header) the reader would refuse
+    if depth > 32:
+        with pytest.raises(tqcli.FormatError):
+            collection.CollectionWriter(io.BytesIO(), {"members": 1}).begin(rec)
+        with pytest.raises(tqcli.FormatError):
+            collection.CollectionWriter(io.BytesIO(), {"members": 1, "x": nested(depth - 1)})
+
+
+def test_a_record_may_leave_out_attrs():
+    """18.3: attrs defaults to {}; a record without it is valid (as a file and a pipe), its
+    member reads back, inspect shows {} and a decoder writes it without attributes."""
+    values = np.arange(6, dtype=np.int16).reshape(2, 3)
+    rec, data = raw_member("m", values)
+    del rec["attrs"]
+    blob = craft({"members": 1}, [(rec, data)])
+    assert refused(blob, {"m": values}) == {None}
+    with open_collection(blob) as c:
+        assert c.report()["members"][0]["attrs"] == {}
+        assert "attrs" not in c.members[0]
+
+
+def test_a_record_without_attrs_decompresses_to_every_kind(tmp_path, tq):
+    import h5py
+
+    values = np.arange(6, dtype=np.int16).reshape(2, 3)
+    rec, data = raw_member("g/m", values)
+    del rec["attrs"]
+    (tmp_path / "n.tqz").write_bytes(craft({"members": 1, "source": "hdf5"}, [(rec, data)]))
+    for out in ("n.h5", "n.npz", "n.safetensors"):
+        code, _, err = tq("decompress", "n.tqz", "-o", out)
+        assert code == 0, err
+    with h5py.File(tmp_path / "n.h5") as f:
+        assert np.array_equal(f["g/m"][()], values) and dict(f["g/m"].attrs) == {}
+
+
 def test_crafted_collections_are_refused_by_their_rule():
     count = 0
     for what, data, rules in hostile_cases():
