@@ -265,6 +265,59 @@ def test_npz_round_trip_and_pickles_refused(tmp_path, tq):
     assert not (tmp_path / "p.npz.tqz").exists()
 
 
+def test_zero_dimensional_members_keep_shape_empty(tmp_path, tq):
+    """18.3: a raw member's shape may be [] (a scalar).  Every kind of file gives 0-d
+    arrays back 0-d, with their values and dtypes (tq 1.3.0 made an .npz's (1,) and
+    refused an HDF5 scalar float dataset and a folder's 0-d float .npy)."""
+    import h5py
+    from safetensors.numpy import load_file, save_file
+
+    big = np.random.default_rng(13).standard_normal((64, 32)).astype(np.float32)
+    scalars = {"s": np.array(3.5, np.float32), "i": np.array(-7, np.int64),
+               "h": np.array(0.25, np.float16), "b": np.array(True)}
+    np.savez(tmp_path / "z.npz", emb=big, **scalars)
+    save_file(dict(scalars, emb=big), str(tmp_path / "z.safetensors"))
+    with h5py.File(tmp_path / "z.h5", "w") as f:
+        f["emb"] = big
+        for k, v in scalars.items():
+            f[k] = v
+    (tmp_path / "d").mkdir()
+    np.save(tmp_path / "d" / "emb.npy", big)
+    for k, v in scalars.items():
+        np.save(tmp_path / "d" / f"{k}.npy", v)
+
+    def load(path):
+        if path.endswith(".npz"):
+            with np.load(tmp_path / path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        if path.endswith(".safetensors"):
+            return load_file(str(tmp_path / path))
+        if path.endswith(".h5"):
+            with h5py.File(tmp_path / path) as f:
+                return {k: f[k][()] for k in f}
+        return {p.stem: np.load(p) for p in (tmp_path / path).glob("*.npy")}
+
+    for src, back, extra in (("z.npz", "b.npz", ()), ("z.safetensors", "b.safetensors", ()),
+                             ("z.h5", "b.h5", ()), ("d", "b", ("--directory",))):
+        code, _, err = tq("compress", src, "-o", f"{src}.tqz", "-b", "4", *extra)
+        assert code == 0, (src, err)
+        with open_collection(str(tmp_path / f"{src}.tqz")) as c:
+            shapes = {e["name"]: e["shape"] for e in c.members}
+            assert all(shapes[k] == [] for k in scalars), (src, shapes)
+            assert c.read("s").shape == ()
+        code, _, err = tq("decompress", f"{src}.tqz", "-o", back)
+        assert code == 0, (src, err)
+        got = load(back)
+        for k, v in scalars.items():
+            y = np.asarray(got[k])
+            assert y.shape == () and y.dtype == v.dtype and y == v, (src, k, y)
+        assert got["emb"].shape == (64, 32)
+    # one 0-d member as .npy on stdout
+    code, out, err = tq("decompress", "z.npz.tqz", "--member", "s", "-c")
+    assert code == 0, err
+    assert np.load(io.BytesIO(out)).shape == ()
+
+
 def test_hdf5_soft_links_are_refused(tmp_path, tq):
     import h5py
 
