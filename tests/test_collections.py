@@ -350,7 +350,7 @@ def refused(data: bytes, base: dict | None = None) -> set:
         except tqcli.FormatError as e:
             rules.add(e.rule)
             continue
-        except tqcli.TqError as e:  # e.g. a collection inside a collection
+        except tqcli.TqError as e:  # every refusal has a rule: this fails the test
             rules.add(type(e).__name__)
             continue
         rules.add(None)
@@ -486,7 +486,11 @@ def hostile_cases():
         rec, length=len(tqz) - 24), tqz[:-24])]), {"length", "truncated"}
     yield "nested collection", craft({"members": 1}, [(dict(rec, length=len(
         craft({"members": 1}, [ok]))), craft({"members": 1}, [ok]))]), \
-        {"CollectionError"}
+        {"member-nested"}
+    # one level over 18.1's depth limits (32 and 32 are read: test_*_json_depth_*)
+    yield "header 33 deep", craft({"members": 1, "x": nested(32)}, [ok]), {"collection-header"}
+    yield "record 33 deep", craft({"members": 1}, [(dict(ok[0], attrs={"a": nested(31)}),
+                                                    ok[1])]), {"member-record", "toc"}
 
 
 def depth_of(v) -> int:
@@ -576,6 +580,28 @@ def test_crafted_collections_are_refused_by_their_rule():
         count += 1
     print(f"\n[collections] {count} crafted collections: each refused by its rule "
           f"(or read, the two valid ones), as bytes and as a stream")
+
+
+def test_a_member_that_is_itself_a_collection_is_refused_by_its_rule(tmp_path, tq):
+    """18.6 `member-nested`: a tqz member whose header has bit 15 of flags set (tq 1.3.0
+    raised its CollectionError, which has no rule, and told the user to pick a --member)."""
+    ok = raw_member("x", np.arange(4, dtype=np.int32))
+    inner = craft({"members": 1}, [ok])
+    rec = dict(name="t", kind="tqz", shape=[16, 8], dtype="float32", attrs={},
+               length=len(inner), vector=8, bits=2)
+    blob = craft({"members": 1}, [(rec, inner)])
+    for src in (lambda: blob, lambda: io.BufferedReader(Pipe(blob))):
+        with pytest.raises(tqcli.FormatError) as e:
+            read_all(src())
+        assert e.value.rule == "member-nested", e.value
+    with open_collection(blob) as c:
+        with pytest.raises(tqcli.FormatError) as e:
+            c.open_member("t")
+        assert e.value.rule == "member-nested"
+    (tmp_path / "n.tqz").write_bytes(blob)
+    code, _, err = tq("decompress", "n.tqz", "-o", "n.npz")
+    assert code == 1 and len(err) == 1 and err[0].startswith("tq: n.tqz:") and \
+        "itself a collection" in err[0] and "--member" not in err[0], err
 
 
 def test_hostile_member_names_never_become_output_paths(tmp_path, tq):

@@ -432,6 +432,9 @@ class CollectionReader:
     layout = "collection"
 
     def __init__(self, stream, size: int | None = None, prefix: bytes = b""):
+        if isinstance(stream, Window):  # a tqz member whose flags have bit 15 set
+            _fail("member-nested", "the member is itself a collection (a tqz member is a "
+                                   "single-array .tqz)")
         self.stream, self.size = stream, size
 
         def read(n, _state=[prefix]):
