@@ -318,6 +318,31 @@ def test_zero_dimensional_members_keep_shape_empty(tmp_path, tq):
     assert np.load(io.BytesIO(out)).shape == ()
 
 
+def test_a_torch_save_zip_is_refused_with_the_way_to_safetensors(tmp_path, tq):
+    """Issue 26 item 12: a torch.save file is a zip laid out as ARCHIVE/data.pkl,
+    ARCHIVE/data/0, ...; tq says it never loads torch pickles and how to save safetensors
+    (tq 1.3.0 said "member 'pkv/data.pkl' is not a .npy").  One line, exit 1, no output."""
+    import zipfile
+
+    pickle = b"\x80\x02}q\x00(X\x01\x00\x00\x00wq\x01ctorch._utils\n_rebuild_tensor_v2\nq\x02."
+    for archive, name in (("pkv", "pkv.pt"), ("archive", "model.bin")):
+        with zipfile.ZipFile(tmp_path / name, "w") as z:  # torch.save's own layout
+            z.writestr(f"{archive}/data.pkl", pickle)
+            z.writestr(f"{archive}/byteorder", b"little")
+            z.writestr(f"{archive}/data/0", bytes(64))
+            z.writestr(f"{archive}/version", b"3\n")
+            z.writestr(f"{archive}/.data/serialization_id", b"0123456789")
+        stem = name.rsplit(".", 1)[0]
+        for cmd in (("compress", name), ("compress", name, "-o", "x.tqz"), ("eval", name)):
+            code, out, err = tq(*cmd)
+            assert code == 1 and len(err) == 1, (cmd, err)
+            line = err[0]
+            assert line.startswith(f"tq: {name}: ") and "not a .npy" not in line, line
+            assert "never" in line and "pickle" in line, line
+            assert f'safetensors.torch.save_file(state_dict, "{stem}.safetensors")' in line
+        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tqz") == []
+
+
 def test_hdf5_soft_links_are_refused(tmp_path, tq):
     import h5py
 

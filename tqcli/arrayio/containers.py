@@ -309,12 +309,24 @@ def _safetensors_members(path: str):
     return {"source": "safetensors", "metadata": meta}, members
 
 
+def _refuse_torch_zip(path: str, z: zipfile.ZipFile) -> None:
+    """A torch.save file is a zip too (ARCHIVE/data.pkl, ARCHIVE/data/0, ...): say what it
+    is and what to do, rather than that its first member is not a .npy."""
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in z.namelist()):
+        stem = os.path.splitext(os.path.basename(path))[0] or "tensors"
+        raise InputError(
+            f"a PyTorch checkpoint (torch.save): tq never loads pickles; save its tensors as "
+            f"safetensors and compress that: safetensors.torch.save_file(state_dict, "
+            f"\"{stem}.safetensors\")", kind="pickle")
+
+
 def _npz_members(path: str):
     from ..members import MemberInput
 
     members = []
     try:
         with zipfile.ZipFile(path) as z:
+            _refuse_torch_zip(path, z)
             for info in z.infolist():
                 if not info.filename.endswith(".npy"):
                     raise InputError(f"member {info.filename!r} is not a .npy")
