@@ -82,13 +82,18 @@ def test_library_round_trip_names_dtypes_bits_and_streams():
         assert np.array_equal(streamed[name].view(np.uint8), got[name].view(np.uint8))
         if kinds[name][0] == "raw":
             assert np.array_equal(got[name].view(np.uint8), x.view(np.uint8)), name
+    # Error bounds: README has no figure for d = 16, so each is pinned to what tq gives
+    # now (the data are seeded and the encoding is bit-exact by spec, so the value can only
+    # move with the code) plus a 1% margin for the summation order of the error itself.
+    # 80 vectors at 6 bits: measured 0.852 x the optimum (the ls scale's gain at d = 16).
     xf = arrays["layers/0/key"]
     err = nmse(xf.reshape(-1, 16), got["layers/0/key"].reshape(-1, 16))
-    assert err <= 1.1 * codebook.expected_distortion(16, 6)  # 80 vectors: a loose 10%
-    # bfloat16 comes back bfloat16, its error that of 5 bits (plus bfloat16's rounding)
+    assert err <= 0.861 * codebook.expected_distortion(16, 6), err
+    # bfloat16 comes back bfloat16, its error that of 5 bits with bfloat16's own rounding
+    # included: measured 0.785 x the 5-bit optimum
     v = arrays["layers/0/value"].astype(np.float32).reshape(-1, 16)
     err = nmse(v, got["layers/0/value"].astype(np.float32).reshape(-1, 16))
-    assert err <= 1.1 * codebook.expected_distortion(16, 5) + 2e-5
+    assert err <= 0.793 * codebook.expected_distortion(16, 5), err
 
 
 def test_vector_size_splits_the_last_axis_and_keeps_the_shape():
@@ -171,6 +176,14 @@ def test_bfloat16_arrays_and_npy_input_dtype(tmp_path, tq):
 
 
 
+# README's k8v4 row for ../shared/data/minilm_kv.h5 (section "Collections"): nmse over the
+# optimum of keys (8 bits) and values (4 bits), attention weights' and output's relative
+# error, each as the range over the 6 layers
+K8V4_RATIO = {"key": (0.897, 0.931), "value": (0.925, 0.964)}
+K8V4_WEIGHTS = (0.0036, 0.0056)
+K8V4_OUTPUT = (0.048, 0.076)
+
+
 def test_minilm_kv_h5_round_trip_k8v4(tmp_path, tq):
     import h5py
 
@@ -205,9 +218,16 @@ def test_minilm_kv_h5_round_trip_k8v4(tmp_path, tq):
             if bits[name] == "lossless":
                 assert np.array_equal(x, y)
             else:
+                # README's k8v4 row (tq eval's nmse: squared error over squared norm of
+                # the member): keys 0.897-0.931, values 0.925-0.964 x the optimum, over
+                # the 6 layers; layers 1-5 here (layer 0 is lossless) give 0.8970-0.9305
+                # and 0.9255-0.9641.  Margin 0.002: README rounds to 3 digits and the
+                # data and encoding are deterministic.
                 opt = codebook.expected_distortion(x.shape[-1], bits[name])
-                ratio = nmse(x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])) / opt
-                assert ratio <= 1.02, (name, ratio)
+                xd, yd = x.astype(np.float64), y.astype(np.float64)
+                ratio = float(((xd - yd) ** 2).sum() / (xd * xd).sum()) / opt
+                lo, hi = K8V4_RATIO["key" if "key" in name else "value"]
+                assert lo - 0.002 <= ratio <= hi + 0.002, (name, ratio)
     # one member to stdout as .npy
     code, out, err = tq("decompress", "kv.h5.tqz", "--member", "layers/2/value", "-c")
     assert code == 0, err
@@ -241,8 +261,11 @@ def test_safetensors_bf16_int64_metadata_round_trip(tmp_path, tq):
             assert y.dtype == tensors[name].dtype and y.shape == (64, 64)
             x = tensors[name].astype(np.float32).reshape(-1, 16)
             err = nmse(x, y.astype(np.float32).reshape(-1, 16))
-            # bfloat16's own rounding (about 2^-9 relative) adds ~1e-5 to the bound
-            assert err <= 1.02 * codebook.expected_distortion(16, bits) + 2e-5, (name, err)
+            # no README figure for d = 16: pinned to what tq gives now, bfloat16's own
+            # rounding of the output included (key at 8 bits 0.974, value at 4 bits 0.872 x
+            # the optimum), with a 1% margin (seeded data, bit-exact encoding)
+            ceiling = {8: 0.984, 4: 0.881}[bits]
+            assert err <= ceiling * codebook.expected_distortion(16, bits), (name, err)
 
 
 def test_npz_round_trip_and_pickles_refused(tmp_path, tq):
@@ -258,7 +281,9 @@ def test_npz_round_trip_and_pickles_refused(tmp_path, tq):
     with np.load(tmp_path / "back.npz", allow_pickle=False) as z:
         assert sorted(z.files) == ["emb", "ids"]
         assert np.array_equal(z["ids"], ids) and z["ids"].dtype == ids.dtype
-        assert nmse(x, z["emb"]) <= 1.05 * codebook.expected_distortion(32, 4)
+        # 100 seeded vectors at d = 32: measured 0.888 x the optimum; 1% margin (README's
+        # figures are for other data)
+        assert nmse(x, z["emb"]) <= 0.897 * codebook.expected_distortion(32, 4)
     np.savez(tmp_path / "p.npz", obj=np.array([{"a": 1}], dtype=object))
     code, _, err = tq("compress", "p.npz")
     assert code == 1 and len(err) == 1 and "pickle" in err[0]
@@ -740,13 +765,20 @@ def test_eval_of_the_shared_dump_per_member_total_and_attention(tmp_path, tq):
     assert code == 0, err
     r = json.loads(out)
     assert len(r["members"]) == 12 and len(r["attention"]) == 6
+    # README's k8v4 row, each figure the range over the 6 layers, with a margin of a few
+    # units of README's last digit (it rounds; the data and encoding are deterministic):
+    # measured keys 0.8970-0.9305, values 0.9255-0.9641, weights 0.00360-0.00559, output
+    # 0.0482-0.0763
     for m in r["members"]:
         assert m["bits"] == (8 if "key" in m["name"] else 4)
-        assert m["nmse_over_optimum"] <= 1.02, m
+        lo, hi = K8V4_RATIO["key" if "key" in m["name"] else "value"]
+        assert lo - 0.002 <= m["nmse_over_optimum"] <= hi + 0.002, m
     for a in r["attention"]:
-        # README's k8v4 row: the weights barely move (keys at 8 bits), the output error is
-        # the values' 4-bit error, about sqrt(nmse) = 0.09 at most
-        assert a["weights_rel_error"] < 0.01 and 0.02 < a["output_rel_error"] < 0.09, a
+        assert K8V4_WEIGHTS[0] - 0.0001 <= a["weights_rel_error"] <= K8V4_WEIGHTS[1] + 0.0001, a
+        assert K8V4_OUTPUT[0] - 0.001 <= a["output_rel_error"] <= K8V4_OUTPUT[1] + 0.001, a
+    # the ends of README's ranges are reached: the figures are these layers', not looser
+    assert min(m["nmse_over_optimum"] for m in r["members"]) < K8V4_RATIO["key"][0] + 0.002
+    assert max(a["output_rel_error"] for a in r["attention"]) > K8V4_OUTPUT[1] - 0.001
     # against a container written before: the same figures
     code, _, err = tq("compress", src, "-o", "kv.tqz", "-b", "4", "--bits-for", "*key*=8")
     assert code == 0, err
@@ -835,8 +867,9 @@ def test_folder_collection_round_trip_and_hostile_names(tmp_path, tq):
     assert sorted(str(p.relative_to(tmp_path / "back")) for p in (tmp_path / "back").rglob(
         "*.npy")) == ["a.npy", "sub/ids.npy"]
     assert np.array_equal(np.load(tmp_path / "back" / "sub" / "ids.npy"), np.arange(10))
-    assert nmse(a, np.load(tmp_path / "back" / "a.npy")) <= 1.1 * codebook.expected_distortion(
-        32, 4)
+    # 64 seeded vectors at d = 32: measured 0.942 x the optimum; 1% margin
+    assert nmse(a, np.load(tmp_path / "back" / "a.npy")) <= 0.951 * \
+        codebook.expected_distortion(32, 4)
     code, _, err = tq("decompress", "d.tqz", "-o", "back")
     assert code == 1 and "already exists" in err[0]
     (tmp_path / "d" / "link.npy").symlink_to(tmp_path / "d" / "a.npy")
@@ -866,7 +899,10 @@ def test_eval_kv_axis_of_a_single_array_matches_the_collection(tq):
     for a, b in zip(single, coll):  # the same vectors, the same encoding: the same figures
         assert a["weights_rel_error"] == pytest.approx(b["weights_rel_error"], rel=1e-9)
         assert a["output_rel_error"] == pytest.approx(b["output_rel_error"], rel=1e-9)
-        assert 0.05 < a["output_rel_error"] < 0.25
+    # samples/kv_cache at 3 bits (no README figure): measured output errors 0.1555 and
+    # 0.1714 for layers 0 and 1; 2% margin (deterministic sample and encoding)
+    assert [round(a["output_rel_error"], 4) for a in single] == \
+        pytest.approx([0.1555, 0.1714], abs=0.003)
     code, _, err = tq("eval", root / "kv_cache.npy", "--kv-axis", "3")
     assert code == 2 and "kv-axis" in " ".join(err)
 
