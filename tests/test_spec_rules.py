@@ -391,3 +391,24 @@ def test_bytes_after_an_entropy_files_footer_on_the_command_line(tmp_path):
     (tmp_path / "e.tqz").write_bytes(tqcli.compress(x, bits=3.5, coding="entropy") + b"x")
     assert_error(run(["decompress", "e.tqz", "-o", "e.npy"], cwd=tmp_path), "e.tqz")
     assert not (tmp_path / "e.npy").exists()
+
+
+# ---------------------------------------------------------------------- 12: bfloat16 from binary64
+
+
+def test_bfloat16_from_binary64_check_values_of_section_12():
+    """Section 12's check values: binary64 rounded once to bfloat16, ties to even, with
+    binary32's subnormals (multiples of 2^-133) and signed zeros; read from the spec text."""
+    from tqcli.arrayio import bf16
+
+    cases = {1 + 2**-8 + 2**-40: 0x3F81, 0.5 * 2**-133: 0x0000, 1.5 * 2**-133: 0x0002,
+             2.5 * 2**-133: 0x0002, 3.5 * 2**-133: 0x0004, 2**-126 - 2**-134: 0x0080,
+             -2**-135: 0x8000}
+    text = (Path(__file__).resolve().parent.parent / "spec" / "tqz-v1.md").read_text()
+    for pattern in ("`1 + 2^−8 + 2^−40`\nbecomes `0x3F81`", "`3.5·2^−133` to `0x0004`",
+                    "`2^−126 − 2^−134` to\n`0x0080`", "`−2^−135` becomes `0x8000`"):
+        assert pattern in text, pattern
+    got = bf16.f32_to_bits(np.array(list(cases), np.float64))
+    assert [hex(g) for g in got] == [hex(v) for v in cases.values()]
+    # through binary32 the first would round twice, to 0x3F80
+    assert bf16.f32_to_bits(np.float32([1 + 2**-8 + 2**-40]))[0] == 0x3F80
