@@ -82,13 +82,18 @@ def test_library_round_trip_names_dtypes_bits_and_streams():
         assert np.array_equal(streamed[name].view(np.uint8), got[name].view(np.uint8))
         if kinds[name][0] == "raw":
             assert np.array_equal(got[name].view(np.uint8), x.view(np.uint8)), name
+    # Error bounds: README has no figure for d = 16, so each is pinned to what tq gives
+    # now (the data are seeded and the encoding is bit-exact by spec, so the value can only
+    # move with the code) plus a 1% margin for the summation order of the error itself.
+    # 80 vectors at 6 bits: measured 0.852 x the optimum (the ls scale's gain at d = 16).
     xf = arrays["layers/0/key"]
     err = nmse(xf.reshape(-1, 16), got["layers/0/key"].reshape(-1, 16))
-    assert err <= 1.1 * codebook.expected_distortion(16, 6)  # 80 vectors: a loose 10%
-    # bfloat16 comes back bfloat16, its error that of 5 bits (plus bfloat16's rounding)
+    assert err <= 0.861 * codebook.expected_distortion(16, 6), err
+    # bfloat16 comes back bfloat16, its error that of 5 bits with bfloat16's own rounding
+    # included: measured 0.785 x the 5-bit optimum
     v = arrays["layers/0/value"].astype(np.float32).reshape(-1, 16)
     err = nmse(v, got["layers/0/value"].astype(np.float32).reshape(-1, 16))
-    assert err <= 1.1 * codebook.expected_distortion(16, 5) + 2e-5
+    assert err <= 0.793 * codebook.expected_distortion(16, 5), err
 
 
 def test_vector_size_splits_the_last_axis_and_keeps_the_shape():
@@ -171,6 +176,14 @@ def test_bfloat16_arrays_and_npy_input_dtype(tmp_path, tq):
 
 
 
+# README's k8v4 row for ../shared/data/minilm_kv.h5 (section "Collections"): nmse over the
+# optimum of keys (8 bits) and values (4 bits), attention weights' and output's relative
+# error, each as the range over the 6 layers
+K8V4_RATIO = {"key": (0.897, 0.931), "value": (0.925, 0.964)}
+K8V4_WEIGHTS = (0.0036, 0.0056)
+K8V4_OUTPUT = (0.048, 0.076)
+
+
 def test_minilm_kv_h5_round_trip_k8v4(tmp_path, tq):
     import h5py
 
@@ -205,9 +218,16 @@ def test_minilm_kv_h5_round_trip_k8v4(tmp_path, tq):
             if bits[name] == "lossless":
                 assert np.array_equal(x, y)
             else:
+                # README's k8v4 row (tq eval's nmse: squared error over squared norm of
+                # the member): keys 0.897-0.931, values 0.925-0.964 x the optimum, over
+                # the 6 layers; layers 1-5 here (layer 0 is lossless) give 0.8970-0.9305
+                # and 0.9255-0.9641.  Margin 0.002: README rounds to 3 digits and the
+                # data and encoding are deterministic.
                 opt = codebook.expected_distortion(x.shape[-1], bits[name])
-                ratio = nmse(x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])) / opt
-                assert ratio <= 1.02, (name, ratio)
+                xd, yd = x.astype(np.float64), y.astype(np.float64)
+                ratio = float(((xd - yd) ** 2).sum() / (xd * xd).sum()) / opt
+                lo, hi = K8V4_RATIO["key" if "key" in name else "value"]
+                assert lo - 0.002 <= ratio <= hi + 0.002, (name, ratio)
     # one member to stdout as .npy
     code, out, err = tq("decompress", "kv.h5.tqz", "--member", "layers/2/value", "-c")
     assert code == 0, err
@@ -241,8 +261,11 @@ def test_safetensors_bf16_int64_metadata_round_trip(tmp_path, tq):
             assert y.dtype == tensors[name].dtype and y.shape == (64, 64)
             x = tensors[name].astype(np.float32).reshape(-1, 16)
             err = nmse(x, y.astype(np.float32).reshape(-1, 16))
-            # bfloat16's own rounding (about 2^-9 relative) adds ~1e-5 to the bound
-            assert err <= 1.02 * codebook.expected_distortion(16, bits) + 2e-5, (name, err)
+            # no README figure for d = 16: pinned to what tq gives now, bfloat16's own
+            # rounding of the output included (key at 8 bits 0.974, value at 4 bits 0.872 x
+            # the optimum), with a 1% margin (seeded data, bit-exact encoding)
+            ceiling = {8: 0.984, 4: 0.881}[bits]
+            assert err <= ceiling * codebook.expected_distortion(16, bits), (name, err)
 
 
 def test_npz_round_trip_and_pickles_refused(tmp_path, tq):
@@ -258,11 +281,91 @@ def test_npz_round_trip_and_pickles_refused(tmp_path, tq):
     with np.load(tmp_path / "back.npz", allow_pickle=False) as z:
         assert sorted(z.files) == ["emb", "ids"]
         assert np.array_equal(z["ids"], ids) and z["ids"].dtype == ids.dtype
-        assert nmse(x, z["emb"]) <= 1.05 * codebook.expected_distortion(32, 4)
+        # 100 seeded vectors at d = 32: measured 0.888 x the optimum; 1% margin (README's
+        # figures are for other data)
+        assert nmse(x, z["emb"]) <= 0.897 * codebook.expected_distortion(32, 4)
     np.savez(tmp_path / "p.npz", obj=np.array([{"a": 1}], dtype=object))
     code, _, err = tq("compress", "p.npz")
     assert code == 1 and len(err) == 1 and "pickle" in err[0]
     assert not (tmp_path / "p.npz.tqz").exists()
+
+
+def test_zero_dimensional_members_keep_shape_empty(tmp_path, tq):
+    """18.3: a raw member's shape may be [] (a scalar).  Every kind of file gives 0-d
+    arrays back 0-d, with their values and dtypes (tq 1.3.0 made an .npz's (1,) and
+    refused an HDF5 scalar float dataset and a folder's 0-d float .npy)."""
+    import h5py
+    from safetensors.numpy import load_file, save_file
+
+    big = np.random.default_rng(13).standard_normal((64, 32)).astype(np.float32)
+    scalars = {"s": np.array(3.5, np.float32), "i": np.array(-7, np.int64),
+               "h": np.array(0.25, np.float16), "b": np.array(True)}
+    np.savez(tmp_path / "z.npz", emb=big, **scalars)
+    save_file(dict(scalars, emb=big), str(tmp_path / "z.safetensors"))
+    with h5py.File(tmp_path / "z.h5", "w") as f:
+        f["emb"] = big
+        for k, v in scalars.items():
+            f[k] = v
+    (tmp_path / "d").mkdir()
+    np.save(tmp_path / "d" / "emb.npy", big)
+    for k, v in scalars.items():
+        np.save(tmp_path / "d" / f"{k}.npy", v)
+
+    def load(path):
+        if path.endswith(".npz"):
+            with np.load(tmp_path / path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        if path.endswith(".safetensors"):
+            return load_file(str(tmp_path / path))
+        if path.endswith(".h5"):
+            with h5py.File(tmp_path / path) as f:
+                return {k: f[k][()] for k in f}
+        return {p.stem: np.load(p) for p in (tmp_path / path).glob("*.npy")}
+
+    for src, back, extra in (("z.npz", "b.npz", ()), ("z.safetensors", "b.safetensors", ()),
+                             ("z.h5", "b.h5", ()), ("d", "b", ("--directory",))):
+        code, _, err = tq("compress", src, "-o", f"{src}.tqz", "-b", "4", *extra)
+        assert code == 0, (src, err)
+        with open_collection(str(tmp_path / f"{src}.tqz")) as c:
+            shapes = {e["name"]: e["shape"] for e in c.members}
+            assert all(shapes[k] == [] for k in scalars), (src, shapes)
+            assert c.read("s").shape == ()
+        code, _, err = tq("decompress", f"{src}.tqz", "-o", back)
+        assert code == 0, (src, err)
+        got = load(back)
+        for k, v in scalars.items():
+            y = np.asarray(got[k])
+            assert y.shape == () and y.dtype == v.dtype and y == v, (src, k, y)
+        assert got["emb"].shape == (64, 32)
+    # one 0-d member as .npy on stdout
+    code, out, err = tq("decompress", "z.npz.tqz", "--member", "s", "-c")
+    assert code == 0, err
+    assert np.load(io.BytesIO(out)).shape == ()
+
+
+def test_a_torch_save_zip_is_refused_with_the_way_to_safetensors(tmp_path, tq):
+    """Issue 26 item 12: a torch.save file is a zip laid out as ARCHIVE/data.pkl,
+    ARCHIVE/data/0, ...; tq says it never loads torch pickles and how to save safetensors
+    (tq 1.3.0 said "member 'pkv/data.pkl' is not a .npy").  One line, exit 1, no output."""
+    import zipfile
+
+    pickle = b"\x80\x02}q\x00(X\x01\x00\x00\x00wq\x01ctorch._utils\n_rebuild_tensor_v2\nq\x02."
+    for archive, name in (("pkv", "pkv.pt"), ("archive", "model.bin")):
+        with zipfile.ZipFile(tmp_path / name, "w") as z:  # torch.save's own layout
+            z.writestr(f"{archive}/data.pkl", pickle)
+            z.writestr(f"{archive}/byteorder", b"little")
+            z.writestr(f"{archive}/data/0", bytes(64))
+            z.writestr(f"{archive}/version", b"3\n")
+            z.writestr(f"{archive}/.data/serialization_id", b"0123456789")
+        stem = name.rsplit(".", 1)[0]
+        for cmd in (("compress", name), ("compress", name, "-o", "x.tqz"), ("eval", name)):
+            code, out, err = tq(*cmd)
+            assert code == 1 and len(err) == 1, (cmd, err)
+            line = err[0]
+            assert line.startswith(f"tq: {name}: ") and "not a .npy" not in line, line
+            assert "never" in line and "pickle" in line, line
+            assert f'safetensors.torch.save_file(state_dict, "{stem}.safetensors")' in line
+        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tqz") == []
 
 
 def test_hdf5_soft_links_are_refused(tmp_path, tq):
@@ -297,7 +400,7 @@ def refused(data: bytes, base: dict | None = None) -> set:
         except tqcli.FormatError as e:
             rules.add(e.rule)
             continue
-        except tqcli.TqError as e:  # e.g. a collection inside a collection
+        except tqcli.TqError as e:  # every refusal has a rule: this fails the test
             rules.add(type(e).__name__)
             continue
         rules.add(None)
@@ -433,7 +536,90 @@ def hostile_cases():
         rec, length=len(tqz) - 24), tqz[:-24])]), {"length", "truncated"}
     yield "nested collection", craft({"members": 1}, [(dict(rec, length=len(
         craft({"members": 1}, [ok]))), craft({"members": 1}, [ok]))]), \
-        {"CollectionError"}
+        {"member-nested"}
+    # one level over 18.1's depth limits (32 and 32 are read: test_*_json_depth_*)
+    yield "header 33 deep", craft({"members": 1, "x": nested(32)}, [ok]), {"collection-header"}
+    yield "record 33 deep", craft({"members": 1}, [(dict(ok[0], attrs={"a": nested(31)}),
+                                                    ok[1])]), {"member-record", "toc"}
+
+
+def depth_of(v) -> int:
+    """Spec 18.1's depth, computed here (not by the code under test): arrays and objects."""
+    if isinstance(v, dict):
+        return 1 + max(map(depth_of, v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max(map(depth_of, v), default=0)
+    return 0
+
+
+def nested(depth: int):
+    """A JSON value `depth` deep as spec 18.1 counts it: lists inside lists around 1."""
+    v = 1
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33, 34, 35])
+def test_header_json_depth_limit_is_exactly_32(depth):
+    """18.1: the collection header is at most 32 deep; the object itself is the first level
+    (tq 1.3.0 let 33 and 34 through: it allowed the TOC's 2 extra levels everywhere)."""
+    ok = raw_member("x", np.arange(4, dtype=np.int32))
+    info = {"members": 1, "x": nested(depth - 1)}  # an unknown key: ignored when valid
+    data = craft(info, [ok])
+    assert depth_of(info) == depth
+    assert refused(data, {"x": np.arange(4, dtype=np.int32)}) == (
+        {None} if depth <= 32 else {"collection-header"})
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33, 34, 35])
+def test_record_json_depth_limit_is_32_and_the_tocs_33(depth):
+    """18.1: a record is at most 32 deep (its attrs at most 31 inside it); the TOC, a list
+    of records, is then at most 33 deep and is read as such.  A record over the limit is
+    refused by the TOC's copy of it on a file (toc) and by itself on a pipe."""
+    values = np.arange(4, dtype=np.int32)
+    rec, data = raw_member("x", values, attrs={"a": nested(depth - 2)})
+    assert depth_of(rec) == depth
+    blob = craft({"members": 1}, [(rec, data)])
+    if depth <= 32:
+        assert refused(blob, {"x": values}) == {None}
+        with open_collection(blob) as c:
+            assert c.members[0]["attrs"] == rec["attrs"]
+    else:
+        assert refused(blob) == {"toc", "member-record"}
+    # the writer never produces a record (or header) the reader would refuse
+    if depth > 32:
+        with pytest.raises(tqcli.FormatError):
+            collection.CollectionWriter(io.BytesIO(), {"members": 1}).begin(rec)
+        with pytest.raises(tqcli.FormatError):
+            collection.CollectionWriter(io.BytesIO(), {"members": 1, "x": nested(depth - 1)})
+
+
+def test_a_record_may_leave_out_attrs():
+    """18.3: attrs defaults to {}; a record without it is valid (as a file and a pipe), its
+    member reads back, inspect shows {} and a decoder writes it without attributes."""
+    values = np.arange(6, dtype=np.int16).reshape(2, 3)
+    rec, data = raw_member("m", values)
+    del rec["attrs"]
+    blob = craft({"members": 1}, [(rec, data)])
+    assert refused(blob, {"m": values}) == {None}
+    with open_collection(blob) as c:
+        assert c.report()["members"][0]["attrs"] == {}
+        assert "attrs" not in c.members[0]
+
+
+def test_a_record_without_attrs_decompresses_to_every_kind(tmp_path, tq):
+    import h5py
+
+    values = np.arange(6, dtype=np.int16).reshape(2, 3)
+    rec, data = raw_member("g/m", values)
+    del rec["attrs"]
+    (tmp_path / "n.tqz").write_bytes(craft({"members": 1, "source": "hdf5"}, [(rec, data)]))
+    for out in ("n.h5", "n.npz", "n.safetensors"):
+        code, _, err = tq("decompress", "n.tqz", "-o", out)
+        assert code == 0, err
+    with h5py.File(tmp_path / "n.h5") as f:
+        assert np.array_equal(f["g/m"][()], values) and dict(f["g/m"].attrs) == {}
 
 
 def test_crafted_collections_are_refused_by_their_rule():
@@ -444,6 +630,28 @@ def test_crafted_collections_are_refused_by_their_rule():
         count += 1
     print(f"\n[collections] {count} crafted collections: each refused by its rule "
           f"(or read, the two valid ones), as bytes and as a stream")
+
+
+def test_a_member_that_is_itself_a_collection_is_refused_by_its_rule(tmp_path, tq):
+    """18.6 `member-nested`: a tqz member whose header has bit 15 of flags set (tq 1.3.0
+    raised its CollectionError, which has no rule, and told the user to pick a --member)."""
+    ok = raw_member("x", np.arange(4, dtype=np.int32))
+    inner = craft({"members": 1}, [ok])
+    rec = dict(name="t", kind="tqz", shape=[16, 8], dtype="float32", attrs={},
+               length=len(inner), vector=8, bits=2)
+    blob = craft({"members": 1}, [(rec, inner)])
+    for src in (lambda: blob, lambda: io.BufferedReader(Pipe(blob))):
+        with pytest.raises(tqcli.FormatError) as e:
+            read_all(src())
+        assert e.value.rule == "member-nested", e.value
+    with open_collection(blob) as c:
+        with pytest.raises(tqcli.FormatError) as e:
+            c.open_member("t")
+        assert e.value.rule == "member-nested"
+    (tmp_path / "n.tqz").write_bytes(blob)
+    code, _, err = tq("decompress", "n.tqz", "-o", "n.npz")
+    assert code == 1 and len(err) == 1 and err[0].startswith("tq: n.tqz:") and \
+        "itself a collection" in err[0] and "--member" not in err[0], err
 
 
 def test_hostile_member_names_never_become_output_paths(tmp_path, tq):
@@ -557,13 +765,20 @@ def test_eval_of_the_shared_dump_per_member_total_and_attention(tmp_path, tq):
     assert code == 0, err
     r = json.loads(out)
     assert len(r["members"]) == 12 and len(r["attention"]) == 6
+    # README's k8v4 row, each figure the range over the 6 layers, with a margin of a few
+    # units of README's last digit (it rounds; the data and encoding are deterministic):
+    # measured keys 0.8970-0.9305, values 0.9255-0.9641, weights 0.00360-0.00559, output
+    # 0.0482-0.0763
     for m in r["members"]:
         assert m["bits"] == (8 if "key" in m["name"] else 4)
-        assert m["nmse_over_optimum"] <= 1.02, m
+        lo, hi = K8V4_RATIO["key" if "key" in m["name"] else "value"]
+        assert lo - 0.002 <= m["nmse_over_optimum"] <= hi + 0.002, m
     for a in r["attention"]:
-        # README's k8v4 row: the weights barely move (keys at 8 bits), the output error is
-        # the values' 4-bit error, about sqrt(nmse) = 0.09 at most
-        assert a["weights_rel_error"] < 0.01 and 0.02 < a["output_rel_error"] < 0.09, a
+        assert K8V4_WEIGHTS[0] - 0.0001 <= a["weights_rel_error"] <= K8V4_WEIGHTS[1] + 0.0001, a
+        assert K8V4_OUTPUT[0] - 0.001 <= a["output_rel_error"] <= K8V4_OUTPUT[1] + 0.001, a
+    # the ends of README's ranges are reached: the figures are these layers', not looser
+    assert min(m["nmse_over_optimum"] for m in r["members"]) < K8V4_RATIO["key"][0] + 0.002
+    assert max(a["output_rel_error"] for a in r["attention"]) > K8V4_OUTPUT[1] - 0.001
     # against a container written before: the same figures
     code, _, err = tq("compress", src, "-o", "kv.tqz", "-b", "4", "--bits-for", "*key*=8")
     assert code == 0, err
@@ -652,8 +867,9 @@ def test_folder_collection_round_trip_and_hostile_names(tmp_path, tq):
     assert sorted(str(p.relative_to(tmp_path / "back")) for p in (tmp_path / "back").rglob(
         "*.npy")) == ["a.npy", "sub/ids.npy"]
     assert np.array_equal(np.load(tmp_path / "back" / "sub" / "ids.npy"), np.arange(10))
-    assert nmse(a, np.load(tmp_path / "back" / "a.npy")) <= 1.1 * codebook.expected_distortion(
-        32, 4)
+    # 64 seeded vectors at d = 32: measured 0.942 x the optimum; 1% margin
+    assert nmse(a, np.load(tmp_path / "back" / "a.npy")) <= 0.951 * \
+        codebook.expected_distortion(32, 4)
     code, _, err = tq("decompress", "d.tqz", "-o", "back")
     assert code == 1 and "already exists" in err[0]
     (tmp_path / "d" / "link.npy").symlink_to(tmp_path / "d" / "a.npy")
@@ -683,7 +899,10 @@ def test_eval_kv_axis_of_a_single_array_matches_the_collection(tq):
     for a, b in zip(single, coll):  # the same vectors, the same encoding: the same figures
         assert a["weights_rel_error"] == pytest.approx(b["weights_rel_error"], rel=1e-9)
         assert a["output_rel_error"] == pytest.approx(b["output_rel_error"], rel=1e-9)
-        assert 0.05 < a["output_rel_error"] < 0.25
+    # samples/kv_cache at 3 bits (no README figure): measured output errors 0.1555 and
+    # 0.1714 for layers 0 and 1; 2% margin (deterministic sample and encoding)
+    assert [round(a["output_rel_error"], 4) for a in single] == \
+        pytest.approx([0.1555, 0.1714], abs=0.003)
     code, _, err = tq("eval", root / "kv_cache.npy", "--kv-axis", "3")
     assert code == 2 and "kv-axis" in " ".join(err)
 

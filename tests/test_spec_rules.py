@@ -352,3 +352,63 @@ def test_float64_results_are_rounded_once_to_float16():
     stored = np.load(VECTORS / "mse_b4_d96_f16_f64s.decoded.npy")
     assert stored.reshape(once.shape).tobytes() == once.tobytes()
     assert tqcli.decompress(blob).tobytes() == stored.tobytes()
+
+
+# ---------------------------------------------------------------------- 19.5: bytes after the footer
+
+
+def test_bytes_after_an_entropy_files_footer_are_refused_by_19_5s_rules():
+    """19.5: an entropy-coded file's length is not a function of its header, so a reader of
+    a known length finds the footer in the file's last 24 bytes: bytes appended after the
+    real footer are then read as the footer, and the first of 19.5's checks that fails
+    refuses the file -- `footer-magic` when the file does not end in TQZE (the rule the spec
+    names for that case).  A stream reader reads the chunks, index and footer first, then
+    refuses anything after them as `trailing` (19.5's last paragraph), whatever it is."""
+    x = np.random.default_rng(0).standard_normal((40, 16)).astype(np.float32)
+    blob = tqcli.compress(x, bits=2.5, coding="entropy", chunk_rows=8)
+    assert tqcli.read_header(blob).payload_coding.name == "entropy"
+    for extra in (b"\0", b"\0" * 24, b"\xff" * 7, bytes(range(30)), blob[-1:], blob[:100]):
+        with pytest.raises(FormatError) as e:
+            tqcli.decompress(blob + extra)
+        assert e.value.rule == "footer-magic", (extra, e.value.rule)
+        with pytest.raises(FormatError) as e:
+            tqcli.decompress(PipeLike(blob + extra))
+        assert e.value.rule == "trailing", (extra, e.value.rule)
+    # appended bytes that end in TQZE get past footer-magic and fail a later check of 19.5
+    for extra in (b"TQZE", blob[-24:], blob[-40:]):
+        with pytest.raises(FormatError) as e:
+            tqcli.decompress(blob + extra)
+        assert e.value.rule in ("footer-layout", "index-crc", "index-layout", "length",
+                                "trailing"), e.value.rule
+        with pytest.raises(FormatError) as e:
+            tqcli.decompress(PipeLike(blob + extra))
+        assert e.value.rule == "trailing"
+    assert np.array_equal(tqcli.decompress(blob), tqcli.decompress(PipeLike(blob)))
+
+
+def test_bytes_after_an_entropy_files_footer_on_the_command_line(tmp_path):
+    x = np.random.default_rng(1).standard_normal((40, 16)).astype(np.float32)
+    (tmp_path / "e.tqz").write_bytes(tqcli.compress(x, bits=3.5, coding="entropy") + b"x")
+    assert_error(run(["decompress", "e.tqz", "-o", "e.npy"], cwd=tmp_path), "e.tqz")
+    assert not (tmp_path / "e.npy").exists()
+
+
+# ---------------------------------------------------------------------- 12: bfloat16 from binary64
+
+
+def test_bfloat16_from_binary64_check_values_of_section_12():
+    """Section 12's check values: binary64 rounded once to bfloat16, ties to even, with
+    binary32's subnormals (multiples of 2^-133) and signed zeros; read from the spec text."""
+    from tqcli.arrayio import bf16
+
+    cases = {1 + 2**-8 + 2**-40: 0x3F81, 0.5 * 2**-133: 0x0000, 1.5 * 2**-133: 0x0002,
+             2.5 * 2**-133: 0x0002, 3.5 * 2**-133: 0x0004, 2**-126 - 2**-134: 0x0080,
+             -2**-135: 0x8000}
+    text = (Path(__file__).resolve().parent.parent / "spec" / "tqz-v1.md").read_text()
+    for pattern in ("`1 + 2^−8 + 2^−40`\nbecomes `0x3F81`", "`3.5·2^−133` to `0x0004`",
+                    "`2^−126 − 2^−134` to\n`0x0080`", "`−2^−135` becomes `0x8000`"):
+        assert pattern in text, pattern
+    got = bf16.f32_to_bits(np.array(list(cases), np.float64))
+    assert [hex(g) for g in got] == [hex(v) for v in cases.values()]
+    # through binary32 the first would round twice, to 0x3F80
+    assert bf16.f32_to_bits(np.float32([1 + 2**-8 + 2**-40]))[0] == 0x3F80

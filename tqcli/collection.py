@@ -39,7 +39,7 @@ MAX_TOC = 1 << 26
 MAX_MEMBERS = 1 << 20
 MAX_NAME_BYTES = 1024
 MAX_NAME_DEPTH = 32
-MAX_JSON_DEPTH = 32
+MAX_JSON_DEPTH = 32              # header and record JSON; the TOC (a list of records) 33
 MAX_NDIM = 32
 MAX_EXTENT = 1 << 48
 MAX_RAW_BYTES = 1 << 62
@@ -97,9 +97,10 @@ def _pairs(pairs):
     return out
 
 
-def parse_json(raw: bytes, what: str, rule: str):
-    """Strict JSON (UTF-8; no NaN, no duplicate keys) nested at most MAX_JSON_DEPTH deep."""
-    # bound the nesting on the bytes before the parser recurses into them
+def json_depth_of_bytes(raw: bytes) -> int:
+    """The nesting depth of JSON text (spec 18.1): the largest number of arrays and objects
+    open at once, counted on the bytes (brackets inside strings do not count), so that it
+    is known before a parser recurses.  A scalar is 0 deep, `{}` and `[1]` 1, `{"a": []}` 2."""
     depth = top = 0
     in_str = esc = False
     for ch in raw:
@@ -117,8 +118,15 @@ def parse_json(raw: bytes, what: str, rule: str):
             top = max(top, depth)
         elif ch in (0x5D, 0x7D):
             depth -= 1
-    if top > MAX_JSON_DEPTH + 2:
-        _fail(rule, f"{what} is nested {top} deep (the limit is {MAX_JSON_DEPTH})")
+    return top
+
+
+def parse_json(raw: bytes, what: str, rule: str, limit: int = MAX_JSON_DEPTH):
+    """Strict JSON (UTF-8; no NaN, no duplicate keys) nested at most `limit` deep (18.1:
+    32 for the collection header and a record, 33 for the TOC, a list of records)."""
+    top = json_depth_of_bytes(raw)
+    if top > limit:
+        _fail(rule, f"{what} is nested {top} deep (the limit is {limit})")
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
                           object_pairs_hook=_pairs)
@@ -171,17 +179,16 @@ def names_problem(names) -> str | None:
     return None
 
 
-def _depth(obj, limit: int) -> bool:
-    stack = [(obj, 1)]
+def json_depth(obj) -> int:
+    """The nesting depth of a parsed JSON value, as json_depth_of_bytes counts its text."""
+    top, stack = 0, [(obj, 0)]
     while stack:
         o, d = stack.pop()
-        if d > limit:
-            return False
-        if isinstance(o, dict):
-            stack.extend((v, d + 1) for v in o.values())
-        elif isinstance(o, list):
-            stack.extend((v, d + 1) for v in o)
-    return True
+        if isinstance(o, (dict, list)):
+            d += 1
+            top = max(top, d)
+            stack.extend((v, d) for v in (o.values() if isinstance(o, dict) else o))
+    return top
 
 
 # ---------------------------------------------------------------------- records
@@ -190,6 +197,9 @@ def _depth(obj, limit: int) -> bool:
 def check_info(info, rule: str = "collection-header") -> dict:
     if not isinstance(info, dict):
         _fail(rule, "collection header is not a JSON object")
+    depth = json_depth(info)
+    if depth > MAX_JSON_DEPTH:  # parsed headers are bounded already; this bounds a writer's
+        _fail(rule, f"collection header nested {depth} deep (the limit is {MAX_JSON_DEPTH})")
     count = info.get("members")
     if type(count) is not int or not 0 <= count <= MAX_MEMBERS:
         _fail(rule, f"member count {count!r} out of range 0..{MAX_MEMBERS}")
@@ -232,10 +242,12 @@ def check_record(rec, i: int, rule: str = "member-record") -> dict:
     dtype = rec.get("dtype")
     if dtype not in (LOSSY_DTYPES if kind == "tqz" else RAW_DTYPES):
         _fail(rule, f"{where}: dtype {dtype!r} not allowed for a {kind} member")
-    attrs = rec.get("attrs", {})
-    if not isinstance(attrs, dict) or not _depth(attrs, MAX_JSON_DEPTH):
-        _fail(rule, f"{where}: attrs must be a JSON object nested at most "
-                    f"{MAX_JSON_DEPTH} deep")
+    attrs = rec.get("attrs", {})  # may be left out: then {} (18.3)
+    if not isinstance(attrs, dict):
+        _fail(rule, f"{where}: attrs must be a JSON object")
+    depth = json_depth(rec)
+    if depth > MAX_JSON_DEPTH:  # a parsed record is bounded already; this bounds a writer's
+        _fail(rule, f"{where}: record nested {depth} deep (the limit is {MAX_JSON_DEPTH})")
     length = rec.get("length")
     if type(length) is not int or length < 0:
         _fail(rule, f"{where}: length {length!r} is not a byte count")
@@ -420,6 +432,9 @@ class CollectionReader:
     layout = "collection"
 
     def __init__(self, stream, size: int | None = None, prefix: bytes = b""):
+        if isinstance(stream, Window):  # a tqz member whose flags have bit 15 set
+            _fail("member-nested", "the member is itself a collection (a tqz member is a "
+                                   "single-array .tqz)")
         self.stream, self.size = stream, size
 
         def read(n, _state=[prefix]):
@@ -462,7 +477,7 @@ class CollectionReader:
             _fail("toc-crc", "table of contents checksum mismatch (corrupt)")
         if toc[:4] != TOC_MAGIC:
             _fail("toc", "bad table of contents magic")
-        entries = parse_json(toc[4:], "table of contents", "toc")
+        entries = parse_json(toc[4:], "table of contents", "toc", MAX_JSON_DEPTH + 1)
         if not isinstance(entries, list) or len(entries) != count:
             _fail("toc", "table of contents does not list every member")
         self.members = [self._check_entry(e, i) for i, e in enumerate(entries)]
@@ -543,7 +558,7 @@ class CollectionReader:
                            "table of contents")
         toc, footer = head + rest[:-FOOTER.size], rest[-FOOTER.size:]
         if toc != expect:
-            entries = parse_json(toc[4:], "table of contents", "toc")
+            entries = parse_json(toc[4:], "table of contents", "toc", MAX_JSON_DEPTH + 1)
             _fail("toc-record", "the table of contents differs from the members' records"
                   if isinstance(entries, list) else "bad table of contents")
         off, length, count, crc, end = FOOTER.unpack(footer)

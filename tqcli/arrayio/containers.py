@@ -183,7 +183,7 @@ def _hdf5_members(path: str, group: str | None):
     members = []
     for name, shape, dt, attrs in found:
         full = f"{base}/{name}"
-        if dt.kind == "f":
+        if dt.kind == "f" and shape:
             members.append(MemberInput(name, shape, dt, attrs,
                                        open=lambda full=full: H5Source(path, full)))
         else:
@@ -309,12 +309,24 @@ def _safetensors_members(path: str):
     return {"source": "safetensors", "metadata": meta}, members
 
 
+def _refuse_torch_zip(path: str, z: zipfile.ZipFile) -> None:
+    """A torch.save file is a zip too (ARCHIVE/data.pkl, ARCHIVE/data/0, ...): say what it
+    is and what to do, rather than that its first member is not a .npy."""
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in z.namelist()):
+        stem = os.path.splitext(os.path.basename(path))[0] or "tensors"
+        raise InputError(
+            f"a PyTorch checkpoint (torch.save): tq never loads pickles; save its tensors as "
+            f"safetensors and compress that: safetensors.torch.save_file(state_dict, "
+            f"\"{stem}.safetensors\")", kind="pickle")
+
+
 def _npz_members(path: str):
     from ..members import MemberInput
 
     members = []
     try:
         with zipfile.ZipFile(path) as z:
+            _refuse_torch_zip(path, z)
             for info in z.infolist():
                 if not info.filename.endswith(".npy"):
                     raise InputError(f"member {info.filename!r} is not a .npy")
@@ -332,7 +344,7 @@ def _npz_members(path: str):
                         raise InputError(f"member {info.filename!r} is truncated")
                 arr = np.frombuffer(data, dtype=dt).reshape(shape, order="F" if fortran
                                                             else "C")
-                arr = np.ascontiguousarray(arr)
+                arr = np.require(arr, requirements="C")  # keeps a 0-d array 0-d
                 members.append(MemberInput(info.filename[:-4], arr.shape, arr.dtype, {},
                                            array=arr))
     except zipfile.BadZipFile as e:
@@ -362,7 +374,7 @@ def _directory_members(root: str):
                                  f".npy files only)")
             with open(full, "rb") as f:
                 dt, _, shape, _ = read_npy_header(f.read, check=False)
-            if dt.kind == "f":
+            if dt.kind == "f" and shape:  # a 0-d array holds no vector: stored raw
                 with open_npy(full) as src:  # every check of a .npy input
                     shape, dt = src.shape, src.dtype
                 members.append(MemberInput(rel[:-4], shape, dt, {},
@@ -392,7 +404,7 @@ def write_directory(path: str, items) -> None:
 
 def write_npy(stream, arr: np.ndarray) -> None:
     """One whole array as a .npy (any dtype a collection holds; bfloat16 as '<V2')."""
-    a = np.ascontiguousarray(arr)
+    a = np.require(arr, requirements="C")  # np.ascontiguousarray would make a 0-d array 1-d
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
     stream.write(npy_header_bytes(a.shape, a.dtype))
@@ -443,7 +455,7 @@ def _write_safetensors(path: str, info: dict, items) -> None:
     header, pos = {}, 0
     with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(path))) as data:
         for rec, arr in items:
-            a = np.ascontiguousarray(arr)
+            a = np.require(arr, requirements="C")
             if bf16.is_bf16(a.dtype):
                 a = a.view("<u2")
             elif a.dtype.byteorder == ">":
