@@ -30,6 +30,15 @@ def _fail(source: str | None, reason: str) -> None:
     click.echo(f"tq: {source}: {reason}" if source else f"tq: {reason}", err=True)
 
 
+# A library error's words name the library's keywords (force=True); for these kinds the
+# command line says the same with its own options.
+CLI_REASONS = {"exists": "already exists; use -f to overwrite"}
+
+
+def _reason(e: TqError) -> str:
+    return CLI_REASONS.get(e.kind, e.reason)
+
+
 def _exit(ctx, code: int) -> None:
     """Exit with `code`.  If HDF5 could not close an output file after a write error (a full
     disk), the interpreter's shutdown would make the HDF5 library touch that file again and
@@ -51,7 +60,7 @@ class TqGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TqError as e:
-            _fail(e.source, e.reason)
+            _fail(e.source, _reason(e))
             _exit(ctx, 1)
         except Terminated:
             _fail(None, "terminated")
@@ -303,7 +312,7 @@ def _each(inputs: list[str], one) -> None:
         try:
             one(input)
         except TqError as e:
-            _fail(e.source or input, e.reason)
+            _fail(e.source or input, _reason(e))
             failed = True
         except MemoryError:
             _fail(input, "out of memory")

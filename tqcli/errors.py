@@ -61,3 +61,16 @@ class ScaleRangeError(InputError):
         super().__init__(reason)
         self.row = row
         self.scale_dtype = scale_dtype
+
+
+class OutputExistsError(TqError):
+    """An output that already exists, written without permission to replace it.
+
+    The words are the library's (its keyword is force=True); the command line says the same
+    with its own flag, -f (cli.py words errors of this kind itself).
+    """
+
+    kind = "exists"
+
+    def __init__(self, source: str | None = None):
+        super().__init__("already exists; pass force=True to overwrite", source)

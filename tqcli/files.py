@@ -18,7 +18,7 @@ import stat
 import sys
 import tempfile
 
-from .errors import TqError
+from .errors import OutputExistsError, TqError
 
 BUFFER = 1 << 20
 
@@ -154,7 +154,7 @@ class AtomicOutput:
         if os.path.isdir(path):
             raise TqError("is a directory", path)
         if os.path.lexists(path) and not force:
-            raise TqError("already exists; use -f to overwrite", path)
+            raise OutputExistsError(path)
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise TqError("output folder does not exist", path)
@@ -200,7 +200,7 @@ class AtomicOutput:
 
     def _publish(self) -> None:
         if os.path.lexists(self.path) and not self.force:
-            raise TqError("already exists; use -f to overwrite", self.path)
+            raise OutputExistsError(self.path)
         try:
             os.replace(self.tmp, self.path)
         except OSError as e:

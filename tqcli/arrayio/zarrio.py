@@ -22,7 +22,7 @@ import tempfile
 
 import numpy as np
 
-from ..errors import InputError, TqError
+from ..errors import InputError, OutputExistsError, TqError
 from ..limits import ZARR_CODECS
 from .base import SelectionSource, check_dtype, check_shape
 from .sinks import saturating_cast
@@ -181,7 +181,7 @@ class ZarrSink:
         if not os.path.lexists(p):
             return
         if not self.force:
-            raise TqError("already exists; use -f to overwrite", self.name)
+            raise OutputExistsError(self.name)
         if os.path.isdir(p) and not os.path.islink(p) and not is_zarr_store(p) \
                 and os.listdir(p):
             raise TqError("is a folder that is not a zarr store; refusing to replace it",
