@@ -748,8 +748,11 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be used with FILE.tqz: the "
                                    f"container has its own settings")
-    from . import members
+    from . import evaluation, members
 
+    problem = evaluation.input_problem(input, container)
+    if problem:
+        raise TqError(problem, input)
     coll = members.collection_input(input, dataset)
     if coll is not None:  # per member, in total, and attention for key/value pairs
         _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,

@@ -106,7 +106,7 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
     attention error of every key/value pair; without `container`, of a fresh compression
     with the given bits (bits_for, lossless, vector_size as for compress)."""
     from .arrayio import containers
-    from .members import compress_collection, open_collection
+    from .members import compress_collection, open_collection, sys_stdin
 
     info, members = containers.read_members(input, group)
     originals = {m.name: m for m in members}
@@ -116,6 +116,8 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
                             lossless=lossless, vector_size=vector_size, **options)
         container = buf.getvalue()
     decoded, recs = {}, {}
+    if container == "-":  # FILE.tqz from stdin, as for a single array
+        container = sys_stdin()
     with open_collection(container, memory_limit) as c:
         for rec, y in c.items():
             decoded[rec["name"]], recs[rec["name"]] = y, rec

@@ -429,3 +429,28 @@ def recommend(reports: list[dict], target_nmse: float | None = None,
                    coding=best.get("coding", "fixed"),
                    measured={k: best[k] for k, _ in goals})
     return out
+
+
+def input_problem(input: str, container) -> str | None:
+    """Why `tq eval INPUT [FILE.tqz]` cannot start, when INPUT is a compressed file: eval
+    needs the source array first (the .tqz, if any, second)."""
+    import os
+
+    from .container import MAGIC
+
+    if input == "-" or not isinstance(input, str):
+        return None
+    usage = ("eval needs INPUT [FILE.tqz]: the source array first (.npy, HDF5, "
+             ".safetensors, .npz, zarr), then optionally a .tqz made from it, e.g. "
+             "tq eval x.npy x.npy.tqz")
+    if not os.path.exists(input):
+        return f"no such file; {usage}" if input.endswith(".tqz") and container is None \
+            else None
+    try:
+        with open(input, "rb") as f:
+            head = f.read(len(MAGIC))
+    except OSError:
+        return None
+    if head == MAGIC:
+        return f"is a compressed .tqz file; {usage}"
+    return None

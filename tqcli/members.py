@@ -630,8 +630,10 @@ def sniff(spec: str):
     if spec != "-":
         try:
             regular = stat.S_ISREG(os.stat(spec).st_mode)
+        except FileNotFoundError:  # said first, before anything about the file's kind
+            raise InputError("no such file", spec) from None
         except OSError:
-            return False, spec  # the reader's own message (no such file, ...)
+            return False, spec  # the reader's own message
         if regular:
             try:
                 with open(spec, "rb") as f:
