@@ -84,3 +84,40 @@ def test_eval_of_a_collection_against_a_container_on_stdin(tq, tmp_path):
                         input=(tmp_path / "kv.tqz").read_bytes())
     assert code == 0, err
     assert len(json.loads(out)["members"]) == 5
+
+
+# ---------------------------------------------------------------- 11: patterns that miss
+
+
+def test_a_pattern_that_matches_no_member_warns_or_is_refused_with_strict(tq, tmp_path):
+    _kv_h5(tmp_path / "kv.h5")
+    code, _, err = tq("compress", "kv.h5", "--bits-for", "*kye*=8", "--lossless", "*scale*")
+    assert code == 0
+    assert err == ["tq: kv.h5: warning: --bits-for '*kye*=8', --lossless '*scale*' match no "
+                   "member (members: ids, layers/0/key, layers/0/value, layers/1/key ...)"]
+    assert (tmp_path / "kv.h5.tqz").exists()
+    # a pattern that matches is no warning; one that misses with --strict writes nothing
+    code, _, err = tq("compress", "kv.h5", "-o", "ok.tqz", "--bits-for", "*key*=8",
+                      "--strict")
+    assert code == 0 and err == []
+    code, _, err = tq("compress", "kv.h5", "-o", "k8.tqz", "--bits-for", "*key*=8",
+                      "--bits-for", "*kye*=8", "--strict")
+    assert code == 1
+    _one_error(err, "kv.h5", "--bits-for '*kye*=8' matches no member", "--strict")
+    assert not (tmp_path / "k8.tqz").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_library_warns_or_refuses_an_unmatched_pattern():
+    import io
+
+    import tqcli
+    from tqcli.errors import InputError
+
+    arrays = {"k": gaussian(16, 32), "v": gaussian(16, 32, seed=1)}
+    with pytest.warns(UserWarning, match=r"--bits-for '\*kye\*=8' matches no member"):
+        tqcli.compress_collection(arrays, io.BytesIO(), bits_for=["*kye*=8"])
+    out = io.BytesIO()
+    with pytest.raises(InputError) as e:
+        tqcli.compress_collection(arrays, out, lossless=["x*"], strict=True)
+    assert e.value.kind == "unmatched-pattern" and out.getvalue() == b""

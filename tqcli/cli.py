@@ -291,6 +291,13 @@ def _input_list(inputs, output, to_stdout, output_dir, keep, remove) -> list[str
     return list(inputs)
 
 
+def _warner(source: str):
+    """A library warning as one stderr line: `tq: SOURCE: warning: text`."""
+    def warn(text: str) -> None:
+        _fail(source, f"warning: {text}")
+    return warn
+
+
 def _each(inputs: list[str], one) -> None:
     """one(input) for every input, as zstd does with several files: a failure is reported
     (one line) and the next file still runs; exit status 1 if any failed.  A single input
@@ -418,6 +425,9 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @click.option("--vector-size", type=click.IntRange(limits.MIN_DIM, limits.MAX_DIM),
               default=None, metavar="D", help="Collections: cut the last axis into vectors "
               "of D values (e.g. the head dimension of [tokens, heads * head_dim]).")
+@click.option("--strict", is_flag=True, help="Collections: refuse (exit 1, nothing written) "
+              "when a --bits-for or --lossless pattern matches no member, instead of a "
+              "warning.")
 @click.option("--directory", "directory", is_flag=True,
               help="INPUT is a folder: its .npy files (recursively) become one collection, "
                    "named by their paths; decompress gives the folder back.")
@@ -434,8 +444,8 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @common_threads
 def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_rule,
              scale_dtype, rounds, rotation, center, chunk_rows, dataset, bits_for, lossless,
-             vector_size, directory, input_dtype, to_stdout, force, keep, remove, quiet,
-             verbose, progress, threads):
+             vector_size, strict, directory, input_dtype, to_stdout, force, keep, remove,
+             quiet, verbose, progress, threads):
     """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, a zarr array folder STORE
     or STORE/ARRAY, or '-' for a .npy on stdin; none: stdin) into a .tqz file.  An HDF5
     file (or group), a .safetensors file and an .npz become one collection of named
@@ -487,7 +497,7 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
                     bits_for=bits_for, lossless=lossless, vector_size=vector_size,
                     mode=mode, seed=seed, rounds=rounds, rotation=rotation, center=center,
                     scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                    coding=coding, nmse=nmse)
+                    coding=coding, nmse=nmse, strict=strict, warn=_warner(coll[0]))
             if remove:
                 _remove_input(coll[0])
             if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
@@ -830,7 +840,8 @@ def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits
         r = collection_eval.evaluate_collection(
             coll[0], container, group=coll[1], bits=bits[0] if bits else limits.DEFAULT_BITS,
             bits_for=bits_for, lossless=lossless, vector_size=vector_size, mode=mode,
-            seed=seed, scale_rule=scale_rule, center=center, memory_limit=memory_limit)
+            seed=seed, scale_rule=scale_rule, center=center, memory_limit=memory_limit,
+            **({} if container is not None else {"warn": _warner(coll[0])}))
     except TqError as e:
         raise e.with_source(container or coll[0])
     click.echo(json.dumps(r, indent=2) if as_json else collection_eval.report_text(r))

@@ -95,6 +95,36 @@ def parse_bits_for(items) -> list[tuple[str, float]]:
     return out
 
 
+def unmatched_patterns(names, bits_for, lossless) -> list[str]:
+    """The --bits-for and --lossless patterns that match none of `names` (a typo such as
+    '*kye*=8' would otherwise leave every key at the default width), each as the option
+    the user wrote: "--bits-for '*kye*=8'"."""
+    def hits(p):
+        return any(fnmatch.fnmatchcase(n, p) for n in names)
+
+    out = [f"--bits-for '{p}={b:g}'" for p, b in parse_bits_for(bits_for) if not hits(p)]
+    return out + [f"--lossless '{p}'" for p in lossless or () if not hits(p)]
+
+
+def check_patterns(names, bits_for, lossless, strict: bool = False, warn=None) -> None:
+    """Patterns that match no member: an InputError (kind "unmatched-pattern") when
+    `strict`, else one warning each through warn(text) (default: warnings.warn)."""
+    missing = unmatched_patterns(names, bits_for, lossless)
+    if not missing:
+        return
+    shown = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
+    text = (f"{missing[0]} matches no member (members: {shown})" if len(missing) == 1 else
+            f"{', '.join(missing)} match no member (members: {shown})")
+    if strict:
+        raise InputError(text + "; nothing written (--strict)", kind="unmatched-pattern")
+    if warn is None:
+        import warnings
+
+        warnings.warn(text, UserWarning, stacklevel=3)
+    else:
+        warn(text)
+
+
 def member_plan(m: MemberInput, bits: int, bits_for, lossless, vector_size, mode: str):
     """("raw", None, None) or ("tqz", bits, vector) for a member, with the reason rules."""
     name = collection.dtype_name(m.dtype)
@@ -153,10 +183,13 @@ class _Reblocked(arrayio.ArraySource):
 
 def compress_collection(members, out, *, info: dict | None = None, bits: int = 4,
                         bits_for=(), lossless=(), vector_size: int | None = None,
-                        progress=None, **options) -> list[dict]:
+                        progress=None, strict: bool = False, warn=None,
+                        **options) -> list[dict]:
     """Write `members` (a dict name -> array, or MemberInputs) as a collection to the binary
     stream `out`; returns the table of contents.  info: "source" (hdf5, safetensors, npz,
     arrays), "groups" (group name -> attrs) and "metadata" (str -> str) of the source.
+    A bits_for or lossless pattern that matches no member is a warning (warn(text), by
+    default warnings.warn), or with `strict` an InputError before anything is written.
     options go to compress_to for every compressed member (mode, seed, center, ...)."""
     from .api import compress_to
 
@@ -170,6 +203,7 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
     if problem:
         raise InputError(problem)
     bits_for = parse_bits_for(bits_for)
+    check_patterns(names, bits_for, lossless, strict, warn)
     info = dict(info or {})
     info.setdefault("source", "arrays")
     info["members"] = len(members)
@@ -367,7 +401,7 @@ def open_collection(src, memory_limit: int | None = None) -> CollectionFile:
 
 
 __all__ = ["compress_collection", "open_collection", "CollectionFile", "MemberInput",
-           "parse_bits_for", "member_plan"]
+           "parse_bits_for", "member_plan", "unmatched_patterns"]
 
 
 # ---------------------------------------------------------------------- files by name
