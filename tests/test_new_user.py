@@ -121,3 +121,86 @@ def test_the_library_warns_or_refuses_an_unmatched_pattern():
     with pytest.raises(InputError) as e:
         tqcli.compress_collection(arrays, out, lossless=["x*"], strict=True)
     assert e.value.kind == "unmatched-pattern" and out.getvalue() == b""
+
+
+# ---------------------------------------------------------------- 15: small things
+
+
+def test_collection_compress_verbose_prints_sizes_and_ratio_and_counts_in_english(tq,
+                                                                                   tmp_path):
+    import re
+
+    with h5py.File(tmp_path / "one.h5", "w") as f:
+        f["emb"] = gaussian(64, 32)
+    code, _, err = tq("compress", "one.h5", "-v")
+    assert code == 0
+    size = (tmp_path / "one.h5.tqz").stat().st_size
+    m = re.fullmatch(r"one\.h5: 1 member \(1 compressed, 0 lossless\), 8\.0 KiB -> "
+                     r"([0-9.]+) KiB \(([0-9.]+)x\) -> one\.h5\.tqz", err[0])
+    assert m and len(err) == 1, err
+    assert abs(float(m[1]) - size / 1024) < 0.06 and abs(float(m[2]) - 8192 / size) < 0.006
+    code, out, _ = tq("inspect", "one.h5.tqz")
+    text = out.decode()
+    assert "collection of 1 member from" in text and "1 members" not in text
+    assert " 1 member " in text.splitlines()[-1] + " "
+    code, _, err = tq("decompress", "one.h5.tqz", "-o", "back.h5", "-v")
+    assert code == 0 and err == ["one.h5.tqz: 1 member -> back.h5"]
+
+
+def test_dir_of_the_package_lists_its_lazy_names():
+    import subprocess
+    import sys
+
+    names = subprocess.run([sys.executable, "-c", "import tqcli, sys; print(dir(tqcli)); "
+                            "print(sorted(m for m in sys.modules if m.startswith('tqcli.')))"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    listed = eval(names[0])  # noqa: S307 - our own subprocess's repr of a list of str
+    for n in ("compress", "decompress", "open", "compress_collection", "TqError",
+              "Header", "__version__"):
+        assert n in listed, n
+    assert names[1] == "[]"  # and nothing heavy was imported to list them
+
+
+def test_gitignore_covers_a_venv_and_what_the_readme_commands_write():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    paths = [".venv/", "embeddings.npy.tqz", "back.npy", "back.h5", "kv_small.h5.tqz",
+             "v1.npy", "eval.png", "x.safetensors", "x.npz", "back/"]
+    r = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=root,
+                       capture_output=True, text=True)
+    assert sorted(r.stdout.split()) == sorted(paths), r.stdout
+    # and nothing under samples/ (the README's inputs are tracked there)
+    r = subprocess.run(["git", "check-ignore", "--no-index", "samples/kv_small.h5"],
+                       cwd=root, capture_output=True, text=True)
+    assert r.stdout == ""
+
+
+def test_inspect_of_several_files_keeps_the_order_of_the_arguments(tq, tmp_path):
+    np.save(tmp_path / "a.npy", gaussian(300, 32))
+    np.save(tmp_path / "b.npy", gaussian(300, 32, seed=1))
+    _kv_h5(tmp_path / "kv.h5")
+    for src in ("a.npy", "b.npy", "kv.h5"):
+        assert tq("compress", src)[0] == 0
+    code, out, _ = tq("inspect", "a.npy.tqz", "kv.h5.tqz", "b.npy.tqz")
+    assert code == 0
+    text = out.decode()
+    at = [text.index(n) for n in ("a.npy.tqz", "kv.h5.tqz:", "b.npy.tqz")]
+    assert at == sorted(at), text
+    code, out, _ = tq("inspect", "a.npy.tqz", "kv.h5.tqz", "b.npy.tqz", "--json")
+    assert [r["file"] for r in json.loads(out)] == ["a.npy.tqz", "kv.h5.tqz", "b.npy.tqz"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["compress", "x.npy", "-b", "99"], ["'-b' / '--bits'", "99", "'tq compress --help'"]),
+    (["frobnicate"], ["No such command 'frobnicate'", "'tq --help'"]),
+    (["decompress", "--bogus"], ["No such option '--bogus'", "'tq decompress --help'"]),
+    (["compress", "x.npy", "-c", "--rm"], ["--rm needs an output file"]),
+    (["eval"], ["Missing argument 'INPUT'", "'tq eval --help'"]),
+])
+def test_usage_errors_are_one_line(tq, tmp_path, args, words):
+    np.save(tmp_path / "x.npy", gaussian(20, 8))
+    code, out, err = tq(*args)
+    assert code == 2 and out == b""
+    _one_error(err, "usage", *words)

@@ -46,10 +46,39 @@ def _exit(ctx, code: int) -> None:
     ctx.exit(code)
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error as one stderr line, as every other error: `tq: usage: what is wrong
+    (see 'tq COMMAND --help')`, exit status 2 (click's own form is three lines)."""
+
+    def show(self, file=None) -> None:
+        where, ctx = [], self.ctx
+        while ctx is not None and ctx.parent is not None:  # the root is `tq`, however run
+            where.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        where = " ".join(["tq"] + where)
+        _fail("usage", f"{self.format_message()} (see '{where} --help')")
+
+
+def _one_line(e: click.UsageError) -> click.UsageError:
+    if isinstance(e, (OneLineUsageError, click.exceptions.NoArgsIsHelpError)):
+        return e  # bare `tq`: the help itself
+    one = OneLineUsageError(e.format_message(), e.ctx)
+    one.exit_code = e.exit_code
+    return one
+
+
 class TqGroup(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:
+            raise _one_line(e) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a command's options, or one of its own rules
+            raise _one_line(e) from None
         except TqError as e:
             _fail(e.source, e.reason)
             _exit(ctx, 1)
@@ -501,9 +530,10 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
             if remove:
                 _remove_input(coll[0])
             if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
-                lossy = sum(e["kind"] == "tqz" for e in toc)
-                click.echo(f"{coll[0]}: {len(toc)} members ({lossy} compressed, "
-                           f"{len(toc) - lossy} lossless) -> {out}", err=True)
+                from .report import collection_summary
+
+                written = os.path.getsize(out) if out != "-" and os.path.isfile(out) else None
+                click.echo(collection_summary(coll[0], toc, out, written), err=True)
             return
         if bits_for or lossless or vector_size:
             raise click.UsageError("--bits-for, --lossless and --vector-size apply to "
@@ -650,7 +680,10 @@ def _decompress_collection(src, input, target, engine, member, select, rows, dty
             _refuse_rm("-", input)
         _remove_input(input)
     if verbose:
-        click.echo(f"{input}: {len(done['members'])} members -> {done['output']}", err=True)
+        from .report import plural
+
+        click.echo(f"{input}: {plural(len(done['members']), 'member')} -> {done['output']}",
+                   err=True)
 
 
 # ------------------------------------------------------------------------- inspect
@@ -670,21 +703,33 @@ def inspect(inputs, as_json, verify, memory_limit):
     inputs = _input_list(inputs, None, False, None, False, False)
     reports = []
 
+    def flush():
+        """The table of the single arrays read since the last collection: the output keeps
+        the order of the arguments."""
+        if reports:
+            click.echo(inspect_table(reports))
+            reports.clear()
+
     def one(input):
         result = process.load_library().inspect(input, verify=verify,
                                                 memory_limit=memory_limit)
-        if result.get("layout") == "collection" and not as_json:
-            click.echo((f"{input}:\n" if len(inputs) > 1 else "") + collection_text(result))
-        elif len(inputs) == 1:
-            click.echo(json.dumps(result, indent=2) if as_json else inspect_text(result))
+        if len(inputs) == 1:
+            click.echo(json.dumps(result, indent=2) if as_json else
+                       collection_text(result) if result.get("layout") == "collection" else
+                       inspect_text(result))
+        elif result.get("layout") == "collection" and not as_json:
+            flush()
+            click.echo(f"{input}:\n" + collection_text(result))
         else:
             reports.append(dict(result, file=input))
 
     try:
         _each(inputs, one)
     finally:  # what was read is printed, also when a file failed
-        if reports:
-            click.echo(json.dumps(reports, indent=2) if as_json else inspect_table(reports))
+        if as_json and reports:
+            click.echo(json.dumps(reports, indent=2))
+        elif reports:
+            flush()
 
 
 # ------------------------------------------------------------------------- eval

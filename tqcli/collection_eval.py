@@ -139,7 +139,9 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
 
 
 def report_text(r: dict) -> str:
-    count = f"{len(r['members'])} members, " if r["members"] else ""
+    from .report import plural
+
+    count = f"{plural(len(r['members']), 'member')}, " if r["members"] else ""
     lines = [f"{r['input']}: {count}total nmse {r['total']['nmse']:.4g}"]
     w = max([len(m["name"]) for m in r["members"]] + [6])
     if r["members"]:

@@ -145,6 +145,31 @@ def compress_summary(name: str, header, out: str, file_bytes: int | None = None)
             f"{human_bytes(src_bytes)} -> {size}, {header.mode} {coding} -> {out}")
 
 
+def plural(n: int, word: str) -> str:
+    """'1 member', '3 members'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def collection_summary(name: str, toc: list[dict], out: str,
+                       file_bytes: int | None = None) -> str:
+    """`NAME: 3 members (2 compressed, 1 lossless), SIZE -> SIZE (RATIOx) -> OUT`, the line
+    of `tq compress -v` for a collection; file_bytes: the file's size (default: the sum of
+    the members', a stream's lower bound)."""
+    from .collection import itemsize
+
+    src = 0
+    for e in toc:
+        n = 1
+        for s in e["shape"]:
+            n *= s
+        src += n * itemsize(e["dtype"])
+    lossy = sum(e["kind"] == "tqz" for e in toc)
+    size = file_bytes if file_bytes is not None else sum(e["length"] for e in toc)
+    return (f"{name}: {plural(len(toc), 'member')} ({lossy} compressed, "
+            f"{len(toc) - lossy} lossless), {human_bytes(src)} -> {human_bytes(size)} "
+            f"({src / max(size, 1):.2f}x) -> {out}")
+
+
 def significant(v: float, digits: int = 4) -> str:
     """v with `digits` significant digits, switching to exponent form below 1e-4 (so that
     an nmse of 4.012e-05 and an optimum of 4.016e-05 print apart)."""
@@ -265,11 +290,11 @@ def collection_text(r: dict) -> str:
                      bits, human_bytes(m["bytes"]),
                      f"{m['ratio']:.2f}x" if m["ratio"] else "-"))
     ratio = r["ratio_vs_original"]
-    rows.append(("total", f"{r['member_count']} members", "", "",
+    rows.append(("total", plural(r['member_count'], "member"), "", "",
                  human_bytes(r["file_bytes"] or r["member_bytes"]),
                  f"{ratio:.2f}x" if ratio else "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(6)]
-    lines = [f"collection of {r['member_count']} members from {r['source']} "
+    lines = [f"collection of {plural(r['member_count'], 'member')} from {r['source']} "
              f"({human_bytes(r['original_bytes'])} of arrays)"]
     for j, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) if i < 4 else c.rjust(w)
