@@ -204,3 +204,100 @@ def test_usage_errors_are_one_line(tq, tmp_path, args, words):
     code, out, err = tq(*args)
     assert code == 2 and out == b""
     _one_error(err, "usage", *words)
+
+
+# ---------------------------------------------------------------- 10: the width shown
+
+
+def test_entropy_coded_files_show_the_rate_they_achieve(tq, tmp_path):
+    np.save(tmp_path / "x.npy", gaussian(2000, 64))
+    _kv_h5(tmp_path / "kv.h5")
+    assert tq("compress", "x.npy", "-b", "2.5", "--coding", "entropy", "-o", "e25.tqz")[0] == 0
+    assert tq("compress", "x.npy", "--coding", "entropy", "--nmse", "0.01", "-o",
+              "n01.tqz")[0] == 0
+    assert tq("compress", "x.npy", "-b", "4", "-o", "f4.tqz")[0] == 0
+    assert tq("compress", "kv.h5", "-b", "3.5", "--coding", "entropy", "-o", "kv.tqz")[0] == 0
+
+    # the single file's --json: "bits" stays the header field (spec/vectors pin the schema),
+    # "coding" says the coding and the bits per coordinate achieved
+    one = json.loads(tq("inspect", "n01.tqz", "--json")[1])
+    achieved = one["coding"]["achieved_bits"]
+    n, d = one["vectors"], one["dim"]
+    assert one["coding"]["name"] == "entropy" and one["bits"] == 4
+    assert achieved == pytest.approx((one["payload_bytes"] - 4 * n) * 8 / (n * d))
+    assert 3.3 < achieved < 3.8
+
+    # the table of several files: the achieved rate, marked, and the fixed width as before
+    code, out, _ = tq("inspect", "e25.tqz", "n01.tqz", "f4.tqz")
+    lines = out.decode().splitlines()
+    rows = {ln.split()[-1]: ln.split() for ln in lines[1:4]}
+    assert abs(float(rows["e25.tqz"][3]) - 2.5) < 0.05 and rows["e25.tqz"][4] == "ent"
+    assert rows["n01.tqz"][3:5] == [f"{achieved:.2f}", "ent"]
+    assert rows["f4.tqz"][3] == "4"
+    assert "ent = the entropy coding" in lines[-1]
+
+    # a collection made at 3.5 bits: every compressed member shows ~3.5 ent, and its JSON
+    # record carries the coding (a fixed member's record is unchanged)
+    code, out, _ = tq("inspect", "kv.tqz")
+    text = out.decode()
+    member_lines = [ln for ln in text.splitlines() if ln.startswith("layers/")]
+    assert len(member_lines) == 4
+    for ln in member_lines:
+        bits = ln.split()[ln.split().index("float32") + 1]
+        assert abs(float(bits) - 3.5) < 0.15 and ln.split()[ln.split().index(bits) + 1] == \
+            "ent", ln
+    report = json.loads(tq("inspect", "kv.tqz", "--json")[1])
+    for m in report["members"]:
+        if m["kind"] == "tqz":
+            assert m["coding"]["name"] == "entropy"
+            assert abs(m["coding"]["achieved_bits"] - 3.5) < 0.15
+            # at most the member's bytes: the payload without the scales
+            assert m["coding"]["achieved_bits"] * 128 * 32 / 8 < m["bytes"]
+        else:
+            assert "coding" not in m
+    fixed = json.loads(tq("inspect", "f4.tqz", "--json")[1])
+    assert "coding" not in fixed and fixed["bits"] == 4
+
+    # eval of that collection: the member's achieved rate and the entropy law's optimum
+    ev = json.loads(tq("eval", "kv.h5", "kv.tqz", "--json")[1])
+    for m in ev["members"]:
+        if not m["lossless"]:
+            assert m["coding"] == "entropy" and abs(m["bits"] - 3.5) < 0.15
+            assert 0.85 < m["nmse_over_optimum"] < 1.05, m
+
+
+# ---------------------------------------------------------------- 13: one nmse
+
+
+def test_collection_eval_nmse_is_the_mean_of_per_vector_ratios(tq, tmp_path):
+    """README: nmse = mean ||x - x^||^2 / ||x||^2.  Vectors of very different norms make
+    the energy-weighted ratio of sums differ from it (it was what eval reported)."""
+    rng = np.random.default_rng(7)
+    arrays = {}
+    for name in ("layers/0/key", "layers/0/value", "emb"):
+        x = rng.standard_normal((3, 40, 32)) * rng.lognormal(0, 1.5, (3, 40, 1))
+        arrays[name] = x.astype(np.float32)
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        for name, a in arrays.items():
+            f[name] = a
+    assert tq("compress", "m.h5", "-b", "2", "-o", "m.tqz")[0] == 0
+    assert tq("decompress", "m.tqz", "-o", "back.h5")[0] == 0
+    ratios, per_member, err, norm = [], {}, 0.0, 0.0
+    with h5py.File(tmp_path / "back.h5", "r") as f:
+        for name, x in arrays.items():
+            a = x.reshape(-1, 32).astype(np.float64)
+            b = f[name][()].reshape(-1, 32).astype(np.float64)
+            r = ((a - b) ** 2).sum(axis=1) / (a ** 2).sum(axis=1)
+            per_member[name] = r.mean()
+            ratios.append(r)
+            err, norm = err + ((a - b) ** 2).sum(), norm + (a ** 2).sum()
+    want, energy = np.concatenate(ratios).mean(), err / norm
+    assert abs(energy - want) > 1e-4 * want  # the two definitions do differ here
+    for args in (["eval", "m.h5", "m.tqz", "--json"], ["eval", "m.h5", "-b", "2", "--json"]):
+        r = json.loads(tq(*args)[1])
+        assert r["total"]["nmse"] == pytest.approx(want, rel=1e-9), args
+        assert r["total"]["vectors"] == 3 * 3 * 40
+        for m in r["members"]:
+            assert m["nmse"] == pytest.approx(per_member[m["name"]], rel=1e-9)
+    text = tq("eval", "m.h5", "m.tqz")[1].decode().splitlines()[0]
+    assert f"total nmse {want:.4g} (mean over 360 vectors" in text

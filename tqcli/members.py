@@ -265,7 +265,28 @@ class CollectionFile(OpenContainer):
 
     def __init__(self, src, memory_limit: int | None = None, reader=None, own=None):
         self.memory_limit = memory_limit
+        self._codings = {}  # member name -> member_coding() of an entropy-coded member
         super().__init__(src, reader, own)
+
+    def _note(self, name: str, f: TqFile) -> None:
+        if f.header.coding == "entropy":
+            self._codings[name] = member_coding(f.header, f.payload_bytes)
+
+    @property
+    def codings(self) -> dict:
+        """name -> member_coding() of the entropy-coded members opened or read so far."""
+        return dict(self._codings)
+
+    def coding(self, name: str) -> dict | None:
+        """member_coding() of an entropy-coded compressed member (None for a fixed-length
+        or lossless one): its achieved bits per coordinate, which the header's `bits`
+        (and the record's) is not."""
+        rec = self._entry(name)
+        if rec["kind"] != "tqz":
+            return None
+        if name not in self._codings and self.seekable:
+            self.open_member(name).close()
+        return self._codings.get(name)
 
     def _check(self) -> None:
         if getattr(self._reader, "layout", "array") != "collection":
@@ -293,6 +314,7 @@ class CollectionFile(OpenContainer):
             with TqFile(window, self.memory_limit) as f:
                 _check_member_header(f.header, rec)
                 out = f.read(dtype=dtype).reshape(rec["shape"])
+                self._note(name, f)
             if not self.seekable:
                 window.skip_rest()
             return out
@@ -307,6 +329,7 @@ class CollectionFile(OpenContainer):
             raise TqError(f"member {name!r} is stored losslessly (use read)")
         f = TqFile(self._reader.open_member(rec), self.memory_limit)
         _check_member_header(f.header, rec)
+        self._note(name, f)
         return f
 
     def _entry(self, name: str) -> dict:
@@ -374,6 +397,8 @@ class CollectionFile(OpenContainer):
                          "original_bytes": raw,
                          "ratio": raw / rec["length"] if rec["length"] else None,
                          "attrs": rec.get("attrs", {})})
+            if rec["name"] in self._codings:  # only then: a fixed member's record is as before
+                rows[-1]["coding"] = self._codings[rec["name"]]
         size = self._reader.size
         out = {"format": "tqz", "version": 1, "layout": "collection",
                "source": self.info.get("source", "arrays"), "members": rows,
@@ -386,6 +411,16 @@ class CollectionFile(OpenContainer):
             out["verified"] = True
         return out
 
+
+
+def member_coding(h, payload_bytes: int) -> dict:
+    """The "coding" of an entropy-coded member in inspect's JSON: the name, the bits per
+    coordinate achieved (payload less the scales, over n d coordinates, as inspect reports
+    for a single file) and the model's rate and step."""
+    n, d = h.n_vectors, h.dim
+    achieved = (payload_bytes - n * h.scale_size) * 8 / (n * d) if n else 0.0
+    return {"name": "entropy", "achieved_bits": achieved, "model_bits": h.model.rate,
+            "step": h.model.step}
 
 
 def _check_member_header(h, rec: dict) -> None:

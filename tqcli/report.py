@@ -93,12 +93,22 @@ def inspect_text(r: dict) -> str:
 INSPECT_TABLE = (("shape", lambda r: "x".join(str(s) for s in r["shape"]), ">"),
                  ("dtype", lambda r: r["source_dtype"], ">"),
                  ("mode", lambda r: r["mode"], ">"),
-                 ("bits", lambda r: str(r["bits"]), ">"),
+                 ("bits", lambda r: width_text(r), ">"),
                  ("B/vec", lambda r: f"{r['bytes_per_vector']:.1f}" if r["vectors"] else "-",
                   ">"),
                  ("size", lambda r: human_bytes(r["file_bytes"]), ">"),
                  ("ratio", lambda r: f"{r['ratio_vs_original']:.2f}x", ">"),
                  ("file", lambda r: r["file"], "<"))
+
+
+def width_text(r: dict) -> str:
+    """The width a file (or a collection member) stores: `4` for the fixed-length coding,
+    `2.49 ent` (the bits per coordinate achieved) for the entropy coding, whose header
+    `bits` is only the width of its largest index."""
+    c = r.get("coding")
+    if c:
+        return f"{c['achieved_bits']:.2f} ent"
+    return str(r["bits"])
 
 
 def inspect_table(reports: list[dict]) -> str:
@@ -112,6 +122,8 @@ def inspect_table(reports: list[dict]) -> str:
         parts = [f"{c:{a}{w}}" if a == ">" else c
                  for c, w, (_, _, a) in zip(row, widths, INSPECT_TABLE)]
         lines.append("  ".join(parts).rstrip())
+    if any(r.get("coding") for r in reports):
+        lines.append("bits: N ent = the entropy coding, N bits per coordinate achieved")
     return "\n".join(lines)
 
 
@@ -283,7 +295,7 @@ def collection_text(r: dict) -> str:
     """The text report of a collection: one line per member and the total."""
     rows = [("member", "shape", "dtype", "bits", "bytes", "ratio")]
     for m in r["members"]:
-        bits = "lossless" if m["kind"] == "raw" else str(m["bits"]) + (
+        bits = "lossless" if m["kind"] == "raw" else width_text(m) + (
             f" (vectors of {m['vector']})" if m["shape"] and m["vector"] != m["shape"][-1]
             else "")
         rows.append((m["name"], " x ".join(map(str, m["shape"])) or "scalar", m["dtype"],
@@ -304,6 +316,8 @@ def collection_text(r: dict) -> str:
     if r.get("metadata"):
         lines.append("metadata: " + ", ".join(f"{k}={v}" for k, v in
                                                sorted(r["metadata"].items())))
+    if any(m.get("coding") for m in r["members"]):
+        lines.append("bits: N ent = the entropy coding, N bits per coordinate achieved")
     if r.get("verified"):
         lines.append("verified: every member's checksums")
     return "\n".join(lines)
