@@ -301,3 +301,40 @@ def test_collection_eval_nmse_is_the_mean_of_per_vector_ratios(tq, tmp_path):
             assert m["nmse"] == pytest.approx(per_member[m["name"]], rel=1e-9)
     text = tq("eval", "m.h5", "m.tqz")[1].decode().splitlines()[0]
     assert f"total nmse {want:.4g} (mean over 360 vectors" in text
+
+
+# ---------------------------------------------------------------- 14: the smallest file
+
+
+def test_eval_suggests_the_smallest_file_of_either_coding_with_its_command(tq, tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1500, 96)).astype(np.float32)
+    np.save(tmp_path / "u.npy", x)
+    code, out, err = tq("eval", "u.npy", "--queries", "50", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    rows, rec = res["results"], res["recommendation"]
+    meets = [r for r in rows if r["nmse"] <= 0.01]
+    smallest = min(meets, key=lambda r: r["bytes_per_vector"])
+    fixed = min((r for r in meets if r["coding"] == "fixed"),
+                key=lambda r: r["bytes_per_vector"])
+    # the entropy coding at the goal's rate was measured, and it is smaller than -b 4
+    assert smallest["coding"] == "entropy" and not float(smallest["bits"]).is_integer()
+    assert smallest["bytes_per_vector"] < 0.95 * fixed["bytes_per_vector"]
+    assert (rec["bits"], rec["coding"]) == (smallest["bits"], "entropy")
+    assert rec["bytes_per_vector"] == smallest["bytes_per_vector"]
+    out = tq("eval", "u.npy", "--queries", "50")[1].decode()
+    assert max(map(len, out.splitlines())) <= 100
+    text = " ".join(out[out.rindex("suggested: "):].split())  # wrapped at 100 columns
+    flags = f"-b {smallest['bits']:g} --coding entropy"
+    assert text.startswith(f"suggested: {flags}, the smallest file here"), text
+    assert text.endswith(f"; to write it: tq compress u.npy {flags}"), text
+    # and that command writes a file of the measured size and error
+    assert tq("compress", "u.npy", *flags.split(), "-o", "s.tqz")[0] == 0
+    assert (tmp_path / "s.tqz").stat().st_size == pytest.approx(
+        smallest["bytes_per_vector"] * 1500, abs=1)
+    assert tq("decompress", "s.tqz", "-o", "s.npy")[0] == 0
+    y = np.load(tmp_path / "s.npy").astype(np.float64)
+    a = x.astype(np.float64)
+    measured = (((a - y) ** 2).sum(axis=1) / (a ** 2).sum(axis=1)).mean()
+    assert measured == pytest.approx(smallest["nmse"], rel=1e-6) and measured <= 0.01

@@ -821,6 +821,7 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
                        dataset, as_json, memory_limit, threads)
         return
     targeted = target_nmse is not None or target_recall is not None
+    widths_given = bits is not None
     if bits is None:
         bits = parse_bit_list(EVAL_TARGET_BITS if targeted else EVAL_DEFAULT_BITS)
     _check_encoder_options(mode, scale_rule, None)
@@ -840,6 +841,8 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
             raise TqError("already exists; use -f to overwrite", plot)
     if target_recall is not None and queries == 0:
         raise click.UsageError("--target-recall needs queries (--queries > 0)")
+    if not widths_given and "entropy" in codings and container is None:
+        bits = _with_target_rate(input, dataset, bits, target_nmse, target_recall)
     api = process.load_library()
     process.start_engine(threads)
     with _Progress(_progress_enabled(progress, False), "eval") as bar:
@@ -867,7 +870,26 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     console.print(report.eval_table(input, reports))
     console.print(report.eval_legend(reports), markup=False)
     if rec is not None:
-        console.print(report.recommendation_text(rec, reports), markup=False)
+        console.print(report.recommendation_text(rec, reports, input), markup=False)
+
+
+def _with_target_rate(input, dataset, bits, target_nmse, target_recall) -> list:
+    """Without -b, eval also measures the entropy coding at the rate whose expected error
+    meets the nmse goal (evaluation.entropy_rate_for_nmse), so that its suggestion can be
+    the smallest file meeting it whichever the coding.  A pipe cannot be opened twice to
+    learn d first: there, only the widths."""
+    from . import arrayio, evaluation
+
+    if input == "-" or (target_nmse is None and target_recall is not None):
+        return bits
+    try:
+        with arrayio.open_input(input, dataset) as src:
+            d = src.dim
+    except TqError:
+        return bits  # evaluate_file says what is wrong with the input
+    rate = evaluation.entropy_rate_for_nmse(
+        d, evaluation.DEFAULT_TARGET_NMSE if target_nmse is None else target_nmse)
+    return bits if rate is None or rate in bits else sorted(bits + [rate])
 
 
 def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,

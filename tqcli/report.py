@@ -272,8 +272,9 @@ def setting_flags(bits, mode: str, centered: bool, coding: str = "fixed") -> str
         (" --mode prod" if mode == "prod" else "") + (" --center" if centered else "")
 
 
-def recommendation_text(rec: dict, reports: list[dict]) -> str:
-    """The summary line: the smallest setting evaluated that meets the goals."""
+def recommendation_text(rec: dict, reports: list[dict], input: str | None = None) -> str:
+    """The summary line: the smallest file evaluated that meets the goals (either coding),
+    its bytes per vector, and the command that writes it."""
     goals = "; ".join((f"nmse <= {significant(t)}" if k == "nmse" else
                        f"recall@1 >= {t:g}") for k, t in rec["goals"].items())
     if not rec["met"]:
@@ -284,11 +285,14 @@ def recommendation_text(rec: dict, reports: list[dict]) -> str:
     flags = setting_flags(rec["bits"], rec["mode"], rec["centered"], rec.get("coding", "fixed"))
     measured = ", ".join((f"nmse {significant(v)}" if k == "nmse" else f"recall@1 {v:.3f}")
                          for k, v in rec["measured"].items())
+    size = (f" at {rec['bytes_per_vector']:.1f} B/vec" if rec.get("bytes_per_vector")
+            is not None else "")
+    command = f"; to write it: tq compress {input or 'INPUT'} {flags}"
     if rec["default"]:
         value = significant(rec["measured"]["nmse"])
-        return (f"suggested: {flags}, the smallest here with nmse <= 0.01 (1% of the energy): "
-                f"{value}")
-    return f"smallest setting with {goals}: {flags} (measured {measured})"
+        return (f"suggested: {flags}, the smallest file here with nmse <= 0.01 (1% of the "
+                f"energy): {value}{size}{command}")
+    return f"smallest setting with {goals}: {flags} (measured {measured}{size}){command}"
 
 
 def collection_text(r: dict) -> str:
