@@ -138,8 +138,8 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
     bad["missing"] = ("missing.npy", ("no such file",))
     (tmp_path / "adir.npy").mkdir()
     bad["directory"] = ("adir.npy", ("directory",))
-    put("text", "notes.txt", b"just some text\n" * 10, "not a .npy")
-    put("empty", "empty.npy", b"", "not a .npy")
+    put("text", "notes.txt", b"just some text\n" * 10, "not a", ".npy")
+    put("empty", "empty.npy", b"", ".npy")
     put("pickle", "evil.npy", _pickle_npy(tmp_path / "PWNED"), "object")
     put("structured", "struct.npy",
         npy_bytes(np.zeros(4, dtype=[("a", "<f4"), ("b", "<f4")])), "structured")

@@ -47,3 +47,9 @@ def __getattr__(name):
 
 
 __all__ = sorted(_API | _TQFILE | _ERRORS | {"Header", "__version__"})
+
+
+def __dir__():
+    """The lazy names too (a REPL's completion and dir(tqcli) list them), without
+    importing anything."""
+    return sorted(set(globals()) | set(__all__))

@@ -55,10 +55,39 @@ def _exit(ctx, code: int) -> None:
     ctx.exit(code)
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error as one stderr line, as every other error: `tq: usage: what is wrong
+    (see 'tq COMMAND --help')`, exit status 2 (click's own form is three lines)."""
+
+    def show(self, file=None) -> None:
+        where, ctx = [], self.ctx
+        while ctx is not None and ctx.parent is not None:  # the root is `tq`, however run
+            where.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        where = " ".join(["tq"] + where)
+        _fail("usage", f"{self.format_message()} (see '{where} --help')")
+
+
+def _one_line(e: click.UsageError) -> click.UsageError:
+    if isinstance(e, (OneLineUsageError, click.exceptions.NoArgsIsHelpError)):
+        return e  # bare `tq`: the help itself
+    one = OneLineUsageError(e.format_message(), e.ctx)
+    one.exit_code = e.exit_code
+    return one
+
+
 class TqGroup(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:
+            raise _one_line(e) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a command's options, or one of its own rules
+            raise _one_line(e) from None
         except TqError as e:
             _fail(e.source, _reason(e))
             _exit(ctx, 1)
@@ -300,6 +329,13 @@ def _input_list(inputs, output, to_stdout, output_dir, keep, remove) -> list[str
     return list(inputs)
 
 
+def _warner(source: str):
+    """A library warning as one stderr line: `tq: SOURCE: warning: text`."""
+    def warn(text: str) -> None:
+        _fail(source, f"warning: {text}")
+    return warn
+
+
 def _each(inputs: list[str], one) -> None:
     """one(input) for every input, as zstd does with several files: a failure is reported
     (one line) and the next file still runs; exit status 1 if any failed.  A single input
@@ -427,6 +463,9 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @click.option("--vector-size", type=click.IntRange(limits.MIN_DIM, limits.MAX_DIM),
               default=None, metavar="D", help="Collections: cut the last axis into vectors "
               "of D values (e.g. the head dimension of [tokens, heads * head_dim]).")
+@click.option("--strict", is_flag=True, help="Collections: refuse (exit 1, nothing written) "
+              "when a --bits-for or --lossless pattern matches no member, instead of a "
+              "warning.")
 @click.option("--directory", "directory", is_flag=True,
               help="INPUT is a folder: its .npy files (recursively) become one collection, "
                    "named by their paths; decompress gives the folder back.")
@@ -443,8 +482,8 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 @common_threads
 def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_rule,
              scale_dtype, rounds, rotation, center, chunk_rows, dataset, bits_for, lossless,
-             vector_size, directory, input_dtype, to_stdout, force, keep, remove, quiet,
-             verbose, progress, threads):
+             vector_size, strict, directory, input_dtype, to_stdout, force, keep, remove,
+             quiet, verbose, progress, threads):
     """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, a zarr array folder STORE
     or STORE/ARRAY, or '-' for a .npy on stdin; none: stdin) into a .tqz file.  An HDF5
     file (or group), a .safetensors file and an .npz become one collection of named
@@ -496,13 +535,14 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
                     bits_for=bits_for, lossless=lossless, vector_size=vector_size,
                     mode=mode, seed=seed, rounds=rounds, rotation=rotation, center=center,
                     scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                    coding=coding, nmse=nmse)
+                    coding=coding, nmse=nmse, strict=strict, warn=_warner(coll[0]))
             if remove:
                 _remove_input(coll[0])
             if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
-                lossy = sum(e["kind"] == "tqz" for e in toc)
-                click.echo(f"{coll[0]}: {len(toc)} members ({lossy} compressed, "
-                           f"{len(toc) - lossy} lossless) -> {out}", err=True)
+                from .report import collection_summary
+
+                written = os.path.getsize(out) if out != "-" and os.path.isfile(out) else None
+                click.echo(collection_summary(coll[0], toc, out, written), err=True)
             return
         if bits_for or lossless or vector_size:
             raise click.UsageError("--bits-for, --lossless and --vector-size apply to "
@@ -649,7 +689,10 @@ def _decompress_collection(src, input, target, engine, member, select, rows, dty
             _refuse_rm("-", input)
         _remove_input(input)
     if verbose:
-        click.echo(f"{input}: {len(done['members'])} members -> {done['output']}", err=True)
+        from .report import plural
+
+        click.echo(f"{input}: {plural(len(done['members']), 'member')} -> {done['output']}",
+                   err=True)
 
 
 # ------------------------------------------------------------------------- inspect
@@ -669,21 +712,33 @@ def inspect(inputs, as_json, verify, memory_limit):
     inputs = _input_list(inputs, None, False, None, False, False)
     reports = []
 
+    def flush():
+        """The table of the single arrays read since the last collection: the output keeps
+        the order of the arguments."""
+        if reports:
+            click.echo(inspect_table(reports))
+            reports.clear()
+
     def one(input):
         result = process.load_library().inspect(input, verify=verify,
                                                 memory_limit=memory_limit)
-        if result.get("layout") == "collection" and not as_json:
-            click.echo((f"{input}:\n" if len(inputs) > 1 else "") + collection_text(result))
-        elif len(inputs) == 1:
-            click.echo(json.dumps(result, indent=2) if as_json else inspect_text(result))
+        if len(inputs) == 1:
+            click.echo(json.dumps(result, indent=2) if as_json else
+                       collection_text(result) if result.get("layout") == "collection" else
+                       inspect_text(result))
+        elif result.get("layout") == "collection" and not as_json:
+            flush()
+            click.echo(f"{input}:\n" + collection_text(result))
         else:
             reports.append(dict(result, file=input))
 
     try:
         _each(inputs, one)
     finally:  # what was read is printed, also when a file failed
-        if reports:
-            click.echo(json.dumps(reports, indent=2) if as_json else inspect_table(reports))
+        if as_json and reports:
+            click.echo(json.dumps(reports, indent=2))
+        elif reports:
+            flush()
 
 
 # ------------------------------------------------------------------------- eval
@@ -757,8 +812,11 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be used with FILE.tqz: the "
                                    f"container has its own settings")
-    from . import members
+    from . import evaluation, members
 
+    problem = evaluation.input_problem(input, container)
+    if problem:
+        raise TqError(problem, input)
     coll = members.collection_input(input, dataset)
     if coll is not None:  # per member, in total, and attention for key/value pairs
         _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,
@@ -772,6 +830,7 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
                        dataset, as_json, memory_limit, threads)
         return
     targeted = target_nmse is not None or target_recall is not None
+    widths_given = bits is not None
     if bits is None:
         bits = parse_bit_list(EVAL_TARGET_BITS if targeted else EVAL_DEFAULT_BITS)
     _check_encoder_options(mode, scale_rule, None)
@@ -791,6 +850,8 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
             raise TqError("already exists; use -f to overwrite", plot)
     if target_recall is not None and queries == 0:
         raise click.UsageError("--target-recall needs queries (--queries > 0)")
+    if not widths_given and "entropy" in codings and container is None:
+        bits = _with_target_rate(input, dataset, bits, target_nmse, target_recall)
     api = process.load_library()
     process.start_engine(threads)
     with _Progress(_progress_enabled(progress, False), "eval") as bar:
@@ -818,7 +879,26 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     console.print(report.eval_table(input, reports))
     console.print(report.eval_legend(reports), markup=False)
     if rec is not None:
-        console.print(report.recommendation_text(rec, reports), markup=False)
+        console.print(report.recommendation_text(rec, reports, input), markup=False)
+
+
+def _with_target_rate(input, dataset, bits, target_nmse, target_recall) -> list:
+    """Without -b, eval also measures the entropy coding at the rate whose expected error
+    meets the nmse goal (evaluation.entropy_rate_for_nmse), so that its suggestion can be
+    the smallest file meeting it whichever the coding.  A pipe cannot be opened twice to
+    learn d first: there, only the widths."""
+    from . import arrayio, evaluation
+
+    if input == "-" or (target_nmse is None and target_recall is not None):
+        return bits
+    try:
+        with arrayio.open_input(input, dataset) as src:
+            d = src.dim
+    except TqError:
+        return bits  # evaluate_file says what is wrong with the input
+    rate = evaluation.entropy_rate_for_nmse(
+        d, evaluation.DEFAULT_TARGET_NMSE if target_nmse is None else target_nmse)
+    return bits if rate is None or rate in bits else sorted(bits + [rate])
 
 
 def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,
@@ -836,7 +916,8 @@ def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits
         r = collection_eval.evaluate_collection(
             coll[0], container, group=coll[1], bits=bits[0] if bits else limits.DEFAULT_BITS,
             bits_for=bits_for, lossless=lossless, vector_size=vector_size, mode=mode,
-            seed=seed, scale_rule=scale_rule, center=center, memory_limit=memory_limit)
+            seed=seed, scale_rule=scale_rule, center=center, memory_limit=memory_limit,
+            **({} if container is not None else {"warn": _warner(coll[0])}))
     except TqError as e:
         raise e.with_source(container or coll[0])
     click.echo(json.dumps(r, indent=2) if as_json else collection_eval.report_text(r))

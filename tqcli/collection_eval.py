@@ -3,8 +3,11 @@ of attention itself.
 
 Members are compared with the source they came from (an HDF5 tree, .safetensors, .npz):
 nmse over the member's vectors (the stored vectors, so a --vector-size cut counts per
-head), its ratio to the optimum for its bits (codebook.expected_distortion), and the total
-(sum of squared errors over the sum of squared norms, over every compressed member).
+head), its ratio to the optimum for its bits (codebook.expected_distortion; for an
+entropy-coded member the law's error of its grid, and its bits the rate it achieved), and
+the total.  nmse is what README and single-array eval call nmse everywhere: the mean over
+vectors of ||x - x^||^2 / ||x||^2 (vectors of norm 0 left out), so the total is the mean
+over every vector of every compressed member, not an energy-weighted ratio of sums.
 
 Attention error (what KV quantisation changes): members are paired as keys and values by
 name -- a name holding "key" and the same name with "value" in its place (layers/3/key and
@@ -28,9 +31,22 @@ def _flat(x: np.ndarray, d: int) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).reshape(-1, d)
 
 
-def member_errors(pairs) -> tuple[list[dict], dict]:
-    """pairs: (record, original array, decoded array); returns (rows, total)."""
-    rows, err_sum, norm_sum = [], 0.0, 0.0
+def vector_ratios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """||a_i - b_i||^2 / ||a_i||^2 of every row of norm > 0 (float64 rows)."""
+    norm = np.einsum("ij,ij->i", a, a)
+    e = a - b
+    err = np.einsum("ij,ij->i", e, e)
+    nz = norm > 0
+    return err[nz] / norm[nz]
+
+
+def member_errors(pairs, codings=None) -> tuple[list[dict], dict]:
+    """pairs: (record, original array, decoded array); codings: name -> the "coding" of an
+    entropy-coded member (members.member_coding); returns (rows, total)."""
+    from . import evaluation
+
+    codings = codings or {}
+    rows, ratio_sum, count = [], 0.0, 0
     for rec, x, y in pairs:
         if rec["kind"] == "raw":
             same = np.array_equal(np.ascontiguousarray(x).view(np.uint8),
@@ -39,14 +55,19 @@ def member_errors(pairs) -> tuple[list[dict], dict]:
                          "exact": bool(same), "nmse": 0.0 if same else None})
             continue
         d = rec["vector"]
-        a, b = _flat(_as_float(x), d), _flat(_as_float(y), d)
-        err, norm = float(((a - b) ** 2).sum()), float((a * a).sum())
-        err_sum, norm_sum = err_sum + err, norm_sum + norm
-        nm = err / norm if norm else 0.0
-        opt = codebook.expected_distortion(d, rec["bits"])
-        rows.append({"name": rec["name"], "bits": rec["bits"], "lossless": False,
-                     "vector": d, "nmse": nm, "optimum": opt, "nmse_over_optimum": nm / opt})
-    total = {"nmse": err_sum / norm_sum if norm_sum else 0.0}
+        r = vector_ratios(_flat(_as_float(x), d), _flat(_as_float(y), d))
+        ratio_sum, count = ratio_sum + float(r.sum()), count + r.size
+        nm = float(r.mean()) if r.size else 0.0
+        coding = codings.get(rec["name"])
+        if coding:  # bits: the rate achieved; the optimum: the law's error of its grid
+            bits = coding["achieved_bits"]
+            opt = evaluation.entropy_theory(d, coding["step"])["optimum"]
+        else:
+            bits, opt = rec["bits"], codebook.expected_distortion(d, rec["bits"])
+        rows.append({"name": rec["name"], "bits": bits, "lossless": False,
+                     "coding": "entropy" if coding else "fixed", "vector": d,
+                     "nmse": nm, "optimum": opt, "nmse_over_optimum": nm / opt})
+    total = {"nmse": ratio_sum / count if count else 0.0, "vectors": count}
     return rows, total
 
 
@@ -106,7 +127,7 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
     attention error of every key/value pair; without `container`, of a fresh compression
     with the given bits (bits_for, lossless, vector_size as for compress)."""
     from .arrayio import containers
-    from .members import compress_collection, open_collection
+    from .members import compress_collection, open_collection, sys_stdin
 
     info, members = containers.read_members(input, group)
     originals = {m.name: m for m in members}
@@ -116,29 +137,49 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
                             lossless=lossless, vector_size=vector_size, **options)
         container = buf.getvalue()
     decoded, recs = {}, {}
+    if container == "-":  # FILE.tqz from stdin, as for a single array
+        container = sys_stdin()
     with open_collection(container, memory_limit) as c:
         for rec, y in c.items():
             decoded[rec["name"]], recs[rec["name"]] = y, rec
+        codings = c.codings
     missing = sorted(set(originals) ^ set(decoded))
     if missing:
         from .errors import TqError
 
         raise TqError(f"the container and INPUT hold different members ({missing[0]!r})")
     values = {n: originals[n].values() for n in decoded}
-    rows, total = member_errors((recs[n], values[n], decoded[n]) for n in decoded)
+    rows, total = member_errors(((recs[n], values[n], decoded[n]) for n in decoded), codings)
     attention = []
     for layer, kn, vn in kv_pairs(list(decoded)):
         if values[kn].shape == values[vn].shape and values[kn].ndim >= 2:
             r = attention_error(values[kn], values[vn], decoded[kn], decoded[vn])
-            r.update(layer=layer, key=kn, value=vn, key_bits=recs[kn].get("bits"),
-                     value_bits=recs[vn].get("bits"))
+            r.update(layer=layer, key=kn, value=vn, key_bits=_bits(recs[kn], codings),
+                     value_bits=_bits(recs[vn], codings))
             attention.append(r)
     return {"input": input, "members": rows, "total": total, "attention": attention}
 
 
+def _bits(rec: dict, codings: dict):
+    """A member's width as reports show it: the record's bits, or an entropy-coded
+    member's achieved bits per coordinate."""
+    c = codings.get(rec["name"])
+    return c["achieved_bits"] if c else rec.get("bits")
+
+
+def _bits_text(bits, coding: str = "fixed") -> str:
+    if bits is None:
+        return "raw"
+    return f"{bits:.2f} ent" if coding == "entropy" or not float(bits).is_integer() \
+        else str(bits)
+
+
 def report_text(r: dict) -> str:
-    count = f"{len(r['members'])} members, " if r["members"] else ""
-    lines = [f"{r['input']}: {count}total nmse {r['total']['nmse']:.4g}"]
+    from .report import plural
+
+    count = f"{plural(len(r['members']), 'member')}, " if r["members"] else ""
+    lines = [f"{r['input']}: {count}total nmse {r['total']['nmse']:.4g} (mean over "
+             f"{r['total'].get('vectors', 0)} vectors of ||x - x^||^2 / ||x||^2)"]
     w = max([len(m["name"]) for m in r["members"]] + [6])
     if r["members"]:
         lines.append(f"{'member':<{w}}  {'bits':>8}  {'nmse':>10}  {'/optimum':>8}")
@@ -147,20 +188,24 @@ def report_text(r: dict) -> str:
             lines.append(f"{m['name']:<{w}}  {'lossless':>8}  "
                          f"{'exact' if m['exact'] else 'DIFFERS':>10}")
         else:
-            lines.append(f"{m['name']:<{w}}  {m['bits']:>8}  {m['nmse']:>10.4g}  "
-                         f"{m['nmse_over_optimum']:>8.3f}")
+            lines.append(f"{m['name']:<{w}}  {_bits_text(m['bits'], m.get('coding')):>8}  "
+                         f"{m['nmse']:>10.4g}  {m['nmse_over_optimum']:>8.3f}")
+    if any(m.get("coding") == "entropy" for m in r["members"]):
+        lines.append("bits: N ent = the entropy coding, N bits per coordinate achieved; its "
+                     "optimum is the law's error of its grid")
     if r["attention"]:
         if r["members"]:
             lines.append("")
         lines.append("attention error (the dump's own keys as queries; relative Frobenius "
                      "error over all heads)")
         lw = max(len(a["layer"]) for a in r["attention"])
-        lines.append(f"{'layer':<{lw}}  {'k bits':>6}  {'v bits':>6}  {'weights':>9}  "
+        bw = max([6] + [len(_bits_text(a[k])) for a in r["attention"]
+                        for k in ("key_bits", "value_bits")])
+        lines.append(f"{'layer':<{lw}}  {'k bits':>{bw}}  {'v bits':>{bw}}  {'weights':>9}  "
                      f"{'output':>9}")
         for a in r["attention"]:
-            kb = a["key_bits"] or "raw"
-            vb = a["value_bits"] or "raw"
-            lines.append(f"{a['layer']:<{lw}}  {kb:>6}  {vb:>6}  "
+            kb, vb = _bits_text(a["key_bits"]), _bits_text(a["value_bits"])
+            lines.append(f"{a['layer']:<{lw}}  {kb:>{bw}}  {vb:>{bw}}  "
                          f"{a['weights_rel_error']:>9.4f}  {a['output_rel_error']:>9.4f}")
     return "\n".join(lines)
 
@@ -181,6 +226,6 @@ def evaluate_kv_array(x: np.ndarray, y: np.ndarray, axis: int, name: str = "<arr
         r = attention_error(k, v, k2, v2)
         r.update(layer=",".join(map(str, idx)) or "-", key_bits=bits, value_bits=bits)
         rows.append(r)
-    a, b = _flat(_as_float(x), x.shape[-1]), _flat(_as_float(y), x.shape[-1])
-    total = {"nmse": float(((a - b) ** 2).sum() / (a * a).sum())}
+    r = vector_ratios(_flat(_as_float(x), x.shape[-1]), _flat(_as_float(y), x.shape[-1]))
+    total = {"nmse": float(r.mean()) if r.size else 0.0, "vectors": int(r.size)}
     return {"input": name, "members": [], "total": total, "attention": rows}

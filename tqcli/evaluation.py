@@ -403,8 +403,9 @@ def theory_curve(d: int, n: int, mode: str, scale_dtype: str = "float32") -> lis
 
 def recommend(reports: list[dict], target_nmse: float | None = None,
               target_recall: float | None = None) -> dict:
-    """The smallest evaluated setting (fewest bytes per vector; uncentred before centred
-    at equal size) whose measured nmse and recall@1 meet the targets.  Without targets,
+    """The smallest evaluated setting (fewest bytes per vector, whichever the coding;
+    uncentred before centred at equal size) whose measured nmse and recall@1 meet the
+    targets.  Without targets,
     the goal is nmse <= DEFAULT_TARGET_NMSE: an error of 1% of the vectors' energy, a
     cosine of about 0.995, measured over all vectors (not a sample) and nearly
     independent of the data, which recall is not."""
@@ -427,5 +428,53 @@ def recommend(reports: list[dict], target_nmse: float | None = None,
     if best is not None:
         out.update(bits=best["bits"], mode=best["mode"], centered=bool(best.get("centered")),
                    coding=best.get("coding", "fixed"),
+                   bytes_per_vector=best["bytes_per_vector"],
                    measured={k: best[k] for k, _ in goals})
     return out
+
+
+def entropy_rate_for_nmse(d: int, nmse: float) -> float | None:
+    """The smallest rate, in hundredths of a bit, at which the entropy coding's expected
+    error (the law's, for the grid compress -b R --coding entropy builds) is at most
+    `nmse`: the one entropy-coded setting eval adds for an nmse goal, since the coding's
+    rate is continuous and the integer widths alone would miss the smallest file that
+    meets the goal.  None when no rate from 1 to 8 bits does."""
+    from . import entropy_model as em
+    from .codings.entropy import segment_rows_for
+
+    # as codec._entropy_header: a rate R is R less the coder's flush and lengths
+    overhead = (4 + 6 * em.LANES) * 8 / (segment_rows_for(d, limits.MAX_CHUNK_ROWS) * d)
+    rate = math.ceil((em.rate_for_nmse(d, nmse) + overhead) * 100) / 100
+    for _ in range(8):  # the rounding of the bisection: step up until the law agrees
+        rate = max(rate, em.MIN_RATE)
+        if rate > em.MAX_RATE:
+            return None
+        if em.nmse_of(d, em.model_for(d, rate=rate, overhead=overhead).step) <= nmse:
+            return rate
+        rate = round(rate + 0.01, 2)
+    return None
+
+
+def input_problem(input: str, container) -> str | None:
+    """Why `tq eval INPUT [FILE.tqz]` cannot start, when INPUT is a compressed file: eval
+    needs the source array first (the .tqz, if any, second)."""
+    import os
+
+    from .container import MAGIC
+
+    if input == "-" or not isinstance(input, str):
+        return None
+    usage = ("eval needs INPUT [FILE.tqz]: the source array first (.npy, HDF5, "
+             ".safetensors, .npz, zarr), then optionally a .tqz made from it, e.g. "
+             "tq eval x.npy x.npy.tqz")
+    if not os.path.exists(input):
+        return f"no such file; {usage}" if input.endswith(".tqz") and container is None \
+            else None
+    try:
+        with open(input, "rb") as f:
+            head = f.read(len(MAGIC))
+    except OSError:
+        return None
+    if head == MAGIC:
+        return f"is a compressed .tqz file; {usage}"
+    return None

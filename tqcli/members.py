@@ -95,6 +95,36 @@ def parse_bits_for(items) -> list[tuple[str, float]]:
     return out
 
 
+def unmatched_patterns(names, bits_for, lossless) -> list[str]:
+    """The --bits-for and --lossless patterns that match none of `names` (a typo such as
+    '*kye*=8' would otherwise leave every key at the default width), each as the option
+    the user wrote: "--bits-for '*kye*=8'"."""
+    def hits(p):
+        return any(fnmatch.fnmatchcase(n, p) for n in names)
+
+    out = [f"--bits-for '{p}={b:g}'" for p, b in parse_bits_for(bits_for) if not hits(p)]
+    return out + [f"--lossless '{p}'" for p in lossless or () if not hits(p)]
+
+
+def check_patterns(names, bits_for, lossless, strict: bool = False, warn=None) -> None:
+    """Patterns that match no member: an InputError (kind "unmatched-pattern") when
+    `strict`, else one warning each through warn(text) (default: warnings.warn)."""
+    missing = unmatched_patterns(names, bits_for, lossless)
+    if not missing:
+        return
+    shown = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
+    text = (f"{missing[0]} matches no member (members: {shown})" if len(missing) == 1 else
+            f"{', '.join(missing)} match no member (members: {shown})")
+    if strict:
+        raise InputError(text + "; nothing written (--strict)", kind="unmatched-pattern")
+    if warn is None:
+        import warnings
+
+        warnings.warn(text, UserWarning, stacklevel=3)
+    else:
+        warn(text)
+
+
 def member_plan(m: MemberInput, bits: int, bits_for, lossless, vector_size, mode: str):
     """("raw", None, None) or ("tqz", bits, vector) for a member, with the reason rules."""
     name = collection.dtype_name(m.dtype)
@@ -153,10 +183,13 @@ class _Reblocked(arrayio.ArraySource):
 
 def compress_collection(members, out, *, info: dict | None = None, bits: int = 4,
                         bits_for=(), lossless=(), vector_size: int | None = None,
-                        progress=None, **options) -> list[dict]:
+                        progress=None, strict: bool = False, warn=None,
+                        **options) -> list[dict]:
     """Write `members` (a dict name -> array, or MemberInputs) as a collection to the binary
     stream `out`; returns the table of contents.  info: "source" (hdf5, safetensors, npz,
     arrays), "groups" (group name -> attrs) and "metadata" (str -> str) of the source.
+    A bits_for or lossless pattern that matches no member is a warning (warn(text), by
+    default warnings.warn), or with `strict` an InputError before anything is written.
     options go to compress_to for every compressed member (mode, seed, center, ...)."""
     from .api import compress_to
 
@@ -170,6 +203,7 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
     if problem:
         raise InputError(problem)
     bits_for = parse_bits_for(bits_for)
+    check_patterns(names, bits_for, lossless, strict, warn)
     info = dict(info or {})
     info.setdefault("source", "arrays")
     info["members"] = len(members)
@@ -231,7 +265,28 @@ class CollectionFile(OpenContainer):
 
     def __init__(self, src, memory_limit: int | None = None, reader=None, own=None):
         self.memory_limit = memory_limit
+        self._codings = {}  # member name -> member_coding() of an entropy-coded member
         super().__init__(src, reader, own)
+
+    def _note(self, name: str, f: TqFile) -> None:
+        if f.header.coding == "entropy":
+            self._codings[name] = member_coding(f.header, f.payload_bytes)
+
+    @property
+    def codings(self) -> dict:
+        """name -> member_coding() of the entropy-coded members opened or read so far."""
+        return dict(self._codings)
+
+    def coding(self, name: str) -> dict | None:
+        """member_coding() of an entropy-coded compressed member (None for a fixed-length
+        or lossless one): its achieved bits per coordinate, which the header's `bits`
+        (and the record's) is not."""
+        rec = self._entry(name)
+        if rec["kind"] != "tqz":
+            return None
+        if name not in self._codings and self.seekable:
+            self.open_member(name).close()
+        return self._codings.get(name)
 
     def _check(self) -> None:
         if getattr(self._reader, "layout", "array") != "collection":
@@ -259,6 +314,7 @@ class CollectionFile(OpenContainer):
             with TqFile(window, self.memory_limit) as f:
                 _check_member_header(f.header, rec)
                 out = f.read(dtype=dtype).reshape(rec["shape"])
+                self._note(name, f)
             if not self.seekable:
                 window.skip_rest()
             return out
@@ -273,6 +329,7 @@ class CollectionFile(OpenContainer):
             raise TqError(f"member {name!r} is stored losslessly (use read)")
         f = TqFile(self._reader.open_member(rec), self.memory_limit)
         _check_member_header(f.header, rec)
+        self._note(name, f)
         return f
 
     def _entry(self, name: str) -> dict:
@@ -340,6 +397,8 @@ class CollectionFile(OpenContainer):
                          "original_bytes": raw,
                          "ratio": raw / rec["length"] if rec["length"] else None,
                          "attrs": rec.get("attrs", {})})
+            if rec["name"] in self._codings:  # only then: a fixed member's record is as before
+                rows[-1]["coding"] = self._codings[rec["name"]]
         size = self._reader.size
         out = {"format": "tqz", "version": 1, "layout": "collection",
                "source": self.info.get("source", "arrays"), "members": rows,
@@ -352,6 +411,16 @@ class CollectionFile(OpenContainer):
             out["verified"] = True
         return out
 
+
+
+def member_coding(h, payload_bytes: int) -> dict:
+    """The "coding" of an entropy-coded member in inspect's JSON: the name, the bits per
+    coordinate achieved (payload less the scales, over n d coordinates, as inspect reports
+    for a single file) and the model's rate and step."""
+    n, d = h.n_vectors, h.dim
+    achieved = (payload_bytes - n * h.scale_size) * 8 / (n * d) if n else 0.0
+    return {"name": "entropy", "achieved_bits": achieved, "model_bits": h.model.rate,
+            "step": h.model.step}
 
 
 def _check_member_header(h, rec: dict) -> None:
@@ -367,7 +436,7 @@ def open_collection(src, memory_limit: int | None = None) -> CollectionFile:
 
 
 __all__ = ["compress_collection", "open_collection", "CollectionFile", "MemberInput",
-           "parse_bits_for", "member_plan"]
+           "parse_bits_for", "member_plan", "unmatched_patterns"]
 
 
 # ---------------------------------------------------------------------- files by name
@@ -630,8 +699,10 @@ def sniff(spec: str):
     if spec != "-":
         try:
             regular = stat.S_ISREG(os.stat(spec).st_mode)
+        except FileNotFoundError:  # said first, before anything about the file's kind
+            raise InputError("no such file", spec) from None
         except OSError:
-            return False, spec  # the reader's own message (no such file, ...)
+            return False, spec  # the reader's own message
         if regular:
             try:
                 with open(spec, "rb") as f:

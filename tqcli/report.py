@@ -93,12 +93,22 @@ def inspect_text(r: dict) -> str:
 INSPECT_TABLE = (("shape", lambda r: "x".join(str(s) for s in r["shape"]), ">"),
                  ("dtype", lambda r: r["source_dtype"], ">"),
                  ("mode", lambda r: r["mode"], ">"),
-                 ("bits", lambda r: str(r["bits"]), ">"),
+                 ("bits", lambda r: width_text(r), ">"),
                  ("B/vec", lambda r: f"{r['bytes_per_vector']:.1f}" if r["vectors"] else "-",
                   ">"),
                  ("size", lambda r: human_bytes(r["file_bytes"]), ">"),
                  ("ratio", lambda r: f"{r['ratio_vs_original']:.2f}x", ">"),
                  ("file", lambda r: r["file"], "<"))
+
+
+def width_text(r: dict) -> str:
+    """The width a file (or a collection member) stores: `4` for the fixed-length coding,
+    `2.49 ent` (the bits per coordinate achieved) for the entropy coding, whose header
+    `bits` is only the width of its largest index."""
+    c = r.get("coding")
+    if c:
+        return f"{c['achieved_bits']:.2f} ent"
+    return str(r["bits"])
 
 
 def inspect_table(reports: list[dict]) -> str:
@@ -112,6 +122,8 @@ def inspect_table(reports: list[dict]) -> str:
         parts = [f"{c:{a}{w}}" if a == ">" else c
                  for c, w, (_, _, a) in zip(row, widths, INSPECT_TABLE)]
         lines.append("  ".join(parts).rstrip())
+    if any(r.get("coding") for r in reports):
+        lines.append("bits: N ent = the entropy coding, N bits per coordinate achieved")
     return "\n".join(lines)
 
 
@@ -143,6 +155,31 @@ def compress_summary(name: str, header, out: str, file_bytes: int | None = None)
               else f"{header.bits} bits")
     return (f"{name}: {header.n_vectors} x {header.dim} {header.source_dtype}, "
             f"{human_bytes(src_bytes)} -> {size}, {header.mode} {coding} -> {out}")
+
+
+def plural(n: int, word: str) -> str:
+    """'1 member', '3 members'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def collection_summary(name: str, toc: list[dict], out: str,
+                       file_bytes: int | None = None) -> str:
+    """`NAME: 3 members (2 compressed, 1 lossless), SIZE -> SIZE (RATIOx) -> OUT`, the line
+    of `tq compress -v` for a collection; file_bytes: the file's size (default: the sum of
+    the members', a stream's lower bound)."""
+    from .collection import itemsize
+
+    src = 0
+    for e in toc:
+        n = 1
+        for s in e["shape"]:
+            n *= s
+        src += n * itemsize(e["dtype"])
+    lossy = sum(e["kind"] == "tqz" for e in toc)
+    size = file_bytes if file_bytes is not None else sum(e["length"] for e in toc)
+    return (f"{name}: {plural(len(toc), 'member')} ({lossy} compressed, "
+            f"{len(toc) - lossy} lossless), {human_bytes(src)} -> {human_bytes(size)} "
+            f"({src / max(size, 1):.2f}x) -> {out}")
 
 
 def significant(v: float, digits: int = 4) -> str:
@@ -235,8 +272,9 @@ def setting_flags(bits, mode: str, centered: bool, coding: str = "fixed") -> str
         (" --mode prod" if mode == "prod" else "") + (" --center" if centered else "")
 
 
-def recommendation_text(rec: dict, reports: list[dict]) -> str:
-    """The summary line: the smallest setting evaluated that meets the goals."""
+def recommendation_text(rec: dict, reports: list[dict], input: str | None = None) -> str:
+    """The summary line: the smallest file evaluated that meets the goals (either coding),
+    its bytes per vector, and the command that writes it."""
     goals = "; ".join((f"nmse <= {significant(t)}" if k == "nmse" else
                        f"recall@1 >= {t:g}") for k, t in rec["goals"].items())
     if not rec["met"]:
@@ -247,29 +285,32 @@ def recommendation_text(rec: dict, reports: list[dict]) -> str:
     flags = setting_flags(rec["bits"], rec["mode"], rec["centered"], rec.get("coding", "fixed"))
     measured = ", ".join((f"nmse {significant(v)}" if k == "nmse" else f"recall@1 {v:.3f}")
                          for k, v in rec["measured"].items())
+    size = (f" at {rec['bytes_per_vector']:.1f} B/vec" if rec.get("bytes_per_vector")
+            is not None else "")
+    command = f"; to write it: tq compress {input or 'INPUT'} {flags}"
     if rec["default"]:
         value = significant(rec["measured"]["nmse"])
-        return (f"suggested: {flags}, the smallest here with nmse <= 0.01 (1% of the energy): "
-                f"{value}")
-    return f"smallest setting with {goals}: {flags} (measured {measured})"
+        return (f"suggested: {flags}, the smallest file here with nmse <= 0.01 (1% of the "
+                f"energy): {value}{size}{command}")
+    return f"smallest setting with {goals}: {flags} (measured {measured}{size}){command}"
 
 
 def collection_text(r: dict) -> str:
     """The text report of a collection: one line per member and the total."""
     rows = [("member", "shape", "dtype", "bits", "bytes", "ratio")]
     for m in r["members"]:
-        bits = "lossless" if m["kind"] == "raw" else str(m["bits"]) + (
+        bits = "lossless" if m["kind"] == "raw" else width_text(m) + (
             f" (vectors of {m['vector']})" if m["shape"] and m["vector"] != m["shape"][-1]
             else "")
         rows.append((m["name"], " x ".join(map(str, m["shape"])) or "scalar", m["dtype"],
                      bits, human_bytes(m["bytes"]),
                      f"{m['ratio']:.2f}x" if m["ratio"] else "-"))
     ratio = r["ratio_vs_original"]
-    rows.append(("total", f"{r['member_count']} members", "", "",
+    rows.append(("total", plural(r['member_count'], "member"), "", "",
                  human_bytes(r["file_bytes"] or r["member_bytes"]),
                  f"{ratio:.2f}x" if ratio else "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(6)]
-    lines = [f"collection of {r['member_count']} members from {r['source']} "
+    lines = [f"collection of {plural(r['member_count'], 'member')} from {r['source']} "
              f"({human_bytes(r['original_bytes'])} of arrays)"]
     for j, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) if i < 4 else c.rjust(w)
@@ -279,6 +320,8 @@ def collection_text(r: dict) -> str:
     if r.get("metadata"):
         lines.append("metadata: " + ", ".join(f"{k}={v}" for k, v in
                                                sorted(r["metadata"].items())))
+    if any(m.get("coding") for m in r["members"]):
+        lines.append("bits: N ent = the entropy coding, N bits per coordinate achieved")
     if r.get("verified"):
         lines.append("verified: every member's checksums")
     return "\n".join(lines)

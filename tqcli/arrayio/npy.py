@@ -70,6 +70,33 @@ VERSIONS = {
 }
 
 
+TQZ_MAGIC = b"\x89TQZ\r\n\x1a\n"  # tqcli.container.MAGIC (not imported: keep this light)
+
+
+def what_it_is(head: bytes, stream: bool) -> str:
+    """For a refusal of input that is not an array tq reads: what its first bytes show it
+    is, and the next step (empty when they show nothing known).  `stream`: it came on
+    stdin or a pipe, which carries only a .npy."""
+    if head[:8] == TQZ_MAGIC:
+        if len(head) >= 12 and head[11] & 0x80:
+            return ("; it is a tq collection (.tqz), already compressed: decode it with "
+                    "tq decompress (-o OUT.h5/.safetensors/.npz, or --member NAME -c), "
+                    "or look at it with tq inspect")
+        return ("; it is a .tqz file, already compressed: decode it with tq decompress, or "
+                "give it to tq eval after its source array (tq eval INPUT FILE.tqz)")
+    if not stream:
+        return ""
+    kinds = [(b"\x89HDF", "an HDF5 file"), (b"PK\x03\x04", "a zip archive (.npz)"),
+             (b"PK\x05\x06", "a zip archive (.npz)")]
+    for magic, kind in kinds:
+        if head.startswith(magic):
+            return f"; it looks like {kind}, which is read by file name, not from a pipe"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return ("; it looks like .safetensors, which is read by file name, not from a "
+                "pipe")
+    return ""
+
+
 def read_npy_header(read, check: bool = True) -> tuple[np.dtype, bool, tuple[int, ...], int]:
     """Parse a .npy header through read(n) and check it against the rules above.
 
@@ -78,7 +105,10 @@ def read_npy_header(read, check: bool = True) -> tuple[np.dtype, bool, tuple[int
     """
     pre = read(10)
     if len(pre) < 10 or pre[:6] != NPY_MAGIC:
-        raise InputError("not a .npy file (bad magic bytes)", kind="not-npy")
+        if pre[:4] == TQZ_MAGIC[:4] and len(pre) == 10:
+            pre += read(6)  # the flags tell a collection from a single array
+        raise InputError("not a .npy file (bad magic bytes)" + what_it_is(pre, stream=True),
+                         kind="not-npy")
     major = pre[6]
     if major not in VERSIONS:
         raise InputError(f"unsupported .npy format version {major}.{pre[7]}", kind="not-npy")

@@ -22,7 +22,7 @@ from ..errors import InputError
 from . import bf16
 from .base import ArraySource, check_dtype, check_shape
 from .hdf5 import H5Source, split_h5_spec
-from .npy import NPY_MAGIC, read_npy_header
+from .npy import NPY_MAGIC, TQZ_MAGIC, read_npy_header, what_it_is
 from .zarrio import ZarrSource, is_zarr_store
 
 
@@ -254,8 +254,12 @@ def open_input(spec: str, dataset: str | None = None,
                 raise InputError("--dataset given but the file is not HDF5")
             if magic.startswith(NPY_MAGIC):
                 return _npy_source(f, path, magic, input_dtype)
-            raise InputError("not a .npy or HDF5 file" if magic else
-                             "empty input (not a .npy or HDF5 file)", kind="not-npy")
+            if magic.startswith(TQZ_MAGIC[:4]):
+                magic += _read_upto(f, 8)
+            raise InputError(("not an array tq reads" if magic else "empty input")
+                             + " (tq compresses .npy, HDF5 .h5/.hdf5, .safetensors, .npz "
+                             "and zarr array folders)" + what_it_is(magic, stream=False),
+                             kind="not-npy")
         except BaseException:
             f.close()
             raise
