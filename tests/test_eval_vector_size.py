@@ -29,7 +29,8 @@ def expected(src: dict, back: dict) -> dict:
     for name, x in src.items():
         a = x.astype(np.float64).reshape(-1, D)
         b = back[name].astype(np.float64).reshape(-1, D)
-        nmse = float(((a - b) ** 2).sum() / (a * a).sum())
+        # README's nmse: the mean over vectors of ||x - x^||^2 / ||x||^2
+        nmse = float((((a - b) ** 2).sum(axis=1) / (a * a).sum(axis=1)).mean())
         out[name] = (nmse, nmse / codebook.expected_distortion(D, BITS))
     return out
 

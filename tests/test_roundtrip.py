@@ -110,7 +110,7 @@ def test_shapes_round_trip(shape):
 
 # nmse / optimum of the whole shared KV dump at seed 0, least-squares and norm scale, as
 # measured (tq 1.3): README gives per-layer ranges for this dump (its KV table: at b = 4 keys
-# 0.901-0.949, values 0.925-0.964, "the single-array dump gives the same figures"), so the
+# 0.906-0.967, values 0.925-0.954, "the single-array dump gives the same figures"), so the
 # mean over the dump lies in them; the file is fixed for the seed, and the margin, 0.003,
 # is float summation and a little: a regression of 1% of the error fails.
 KV_RATIO = {2: (0.9748, 1.0026), 4: (0.9357, 1.0049)}
@@ -127,7 +127,7 @@ def test_real_kv_cache_round_trip(minilm_kv):
         want_ls, want_norm = KV_RATIO[bits]
         assert abs(nmse(minilm_kv, y) / opt - want_ls) <= KV_MARGIN, nmse(minilm_kv, y) / opt
         if bits == 4:
-            assert 0.901 <= nmse(minilm_kv, y) / opt <= 0.964  # README's range
+            assert 0.906 <= nmse(minilm_kv, y) / opt <= 0.967  # README's range
         y_norm = tqcli.decompress(tqcli.compress(minilm_kv, bits=bits, scale_rule="norm"))
         assert abs(nmse(minilm_kv, y_norm) / opt - want_norm) <= KV_MARGIN, \
             nmse(minilm_kv, y_norm) / opt
