@@ -68,7 +68,7 @@ def _entropy_header(dim, rate, nmse, *, mode, chunk_rows, shape, center, **field
     """The entropy coding's header: the grid step from the target rate or error, its
     centroids and frequencies (spec 19)."""
     from . import entropy_model as em
-    from .codings.entropy import EntropyModel, segment_rows_for
+    from .codings.entropy import EntropyModel, rate_overhead, segment_rows_for
 
     if mode != "mse":
         raise ValueError("the entropy coding is defined for mse mode only (use --mode mse)")
@@ -89,11 +89,7 @@ def _entropy_header(dim, rate, nmse, *, mode, chunk_rows, shape, center, **field
         if not em.MIN_RATE <= rate <= em.MAX_RATE:
             raise ValueError(f"bits must be a rate from {em.MIN_RATE:g} to {em.MAX_RATE:g} "
                              f"with the entropy coding, got {rate!r}")
-        # the coder's flush and stream lengths, about 4 + 6 L bytes a segment, taken from
-        # the rate so that the file meets the requested size (over a segment as tq cuts it
-        # from d alone, so that the grid does not depend on the chunk size)
-        seg_d = segment_rows_for(dim, limits.MAX_CHUNK_ROWS) * dim
-        model = em.model_for(dim, rate=float(rate), overhead=(4 + 6 * em.LANES) * 8 / seg_d)
+        model = em.model_for(dim, rate=float(rate), overhead=rate_overhead(dim))
     expected = model.rate
     entropy = EntropyModel(precision=em.PRECISION, lanes=em.LANES, segment_rows=seg,
                            step=model.step, rate=float(expected),

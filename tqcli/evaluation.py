@@ -440,10 +440,9 @@ def entropy_rate_for_nmse(d: int, nmse: float) -> float | None:
     rate is continuous and the integer widths alone would miss the smallest file that
     meets the goal.  None when no rate from 1 to 8 bits does."""
     from . import entropy_model as em
-    from .codings.entropy import segment_rows_for
+    from .codings.entropy import rate_overhead
 
-    # as codec._entropy_header: a rate R is R less the coder's flush and lengths
-    overhead = (4 + 6 * em.LANES) * 8 / (segment_rows_for(d, limits.MAX_CHUNK_ROWS) * d)
+    overhead = rate_overhead(d)  # as the header of `-b R --coding entropy` sets it aside
     rate = math.ceil((em.rate_for_nmse(d, nmse) + overhead) * 100) / 100
     for _ in range(8):  # the rounding of the bisection: step up until the law agrees
         rate = max(rate, em.MIN_RATE)

@@ -68,6 +68,16 @@ def segment_rows_for(dim: int, chunk_rows: int) -> int:
     return int(min(chunk_rows, max(8, rows)))
 
 
+def rate_overhead(dim: int) -> float:
+    """Bits per coordinate that tq's rate control sets aside for the coder's flush and stream
+    lengths, about 4 + 6 L bytes a segment, so that a file meets the requested size: over a
+    segment as tq cuts it from d alone, so that the grid does not depend on the chunk size."""
+    from .. import limits
+    from ..entropy_model import LANES
+
+    return (4 + 6 * LANES) * 8 / (segment_rows_for(dim, limits.MAX_CHUNK_ROWS) * dim)
+
+
 class Entropy(PayloadCoding):
     code = 1
     name = "entropy"
