@@ -17,6 +17,7 @@ from .codec import Codec
 from .container import Header, check_memory
 from .errors import FormatError, TqError
 from .layouts import OpenContainer
+from .lazyarray import LazyArray
 from .limits import OUTPUT_DTYPES
 
 
@@ -90,8 +91,14 @@ class CollectionError(TqError):
         self.reader = reader
 
 
-class TqFile(OpenContainer):
-    """A container opened from bytes, a path, or a binary stream (see module docstring)."""
+class TqFile(OpenContainer, LazyArray):
+    """A container opened from bytes, a path, or a binary stream (see module docstring).
+
+    As numpy users expect (tqcli.lazyarray): `f.shape`, `f.dtype` (the original ones, as
+    decompress gives them), `f.ndim`, `f.size`, `len(f)`, `np.asarray(f)` and `f[key]`,
+    numpy basic indexing over the original shape that reads only the chunks it needs and
+    equals `tqcli.decompress(src)[key]` exactly.  A stream can be read once.
+    """
 
     def __init__(self, src, memory_limit: int | None = None):
         """memory_limit: bytes of decoding state the header may imply (spec 13.7; None:
@@ -127,6 +134,22 @@ class TqFile(OpenContainer):
     @property
     def n_vectors(self) -> int:
         return self.header.n_vectors
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The original array's shape (the last axis is the vector)."""
+        return tuple(self.header.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The original array's dtype, as decompress returns it (bfloat16 via ml_dtypes)."""
+        return output_dtype(self.header, None)
+
+    def _read_selected(self, select: tuple) -> np.ndarray:
+        return self.read(select=select)
+
+    def _rows_per_read(self) -> int:
+        return self.header.chunk_rows
 
     # ------------------------------------------------------------------ reading
 
