@@ -249,6 +249,57 @@ class TqFile(OpenContainer, LazyArray):
             out = np.concatenate(parts) if parts else np.empty((0, h.dim), out_dtype)
         return out.reshape(shape)
 
+    # ------------------------------------------------------------------ codes (search)
+
+    @property
+    def codec(self) -> Codec:
+        """The decoder's state for this header (rotation plan, codebook, prod's sketch),
+        built on first use."""
+        if getattr(self, "_codec", None) is None:
+            self._codec = Codec(self.header)
+        return self._codec
+
+    def chunk_codes(self, i: int):
+        """Chunk i's codes and scales without decoding them to floats: a
+        tqcli.codes.ChunkCodes (the packed coding's bit streams are views of the payload;
+        the entropy coding's cell indices come out of its rANS stage).  Its arrays stay
+        valid until the next read from this file (.copy() keeps them)."""
+        h = self.header
+        if not 0 <= i < h.n_chunks:
+            raise IndexError(f"chunk {i} out of range (the container has {h.n_chunks})")
+        payload = self._reader.read_chunk(i)
+        try:
+            codes = h.payload_coding.chunk_codes(self.codec, payload, h.chunk_rows_of(i))
+        except FormatError as e:
+            e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
+            raise
+        if i == h.n_chunks - 1:
+            self._reader.finish_stream()
+        return codes
+
+    def iter_codes(self, rows=None):
+        """Yield (first row, ChunkCodes) of every chunk that holds some of `rows` (as for
+        iter_blocks), whole chunks in order: the caller trims to its rows.  A stream is
+        read to its end.  Each ChunkCodes is valid until the next is yielded."""
+        h = self.header
+        a, b = resolve_rows(rows, h.n_vectors)
+        wanted = range(a // h.chunk_rows, -(-b // h.chunk_rows)) if b > a else range(0)
+        for i in (wanted if self.seekable else range(h.n_chunks)):
+            if i in wanted:
+                yield i * h.chunk_rows, self.chunk_codes(i)
+            else:  # a stream's chunk outside the rows: read past it, checked
+                self._reader.read_chunk(i)
+        self._reader.finish_stream()
+
+    def query_transform(self, q, normalize: bool = False) -> np.ndarray:
+        """y = R (q - centre) for queries q (..., d), float32: the forward rotation of
+        this file after subtracting its centre (if it has one), and with normalize each
+        query divided by its norm first; so that s <y, c[idx]> from chunk_codes is
+        <q - centre, x_hat - centre> (tqcli.blocks.query_transform, tqcli/codes.py)."""
+        from .blocks import query_transform
+
+        return query_transform(q, self.codec, normalize)
+
     def verify(self, checksums: bool = True) -> None:
         """Read every chunk and check its CRC-32 and floats, then index and footer (what
         `tq inspect --verify` does); raises FormatError at the first fault.
