@@ -267,15 +267,19 @@ class TqFile(OpenContainer, LazyArray):
         h = self.header
         if not 0 <= i < h.n_chunks:
             raise IndexError(f"chunk {i} out of range (the container has {h.n_chunks})")
-        payload = self._reader.read_chunk(i)
-        try:
-            codes = h.payload_coding.chunk_codes(self.codec, payload, h.chunk_rows_of(i))
-        except FormatError as e:
-            e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
-            raise
+        codes = self._chunk_codes(i)
         if i == h.n_chunks - 1:
             self._reader.finish_stream()
         return codes
+
+    def _chunk_codes(self, i: int):
+        h = self.header
+        payload = self._reader.read_chunk(i)
+        try:
+            return h.payload_coding.chunk_codes(self.codec, payload, h.chunk_rows_of(i))
+        except FormatError as e:
+            e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
+            raise
 
     def iter_codes(self, rows=None):
         """Yield (first row, ChunkCodes) of every chunk that holds some of `rows` (as for
@@ -286,7 +290,7 @@ class TqFile(OpenContainer, LazyArray):
         wanted = range(a // h.chunk_rows, -(-b // h.chunk_rows)) if b > a else range(0)
         for i in (wanted if self.seekable else range(h.n_chunks)):
             if i in wanted:
-                yield i * h.chunk_rows, self.chunk_codes(i)
+                yield i * h.chunk_rows, self._chunk_codes(i)
             else:  # a stream's chunk outside the rows: read past it, checked
                 self._reader.read_chunk(i)
         self._reader.finish_stream()
