@@ -12,7 +12,8 @@ decoded row j is
 (c[idx] is absent in prod mode at 1 bit, whose q is 0), so for a query q and
 y = R (q - centre) (tqcli.blocks.query_transform)
 
-    <q - centre, x_hat[j] - centre> = s[j] (<y, c[idx[j]]> + sqrt(pi/2) / d * gamma[j] <S y, sgn[j]>)
+    <q - centre, x_hat[j] - centre>
+        = s[j] (<y, c[idx[j]]> + sqrt(pi/2) / d * gamma[j] <S y, sgn[j]>)
 
 up to the float32 rounding of the rotation (tqcli.blocks.scores computes the right side).
 """
