@@ -21,15 +21,17 @@ import io
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import arrayio, collection
+from . import arrayio, collection, selection
 from .collection import CollectionWriter, stored_shape
 from .container import CRC
 from .errors import FormatError, InputError, TqError
 from .layouts import OpenContainer
+from .lazyarray import LazyArray, split_index
 from .tqfile import TqFile
 
 COPY_PIECE = 1 << 22
@@ -258,10 +260,109 @@ def _jsonable(attrs, name: str) -> dict:
 # ---------------------------------------------------------------------- reading
 
 
-class CollectionFile(OpenContainer):
+class Member(LazyArray):
+    """One member of an open collection, read when it is indexed: `c["layers/0/key"]`.
+
+    `.shape` and `.dtype` are the member's original ones (from its record; nothing is read
+    to know them), `.name`, `.kind` ("tqz" or "raw"), `.attrs`, `.record`; `m[key]` (numpy
+    basic indexing, tqcli.lazyarray) and `np.asarray(m)` read it: a compressed member
+    through its TqFile, only the chunks the key needs; a raw member, only its own bytes.
+    Valid while its collection is open.
+    """
+
+    def __init__(self, owner: "CollectionFile", rec: dict):
+        self._owner, self.record = owner, rec
+
+    @property
+    def name(self) -> str:
+        return self.record["name"]
+
+    @property
+    def kind(self) -> str:
+        return self.record["kind"]
+
+    @property
+    def attrs(self) -> dict:
+        return self.record.get("attrs", {})
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.record["shape"])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """What read(name) returns: bfloat16 through ml_dtypes (a raw member's as uint16
+        bit patterns without it)."""
+        dt = collection.numpy_dtype(self.record["dtype"], required=self.kind == "tqz")
+        return np.dtype("<u2") if dt is None else dt
+
+    def open(self) -> TqFile:
+        """The member's own TqFile (a compressed member; close it, or use `with`)."""
+        return self._owner.open_member(self.name)
+
+    def __getitem__(self, key):
+        if not self.shape:  # a 0-d (raw) member: numpy's own rules
+            split_index(key, (1,))  # refuse advanced indexing as for any other shape
+            return self._owner.read(self.name)[key]
+        return super().__getitem__(key)
+
+    def _read_selected(self, select: tuple) -> np.ndarray:
+        if self.kind != "tqz":
+            return self._owner.read(self.name)[select]
+        # the member's rows are its file's rows; with a vector size below the last axis the
+        # file's shape has one more axis, (..., last / vector, vector), joined again here
+        shape = selection.selected_shape(selection.normalize(select, self.shape), self.shape)
+        try:
+            with self.open() as f:
+                return f.read(select=select).reshape(shape)
+        except TqError as e:
+            e.reason = f"member {self.name!r}: {e.reason}"
+            raise
+
+    def __repr__(self) -> str:
+        return (f"<tq member {self.name!r}: {self.kind} {self.record['dtype']} "
+                f"{'x'.join(map(str, self.shape)) or 'scalar'}>")
+
+
+class CollectionFile(OpenContainer, Mapping):
     """An open collection (bytes, a path or a binary stream).  Seekable: `members` is the
     table of contents and read(name) reads only that member's bytes.  A pipe: items()
-    once, in order."""
+    once, in order.
+
+    A seekable collection is also a read-only Mapping of member names to lazily read
+    arrays, as h5py's Group is: `c[name]` is a Member (shape, dtype, basic indexing that
+    reads only what it needs; KeyError naming an unknown member), `len(c)`, `iter(c)` and
+    `c.keys()` in stored order, `name in c`, `c.values()`, `c.get(name)`.  `c.items()`
+    keeps its own meaning: (record, array) of every member, read in order (also from a
+    pipe).  A collection is always true, and equal only to itself.
+    """
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __getitem__(self, name: str) -> Member:
+        if not self.seekable:
+            raise TqError("a stream's members are read in order; use items()")
+        try:
+            rec = self._reader.entry(name)
+        except (KeyError, TypeError):
+            shown = ", ".join(self.names[:6]) + (" ..." if len(self.names) > 6 else "")
+            raise KeyError(f"no member {name!r} (members: {shown})") from None
+        return Member(self, rec)
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and name in self.names
 
     def __init__(self, src, memory_limit: int | None = None, reader=None, own=None):
         self.memory_limit = memory_limit

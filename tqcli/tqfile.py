@@ -17,6 +17,7 @@ from .codec import Codec
 from .container import Header, check_memory
 from .errors import FormatError, TqError
 from .layouts import OpenContainer
+from .lazyarray import LazyArray
 from .limits import OUTPUT_DTYPES
 
 
@@ -90,8 +91,14 @@ class CollectionError(TqError):
         self.reader = reader
 
 
-class TqFile(OpenContainer):
-    """A container opened from bytes, a path, or a binary stream (see module docstring)."""
+class TqFile(OpenContainer, LazyArray):
+    """A container opened from bytes, a path, or a binary stream (see module docstring).
+
+    As numpy users expect (tqcli.lazyarray): `f.shape`, `f.dtype` (the original ones, as
+    decompress gives them), `f.ndim`, `f.size`, `len(f)`, `np.asarray(f)` and `f[key]`,
+    numpy basic indexing over the original shape that reads only the chunks it needs and
+    equals `tqcli.decompress(src)[key]` exactly.  A stream can be read once.
+    """
 
     def __init__(self, src, memory_limit: int | None = None):
         """memory_limit: bytes of decoding state the header may imply (spec 13.7; None:
@@ -127,6 +134,22 @@ class TqFile(OpenContainer):
     @property
     def n_vectors(self) -> int:
         return self.header.n_vectors
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The original array's shape (the last axis is the vector)."""
+        return tuple(self.header.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The original array's dtype, as decompress returns it (bfloat16 via ml_dtypes)."""
+        return output_dtype(self.header, None)
+
+    def _read_selected(self, select: tuple) -> np.ndarray:
+        return self.read(select=select)
+
+    def _rows_per_read(self) -> int:
+        return self.header.chunk_rows
 
     # ------------------------------------------------------------------ reading
 
@@ -225,6 +248,61 @@ class TqFile(OpenContainer):
                      for block in self.iter_runs(starts, stops)]
             out = np.concatenate(parts) if parts else np.empty((0, h.dim), out_dtype)
         return out.reshape(shape)
+
+    # ------------------------------------------------------------------ codes (search)
+
+    @property
+    def codec(self) -> Codec:
+        """The decoder's state for this header (rotation plan, codebook, prod's sketch),
+        built on first use."""
+        if getattr(self, "_codec", None) is None:
+            self._codec = Codec(self.header)
+        return self._codec
+
+    def chunk_codes(self, i: int):
+        """Chunk i's codes and scales without decoding them to floats: a
+        tqcli.codes.ChunkCodes (the packed coding's bit streams are views of the payload;
+        the entropy coding's cell indices come out of its rANS stage).  Its arrays stay
+        valid until the next read from this file (.copy() keeps them)."""
+        h = self.header
+        if not 0 <= i < h.n_chunks:
+            raise IndexError(f"chunk {i} out of range (the container has {h.n_chunks})")
+        codes = self._chunk_codes(i)
+        if i == h.n_chunks - 1:
+            self._reader.finish_stream()
+        return codes
+
+    def _chunk_codes(self, i: int):
+        h = self.header
+        payload = self._reader.read_chunk(i)
+        try:
+            return h.payload_coding.chunk_codes(self.codec, payload, h.chunk_rows_of(i))
+        except FormatError as e:
+            e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
+            raise
+
+    def iter_codes(self, rows=None):
+        """Yield (first row, ChunkCodes) of every chunk that holds some of `rows` (as for
+        iter_blocks), whole chunks in order: the caller trims to its rows.  A stream is
+        read to its end.  Each ChunkCodes is valid until the next is yielded."""
+        h = self.header
+        a, b = resolve_rows(rows, h.n_vectors)
+        wanted = range(a // h.chunk_rows, -(-b // h.chunk_rows)) if b > a else range(0)
+        for i in (wanted if self.seekable else range(h.n_chunks)):
+            if i in wanted:
+                yield i * h.chunk_rows, self._chunk_codes(i)
+            else:  # a stream's chunk outside the rows: read past it, checked
+                self._reader.read_chunk(i)
+        self._reader.finish_stream()
+
+    def query_transform(self, q, normalize: bool = False) -> np.ndarray:
+        """y = R (q - centre) for queries q (..., d), float32: the forward rotation of
+        this file after subtracting its centre (if it has one), and with normalize each
+        query divided by its norm first; so that s <y, c[idx]> from chunk_codes is
+        <q - centre, x_hat - centre> (tqcli.blocks.query_transform, tqcli/codes.py)."""
+        from .blocks import query_transform
+
+        return query_transform(q, self.codec, normalize)
 
     def verify(self, checksums: bool = True) -> None:
         """Read every chunk and check its CRC-32 and floats, then index and footer (what

@@ -115,3 +115,23 @@ class PayloadCoding:
 
     def __repr__(self) -> str:
         return f"<payload coding {self.name} ({self.code})>"
+
+    # ------------------------------------------------------------------ codes (search)
+    # A chunk's quantised form without decoding it to floats (tqcli/codes.py documents
+    # the arrays and what they decode to); tqcli/blocks.py builds on these.
+
+    def chunk_codes(self, codec, payload, rows: int):
+        """A checked payload's codes and scales as tqcli.codes.ChunkCodes (views of the
+        payload where the coding stores them as they are)."""
+        raise NotImplementedError
+
+    def encode_codes(self, codec, x, first_row: int = 0):
+        """Rows of x (centred already, as Codec.encode_chunks passes them) as the
+        ChunkCodes a chunk of them would hold, with the same kernels; refuses what
+        encode_chunks refuses."""
+        raise NotImplementedError
+
+    def decode_codes(self, codec, codes, out):
+        """ChunkCodes decoded into out[:codes.rows] (returned), as decode does with a
+        payload (no centre added: Codec.decode's business)."""
+        raise NotImplementedError

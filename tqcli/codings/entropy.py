@@ -245,9 +245,16 @@ class Entropy(PayloadCoding):
     # ------------------------------------------------------------------ decode
 
     def decode(self, codec, payload, rows: int, out):
+        return self.decode_codes(codec, self.chunk_codes(codec, payload, rows), out)
+
+    # ------------------------------------------------------------------ codes
+
+    def chunk_codes(self, codec, payload, rows: int):
+        """The cell indices after the rANS stage, uint16 (rows, d), and the scales."""
         import numpy as np
 
         from .. import kernels
+        from ..codes import ChunkCodes
 
         h, m = codec.header, codec.header.model
         buf = np.frombuffer(payload, dtype=np.uint8)
@@ -260,7 +267,33 @@ class Entropy(PayloadCoding):
                             m.lanes, symbols, slot_table=codec.slot_table)
         at = 4 * ns + int(lengths.sum())
         scales = codec.load_floats(buf[at:at + rows * h.scale_size])
-        kernels.decode_symbols(symbols, scales, codec.plan, codec.centroids, out)
+        return ChunkCodes("entropy", rows, h.dim, 0, symbols.reshape(rows, h.dim), scales)
+
+    def encode_codes(self, codec, x, first_row: int = 0):
+        import numpy as np
+
+        from .. import kernels
+        from ..codes import ChunkCodes
+
+        h = codec.header
+        n, d = x.shape
+        symbols = np.empty(n * d, np.uint16)
+        scales = np.empty(n, np.float64)
+        thresholds, _, cents = codec.quantizer
+        kernels.encode_symbols(x, codec.plan, thresholds, h.model.step, cents, codec.rule,
+                               symbols, scales)
+        (stored,) = codec.store_floats([scales], first_row)
+        return ChunkCodes("entropy", n, d, 0, symbols.reshape(n, d),
+                          stored.astype(codec.out_dtype))
+
+    def decode_codes(self, codec, codes, out):
+        import numpy as np
+
+        from .. import kernels
+
+        out = out[:codes.rows]
+        symbols = np.ascontiguousarray(codes.codes, np.uint16).reshape(-1)
+        kernels.decode_symbols(symbols, codes.scales, codec.plan, codec.centroids, out)
         return out
 
     # ------------------------------------------------------------------ numpy reference

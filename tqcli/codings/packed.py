@@ -96,23 +96,52 @@ class Packed(PayloadCoding):
     # ------------------------------------------------------------------ decode
 
     def decode(self, codec, payload, rows: int, out):
+        return self.decode_codes(codec, self.chunk_codes(codec, payload, rows), out)
+
+    # ------------------------------------------------------------------ codes
+
+    def chunk_codes(self, codec, payload, rows: int):
+        """The code and sign streams as views of the payload, the scales (and prod mode's
+        gammas) as the decoder computes with them."""
         import numpy as np
 
-        from .. import kernels
+        from ..codes import ChunkCodes
 
         h = codec.header
         ncode, nsign, nfloat = self.section_sizes(h, rows)
         buf = np.frombuffer(payload, dtype=np.uint8)
-        codes = buf[:ncode]
         per = nfloat // h.floats_per_vector
         scales = codec.load_floats(buf[ncode + nsign:ncode + nsign + per])
         if h.mode == "mse":
-            kernels.decode_mse(codes, scales, codec.plan, codec.centroids, h.code_bits, out)
+            return ChunkCodes("packed", rows, h.dim, h.code_bits, buf[:ncode], scales)
+        gammas = buf[ncode + nsign + per:].view(codec.scale_dtype).astype(np.float64)
+        return ChunkCodes("packed", rows, h.dim, h.code_bits, buf[:ncode], scales,
+                          buf[ncode:ncode + nsign], gammas)
+
+    def encode_codes(self, codec, x, first_row: int = 0):
+        import numpy as np
+
+        from ..codes import ChunkCodes
+
+        h = codec.header
+        codes, qbits, floats = self._encode_arrays(codec, x, first_row)
+        scales = floats[0].astype(codec.out_dtype)  # as load_floats gives the stored ones
+        if h.mode == "mse":
+            return ChunkCodes("packed", x.shape[0], h.dim, h.code_bits, codes, scales)
+        return ChunkCodes("packed", x.shape[0], h.dim, h.code_bits, codes, scales, qbits,
+                          floats[1].astype(np.float64))
+
+    def decode_codes(self, codec, codes, out):
+        from .. import kernels
+
+        h = codec.header
+        out = out[:codes.rows]
+        if h.mode == "mse":
+            kernels.decode_mse(codes.codes, codes.scales, codec.plan, codec.centroids,
+                               h.code_bits, out)
         else:
-            qbits = buf[ncode:ncode + nsign]
-            gammas = buf[ncode + nsign + per:].view(codec.scale_dtype).astype(np.float64)
-            kernels.decode_prod(codes, qbits, scales, gammas, codec.plan, codec.centroids,
-                                h.code_bits, codec.sketch, out)
+            kernels.decode_prod(codes.codes, codes.signs, codes.scales, codes.gammas,
+                                codec.plan, codec.centroids, h.code_bits, codec.sketch, out)
         return out
 
     # ------------------------------------------------------------------ numpy reference
