@@ -127,7 +127,8 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
     attention error of every key/value pair; without `container`, of a fresh compression
     with the given bits (bits_for, lossless, vector_size as for compress)."""
     from .arrayio import containers
-    from .members import compress_collection, open_collection, sys_stdin
+    from .fileio import sys_stdin
+    from .members import compress_collection, open_collection
 
     info, members = containers.read_members(input, group)
     originals = {m.name: m for m in members}

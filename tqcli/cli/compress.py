@@ -113,13 +113,13 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
                 arrayio.split_h5_spec(input.rstrip("/") or input)[0], output_dir)
         if remove:
             _refuse_rm(out, input)
-        from .. import members
+        from .. import fileio
 
         if directory and not os.path.isdir(input):
             raise TqError("--directory: not a folder", input)
         if directory and remove:
             raise click.UsageError("--rm is refused for a folder")
-        coll = (input, None) if directory else members.collection_input(input, dataset)
+        coll = (input, None) if directory else fileio.collection_input(input, dataset)
         if coll is not None:
             if input_dtype is not None:
                 raise click.UsageError("--input-dtype is for .npy input (a collection's "

@@ -70,9 +70,9 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
             _refuse_rm(out, input)
         if input == "-" and sys.stdin.isatty():  # before the engine starts: refuse at once
             raise TqError("refusing to read binary data from a terminal", "-")
-        from .. import members
+        from .. import fileio
 
-        coll, src = members.sniff(input)
+        coll, src = fileio.sniff(input)
         try:
             if coll:
                 _decompress_collection(src, input, "-" if to_stdout else output, engine,

@@ -83,12 +83,12 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be used with FILE.tqz: the "
                                    f"container has its own settings")
-    from .. import evaluation, members
+    from .. import evaluation, fileio
 
     problem = evaluation.input_problem(input, container)
     if problem:
         raise TqError(problem, input)
-    coll = members.collection_input(input, dataset)
+    coll = fileio.collection_input(input, dataset)
     if coll is not None:  # per member, in total, and attention for key/value pairs
         _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,
                          lossless, vector_size, as_json, memory_limit, threads)
