@@ -1,11 +1,24 @@
-"""Per-file policy, as zstd's fileio.c: what the `tq` command (and a library user with file
-names) does around the codec for each file.
+"""Per-file policy, as zstd's fileio.c: everything the `tq` command decides about a file.
 
-The library below (tqcli.api, tqcli.members, tqcli.tqfile) works on arrays, sources and
-streams and never decides anything about a file name; the command line above (tqcli.cli)
-fills options and prints.  Here: the names of outputs, whether an output would overwrite
-its input, '-' for stdin and stdout (never a terminal), and whether an input is one array
-or a collection of them.
+The library below (api, members, tqfile, arrayio) works on arrays, sources and streams; the
+command line above (tqcli.cli) fills options and prints.  Here, once each:
+
+  * what an input is (probe_input for compress: one array, a zarr store, a collection --
+    HDF5 tree, .safetensors, .npz, folder -- or a stream; probe_container for decompress:
+    one array or a collection, by the layouts' own test of the first 16 bytes);
+  * the names of outputs (compressed_output, decompressed_output, collection_output_name,
+    --output-dir), and never an output over its input (refuse_same_file);
+  * '-' for stdin, never a terminal (stdin, from files.binary_stdin);
+  * --rm: refused where it makes no sense (stdout, stdin, a folder, HDF5, zarr), and the
+    input deleted only after a complete write (remove_input);
+  * several inputs each on its own (each);
+  * the files-by-name verbs of the library: compress_file, decompress_file,
+    compress_collection_file, decompress_collection_file (tqcli.compress_file, ...).
+
+Plans for the command line: plan_compress / open_compress_input / compress_planned and
+plan_decompress / decompress_planned, between which the command starts the engine and
+its progress bar.  A refusal of options that make no sense together for an input is a
+Refused (kind "usage"), which the command line reports as a usage error.
 """
 
 from __future__ import annotations
@@ -14,19 +27,414 @@ import contextlib
 import io
 import os
 import stat
-import sys
 import tempfile
+from dataclasses import dataclass
 
-from . import arrayio, files
+from . import arrayio, files, layouts
 from .api import CODING, ROTATION, Decompressed, compress_to
+from .arrayio import containers
 from .container import Header
 from .errors import InputError, TqError
 from .members import CollectionFile, compress_collection
 from .pipeline import BackgroundConsumer
 from .tqfile import TqFile, output_dtype, plan_read
 
+OUTPUT_EXTENSIONS = {"hdf5": ".h5", "safetensors": ".safetensors", "npz": ".npz"}
+stdin = files.binary_stdin  # '-': stdin's bytes, refused when it is a terminal
 
-# ---------------------------------------------------------------------- single arrays
+
+class Refused(TqError):
+    """Options that make no sense together for this input (--rm with stdout, ...): the
+    command line's usage error (exit status 2)."""
+
+    kind = "usage"
+
+
+# ---------------------------------------------------------------------- same file
+
+
+def is_path(target) -> bool:
+    return isinstance(target, (str, os.PathLike)) and os.fspath(target) != "-"
+
+
+def same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_same_file(input, output) -> None:
+    """Never write an output over its input (two names of one file included)."""
+    if is_path(output) and is_path(input) and same_file(input, output):
+        raise TqError("output would overwrite the input", os.fspath(output))
+
+
+# ---------------------------------------------------------------------- what an input is
+
+
+@dataclass(frozen=True)
+class Input:
+    """What `tq compress SPEC` reads, decided once (probe_input).
+
+    kind: "stream" ('-', a .npy on stdin), "array" (a .npy, an HDF5 dataset, or whatever
+    arrayio.open_input will judge), "zarr" (a zarr array folder) or "collection".  path:
+    what is read (FILE of FILE.h5:/dataset).  source: a collection's "hdf5",
+    "safetensors", "npz" or "directory"; "hdf5" for an HDF5 dataset.  group: an HDF5
+    collection's group.  problem: what is wrong with it, said after the usage rules."""
+
+    spec: str
+    kind: str
+    path: str
+    source: str | None = None
+    group: str | None = None
+    dataset: str | None = None
+    problem: str | None = None
+
+    @property
+    def collection(self) -> bool:
+        return self.kind == "collection"
+
+
+def probe_input(spec: str, dataset: str | None = None, directory: bool = False) -> Input:
+    """The kind of a compress input, looked at (nothing read but leading bytes, and an
+    HDF5 file's tree): a collection is an HDF5 file without a dataset named (or naming a
+    group), a .safetensors file, an .npz, or with `directory` a folder."""
+    if spec == "-":
+        return Input(spec, "stream", "-", dataset=dataset)
+    if directory:
+        if os.path.isdir(spec):
+            return Input(spec, "collection", spec, "directory")
+        return Input(spec, "array", spec, problem="--directory: not a folder")
+    if arrayio.is_zarr_store(spec):
+        return Input(spec, "zarr", spec, dataset=dataset)
+    path, ds = arrayio.split_h5_spec(spec)
+    ds = ds or dataset
+    kind = containers.kind_of(path) if os.path.isfile(path) else None
+    if kind in ("safetensors", "npz") and ds is None:
+        return Input(spec, "collection", path, kind)
+    if kind == "hdf5":
+        group = None if ds is None else hdf5_group(path, ds)
+        if ds is None or group is not None:
+            return Input(spec, "collection", path, "hdf5", group)
+    return Input(spec, "array", path, kind, dataset=dataset)
+
+
+def hdf5_group(path: str, dataset: str | None) -> str | None:
+    """The group an HDF5 input names (FILE.h5:/group or --dataset GROUP), else None."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            obj = f.get(dataset) if dataset else None
+            return obj.name if isinstance(obj, h5py.Group) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass
+class Container:
+    """What `tq decompress SPEC` reads, decided once (probe_container): one array or a
+    collection, and what to read it from (a path, or a pipe's stream with its first bytes
+    given again); close() closes a stream opened here."""
+
+    spec: str
+    collection: bool
+    src: object
+
+    def close(self) -> None:
+        if not isinstance(self.src, str):
+            self.src.close()
+
+
+def probe_container(spec: str) -> Container:
+    """A regular file is peeked at and read again by name; '-' and other non-regular files
+    are opened once, their first bytes read and handed on as a SniffedStream (a FIFO
+    cannot be opened twice).  The layout is told by layouts' own test."""
+    def is_collection(head: bytes) -> bool:
+        return layouts.COLLECTION.matches(head)
+
+    if spec != "-":
+        try:
+            regular = stat.S_ISREG(os.stat(spec).st_mode)
+        except FileNotFoundError:  # said first, before anything about the file's kind
+            raise InputError("no such file", spec) from None
+        except OSError:
+            return Container(spec, False, spec)  # the reader's own message
+        if regular:
+            try:
+                with open(spec, "rb") as f:
+                    return Container(spec, is_collection(f.read(layouts.PREFIX)), spec)
+            except OSError:
+                return Container(spec, False, spec)
+        if os.path.isdir(spec):
+            return Container(spec, False, spec)
+        stream, own = io.open(spec, "rb"), True
+    else:
+        stream, own = stdin(), False
+    head = b""
+    while len(head) < layouts.PREFIX:
+        piece = stream.read(layouts.PREFIX - len(head))
+        if not piece:
+            break
+        head += piece
+    return Container(spec, is_collection(head), SniffedStream(head, stream, spec, own))
+
+
+class SniffedStream(io.RawIOBase):
+    """A pipe (stdin, a FIFO, a process substitution) whose first bytes were read to tell
+    a collection from a single array: they are given again, then the rest of the stream."""
+
+    def __init__(self, prefix: bytes, stream, name: str, own: bool):
+        super().__init__()
+        self.prefix, self.stream, self.name, self.own = prefix, stream, name, own
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        if self.prefix:
+            k = min(len(view), len(self.prefix))
+            view[:k] = self.prefix[:k]
+            self.prefix = self.prefix[k:]
+            return k
+        return self.stream.readinto(view)
+
+    def close(self) -> None:
+        if self.own and not self.stream.closed:
+            self.stream.close()
+        super().close()
+
+
+# ---------------------------------------------------------------------- names
+
+
+def compressed_output(inp: Input, output: str | None = None, to_stdout: bool = False,
+                      output_dir: str | None = None) -> str:
+    """compress's output: '-' (-c, or stdin in), -o OUT, or INPUT.tqz (in output_dir)."""
+    if to_stdout:
+        return "-"
+    if output is not None:
+        return output
+    if inp.kind == "stream":
+        return "-"
+    base = inp.spec.rstrip("/") or inp.spec
+    if inp.kind == "zarr":
+        if output_dir is None:  # INPUT.tqz would land inside the zarr store
+            raise TqError("a zarr array is a folder: name the output with -o OUT.tqz "
+                          "or --output-dir DIR", inp.spec)
+        return files.compressed_name(base, output_dir)
+    return files.compressed_name(arrayio.split_h5_spec(base)[0], output_dir)
+
+
+def decompressed_output(spec: str, output: str | None = None, to_stdout: bool = False,
+                        output_dir: str | None = None) -> str:
+    """decompress's output of one array: '-', -o OUT, or IN without .tqz (.npy added when
+    nothing is left of an extension); a collection's is collection_output_name."""
+    if to_stdout:
+        return "-"
+    if output is not None:
+        return output
+    return "-" if spec == "-" else files.decompressed_name(spec, output_dir)
+
+
+def collection_output_name(input: str, info: dict, output_dir: str | None = None) -> str:
+    """decompress's default name: IN without .tqz, given the source's extension if what is
+    left has another (or none): kv.h5.tqz -> kv.h5, kv.tqz -> kv.h5 for an HDF5 source."""
+    if info.get("source") == "directory":  # dir.tqz -> dir
+        return files.decompressed_name(input, output_dir).removesuffix(".npy")
+    name = files.decompressed_name(input, output_dir)
+    if containers.kind_of_name(name) is None:
+        base = name[:-4] if name.endswith(".npy") else name
+        name = base + OUTPUT_EXTENSIONS.get(info.get("source"), ".npz")
+    return name
+
+
+def make_output_dir(output_dir: str) -> None:
+    """--output-dir: made if missing."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:
+        raise TqError(f"cannot create the output folder ({e.strerror})", output_dir) from None
+
+
+# ---------------------------------------------------------------------- --rm and several inputs
+
+
+def refuse_rm(output: str, spec: str) -> None:
+    if output == "-":
+        raise Refused("--rm needs an output file (it is ignored with stdout)")
+    if spec == "-":
+        raise Refused("--rm needs an input file (there is nothing to delete on stdin)")
+
+
+def remove_input(name: str) -> None:
+    """--rm, once the output is complete: delete a regular input file; a FIFO or device is
+    left alone, as by zstd."""
+    if stat.S_ISREG(os.stat(name).st_mode):
+        os.remove(name)
+
+
+def each(inputs: list[str], one, failed) -> bool:
+    """one(input) for every input, as zstd does with several files: a failure is told to
+    failed(input, error) and the next file still runs; returns whether any failed.  A
+    single input raises as it fails; an interrupt ends them all."""
+    if len(inputs) == 1:
+        one(inputs[0])
+        return False
+    bad = False
+    for input in inputs:
+        try:
+            one(input)
+        except (TqError, MemoryError, OSError) as e:
+            failed(input, e)
+            bad = True
+    return bad
+
+
+# ---------------------------------------------------------------------- the command's plans
+
+
+@dataclass(frozen=True)
+class CompressPlan:
+    input: Input
+    output: str
+    remove: bool = False
+
+
+def plan_compress(spec: str, *, output: str | None = None, to_stdout: bool = False,
+                  output_dir: str | None = None, dataset: str | None = None,
+                  directory: bool = False, remove: bool = False,
+                  input_dtype: str | None = None,
+                  collection_options: bool = False) -> CompressPlan:
+    """The input's kind, the output's name and the refusals of `tq compress SPEC`, in the
+    order the command says them; nothing is read but what probe_input looks at."""
+    inp = probe_input(spec, dataset, directory)
+    out = compressed_output(inp, output, to_stdout, output_dir)
+    if remove:
+        refuse_rm(out, spec)
+    if inp.problem:
+        raise TqError(inp.problem, spec)
+    if directory and remove:
+        raise Refused("--rm is refused for a folder")
+    if inp.collection:
+        if input_dtype is not None:
+            raise Refused("--input-dtype is for .npy input (a collection's members carry "
+                          "their dtypes)")
+        if remove and arrayio.is_hdf5_name(inp.path):
+            raise TqError("--rm refused for HDF5 input (the file may hold other data)",
+                          inp.path)
+    elif collection_options:
+        raise Refused("--bits-for, --lossless and --vector-size apply to collections "
+                      "(HDF5, .safetensors, .npz input)")
+    return CompressPlan(inp, out, remove)
+
+
+@contextlib.contextmanager
+def open_compress_input(plan: CompressPlan, input_dtype: str | None = None):
+    """The open arrayio source of a single array (None for a collection, which
+    compress_planned reads), its --rm refused for zarr and HDF5 once it has opened."""
+    if plan.input.collection:
+        yield None
+        return
+    with arrayio.open_input(plan.input.spec, plan.input.dataset, input_dtype) as source:
+        if plan.remove and plan.input.kind == "zarr":
+            raise TqError("--rm refused for zarr input (a store is a folder that may hold "
+                          "other data)", source.name)
+        if plan.remove and plan.input.source == "hdf5":
+            raise TqError("--rm refused for HDF5 input (the file may hold other data)",
+                          source.name)
+        yield source
+
+
+def compress_planned(plan: CompressPlan, source, *, force: bool = False, progress=None,
+                     bits_for=(), lossless=(), vector_size=None, strict: bool = False,
+                     warn=None, **options):
+    """Compress as planned; --rm deletes the input once the output is complete.  Returns
+    the header (one array) or the table of contents (a collection)."""
+    inp = plan.input
+    if inp.collection:
+        done = compress_collection_file(inp.path, plan.output, group=inp.group, force=force,
+                                        progress=progress, bits_for=bits_for,
+                                        lossless=lossless, vector_size=vector_size,
+                                        strict=strict, warn=warn, **options)
+    else:
+        done = compress_file(source, plan.output, force=force, progress=progress, **options)
+    return done
+
+
+@dataclass
+class DecompressPlan:
+    container: Container
+    output: str        # one array's output name
+    target: str | None  # what -o/-c said (a collection names its own output otherwise)
+    remove: bool = False
+
+    @property
+    def collection(self) -> bool:
+        return self.container.collection
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.container.close()
+
+
+def plan_decompress(spec: str, *, output: str | None = None, to_stdout: bool = False,
+                    output_dir: str | None = None, remove: bool = False,
+                    members=(), one_array_options: bool = False) -> DecompressPlan:
+    """The output's name, the refusals and the container's layout of `tq decompress SPEC`
+    (a pipe is opened here: use the plan in a `with` block)."""
+    out = decompressed_output(spec, output, to_stdout, output_dir)
+    if remove:
+        refuse_rm(out, spec)
+    c = probe_container(spec)
+    try:
+        if c.collection and one_array_options:
+            raise Refused("--select and --rows read one array; for a collection choose "
+                          "members with --member")
+        if not c.collection and members:
+            raise TqError("--member given but the file holds one array, not a collection",
+                          spec)
+    except BaseException:
+        c.close()
+        raise
+    return DecompressPlan(c, out, "-" if to_stdout else output, remove)
+
+
+def decompress_planned(plan: DecompressPlan, *, members=None, progress=None,
+                       output_dir: str | None = None, memory_limit: int | None = None,
+                       dtype: str | None = None, force: bool = False, **one_array):
+    """Decompress as planned: a collection (decompress_collection_file: {"output",
+    "members"}) or one array (decompress_file, one_array its rows, select, dataset,
+    zarr_codec: a Decompressed).  Errors name the input."""
+    src = plan.container.src
+    try:
+        if plan.collection:
+            return decompress_collection_file(src, plan.target, members=members, dtype=dtype,
+                                              force=force, progress=progress,
+                                              memory_limit=memory_limit,
+                                              output_dir=output_dir)
+        return decompress_file(src, plan.output, dtype=dtype, force=force, progress=progress,
+                               memory_limit=memory_limit, clip_rows=False, **one_array)
+    except TqError as e:  # a refusal of the stream as it opened names no file yet
+        raise e.with_source(plan.container.spec)
+
+
+def finish(plan, output: str) -> None:
+    """--rm after a complete write of `output`."""
+    if plan.remove:
+        spec = plan.input.path if isinstance(plan, CompressPlan) else plan.container.spec
+        refuse_rm(output, spec)
+        remove_input(spec)
+
+
+# ---------------------------------------------------------------------- files by name
 
 
 def compress_file(input, output, *, dataset: str | None = None, force: bool = False,
@@ -46,8 +454,7 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
     opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
               else arrayio.open_input(os.fspath(input), dataset))
     with opened as source:
-        if is_path(output) and source.name != "-" and same_file(source.name, output):
-            raise TqError("output would overwrite the input", os.fspath(output))
+        refuse_same_file(source.name, output)
         if is_path(output):
             files.check_container_output_name(os.fspath(output))
         try:
@@ -91,8 +498,7 @@ def decompress_file(input, output, *, rows=None, dtype: str | None = None,
             except ValueError as e:
                 raise TqError(f"{'--select' if select is not None else '--rows'}: {e}")
             dt = output_dtype(h, dtype)
-            if is_path(output) and is_path(input) and same_file(input, output):
-                raise TqError("output would overwrite the input", os.fspath(output))
+            refuse_same_file(input, output)
             if is_path(output):
                 files.check_array_output_name(os.fspath(output))
             if is_path(output) and arrayio.is_zarr_name(os.fspath(output)):
@@ -146,39 +552,15 @@ def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force,
         writer.commit()
 
 
-# ---------------------------------------------------------------------- collections
-
-
-OUTPUT_EXTENSIONS = {"hdf5": ".h5", "safetensors": ".safetensors", "npz": ".npz"}
-
-
-def is_collection_input(path: str, dataset: str | None) -> bool:
-    """Whether `tq compress PATH` makes a collection: an HDF5 file without a dataset
-    named (FILE.h5:/path or --dataset keep the single-array form), a .safetensors file
-    or an .npz."""
-    from .arrayio import containers, split_h5_spec
-
-    if path == "-" or not isinstance(path, (str, os.PathLike)):
-        return False
-    path, ds = split_h5_spec(os.fspath(path))
-    if not os.path.isfile(path):
-        return False
-    kind = containers.kind_of(path)
-    return kind in ("safetensors", "npz") or (kind == "hdf5" and ds is None and dataset is None)
-
-
 def compress_collection_file(input, output, *, group: str | None = None,
                              force: bool = False, progress=None, bits: int = 4,
                              bits_for=(), lossless=(), vector_size: int | None = None,
                              **options) -> list[dict]:
     """Compress every array of an HDF5 file (or `group`), .safetensors or .npz into one
     collection .tqz at `output` (atomic, as compress_file); returns the table of contents."""
-    from .arrayio import containers
-
     name = os.fspath(input)
     info, mems = containers.read_members(name, group)
-    if is_path(output) and same_file(name, output):
-        raise TqError("output would overwrite the input", os.fspath(output))
+    refuse_same_file(name, output)
     if is_path(output):
         files.check_container_output_name(os.fspath(output))
     try:
@@ -192,31 +574,15 @@ def compress_collection_file(input, output, *, group: str | None = None,
     return toc
 
 
-def collection_output_name(input: str, info: dict, output_dir: str | None = None) -> str:
-    """decompress's default name: IN without .tqz, given the source's extension if what is
-    left has another (or none): kv.h5.tqz -> kv.h5, kv.tqz -> kv.h5 for an HDF5 source."""
-    from .arrayio import containers
-
-    if info.get("source") == "directory":  # dir.tqz -> dir
-        return files.decompressed_name(input, output_dir).removesuffix(".npy")
-    name = files.decompressed_name(input, output_dir)
-    if containers.kind_of_name(name) is None:
-        base = name[:-4] if name.endswith(".npy") else name
-        name = base + OUTPUT_EXTENSIONS.get(info.get("source"), ".npz")
-    return name
-
-
 def decompress_collection_file(input, output, *, members=None, dtype: str | None = None,
                                force: bool = False, memory_limit: int | None = None,
                                output_dir: str | None = None, progress=None) -> dict:
     """Decode a collection into the same kind of file it came from (or the kind `output`
     names: .h5/.hdf5, .safetensors, .npz); `members` (names) writes only those.  One member
     to a .npy name or '-' writes that array as .npy.  Returns {"output", "members"}."""
-    from .arrayio import containers
-
     if isinstance(input, (str, os.PathLike)):
         name = os.fspath(input)
-        src = sys_stdin() if name == "-" else name
+        src = stdin() if name == "-" else name
     else:
         name, src = getattr(input, "name", None) or "-", input
     try:
@@ -240,8 +606,7 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
                                   "(-o NAME); one member (--member NAME) as .npy or to stdout")
                 if out != "-":
                     files.check_array_output_name(out)
-            if is_path(out) and same_file(name, out):
-                raise TqError("output would overwrite the input", out)
+            refuse_same_file(name, out)
             if kind == "hdf5" and not is_path(out):
                 raise TqError("HDF5 output needs a file name")
             with files.open_output(out, force) as sink:
@@ -262,11 +627,8 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
                                          c.info["members"])
                             yield rec, arr
 
-                    path = sink.writer_path() if kind == "hdf5" else None
-                    if path is None:
-                        # write to the stream's temporary file by name as well
-                        path = sink.writer_path()
-                    containers.write_members(path, kind, c.info, items())
+                    # by name: HDF5's writer, and a stream's temporary file as well
+                    containers.write_members(sink.writer_path(), kind, c.info, items())
                 if members and set(members) - set(written):
                     missing = sorted(set(members) - set(written))
                     raise TqError(f"no member {missing[0]!r}")
@@ -280,8 +642,6 @@ def _decompress_directory(c, name: str, out: str, members, dtype) -> dict:
     """Every member as OUT/NAME.npy, in a new folder made under a temporary name and
     renamed into place when complete (an existing OUT is refused, -f or not)."""
     import shutil
-
-    from .arrayio import containers
 
     if out == "-":
         raise TqError("a folder collection is written to a folder; name it with -o")
@@ -309,146 +669,15 @@ def _decompress_directory(c, name: str, out: str, members, dtype) -> dict:
     return {"output": out, "members": written}
 
 
-def sys_stdin():
-    if sys.stdin.isatty():
-        raise TqError("refusing to read binary data from a terminal", "-")
-    return sys.stdin.buffer
-
-
-def inspect_collection(src, verify: bool = False, memory_limit: int | None = None) -> dict:
-    name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
-    try:
-        with CollectionFile(sys_stdin() if name == "-" else src, memory_limit) as c:
-            return c.report(verify)
-    except TqError as e:
-        raise e.with_source(name if e.source is None else e.source)
-
-
-def hdf5_group(path: str, dataset: str | None) -> str | None:
-    """The group an HDF5 input names (FILE.h5:/group or --dataset GROUP), else None."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            obj = f.get(dataset) if dataset else None
-            return obj.name if isinstance(obj, h5py.Group) else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def collection_input(spec: str, dataset: str | None):
-    """(path, group) when `tq compress spec` makes a collection, else None: an HDF5 file
-    without a dataset named (or naming a group), a .safetensors file, an .npz."""
-    from .arrayio import containers, split_h5_spec
-
-    if spec == "-":
-        return None
-    path, ds = split_h5_spec(spec)
-    ds = ds or dataset
-    if not os.path.isfile(path):
-        return None
-    kind = containers.kind_of(path)
-    if kind in ("safetensors", "npz"):
-        return (path, None) if ds is None else None
-    if kind == "hdf5":
-        if ds is None:
-            return path, None
-        group = hdf5_group(path, ds)
-        return (path, group) if group is not None else None
-    return None
-
-
-class SniffedStream(io.RawIOBase):
-    """A pipe (stdin, a FIFO, a process substitution) whose first bytes were read to tell
-    a collection from a single array: they are given again, then the rest of the stream."""
-
-    def __init__(self, prefix: bytes, stream, name: str, own: bool):
-        super().__init__()
-        self.prefix, self.stream, self.name, self.own = prefix, stream, name, own
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readinto(self, buf) -> int:
-        view = memoryview(buf).cast("B")
-        if self.prefix:
-            k = min(len(view), len(self.prefix))
-            view[:k] = self.prefix[:k]
-            self.prefix = self.prefix[k:]
-            return k
-        return self.stream.readinto(view)
-
-    def close(self) -> None:
-        if self.own and not self.stream.closed:
-            self.stream.close()
-        super().close()
-
-
-def sniff(spec: str):
-    """(is a collection, what to read): a regular file is peeked at and read again by
-    name; '-' and other non-regular files are opened once, their first 16 bytes read, and
-    handed on as a SniffedStream (a FIFO cannot be opened twice)."""
-    from .container import MAGIC
-
-    def is_collection(head: bytes) -> bool:
-        return (len(head) >= 12 and head[:8] == MAGIC and head[8:10] == b"\x01\x00"
-                and bool(head[11] & 0x80))
-
-    if spec != "-":
-        try:
-            regular = stat.S_ISREG(os.stat(spec).st_mode)
-        except FileNotFoundError:  # said first, before anything about the file's kind
-            raise InputError("no such file", spec) from None
-        except OSError:
-            return False, spec  # the reader's own message
-        if regular:
-            try:
-                with open(spec, "rb") as f:
-                    return is_collection(f.read(16)), spec
-            except OSError:
-                return False, spec
-        if os.path.isdir(spec):
-            return False, spec
-        stream, own = io.open(spec, "rb"), True
-    else:
-        stream, own = sys_stdin(), False
-    head = b""
-    while len(head) < 16:
-        piece = stream.read(16 - len(head))
-        if not piece:
-            break
-        head += piece
-    return is_collection(head), SniffedStream(head, stream, spec, own)
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def is_path(target) -> bool:
-    return isinstance(target, (str, os.PathLike)) and os.fspath(target) != "-"
-
-
-def same_file(a, b) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def open_named(src, refuse_directory: bool,
                 memory_limit: int | None = None) -> tuple[TqFile, str | None]:
     """TqFile of `src`, with '-' for stdin (never a terminal) and one-line errors for a
     path that is missing (or a directory); returns it and the name errors should carry."""
     if isinstance(src, (str, os.PathLike)):
         name = os.fspath(src)
-        if name == "-" and sys.stdin.isatty():
-            raise TqError("refusing to read binary data from a terminal", "-")
         try:
             if name == "-":
-                return TqFile(sys.stdin.buffer, memory_limit), name
+                return TqFile(stdin(), memory_limit), name
             if not os.path.exists(name):
                 raise TqError("no such file")
             if refuse_directory and os.path.isdir(name):

@@ -8,13 +8,11 @@ import sys
 
 import click
 
-from .. import limits
-from ..errors import TqError
+from .. import limits, process
 from ..rotations import DEFAULT as DEFAULT_ROTATION, ROTATIONS
 from .options import (CODING_CHOICES, CONTEXT, _check_coding_options, _check_encoder_options,
-                      _each, _Engine, _input_list, _refuse_rm, _remove_input, _warner,
-                      common_keep, common_mode, common_output_dir, common_seed,
-                      common_threads)
+                      _each, _Engine, _input_list, _warner, common_keep, common_mode,
+                      common_output_dir, common_seed, common_threads, usage_errors)
 from .progress import _Progress, _progress_enabled
 
 
@@ -87,8 +85,6 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
     or STORE/ARRAY, or '-' for a .npy on stdin; none: stdin) into a .tqz file.  An HDF5
     file (or group), a .safetensors file and an .npz become one collection of named
     members; FILE.h5:/dataset one array."""
-    from .. import arrayio, files
-
     _check_encoder_options(mode, scale_rule, chunk_rows)
     bits, coding = _check_coding_options(bits, coding, nmse, mode)
     from ..members import parse_bits_for
@@ -101,71 +97,30 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
     engine = _Engine(threads)
 
     def one(input):
-        out = "-" if to_stdout else output
-        if out is None and input != "-" and arrayio.is_zarr_store(input):
-            if output_dir is None:  # INPUT.tqz would land inside the zarr store
-                raise TqError("a zarr array is a folder: name the output with -o OUT.tqz "
-                              "or --output-dir DIR", input)
-            input_name = input.rstrip("/") or input
-            out = files.compressed_name(input_name, output_dir)
-        if out is None:
-            out = "-" if input == "-" else files.compressed_name(
-                arrayio.split_h5_spec(input.rstrip("/") or input)[0], output_dir)
-        if remove:
-            _refuse_rm(out, input)
-        from .. import fileio
-
-        if directory and not os.path.isdir(input):
-            raise TqError("--directory: not a folder", input)
-        if directory and remove:
-            raise click.UsageError("--rm is refused for a folder")
-        coll = (input, None) if directory else fileio.collection_input(input, dataset)
-        if coll is not None:
-            if input_dtype is not None:
-                raise click.UsageError("--input-dtype is for .npy input (a collection's "
-                                       "members carry their dtypes)")
-            if remove and arrayio.is_hdf5_name(coll[0]):
-                raise TqError("--rm refused for HDF5 input (the file may hold other data)",
-                              coll[0])
-            api = engine.start()
-            with _Progress(_progress_enabled(progress, quiet), "compress members") as bar:
-                toc = api.compress_collection_file(
-                    coll[0], out, group=coll[1], force=force, progress=bar, bits=bits,
-                    bits_for=bits_for, lossless=lossless, vector_size=vector_size,
-                    mode=mode, seed=seed, rounds=rounds, rotation=rotation, center=center,
-                    scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                    coding=coding, nmse=nmse, strict=strict, warn=_warner(coll[0]))
-            if remove:
-                _remove_input(coll[0])
-            if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
-                from ..report import collection_summary
-
-                written = os.path.getsize(out) if out != "-" and os.path.isfile(out) else None
-                click.echo(collection_summary(coll[0], toc, out, written), err=True)
-            return
-        if bits_for or lossless or vector_size:
-            raise click.UsageError("--bits-for, --lossless and --vector-size apply to "
-                                   "collections (HDF5, .safetensors, .npz input)")
-        with arrayio.open_input(input, dataset, input_dtype) as source:
-            api = engine.start()  # the kernels load once the input is good
-            if remove and isinstance(source, arrayio.ZarrSource):
-                raise TqError("--rm refused for zarr input (a store is a folder that may hold "
-                              "other data)", source.name)
-            if remove and isinstance(source, arrayio.H5Source):
-                raise TqError("--rm refused for HDF5 input (the file may hold other data)",
-                              source.name)
-            with _Progress(_progress_enabled(progress, quiet), "compress") as bar:
-                header = api.compress_file(source, out, force=force, progress=bar, bits=bits,
-                                           mode=mode, seed=seed, rounds=rounds,
-                                           rotation=rotation, center=center,
-                                           scale_rule=scale_rule, scale_dtype=scale_dtype,
-                                           chunk_rows=chunk_rows, coding=coding, nmse=nmse)
-        if remove:
-            _remove_input(source.name)
+        fileio = process.load_fileio()
+        with usage_errors():
+            plan = fileio.plan_compress(
+                input, output=output, to_stdout=to_stdout, output_dir=output_dir,
+                dataset=dataset, directory=directory, remove=remove, input_dtype=input_dtype,
+                collection_options=bool(bits_for or lossless or vector_size))
+        coll, out = plan.input.collection, plan.output
+        more = dict(bits_for=bits_for, lossless=lossless, vector_size=vector_size,
+                    strict=strict, warn=_warner(plan.input.path)) if coll else {}
+        with fileio.open_compress_input(plan, input_dtype) as source:
+            engine.start()  # the kernels load once the input is good
+            with _Progress(_progress_enabled(progress, quiet),
+                           "compress members" if coll else "compress") as bar:
+                done = fileio.compress_planned(
+                    plan, source, force=force, progress=bar, bits=bits, mode=mode, seed=seed,
+                    rounds=rounds, rotation=rotation, center=center, scale_rule=scale_rule,
+                    scale_dtype=scale_dtype, chunk_rows=chunk_rows, coding=coding, nmse=nmse,
+                    **more)
+        fileio.finish(plan, out)
         if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
-            from ..report import compress_summary
+            from .. import report
 
             written = os.path.getsize(out) if out != "-" and os.path.isfile(out) else None
-            click.echo(compress_summary(source.name, header, out, written), err=True)
+            click.echo(report.collection_summary(plan.input.path, done, out, written) if coll
+                       else report.compress_summary(source.name, done, out, written), err=True)
 
     _each(inputs, one)

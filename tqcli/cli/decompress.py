@@ -3,15 +3,12 @@ collection came from."""
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from .. import limits
-from ..errors import TqError
-from .options import (CONTEXT, _each, _Engine, _input_list, _refuse_rm, _remove_input,
-                      _rows_option, _select_option, common_keep, common_memory,
-                      common_output_dir, common_threads)
+from .. import limits, process
+from .options import (CONTEXT, _each, _Engine, _input_list, _rows_option, _select_option,
+                      common_keep, common_memory, common_output_dir, common_threads,
+                      usage_errors)
 from .progress import _Progress, _progress_enabled
 
 
@@ -53,8 +50,6 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
                threads):
     """Decompress each IN.tqz ('-' or none: stdin) into a .npy or HDF5 file, or a zarr
     store (OUT.zarr); a collection into the kind of file it came from."""
-    from .. import files
-
     if select is not None and rows is not None:
         raise click.UsageError("--select and --rows are two ways to choose; give one")
     if zarr_codec != "plain" and not (output or "").rstrip("/").lower().endswith(".zarr"):
@@ -63,64 +58,29 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
     engine = _Engine(threads)
 
     def one(input):
-        out = "-" if to_stdout else output
-        if out is None:
-            out = "-" if input == "-" else files.decompressed_name(input, output_dir)
-        if remove:
-            _refuse_rm(out, input)
-        if input == "-" and sys.stdin.isatty():  # before the engine starts: refuse at once
-            raise TqError("refusing to read binary data from a terminal", "-")
-        from .. import fileio
+        fileio = process.load_fileio()
+        with usage_errors():
+            plan = fileio.plan_decompress(
+                input, output=output, to_stdout=to_stdout, output_dir=output_dir,
+                remove=remove, members=member,
+                one_array_options=select is not None or rows is not None)
+        with plan:
+            engine.start()
+            with _Progress(_progress_enabled(progress, quiet),
+                           "decompress members" if plan.collection else "decompress") as bar:
+                done = fileio.decompress_planned(
+                    plan, members=list(member) or None, progress=bar, output_dir=output_dir,
+                    memory_limit=memory_limit, dtype=dtype, force=force, rows=rows,
+                    select=select, dataset=dataset, zarr_codec=zarr_codec)
+        out = done["output"] if plan.collection else plan.output
+        with usage_errors():
+            fileio.finish(plan, out)
+        if verbose and plan.collection:
+            from ..report import plural
 
-        coll, src = fileio.sniff(input)
-        try:
-            if coll:
-                _decompress_collection(src, input, "-" if to_stdout else output, engine,
-                                       member, select, rows, dtype, force, memory_limit,
-                                       output_dir, remove, verbose,
-                                       _progress_enabled(progress, quiet))
-                return
-            if member:
-                raise TqError("--member given but the file holds one array, not a "
-                              "collection", input)
-            api = engine.start()
-            with _Progress(_progress_enabled(progress, quiet), "decompress") as bar:
-                done = api.decompress_file(src, out, rows=rows, select=select, dtype=dtype,
-                                           dataset=dataset, force=force, progress=bar,
-                                           memory_limit=memory_limit, clip_rows=False,
-                                           zarr_codec=zarr_codec)
-        except TqError as e:  # a refusal of the stream as it opened names no file yet
-            raise e.with_source(input)
-        finally:
-            if not isinstance(src, str):
-                src.close()
-        if remove:
-            _remove_input(input)
-        if verbose:
+            click.echo(f"{input}: {plural(len(done['members']), 'member')} -> {out}", err=True)
+        elif verbose:
             click.echo(f"{input}: {' x '.join(map(str, done.shape))} {done.dtype.name} "
                        f"-> {out}", err=True)
 
     _each(inputs, one)
-
-
-def _decompress_collection(src, input, target, engine, member, select, rows, dtype, force,
-                           memory_limit, output_dir, remove, verbose, show_progress) -> None:
-    """One collection: the same kind of file back (or what -o names), or one --member."""
-    if select is not None or rows is not None:
-        raise click.UsageError("--select and --rows read one array; for a collection "
-                               "choose members with --member")
-    api = engine.start()
-    with _Progress(show_progress, "decompress members") as bar:
-        done = api.decompress_collection_file(src, target, members=list(member) or None,
-                                              dtype=dtype, force=force, progress=bar,
-                                              memory_limit=memory_limit,
-                                              output_dir=output_dir)
-    if remove:
-        if done["output"] == "-":
-            _refuse_rm("-", input)
-        _remove_input(input)
-    if verbose:
-        from ..report import plural
-
-        click.echo(f"{input}: {plural(len(done['members']), 'member')} -> {done['output']}",
-                   err=True)

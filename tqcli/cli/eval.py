@@ -83,14 +83,14 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be used with FILE.tqz: the "
                                    f"container has its own settings")
-    from .. import evaluation, fileio
+    from .. import evaluation
 
     problem = evaluation.input_problem(input, container)
     if problem:
         raise TqError(problem, input)
-    coll = fileio.collection_input(input, dataset)
-    if coll is not None:  # per member, in total, and attention for key/value pairs
-        _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,
+    probe = process.load_fileio().probe_input(input, dataset)
+    if probe.collection:  # per member, in total, and attention for key/value pairs
+        _eval_collection((probe.path, probe.group), container, bits, mode, seed, scale_rule, center, bits_for,
                          lossless, vector_size, as_json, memory_limit, threads)
         return
     if bits_for or lossless or vector_size:
@@ -196,31 +196,19 @@ def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits
 
 def _eval_kv_array(input, container, axis, bits, mode, seed, scale_rule, center, dataset,
                    as_json, memory_limit, threads) -> None:
-    import numpy as np
-
-    from .. import arrayio, collection_eval
+    from .. import collection_eval
 
     if bits is not None and len(bits) != 1:
         raise click.UsageError("--kv-axis evaluates one -b")
-    api = process.load_library()
+    process.load_library()
     process.start_engine(threads)
-    with arrayio.open_input(input, dataset) as src:
-        try:
-            x = np.concatenate(list(src.blocks(1 << 16))).reshape(src.shape)
-        except TqError as e:
-            raise e.with_source(src.name)
-    b = bits[0] if bits else limits.DEFAULT_BITS
     try:
-        y = api.decompress(container, memory_limit=memory_limit) if container else \
-            api.decompress(api.compress(x, bits=b, mode=mode, seed=seed, scale_rule=scale_rule,
-                                        center=center))
-        if y.shape != x.shape:
-            raise TqError(f"holds shape {y.shape}, INPUT has {x.shape}")
-        r = collection_eval.evaluate_kv_array(x, y, axis, input, None if container else b)
+        r = collection_eval.evaluate_kv_file(
+            input, container, axis=axis, bits=bits[0] if bits else limits.DEFAULT_BITS,
+            dataset=dataset, memory_limit=memory_limit, mode=mode, seed=seed,
+            scale_rule=scale_rule, center=center)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--kv-axis") from None
-    except TqError as e:
-        raise e.with_source(container or input)
     click.echo(json.dumps(r, indent=2) if as_json else collection_eval.report_text(r))
 
 

@@ -4,6 +4,7 @@ several inputs (_input_list, _each) and the engine started once for them all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -237,11 +238,7 @@ def _input_list(inputs, output, to_stdout, output_dir, keep, remove) -> list[str
     if list(inputs).count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
     if output_dir is not None:
-        try:
-            os.makedirs(output_dir, exist_ok=True)
-        except OSError as e:
-            raise TqError(f"cannot create the output folder ({e.strerror})", output_dir) \
-                from None
+        process.load_fileio().make_output_dir(output_dir)
     return list(inputs)
 
 
@@ -253,27 +250,30 @@ def _warner(source: str):
 
 
 def _each(inputs: list[str], one) -> None:
-    """one(input) for every input, as zstd does with several files: a failure is reported
-    (one line) and the next file still runs; exit status 1 if any failed.  A single input
-    fails as every command does (TqGroup); an interrupt ends them all."""
-    if len(inputs) == 1:
-        one(inputs[0])
-        return
-    failed = False
-    for input in inputs:
-        try:
-            one(input)
-        except TqError as e:
+    """one(input) for every input (fileio.each): a failure is one line and the next file
+    still runs; exit status 1 if any failed."""
+    def failed(input, e):
+        if isinstance(e, TqError):
             _fail(e.source or input, _reason(e))
-            failed = True
-        except MemoryError:
+        elif isinstance(e, MemoryError):
             _fail(input, "out of memory")
-            failed = True
-        except OSError as e:
+        else:
             _fail(e.filename or input, e.strerror or str(e))
-            failed = True
-    if failed:
+
+    if process.load_fileio().each(inputs, one, failed):
         _exit(click.get_current_context(), 1)
+
+
+@contextlib.contextmanager
+def usage_errors():
+    """fileio's refusals of options that make no sense for an input (kind "usage") as
+    click's usage errors: one line, exit status 2."""
+    try:
+        yield
+    except TqError as e:
+        if e.kind != "usage":
+            raise
+        raise click.UsageError(e.reason) from None
 
 
 class _Engine:
@@ -288,21 +288,6 @@ class _Engine:
             self.api = process.load_library()
             process.start_engine(self.threads)
         return self.api
-
-
-def _remove_input(name: str) -> None:
-    """--rm: delete a regular input file; a FIFO or device is left alone, as by zstd."""
-    import stat
-
-    if stat.S_ISREG(os.stat(name).st_mode):
-        os.remove(name)
-
-
-def _refuse_rm(out: str, input: str) -> None:
-    if out == "-":
-        raise click.UsageError("--rm needs an output file (it is ignored with stdout)")
-    if input == "-":
-        raise click.UsageError("--rm needs an input file (there is nothing to delete on stdin)")
 
 
 def _memory_option(ctx, param, value):
