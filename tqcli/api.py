@@ -13,17 +13,15 @@ Progress callbacks are called as progress(rows done, rows in all), first with 0.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import math
 import os
-import sys
 from typing import NamedTuple
 
 import numpy as np
 
-from . import arrayio, codings, files, report, rotations
+from . import arrayio, codings, report, rotations
 from .codec import Codec, make_center, make_header
 from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
@@ -184,38 +182,14 @@ def compress(array, *, bits: float | None = 4, mode: str = "mse", seed: int = 0,
     return buf.getvalue()
 
 
-def compress_file(input, output, *, dataset: str | None = None, force: bool = False,
-                  progress=None, bits: float | None = 4, mode: str = "mse", seed: int = 0,
-                  rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
-                  chunk_rows: int | None = None, rotation: str = ROTATION,
-                  coding: str = CODING, center=False, nmse: float | None = None) -> Header:
-    """Compress the array in `input` into the container `output`; returns its header.
+def compress_file(input, output, **options) -> Header:
+    """Compress the array in `input` into the container `output` (tqcli.fileio.compress_file,
+    where the per-file policy lives: names, same-file and terminal refusals, atomic output)."""
+    from . import fileio
 
-    input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
-    or an already open arrayio.ArraySource (left open).  output: a path, written to a
-    temporary file renamed into place when complete (never over the input; an existing
-    file only with force; a FIFO or device in place; never a name that says another
-    format, such as .npy: files.check_container_output_name), '-' for stdout, or a binary
-    stream.  Errors name the file.
-    """
-    opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
-              else arrayio.open_input(os.fspath(input), dataset))
-    with opened as source:
-        if _is_path(output) and source.name != "-" and _same_file(source.name, output):
-            raise TqError("output would overwrite the input", os.fspath(output))
-        if _is_path(output):
-            files.check_container_output_name(os.fspath(output))
-        try:
-            with files.open_output(output, force) as sink:
-                header = compress_to(source, sink.stream, bits=bits, mode=mode, seed=seed,
-                                     rounds=rounds, scale_rule=scale_rule,
-                                     scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                                     rotation=rotation, coding=coding, center=center,
-                                     nmse=nmse, progress=progress)
-                sink.commit()
-        except TqError as e:
-            raise e.with_source(source.name)
-    return header
+    return fileio.compress_file(input, output, **options)
+
+
 
 
 # ---------------------------------------------------------------------- decompress
@@ -254,87 +228,12 @@ class Decompressed(NamedTuple):
     shape: tuple = ()
 
 
-def decompress_file(input, output, *, rows=None, dtype: str | None = None,
-                    dataset: str = "data", force: bool = False, progress=None,
-                    memory_limit: int | None = None, select=None,
-                    clip_rows: bool = True, zarr_codec: str = "plain") -> Decompressed:
-    """Decode the container `input` into the array file `output`.
+def decompress_file(input, output, **options) -> Decompressed:
+    """Decode the container `input` into the array file `output` (tqcli.fileio.decompress_file,
+    where the per-file policy lives)."""
+    from . import fileio
 
-    input: a path, '-' for stdin, or a binary stream.  output: a .npy path, or HDF5 when it
-    ends in .h5/.hdf5 (the array as `dataset`), written to a temporary file renamed into
-    place when complete (never over the input; an existing file only with force; a FIFO
-    or device is written in place); '-' for a .npy on stdout, or a binary stream.  A name
-    that says another format (.npz, .tqz, ...) is refused (files.check_array_output_name).
-    With rows, the result is the 2-D (rows, d) view; with select (as for decompress) the
-    shape numpy gives x[select].  clip_rows=False refuses a rows range beyond the array
-    (the command line's --rows) instead of clipping it.  Chunk k is written while chunk
-    k+1 is decoded.  Errors name the file.  memory_limit as for decompress.
-    An output named *.zarr is a zarr v3 store (the zarr extra; arrayio.ZarrSink) holding
-    the array at its root, with zarr's default codecs (zarr_codec "plain": the decoded
-    values exactly) or the tq.turboquant codec with this container's settings ("tq").
-    """
-    f, name = _open_named(input, refuse_directory=True, memory_limit=memory_limit)
-    try:
-        with f:
-            h = f.header
-            try:
-                shape, starts, stops = plan_read(h, rows, select, clip_rows=clip_rows)
-            except ValueError as e:
-                raise TqError(f"{'--select' if select is not None else '--rows'}: {e}")
-            dt = output_dtype(h, dtype)
-            if _is_path(output) and _is_path(input) and _same_file(input, output):
-                raise TqError("output would overwrite the input", os.fspath(output))
-            if _is_path(output):
-                files.check_array_output_name(os.fspath(output))
-            if _is_path(output) and arrayio.is_zarr_name(os.fspath(output)):
-                _decompress_to_zarr(f, os.fspath(output), shape, dt, starts, stops, force,
-                                    progress, zarr_codec)
-                count = int((stops - starts).sum())
-                start = int(starts[0]) if starts.size else 0
-                return Decompressed(h, start, start + count, dt, tuple(shape))
-            h5 = _is_path(output) and arrayio.is_hdf5_name(os.fspath(output))
-            with files.open_output(output, force) as sink:
-                if h5:
-                    writer = arrayio.H5Sink(sink.writer_path(), shape, dt, dataset,
-                                            name=os.fspath(output))
-                else:
-                    writer = arrayio.NpySink(sink.stream, shape, dt)
-                try:
-                    # three buffers in turn and a queue of one keep the block being written
-                    # out of the decoder's way
-                    with BackgroundConsumer(writer.write, depth=1) as background:
-                        for block in f.iter_runs(starts, stops, progress=progress,
-                                                 buffers=3):
-                            background.put(block)
-                finally:
-                    writer.close()
-                sink.commit()
-    except TqError as e:
-        raise e.with_source(name)
-    count = int((stops - starts).sum())
-    start = int(starts[0]) if starts.size else 0
-    return Decompressed(h, start, start + count, dt, tuple(shape))
-
-
-def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force, progress,
-                        zarr_codec: str) -> None:
-    """decompress_file's zarr branch: the rows into a new zarr store at `output`."""
-    h = f.header
-    options = None
-    if zarr_codec == "tq":  # the container's own settings, chunk for chunk
-        bits = h.bits
-        if h.coding == "entropy" and f.seekable and h.n_vectors:  # the rate it achieved
-            achieved = (f.payload_bytes - h.n_vectors * h.scale_size) * 8 / (h.n_vectors * h.dim)
-            bits = min(8.0, max(1.0, round(achieved, 3)))
-        options = dict(bits=bits, mode=h.mode, seed=h.seed, rounds=h.rounds,
-                       scale_rule=h.scale_rule, scale_dtype=h.scale_dtype,
-                       rotation=h.rotation, coding=h.coding, center=h.centered)
-    with arrayio.ZarrSink(output, shape, dt, codec=zarr_codec, options=options,
-                          chunk_rows=h.chunk_rows, force=force) as writer:
-        with BackgroundConsumer(writer.write, depth=1) as background:
-            for block in f.iter_runs(starts, stops, progress=progress, buffers=3):
-                background.put(block)
-        writer.commit()
+    return fileio.decompress_file(input, output, **options)
 
 
 # ---------------------------------------------------------------------- inspect
@@ -350,7 +249,9 @@ def inspect(src, verify: bool = False, memory_limit: int | None = None) -> dict:
     (as for decompress) is refused like any file a decoder refuses.
     """
     try:
-        f, name = _open_named(src, refuse_directory=False, memory_limit=memory_limit)
+        from .fileio import open_named
+
+        f, name = open_named(src, refuse_directory=False, memory_limit=memory_limit)
     except CollectionError as e:  # a collection: its members and the total
         from .members import CollectionFile
 
@@ -502,42 +403,21 @@ def on_first_compile(callback):
     return kernels.on_first_compile(callback)
 
 
-def _is_path(target) -> bool:
-    return isinstance(target, (str, os.PathLike)) and os.fspath(target) != "-"
+def compress_collection_file(input, output, **options) -> list[dict]:
+    """tqcli.fileio.compress_collection_file: every array of a file into one collection."""
+    from . import fileio
+
+    return fileio.compress_collection_file(input, output, **options)
 
 
-def _same_file(a, b) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+def decompress_collection_file(input, output, **options) -> dict:
+    """tqcli.fileio.decompress_collection_file: a collection back into a file."""
+    from . import fileio
+
+    return fileio.decompress_collection_file(input, output, **options)
 
 
-def _open_named(src, refuse_directory: bool,
-                memory_limit: int | None = None) -> tuple[TqFile, str | None]:
-    """TqFile of `src`, with '-' for stdin (never a terminal) and one-line errors for a
-    path that is missing (or a directory); returns it and the name errors should carry."""
-    if isinstance(src, (str, os.PathLike)):
-        name = os.fspath(src)
-        if name == "-" and sys.stdin.isatty():
-            raise TqError("refusing to read binary data from a terminal", "-")
-        try:
-            if name == "-":
-                return TqFile(sys.stdin.buffer, memory_limit), name
-            if not os.path.exists(name):
-                raise TqError("no such file")
-            if refuse_directory and os.path.isdir(name):
-                raise TqError("is a directory")
-            return TqFile(name, memory_limit), name
-        except TqError as e:
-            raise e.with_source(name)
-    return TqFile(src, memory_limit), getattr(src, "name", None) if not isinstance(
-        src, (bytes, bytearray, memoryview)) else None
-
-
-from .members import (compress_collection, compress_collection_file,  # noqa: E402
-                      decompress_collection_file, open_collection)
-
+from .members import compress_collection, open_collection  # noqa: E402
 __all__ = ["compress_collection", "compress_collection_file", "decompress_collection_file",
            "open_collection", "compress", "compress_to", "compress_file", "decompress", "decompress_file",
            "read_header", "inspect", "evaluate_file", "set_threads", "TqFile", "Header",

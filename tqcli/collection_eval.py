@@ -127,7 +127,8 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
     attention error of every key/value pair; without `container`, of a fresh compression
     with the given bits (bits_for, lossless, vector_size as for compress)."""
     from .arrayio import containers
-    from .members import compress_collection, open_collection, sys_stdin
+    from .files import binary_stdin
+    from .members import compress_collection, open_collection
 
     info, members = containers.read_members(input, group)
     originals = {m.name: m for m in members}
@@ -138,7 +139,7 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
         container = buf.getvalue()
     decoded, recs = {}, {}
     if container == "-":  # FILE.tqz from stdin, as for a single array
-        container = sys_stdin()
+        container = binary_stdin()
     with open_collection(container, memory_limit) as c:
         for rec, y in c.items():
             decoded[rec["name"]], recs[rec["name"]] = y, rec
@@ -229,3 +230,28 @@ def evaluate_kv_array(x: np.ndarray, y: np.ndarray, axis: int, name: str = "<arr
     r = vector_ratios(_flat(_as_float(x), x.shape[-1]), _flat(_as_float(y), x.shape[-1]))
     total = {"nmse": float(r.mean()) if r.size else 0.0, "vectors": int(r.size)}
     return {"input": name, "members": [], "total": total, "attention": rows}
+
+
+def evaluate_kv_file(input: str, container=None, *, axis: int, bits: float = 4,
+                     dataset: str | None = None, memory_limit: int | None = None,
+                     **options) -> dict:
+    """evaluate_kv_array of the single-array KV dump in the file `input` (`axis`, of length
+    2, holds keys and values) against its compression now with `bits` and `options`
+    (mode, seed, scale_rule, center), or against the container `container`.  A wrong axis
+    is a ValueError; errors name the file."""
+    from . import api, arrayio
+    from .errors import TqError
+
+    with arrayio.open_input(input, dataset) as src:
+        try:
+            x = np.concatenate(list(src.blocks(1 << 16))).reshape(src.shape)
+        except TqError as e:
+            raise e.with_source(src.name)
+    try:
+        y = api.decompress(container, memory_limit=memory_limit) if container else \
+            api.decompress(api.compress(x, bits=bits, **options))
+        if y.shape != x.shape:
+            raise TqError(f"holds shape {y.shape}, INPUT has {x.shape}")
+        return evaluate_kv_array(x, y, axis, input, None if container else bits)
+    except TqError as e:
+        raise e.with_source(container or input)

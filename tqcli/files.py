@@ -18,7 +18,7 @@ import stat
 import sys
 import tempfile
 
-from .errors import OutputExistsError, TqError
+from .errors import InputError, OutputExistsError, TqError
 
 BUFFER = 1 << 20
 
@@ -134,6 +134,18 @@ def decompressed_name(input: str, output_dir: str | None = None) -> str:
     if not _extension(name):
         name += ".npy"
     return os.path.join(output_dir, os.path.basename(name)) if output_dir else name
+
+
+def refuse_terminal_input(stream, name: str | None = "-") -> None:
+    """Never read binary data from a terminal (stdin or a path that is one)."""
+    if stream.isatty():
+        raise InputError("refusing to read binary data from a terminal", name)
+
+
+def binary_stdin():
+    """'-' as an input: stdin's bytes, never a terminal's."""
+    refuse_terminal_input(sys.stdin, "-")
+    return sys.stdin.buffer
 
 
 def refuse_terminal(stream, name: str = "-") -> None:

@@ -94,3 +94,11 @@ def start_engine(n: int | None) -> None:
         kernels.warm_up()
     load_library().set_threads(n)
     resume_gc(freeze=True)
+
+
+def load_fileio():
+    """tqcli.fileio, the per-file policy over the library (loaded as load_library loads
+    it)."""
+    load_library()
+    from . import fileio
+    return fileio

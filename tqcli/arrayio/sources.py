@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from ..errors import InputError
+from ..files import refuse_terminal_input
 from . import bf16
 from .base import ArraySource, check_dtype, check_shape
 from .hdf5 import H5Source, split_h5_spec
@@ -217,8 +218,7 @@ def open_input(spec: str, dataset: str | None = None,
     file's first bytes, not its name; errors name the file.  The file is opened once, so
     a FIFO or a process substitution (<(cat x.npy)) is read as the stream it is."""
     if spec == "-":
-        if sys.stdin.isatty():
-            raise InputError("refusing to read binary data from a terminal", "-")
+        refuse_terminal_input(sys.stdin, "-")
         try:
             return open_npy("-", input_dtype)
         except InputError as e:
@@ -242,8 +242,7 @@ def open_input(spec: str, dataset: str | None = None,
             # a pipe's raw reads may come short; a buffered reader's read(n) does not
             f = io.BufferedReader(f)
         try:
-            if f.isatty():
-                raise InputError("refusing to read binary data from a terminal")
+            refuse_terminal_input(f, None)
             magic = _read_upto(f, 8)
             if magic.startswith(b"\x89HDF"):
                 if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):

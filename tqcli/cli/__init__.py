@@ -1,0 +1,46 @@
+"""The `tq` command line: click glue over tqcli.api.
+
+Each command turns its flags into one library call (api.compress_file, decompress_file,
+inspect, evaluate_file) and prints what it returns.  Options and their rules come from
+tqcli.limits; process tuning is tqcli.process; report text is tqcli.report.  Heavy modules
+are imported inside the commands so that `tq --help` and `tq --version` start instantly.
+Errors become one line `tq: FILE: reason` on stderr with exit status 1; usage errors exit
+with 2, an interrupt with 130, SIGTERM with 143.  compress, decompress and inspect take
+several files, each handled on its own as zstd does (_each).
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__, process
+from .options import CONTEXT, TqGroup, _install_signals, parse_bit_list, parse_rows  # noqa: F401
+
+
+@click.group(cls=TqGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="tq",
+                      message="%(prog)s %(version)s")
+def main():
+    """tq: compress embedding matrices and KV-cache dumps with TurboQuant.
+
+    \b
+      tq compress embeddings.npy -b 3      # -> embeddings.npy.tqz
+      tq decompress embeddings.npy.tqz     # -> embeddings.npy
+      tq inspect embeddings.npy.tqz        # header, sizes, ratio
+      tq eval embeddings.npy -b 2,3,4      # distortion against the theory
+    """
+    _install_signals()
+    process.quiet_idle_threads()
+    if process.pause_gc():  # back on when the command ends, whichever way it ends
+        click.get_current_context().call_on_close(process.resume_gc)
+
+
+from .compress import compress  # noqa: E402
+from .decompress import decompress  # noqa: E402
+from .eval import eval_cmd  # noqa: E402
+from .inspect import inspect  # noqa: E402
+
+for _command in (compress, decompress, inspect, eval_cmd):
+    main.add_command(_command)
+
+__all__ = ["main", "parse_rows", "parse_bit_list"]
