@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli import codebook, entropy_model, kernels
+from tqcli import codebook, kernels
+from tqcli.codings import entropy_model
 
 
 def unit_rows(rng, n: int, d: int) -> np.ndarray:

@@ -23,10 +23,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import arrayio, codings, files, report, rotations
-from .codec import Codec, make_center, make_header
+from . import arrayio, codings, files, report, rotations, stages
+from .codec import Codec, make_header
+from .codings import CODINGS
 from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
+from .options import EncodeOptions, OptionError, option_keywords, options_of
 from .pipeline import BackgroundConsumer
 from .tqfile import CollectionError, TqFile, output_dtype, plan_read, resolve_rows  # noqa: F401
 
@@ -38,13 +40,16 @@ BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (1
 # ---------------------------------------------------------------------- compress
 
 
-def compress_to(source, out, *, bits: float | None = 4, mode: str = "mse", seed: int = 0,
-                rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
-                chunk_rows: int | None = None, rotation: str = ROTATION,
-                coding: str = CODING, center=False, nmse: float | None = None,
-                progress=None) -> Header:
+@option_keywords
+def compress_to(source, out, options: EncodeOptions | None = None, *, progress=None,
+                **keywords) -> Header:
     """Compress every row of `source` (an array, or an arrayio.ArraySource) into a container
     written to the binary stream `out`; returns its header.
+
+    The encoder's options are an EncodeOptions (tqcli.options) or its fields as keywords:
+    bits=4, mode="mse", seed=0, rounds=3, scale_rule=None, scale_dtype="auto",
+    chunk_rows=None, rotation, coding, center=False, nmse=None (an unknown keyword is a
+    TypeError, a refused value an OptionError naming the option).
 
     scale_dtype "auto" stores float32 scales, and switches to float64 -- starting again
     from the first row, with every other option unchanged -- when a vector's scale is
@@ -56,20 +61,18 @@ def compress_to(source, out, *, bits: float | None = 4, mode: str = "mse", seed:
     the header and added back on decoding: less error when the vectors share an offset), or
     the d values of a centre to use.
 
-    coding: "packed" (alias "fixed", the default: b-bit fields, fast random access) or
-    "entropy" (entropy-coded indices on a uniform grid: about a third less error at the
-    same size); with "entropy", `bits` is any rate from 1 to 8 bits per coordinate (2.5,
-    say), or None with `nmse`, the expected error to meet (0.01 = 1% of the energy).
+    coding: packed (alias fixed, the default: b-bit fields, fast random access) or
+    entropy (entropy-coded indices on a uniform grid: about a third less error at the
+    same size); with the entropy coding, `bits` is any rate from 1 to 8 bits per
+    coordinate (2.5, say), or None with `nmse`, the expected error to meet (0.01 = 1% of
+    the energy).  tqcli.codings.CODINGS says which coding takes what.
     """
-    coding, bits = _coding_and_bits(coding, bits, nmse)
+    options = options_of(options, **keywords)
     if not isinstance(source, arrayio.ArraySource):
         source = arrayio.from_array(source)
     # one set of options for both attempts, so that the restart cannot lose one
-    options = dict(bits=bits, mode=mode, seed=seed, rounds=rounds, scale_rule=scale_rule,
-                   chunk_rows=chunk_rows, rotation=rotation, coding=coding, center=center,
-                   nmse=nmse)
-    if scale_dtype != "auto":
-        return _compress_once(source, out, options, scale_dtype, progress)
+    if options.scale_dtype != "auto":
+        return _compress_once(source, out, options, options.scale_dtype, progress)
     start = _tell(out)
     try:
         return _compress_once(source, out, options, "float32", progress)
@@ -81,24 +84,6 @@ def compress_to(source, out, *, bits: float | None = 4, mode: str = "mse", seed:
     return _compress_once(source, out, options, "float64", progress)
 
 
-CODING_ALIASES = {"fixed": "packed"}  # the command line's name for the packed coding
-
-
-def _coding_and_bits(coding: str, bits, nmse):
-    """The coding's table name, and bits checked against it (InputError if refused)."""
-    coding = CODING_ALIASES.get(coding, coding)
-    if nmse is not None and coding != "entropy":
-        raise InputError("a target error (nmse) needs the entropy coding (coding='entropy')")
-    if nmse is not None:
-        return coding, None
-    if coding != "entropy" and isinstance(bits, float):
-        if not bits.is_integer():
-            raise InputError(f"a fractional rate ({bits:g} bits) needs the entropy coding "
-                             f"(--coding entropy)")
-        bits = int(bits)
-    return coding, bits
-
-
 def _tell(out) -> int | None:
     try:
         return out.tell() if out.seekable() else None
@@ -106,28 +91,26 @@ def _tell(out) -> int | None:
         return None
 
 
-def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> Header:
-    options = dict(options)
-    center = options.pop("center")
+def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
+                   progress) -> Header:
     fields = dict(scale_dtype=scale_dtype, source_dtype=source.dtype.newbyteorder("=").name,
-                  shape=source.shape, **options)
-    header = _new_header(source.dim, fields)
+                  shape=source.shape)
+    header = _new_header(source.dim, options, fields)
     # several chunks go through the kernels at once (fewer calls, fewer thread launches);
     # each is checksummed and written while the next batch is encoded
     batch = max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
     blocks = source.blocks(header.chunk_rows * batch)
     if arrayio.bf16.is_bf16(source.dtype):  # exact float32 values: no new kernel
         blocks = (arrayio.bf16.to_f32(b) for b in blocks)
-    if center is not None and center is not False:
-        # the header holds the centre, so it is known before the first chunk is written:
-        # from the first chunk's vectors (also on a pipe), or given
+    if any(s.wanted(options) for s in stages.STAGES):
+        # the header holds the fitted stages' parameters, so they are known before the
+        # first chunk is written: fitted once, from the first chunk's vectors (also on a
+        # pipe), by the one function eval uses too
         first = next(blocks, None)
-        if center is True:
-            rows = (first[:header.chunk_rows] if first is not None
-                    else np.zeros((0, header.dim), np.float32))
-            _refuse_non_finite(rows)
-            center = make_center(rows)
-        header = _new_header(source.dim, dict(fields, center=center))
+        rows = (first[:header.chunk_rows] if first is not None
+                else np.zeros((0, header.dim), np.float32))
+        fields["fitted"] = stages.fit_stages(options, rows)
+        header = _new_header(source.dim, options, fields)
         blocks = itertools.chain([] if first is None else [first], blocks)
     codec = Codec(header)
     writer = ContainerWriter(out, header)
@@ -145,50 +128,40 @@ def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> He
     return header
 
 
-def _new_header(dim: int, fields: dict) -> Header:
+def _new_header(dim: int, options: EncodeOptions, fields: dict) -> Header:
     try:
-        header = make_header(dim, **fields)
+        header = make_header(dim, options, **fields)
         header.validate()
+    except OptionError:
+        raise
     except (ValueError, FormatError) as e:
         raise InputError(str(e)) from None
     return header
 
 
-def _refuse_non_finite(rows: np.ndarray) -> None:
-    """The encoder's message for the first row holding NaN or infinity (the mean of such
-    rows is not a centre)."""
-    bad = ~np.isfinite(rows).all(axis=1)
-    if bad.any():
-        raise InputError(f"row {int(np.argmax(bad))}: contains NaN or infinite values",
-                         kind="non-finite")
-
-
-def compress(array, *, bits: float | None = 4, mode: str = "mse", seed: int = 0,
-             rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
-             chunk_rows: int | None = None, rotation: str = ROTATION,
-             coding: str = CODING, center=False, nmse: float | None = None) -> bytes:
+@option_keywords
+def compress(array, options: EncodeOptions | None = None, **keywords) -> bytes:
     """Compress a float16/32/64 array (last axis = vectors) and return the .tqz bytes.
 
-    mode "mse" (least error) or "prod" (unbiased inner products); scale_rule "ls", "norm"
-    or "ip" (default: ls for mse, norm for prod); scale_dtype "auto" (float32, or float64
-    when a norm needs it), "float32", "float16" or "float64"; chunk_rows a multiple of 8
-    (default: about 4 MiB of float32 input per chunk); rotation and coding name entries of
-    the rotation and payload-coding tables (tqcli.rotations, tqcli.codings); center as in
-    compress_to (False, True for the mean of the first chunk, or a vector); coding
-    "entropy" takes a fractional `bits` or a target `nmse` (compress_to).
+    Options: an EncodeOptions, or its fields as keywords (as for compress_to):
+    bits (4), mode "mse" (least error) or "prod" (unbiased inner products), seed (0),
+    rounds (3), scale_rule "ls", "norm" or "ip" (default: ls for mse, norm for prod),
+    scale_dtype "auto" (float32, or float64 when a norm needs it), "float32", "float16" or
+    "float64"; chunk_rows a multiple of 8 (default: about 4 MiB of float32 input per
+    chunk); rotation and coding name entries of the rotation and payload-coding tables
+    (tqcli.rotations, tqcli.codings); center as in compress_to (False, True for the mean
+    of the first chunk, or a vector); nmse: with the entropy coding, a target error
+    instead of bits (compress_to).
     """
     buf = io.BytesIO()
-    compress_to(array, buf, bits=bits, mode=mode, seed=seed, rounds=rounds,
-                scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                rotation=rotation, coding=coding, center=center, nmse=nmse)
+    compress_to(array, buf, options_of(options, **keywords))
     return buf.getvalue()
 
 
-def compress_file(input, output, *, dataset: str | None = None, force: bool = False,
-                  progress=None, bits: float | None = 4, mode: str = "mse", seed: int = 0,
-                  rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
-                  chunk_rows: int | None = None, rotation: str = ROTATION,
-                  coding: str = CODING, center=False, nmse: float | None = None) -> Header:
+@option_keywords
+def compress_file(input, output, options: EncodeOptions | None = None, *,
+                  dataset: str | None = None, force: bool = False, progress=None,
+                  **keywords) -> Header:
     """Compress the array in `input` into the container `output`; returns its header.
 
     input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
@@ -196,8 +169,11 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
     temporary file renamed into place when complete (never over the input; an existing
     file only with force; a FIFO or device in place; never a name that says another
     format, such as .npy: files.check_container_output_name), '-' for stdout, or a binary
-    stream.  Errors name the file.
+    stream.  Errors name the file.  The options: an EncodeOptions or its fields as
+    keywords (bits, mode, seed, rounds, scale_rule, scale_dtype, chunk_rows, rotation,
+    coding, center, nmse), as for compress_to.
     """
+    options = options_of(options, **keywords)
     opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
               else arrayio.open_input(os.fspath(input), dataset))
     with opened as source:
@@ -207,11 +183,7 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
             files.check_container_output_name(os.fspath(output))
         try:
             with files.open_output(output, force) as sink:
-                header = compress_to(source, sink.stream, bits=bits, mode=mode, seed=seed,
-                                     rounds=rounds, scale_rule=scale_rule,
-                                     scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                                     rotation=rotation, coding=coding, center=center,
-                                     nmse=nmse, progress=progress)
+                header = compress_to(source, sink.stream, options, progress=progress)
                 sink.commit()
         except TqError as e:
             raise e.with_source(source.name)
@@ -323,9 +295,10 @@ def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force,
     options = None
     if zarr_codec == "tq":  # the container's own settings, chunk for chunk
         bits = h.bits
-        if h.coding == "entropy" and f.seekable and h.n_vectors:  # the rate it achieved
-            achieved = (f.payload_bytes - h.n_vectors * h.scale_size) * 8 / (h.n_vectors * h.dim)
-            bits = min(8.0, max(1.0, round(achieved, 3)))
+        coding = h.payload_coding
+        if coding.fractional_rates and f.seekable and h.n_vectors:  # the rate it achieved
+            achieved = coding.achieved_bits(h, f.payload_bytes)
+            bits = min(float(coding.max_rate), max(float(coding.min_rate), round(achieved, 3)))
         options = dict(bits=bits, mode=h.mode, seed=h.seed, rounds=h.rounds,
                        scale_rule=h.scale_rule, scale_dtype=h.scale_dtype,
                        rotation=h.rotation, coding=h.coding, center=h.centered)
@@ -373,10 +346,9 @@ def inspect(src, verify: bool = False, memory_limit: int | None = None) -> dict:
     except TqError as e:
         raise e.with_source(name)
     result = report.header_report(h, size, payload)
-    if h.coding == "entropy":
-        from . import evaluation
-
-        result["coding"] = evaluation.entropy_report(h, payload)
+    coding = h.payload_coding.inspect_report(h, payload)
+    if coding is not None:
+        result["coding"] = coding
     if verify:
         result["verified"] = True
     return result
@@ -389,7 +361,7 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
                   seed: int = 0, scale_rule: str | None = None, queries: int = 1000,
                   dataset: str | None = None, center: bool = False,
                   memory_limit: int | None = None, sample: int | None = None,
-                  codings=("fixed",), progress=None) -> list[dict]:
+                  codings=(CODINGS.default.cli_name,), progress=None) -> list[dict]:
     """Distortion and search quality (tqcli.evaluation) of tq on the array in `input`.
 
     Without `container`, one report per bit width of a fresh compression -- two with
@@ -401,8 +373,9 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
     inner-product bias cover every vector; recall and the inner-product rmse a sample of
     `sample` rows (default: evaluation.default_sample) with `queries` of them held out
     (at most half; the reports say how many were used).  An input without vectors is
-    refused.  codings: "fixed" and/or "entropy" (mse mode): each b is evaluated with
-    each, the entropy coding at rate b, so at about the bytes of fixed-length b bits.
+    refused.  codings: names of the coding table (tqcli.codings.CODINGS.cli_names: fixed
+    and/or entropy, mse mode): each b is evaluated with each, a coding with fractional
+    rates (entropy) at rate b, so at about the bytes of fixed-length b bits.
     progress(rows done, rows) as for compress_to.
     """
     from . import evaluation
@@ -415,24 +388,28 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
             if container is not None:
                 return [_evaluate_container(source, container, queries, sample,
                                             memory_limit, progress)]
-            settings = [dict(bits=b, mode=mode, seed=seed, scale_rule=scale_rule, center=c,
-                             coding=CODING_ALIASES.get(k, k))
-                        for b in bits for k in codings
-                        if k == "entropy" or float(b).is_integer()
-                        for c in ((False, True) if center else (False,))]
+            requested = [(b, k, c) for b in bits for k in codings
+                         if CODINGS.resolve(k).fractional_rates or float(b).is_integer()
+                         for c in ((False, True) if center else (False,))]
+            settings = [EncodeOptions(bits=b, mode=mode, seed=seed, scale_rule=scale_rule,
+                                      center=c, coding=k) for b, k, c in requested]
+            requested = [b for b, _, _ in requested]
             size = evaluation.default_sample(n, d, len(settings)) if sample is None \
                 else sample
             try:
-                return _evaluate_fresh(source, settings, size, queries, progress, "float32")
+                return _evaluate_fresh(source, settings, requested, size, queries, progress,
+                                       "float32")
             except ScaleRangeError:
                 if not source.rereadable:
                     raise
-            return _evaluate_fresh(source, settings, size, queries, progress, "float64")
+            return _evaluate_fresh(source, settings, requested, size, queries, progress,
+                                   "float64")
         except TqError as e:
             raise e.with_source(source.name)
 
 
-def _evaluate_fresh(source, settings, sample, queries, progress, scale_dtype) -> list[dict]:
+def _evaluate_fresh(source, settings, requested, sample, queries, progress,
+                    scale_dtype) -> list[dict]:
     from . import evaluation
 
     encodings = evaluation.FreshEncodings(source, settings, scale_dtype)
@@ -440,9 +417,9 @@ def _evaluate_fresh(source, settings, sample, queries, progress, scale_dtype) ->
                               source.dtype)
     _feed(ev, encodings, progress)
     return [evaluation.finish_report(r, h, evaluation.file_bytes_of(h, p), h.centered,
-                                     requested=s["bits"])
-            for r, h, p, s in zip(ev.results(), encodings.headers, encodings.payload_bytes,
-                                  settings)]
+                                     requested=b)
+            for r, h, p, b in zip(ev.results(), encodings.headers, encodings.payload_bytes,
+                                  requested)]
 
 
 def _evaluate_container(source, container, queries, sample, memory_limit,
