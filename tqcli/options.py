@@ -1,6 +1,6 @@
 """The encoder's options: one frozen object from the command line and the api to the kernels.
 
-    opts = EncodeOptions(bits=2.5, coding="entropy")      # checked and resolved here
+    opts = EncodeOptions(bits=3, center=True)             # checked and resolved here
     tqcli.compress(x, **opts.to_kwargs())                 # or compress_to(x, out, opts)
     EncodeOptions.from_config(codec.get_config())         # the zarr / numcodecs codecs
 

@@ -61,7 +61,7 @@ class PayloadCoding:
     def warmup_payload(self, header, rows: int) -> bytes | None:
         """A valid payload of `rows` vectors made without any encoder kernel, for the
         precompiler's child to decode; None when making one would take too long."""
-        return bytes(self.payload_size(header, rows))
+        return bytes(header.payload_size(rows))
 
     def achieved_bits(self, header, payload_bytes: int) -> float:
         """Bits per coordinate the payload spent on codes (all but the scales)."""
@@ -75,6 +75,11 @@ class PayloadCoding:
     def inspect_report(self, header, payload_bytes: int) -> dict | None:
         """What `tq inspect` says of it under "coding" (None: nothing beyond the header)."""
         return None
+
+    def inspect_rows(self, r: dict) -> list[tuple[str, str]]:
+        """Text rows replacing inspect's "mode" row for the report `r`, whose "coding"
+        inspect_report gave (only asked when that was not None)."""
+        return []
 
     def eval_fields(self, header, payload_bytes: int, requested) -> dict | None:
         """eval's figures for a file of this coding (bits, theory); None: the fixed-width

@@ -156,6 +156,21 @@ class Entropy(PayloadCoding):
                 "model_bits": m.rate, "achieved_bits": achieved,
                 "expected_nmse": em.law_theory(d, m.step)["optimum"], "fixed_length": fixed}
 
+    def inspect_rows(self, r: dict) -> list[tuple[str, str]]:
+        """The text rows of the inspect report `r` for its "coding" (inspect_report)."""
+        c = r["coding"]
+        fixed = "; ".join(f"{f['bits']} bits {f['bytes_per_vector']:.1f} B/vec nmse "
+                          f"{f['expected_nmse']:.3e}" for f in c["fixed_length"])
+        return [
+            ("mode", f"{r['mode']}, entropy-coded, {c['achieved_bits']:.3f} bits/coordinate "
+                     f"(the law predicts {c['model_bits']:.3f})"),
+            ("grid", f"{c['symbols']} cells of step {c['step']:.4g}, frequencies of "
+                     f"{c['precision']} bits, {c['lanes']} coder states, segments of "
+                     f"{c['segment_rows']} rows"),
+            ("expected nmse", f"{c['expected_nmse']:.3e} (law, this step)"),
+            ("fixed-length", fixed or "-"),
+        ]
+
     def eval_fields(self, header, payload_bytes: int, requested) -> dict:
         """bits: the rate asked for (or the one achieved); the theory of its grid."""
         from . import entropy_model as em
