@@ -210,8 +210,15 @@ STAGES = StageTable("fitted stage", "flags", [
 
 def fit_stages(options, first_rows) -> dict:
     """name -> parameters of every stage `options` asks for, fitted from the first block
-    (the one place the encoder and eval fit them)."""
-    return {s.name: s.fit(options, first_rows) for s in STAGES if s.wanted(options)}
+    (the one place the encoder and eval fit them): each stage, in table order, on the
+    rows as the stages before it leave them, as the codec will apply them."""
+    wanted = [s for s in STAGES if s.wanted(options)]
+    fitted = {}
+    for i, s in enumerate(wanted):
+        fitted[s.name] = params = s.fit(options, first_rows)
+        if i + 1 < len(wanted):
+            first_rows = s.forward(params)(first_rows)
+    return fitted
 
 
 def header_fields(fitted: dict) -> dict:
