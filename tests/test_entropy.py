@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli import codebook, entropy_model, kernels
+from tqcli import codebook, kernels
+from tqcli.codings import entropy_model
 
 
 def unit_rows(rng, n: int, d: int) -> np.ndarray:
@@ -225,19 +226,17 @@ def test_every_scale_rule_and_the_centre(rule):
 
 
 def test_collection_members_can_be_entropy_coded(tmp_path):
-    from tqcli import api
-
     rng = np.random.default_rng(4)
     arrays = {"k": rng.standard_normal((64, 32)).astype(np.float32),
               "v": rng.standard_normal((64, 32)).astype(np.float32),
               "ids": np.arange(64)}
     np.savez(tmp_path / "kv.npz", **arrays)
-    api.compress_collection_file(str(tmp_path / "kv.npz"), str(tmp_path / "kv.tqz"),
-                                 bits=3, bits_for=["v=2.5"], coding="entropy")
+    tqcli.compress_collection_file(str(tmp_path / "kv.npz"), str(tmp_path / "kv.tqz"),
+                                   bits=3, bits_for=["v=2.5"], coding="entropy")
     report = tqcli.inspect(str(tmp_path / "kv.tqz"))
     bits = {m["name"]: m["bits"] for m in report["members"]}
     assert bits == {"k": 3, "v": 3, "ids": None}
-    with api.open_collection(str(tmp_path / "kv.tqz")) as c:
+    with tqcli.open_collection(str(tmp_path / "kv.tqz")) as c:
         np.testing.assert_array_equal(c.read("ids"), arrays["ids"])
         assert nmse(arrays["k"], c.read("k")) < 0.03 and nmse(arrays["v"], c.read("v")) < 0.06
         with c.open_member("v") as member:

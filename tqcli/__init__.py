@@ -18,10 +18,11 @@ package and running `tq --help` stay fast.
 
 __version__ = "1.3.0"
 
-_API = {"compress", "compress_to", "decompress", "read_header", "inspect", "evaluate_file",
-        "set_threads", "Decompressed", "compress_collection", "open_collection"}
+_API = {"compress", "compress_to", "decompress", "read_header", "evaluate_file",
+        "set_threads", "Decompressed"}
+_COLLECTIONS = {"compress_collection", "open_collection"}
 _FILEIO = {"compress_file", "decompress_file", "compress_collection_file",
-           "decompress_collection_file"}  # files by name: the per-file policy
+           "decompress_collection_file", "inspect"}  # files by name: the per-file policy
 _TQFILE = {"open", "TqFile"}
 _ERRORS = {"TqError", "FormatError", "InputError", "ScaleRangeError"}
 
@@ -31,6 +32,10 @@ def __getattr__(name):
         from . import api
 
         return getattr(api, name)
+    if name in _COLLECTIONS:
+        from . import members
+
+        return getattr(members, name)
     if name in _FILEIO:
         from . import fileio
 
@@ -50,7 +55,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'tqcli' has no attribute {name!r}")
 
 
-__all__ = sorted(_API | _FILEIO | _TQFILE | _ERRORS | {"Header", "__version__"})
+__all__ = sorted(_API | _COLLECTIONS | _FILEIO | _TQFILE | _ERRORS | {"Header", "__version__"})
 
 
 def __dir__():

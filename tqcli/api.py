@@ -21,10 +21,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import arrayio, codings, report, rotations
-from .codec import Codec, make_center, make_header
+from . import arrayio, codings, report, rotations, stages
+from .codec import Codec, make_header
+from .codings import CODINGS
 from .container import ContainerWriter, Header
 from .errors import FormatError, InputError, ScaleRangeError, TqError
+from .options import EncodeOptions, OptionError, option_keywords, options_of
 from .pipeline import BackgroundConsumer
 from .tqfile import CollectionError, TqFile, output_dtype, plan_read, resolve_rows  # noqa: F401
 
@@ -36,13 +38,16 @@ BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (1
 # ---------------------------------------------------------------------- compress
 
 
-def compress_to(source, out, *, bits: float | None = 4, mode: str = "mse", seed: int = 0,
-                rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
-                chunk_rows: int | None = None, rotation: str = ROTATION,
-                coding: str = CODING, center=False, nmse: float | None = None,
-                progress=None) -> Header:
+@option_keywords
+def compress_to(source, out, options: EncodeOptions | None = None, *, progress=None,
+                **keywords) -> Header:
     """Compress every row of `source` (an array, or an arrayio.ArraySource) into a container
     written to the binary stream `out`; returns its header.
+
+    The encoder's options are an EncodeOptions (tqcli.options) or its fields as keywords:
+    bits=4, mode="mse", seed=0, rounds=3, scale_rule=None, scale_dtype="auto",
+    chunk_rows=None, rotation, coding, center=False, nmse=None (an unknown keyword is a
+    TypeError, a refused value an OptionError naming the option).
 
     scale_dtype "auto" stores float32 scales, and switches to float64 -- starting again
     from the first row, with every other option unchanged -- when a vector's scale is
@@ -54,20 +59,18 @@ def compress_to(source, out, *, bits: float | None = 4, mode: str = "mse", seed:
     the header and added back on decoding: less error when the vectors share an offset), or
     the d values of a centre to use.
 
-    coding: "packed" (alias "fixed", the default: b-bit fields, fast random access) or
-    "entropy" (entropy-coded indices on a uniform grid: about a third less error at the
-    same size); with "entropy", `bits` is any rate from 1 to 8 bits per coordinate (2.5,
-    say), or None with `nmse`, the expected error to meet (0.01 = 1% of the energy).
+    coding: packed (alias fixed, the default: b-bit fields, fast random access) or
+    entropy (entropy-coded indices on a uniform grid: about a third less error at the
+    same size); with the entropy coding, `bits` is any rate from 1 to 8 bits per
+    coordinate (2.5, say), or None with `nmse`, the expected error to meet (0.01 = 1% of
+    the energy).  tqcli.codings.CODINGS says which coding takes what.
     """
-    coding, bits = _coding_and_bits(coding, bits, nmse)
+    options = options_of(options, **keywords)
     if not isinstance(source, arrayio.ArraySource):
         source = arrayio.from_array(source)
     # one set of options for both attempts, so that the restart cannot lose one
-    options = dict(bits=bits, mode=mode, seed=seed, rounds=rounds, scale_rule=scale_rule,
-                   chunk_rows=chunk_rows, rotation=rotation, coding=coding, center=center,
-                   nmse=nmse)
-    if scale_dtype != "auto":
-        return _compress_once(source, out, options, scale_dtype, progress)
+    if options.scale_dtype != "auto":
+        return _compress_once(source, out, options, options.scale_dtype, progress)
     start = _tell(out)
     try:
         return _compress_once(source, out, options, "float32", progress)
@@ -79,24 +82,6 @@ def compress_to(source, out, *, bits: float | None = 4, mode: str = "mse", seed:
     return _compress_once(source, out, options, "float64", progress)
 
 
-CODING_ALIASES = {"fixed": "packed"}  # the command line's name for the packed coding
-
-
-def _coding_and_bits(coding: str, bits, nmse):
-    """The coding's table name, and bits checked against it (InputError if refused)."""
-    coding = CODING_ALIASES.get(coding, coding)
-    if nmse is not None and coding != "entropy":
-        raise InputError("a target error (nmse) needs the entropy coding (coding='entropy')")
-    if nmse is not None:
-        return coding, None
-    if coding != "entropy" and isinstance(bits, float):
-        if not bits.is_integer():
-            raise InputError(f"a fractional rate ({bits:g} bits) needs the entropy coding "
-                             f"(--coding entropy)")
-        bits = int(bits)
-    return coding, bits
-
-
 def _tell(out) -> int | None:
     try:
         return out.tell() if out.seekable() else None
@@ -104,28 +89,26 @@ def _tell(out) -> int | None:
         return None
 
 
-def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> Header:
-    options = dict(options)
-    center = options.pop("center")
+def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
+                   progress) -> Header:
     fields = dict(scale_dtype=scale_dtype, source_dtype=source.dtype.newbyteorder("=").name,
-                  shape=source.shape, **options)
-    header = _new_header(source.dim, fields)
+                  shape=source.shape)
+    header = _new_header(source.dim, options, fields)
     # several chunks go through the kernels at once (fewer calls, fewer thread launches);
     # each is checksummed and written while the next batch is encoded
     batch = max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
     blocks = source.blocks(header.chunk_rows * batch)
     if arrayio.bf16.is_bf16(source.dtype):  # exact float32 values: no new kernel
         blocks = (arrayio.bf16.to_f32(b) for b in blocks)
-    if center is not None and center is not False:
-        # the header holds the centre, so it is known before the first chunk is written:
-        # from the first chunk's vectors (also on a pipe), or given
+    if any(s.wanted(options) for s in stages.STAGES):
+        # the header holds the fitted stages' parameters, so they are known before the
+        # first chunk is written: fitted once, from the first chunk's vectors (also on a
+        # pipe), by the one function eval uses too
         first = next(blocks, None)
-        if center is True:
-            rows = (first[:header.chunk_rows] if first is not None
-                    else np.zeros((0, header.dim), np.float32))
-            _refuse_non_finite(rows)
-            center = make_center(rows)
-        header = _new_header(source.dim, dict(fields, center=center))
+        rows = (first[:header.chunk_rows] if first is not None
+                else np.zeros((0, header.dim), np.float32))
+        fields["fitted"] = stages.fit_stages(options, rows)
+        header = _new_header(source.dim, options, fields)
         blocks = itertools.chain([] if first is None else [first], blocks)
     codec = Codec(header)
     writer = ContainerWriter(out, header)
@@ -143,53 +126,34 @@ def _compress_once(source, out, options: dict, scale_dtype: str, progress) -> He
     return header
 
 
-def _new_header(dim: int, fields: dict) -> Header:
+def _new_header(dim: int, options: EncodeOptions, fields: dict) -> Header:
     try:
-        header = make_header(dim, **fields)
+        header = make_header(dim, options, **fields)
         header.validate()
+    except OptionError:
+        raise
     except (ValueError, FormatError) as e:
         raise InputError(str(e)) from None
     return header
 
 
-def _refuse_non_finite(rows: np.ndarray) -> None:
-    """The encoder's message for the first row holding NaN or infinity (the mean of such
-    rows is not a centre)."""
-    bad = ~np.isfinite(rows).all(axis=1)
-    if bad.any():
-        raise InputError(f"row {int(np.argmax(bad))}: contains NaN or infinite values",
-                         kind="non-finite")
-
-
-def compress(array, *, bits: float | None = 4, mode: str = "mse", seed: int = 0,
-             rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
-             chunk_rows: int | None = None, rotation: str = ROTATION,
-             coding: str = CODING, center=False, nmse: float | None = None) -> bytes:
+@option_keywords
+def compress(array, options: EncodeOptions | None = None, **keywords) -> bytes:
     """Compress a float16/32/64 array (last axis = vectors) and return the .tqz bytes.
 
-    mode "mse" (least error) or "prod" (unbiased inner products); scale_rule "ls", "norm"
-    or "ip" (default: ls for mse, norm for prod); scale_dtype "auto" (float32, or float64
-    when a norm needs it), "float32", "float16" or "float64"; chunk_rows a multiple of 8
-    (default: about 4 MiB of float32 input per chunk); rotation and coding name entries of
-    the rotation and payload-coding tables (tqcli.rotations, tqcli.codings); center as in
-    compress_to (False, True for the mean of the first chunk, or a vector); coding
-    "entropy" takes a fractional `bits` or a target `nmse` (compress_to).
+    Options: an EncodeOptions, or its fields as keywords (as for compress_to):
+    bits (4), mode "mse" (least error) or "prod" (unbiased inner products), seed (0),
+    rounds (3), scale_rule "ls", "norm" or "ip" (default: ls for mse, norm for prod),
+    scale_dtype "auto" (float32, or float64 when a norm needs it), "float32", "float16" or
+    "float64"; chunk_rows a multiple of 8 (default: about 4 MiB of float32 input per
+    chunk); rotation and coding name entries of the rotation and payload-coding tables
+    (tqcli.rotations, tqcli.codings); center as in compress_to (False, True for the mean
+    of the first chunk, or a vector); nmse: with the entropy coding, a target error
+    instead of bits (compress_to).
     """
     buf = io.BytesIO()
-    compress_to(array, buf, bits=bits, mode=mode, seed=seed, rounds=rounds,
-                scale_rule=scale_rule, scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                rotation=rotation, coding=coding, center=center, nmse=nmse)
+    compress_to(array, buf, options_of(options, **keywords))
     return buf.getvalue()
-
-
-def compress_file(input, output, **options) -> Header:
-    """Compress the array in `input` into the container `output` (tqcli.fileio.compress_file,
-    where the per-file policy lives: names, same-file and terminal refusals, atomic output)."""
-    from . import fileio
-
-    return fileio.compress_file(input, output, **options)
-
-
 
 
 # ---------------------------------------------------------------------- decompress
@@ -228,59 +192,7 @@ class Decompressed(NamedTuple):
     shape: tuple = ()
 
 
-def decompress_file(input, output, **options) -> Decompressed:
-    """Decode the container `input` into the array file `output` (tqcli.fileio.decompress_file,
-    where the per-file policy lives)."""
-    from . import fileio
-
-    return fileio.decompress_file(input, output, **options)
-
-
 # ---------------------------------------------------------------------- inspect
-
-
-def inspect(src, verify: bool = False, memory_limit: int | None = None) -> dict:
-    """The inspect report of a container (path, '-' for stdin, bytes or a stream).
-
-    The keys and values are the schema of `tq inspect --json` (spec/vectors/*.inspect.json).
-    A stream is always read to its end, so that its index and footer are checked; verify
-    reads every chunk of any container and checks its CRC-32 (FormatError at a fault) and
-    adds "verified": true.  A file whose decoding would need more than memory_limit
-    (as for decompress) is refused like any file a decoder refuses.
-    """
-    try:
-        from .fileio import open_named
-
-        f, name = open_named(src, refuse_directory=False, memory_limit=memory_limit)
-    except CollectionError as e:  # a collection: its members and the total
-        from .members import CollectionFile
-
-        name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
-        try:
-            reopen = name not in (None, "-")
-            with CollectionFile(src if reopen else None, memory_limit,
-                                reader=None if reopen else e.reader) as c:
-                return c.report(verify)
-        except TqError as e:
-            raise e.with_source(name if e.source is None else e.source)
-    try:
-        with f:
-            if verify:
-                f.verify()
-            elif not f.seekable:
-                f.verify(checksums=False)
-            h = f.header
-            size, payload = f.file_size, f.payload_bytes
-    except TqError as e:
-        raise e.with_source(name)
-    result = report.header_report(h, size, payload)
-    if h.coding == "entropy":
-        from . import evaluation
-
-        result["coding"] = evaluation.entropy_report(h, payload)
-    if verify:
-        result["verified"] = True
-    return result
 
 
 # ---------------------------------------------------------------------- evaluate
@@ -290,7 +202,7 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
                   seed: int = 0, scale_rule: str | None = None, queries: int = 1000,
                   dataset: str | None = None, center: bool = False,
                   memory_limit: int | None = None, sample: int | None = None,
-                  codings=("fixed",), progress=None) -> list[dict]:
+                  codings=(CODINGS.default.cli_name,), progress=None) -> list[dict]:
     """Distortion and search quality (tqcli.evaluation) of tq on the array in `input`.
 
     Without `container`, one report per bit width of a fresh compression -- two with
@@ -302,8 +214,9 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
     inner-product bias cover every vector; recall and the inner-product rmse a sample of
     `sample` rows (default: evaluation.default_sample) with `queries` of them held out
     (at most half; the reports say how many were used).  An input without vectors is
-    refused.  codings: "fixed" and/or "entropy" (mse mode): each b is evaluated with
-    each, the entropy coding at rate b, so at about the bytes of fixed-length b bits.
+    refused.  codings: names of the coding table (tqcli.codings.CODINGS.cli_names: fixed
+    and/or entropy, mse mode): each b is evaluated with each, a coding with fractional
+    rates (entropy) at rate b, so at about the bytes of fixed-length b bits.
     progress(rows done, rows) as for compress_to.
     """
     from . import evaluation
@@ -316,24 +229,28 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
             if container is not None:
                 return [_evaluate_container(source, container, queries, sample,
                                             memory_limit, progress)]
-            settings = [dict(bits=b, mode=mode, seed=seed, scale_rule=scale_rule, center=c,
-                             coding=CODING_ALIASES.get(k, k))
-                        for b in bits for k in codings
-                        if k == "entropy" or float(b).is_integer()
-                        for c in ((False, True) if center else (False,))]
+            requested = [(b, k, c) for b in bits for k in codings
+                         if CODINGS.resolve(k).fractional_rates or float(b).is_integer()
+                         for c in ((False, True) if center else (False,))]
+            settings = [EncodeOptions(bits=b, mode=mode, seed=seed, scale_rule=scale_rule,
+                                      center=c, coding=k) for b, k, c in requested]
+            requested = [b for b, _, _ in requested]
             size = evaluation.default_sample(n, d, len(settings)) if sample is None \
                 else sample
             try:
-                return _evaluate_fresh(source, settings, size, queries, progress, "float32")
+                return _evaluate_fresh(source, settings, requested, size, queries, progress,
+                                       "float32")
             except ScaleRangeError:
                 if not source.rereadable:
                     raise
-            return _evaluate_fresh(source, settings, size, queries, progress, "float64")
+            return _evaluate_fresh(source, settings, requested, size, queries, progress,
+                                   "float64")
         except TqError as e:
             raise e.with_source(source.name)
 
 
-def _evaluate_fresh(source, settings, sample, queries, progress, scale_dtype) -> list[dict]:
+def _evaluate_fresh(source, settings, requested, sample, queries, progress,
+                    scale_dtype) -> list[dict]:
     from . import evaluation
 
     encodings = evaluation.FreshEncodings(source, settings, scale_dtype)
@@ -341,9 +258,9 @@ def _evaluate_fresh(source, settings, sample, queries, progress, scale_dtype) ->
                               source.dtype)
     _feed(ev, encodings, progress)
     return [evaluation.finish_report(r, h, evaluation.file_bytes_of(h, p), h.centered,
-                                     requested=s["bits"])
-            for r, h, p, s in zip(ev.results(), encodings.headers, encodings.payload_bytes,
-                                  settings)]
+                                     requested=b)
+            for r, h, p, b in zip(ev.results(), encodings.headers, encodings.payload_bytes,
+                                  requested)]
 
 
 def _evaluate_container(source, container, queries, sample, memory_limit,
@@ -403,22 +320,7 @@ def on_first_compile(callback):
     return kernels.on_first_compile(callback)
 
 
-def compress_collection_file(input, output, **options) -> list[dict]:
-    """tqcli.fileio.compress_collection_file: every array of a file into one collection."""
-    from . import fileio
-
-    return fileio.compress_collection_file(input, output, **options)
-
-
-def decompress_collection_file(input, output, **options) -> dict:
-    """tqcli.fileio.decompress_collection_file: a collection back into a file."""
-    from . import fileio
-
-    return fileio.decompress_collection_file(input, output, **options)
-
-
-from .members import compress_collection, open_collection  # noqa: E402
-__all__ = ["compress_collection", "compress_collection_file", "decompress_collection_file",
-           "open_collection", "compress", "compress_to", "compress_file", "decompress", "decompress_file",
-           "read_header", "inspect", "evaluate_file", "set_threads", "TqFile", "Header",
-           "TqError", "Decompressed"]
+# the in-memory and stream verbs; files by name (compress_file, decompress_file, inspect,
+# the collection files) are tqcli.fileio's, collections tqcli.members'
+__all__ = ["compress", "compress_to", "decompress", "read_header", "evaluate_file",
+           "set_threads", "on_first_compile", "TqFile", "Header", "TqError", "Decompressed"]

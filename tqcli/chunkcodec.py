@@ -21,85 +21,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import limits
-
-# the options of api.compress, with the defaults of `tq compress`; every value is JSON
-OPTION_DEFAULTS = {
-    "bits": limits.DEFAULT_BITS,
-    "mode": limits.DEFAULT_MODE,
-    "seed": limits.DEFAULT_SEED,
-    "rounds": limits.DEFAULT_ROUNDS,
-    "scale_rule": None,          # resolved: ls for mse, norm for prod
-    "scale_dtype": limits.DEFAULT_SCALE_DTYPE,
-    "rotation": None,            # resolved: tqcli.rotations.DEFAULT
-    "coding": None,              # resolved: tqcli.codings.DEFAULT
-    "center": False,
-    "chunk_rows": None,          # tq chunks inside one array chunk; None: the encoder's choice
-}
-
-
 class ChunkError(ValueError):
     """A chunk, chunk grid, dtype or configuration the tq codecs refuse."""
 
 
 def normalize_options(config: dict, who: str) -> dict:
-    """The full, checked option set for `config` (a subset of OPTION_DEFAULTS' keys), with
-    defaults filled in and resolved, so that two spellings of one setting compare equal and
-    the stored JSON says what was used.  ChunkError names `who` and the offending key."""
-    from . import codings, rotations
+    """The full, checked codec configuration for `config` (any of options.CONFIG_KEYS, and
+    nmse), defaults filled in and resolved (EncodeOptions.from_config / to_config), so that
+    two spellings of one setting compare equal and the stored JSON says what was used.
+    ChunkError names `who` and the offending key."""
+    from .options import EncodeOptions, OptionError
 
-    unknown = sorted(set(config) - set(OPTION_DEFAULTS))
-    if unknown:
-        raise ChunkError(f"{who}: unknown configuration key(s) {', '.join(unknown)} "
-                         f"(known: {', '.join(OPTION_DEFAULTS)})")
-    o = dict(OPTION_DEFAULTS, **config)
-
-    def integer(key, lo, hi):
-        v = o[key]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-            raise ChunkError(f"{who}: {key} must be an integer from {lo} to {hi}, got {v!r}")
-        o[key] = int(v)
-
-    def choice(key, names):
-        if o[key] not in names:
-            raise ChunkError(f"{who}: {key} must be one of {', '.join(names)}, got {o[key]!r}")
-
-    o["coding"] = {"fixed": "packed"}.get(o["coding"], o["coding"]) or codings.DEFAULT
-    choice("coding", codings.CODINGS.names)
-    v = o["bits"]
-    if o["coding"] == "entropy" and isinstance(v, float) and not v.is_integer():
-        # the entropy coding's rate may be fractional (2.5 bits per coordinate)
-        if not limits.MIN_BITS <= v <= limits.MAX_BITS:
-            raise ChunkError(f"{who}: bits must be from {limits.MIN_BITS} to "
-                             f"{limits.MAX_BITS}, got {v!r}")
-    else:
-        if isinstance(v, float) and v.is_integer():
-            o["bits"] = int(v)
-        integer("bits", limits.MIN_BITS, limits.MAX_BITS)
-    integer("seed", 0, limits.MAX_SEED)
-    integer("rounds", limits.MIN_ROUNDS, limits.MAX_ROUNDS)
-    choice("mode", limits.MODES)
-    if o["scale_rule"] is None:
-        o["scale_rule"] = limits.default_scale_rule(o["mode"])
-    choice("scale_rule", limits.SCALE_RULES)
-    problem = limits.scale_rule_problem(o["mode"], o["scale_rule"])
-    if problem:
-        raise ChunkError(f"{who}: {problem}")
-    choice("scale_dtype", limits.SCALE_DTYPE_CHOICES)
-    o["rotation"] = o["rotation"] or rotations.DEFAULT
-    choice("rotation", rotations.ROTATIONS.names)
-    if o["coding"] == "entropy" and o["mode"] != "mse":
-        raise ChunkError(f"{who}: the entropy coding is defined for mse mode only")
-    if not isinstance(o["center"], bool):
-        raise ChunkError(f"{who}: center must be true or false, got {o['center']!r}")
-    if o["chunk_rows"] is not None:
-        integer("chunk_rows", limits.MIN_CHUNK_ROWS, limits.MAX_CHUNK_ROWS)
-        problem = limits.chunk_rows_problem(o["chunk_rows"])
-        if problem:
-            raise ChunkError(f"{who}: {problem}")
-    if o["mode"] == "prod" and o["bits"] < 2:
+    try:
+        options = EncodeOptions.from_config(config).to_config()
+    except (OptionError, TypeError) as e:
+        raise ChunkError(f"{who}: {getattr(e, 'reason', e)}") from None
+    if options["mode"] == "prod" and options["bits"] < 2:  # the codecs' rule (tq 1.2)
         raise ChunkError(f"{who}: prod mode needs bits >= 2 (b - 1 bits and a 1-bit sketch)")
-    return o
+    return options
 
 
 def check_dtype(dtype, who: str) -> np.dtype:

@@ -10,96 +10,60 @@ the header's stored values; nothing the header stores is recomputed.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
-from . import codebook, limits, prng, rotations
+from . import codebook, limits, prng
 from .container import Header
 from .errors import FormatError, InputError, ScaleRangeError
+from .stages import CENTER, STAGES, header_fields as stage_fields, mean_center
 
 
-def make_header(dim: int, bits: int | float | None, *, mode: str = limits.DEFAULT_MODE,
-                seed: int = limits.DEFAULT_SEED, rounds: int = limits.DEFAULT_ROUNDS,
-                rotation: str = rotations.DEFAULT, coding: str = "packed",
-                scale_rule: str | None = None, scale_dtype: str = "float32",
+def make_header(dim: int, options=None, *, scale_dtype: str | None = None,
                 source_dtype: str = "float32", shape: tuple[int, ...] | None = None,
-                chunk_rows: int | None = None, center=None,
-                nmse: float | None = None) -> Header:
-    """A header for new data; computes the codebook the encoder will use and store.
+                center=None, fitted: dict | None = None, **option_keywords) -> Header:
+    """A header for new data under `options` (an EncodeOptions, or a bits value with the
+    other options as keywords: make_header(64, 4, mode="prod")); computes the codebook
+    the encoder will use and store -- the coding decides its header fields
+    (PayloadCoding.header_fields: the entropy coding's grid from a rate or an nmse).
 
-    With coding="entropy" (mse mode only), `bits` is a target rate in bits per coordinate,
-    any number from 1 to 8, or None with `nmse`, a target expected error: the grid step
-    is the one the coordinate law says meets it (tqcli/entropy_model.py).
+    scale_dtype: the stored one (None: the options', "auto" meaning float32).  `center` is
+    None (no centring) or the d values subtracted from every vector before encoding, stored
+    as float32 in the header (stages.CENTER fits the usual one); None takes a vector
+    given as the options' center.  `fitted`: name -> parameters of fitted stages
+    (stages.fit_stages), the centre among them.
 
-    `center` is None (no centring) or the d values subtracted from every vector before
-    encoding, stored as float32 in the header (make_center computes the usual one).
-
-    Raises ValueError for an option combination the format does not allow.
+    Raises ValueError (an OptionError for an option) for a combination the format does
+    not allow.
     """
-    if mode not in limits.MODES:
-        raise ValueError(f"mode must be one of {', '.join(limits.MODES)}, got {mode!r}")
-    if scale_rule is None:
-        scale_rule = limits.default_scale_rule(mode)
-    if coding == "entropy":
-        return _entropy_header(dim, bits, nmse, mode=mode, seed=seed, rounds=rounds,
-                               rotation=rotation, scale_rule=scale_rule,
-                               scale_dtype=scale_dtype, source_dtype=source_dtype,
-                               shape=shape, chunk_rows=chunk_rows, center=center)
-    if nmse is not None:
-        raise ValueError("a target error (nmse) needs the entropy coding (coding='entropy')")
-    problem = limits.scale_rule_problem(mode, scale_rule)
-    if problem:
-        raise ValueError(problem)
-    if not isinstance(bits, int) or not limits.MIN_BITS <= bits <= limits.MAX_BITS:
-        raise ValueError(f"bits must be an integer from {limits.MIN_BITS} to "
-                         f"{limits.MAX_BITS}, got {bits!r}")
-    q = limits.code_bits(mode, bits)
-    cb = codebook.codebook(dim, q) if q > 0 else np.zeros(0, np.float32)
-    return Header(dim=dim, bits=bits, mode=mode, seed=seed, rounds=rounds, rotation=rotation,
-                  coding=coding, scale_rule=scale_rule, scale_dtype=scale_dtype,
+    from .options import EncodeOptions
+
+    if options is None or not isinstance(options, EncodeOptions):
+        if options is not None:
+            option_keywords["bits"] = options
+        options = EncodeOptions(**option_keywords)
+    elif option_keywords:
+        raise TypeError("give an EncodeOptions or option keywords, not both")
+    if scale_dtype is None:
+        scale_dtype = options.scale_dtype
+    if scale_dtype == "auto":
+        scale_dtype = "float32"
+    fitted = dict(fitted or {})
+    if center is not None:
+        fitted[CENTER.name] = center
+    elif options.centered and options.center is not True:
+        fitted.setdefault(CENTER.name, options.center)
+    if CENTER.name in fitted:
+        fitted[CENTER.name] = _center_values(fitted[CENTER.name], dim)
+    chunk_rows = options.chunk_rows or limits.default_chunk_rows(dim)
+    coding = options.payload_coding
+    fields = coding.header_fields(dim, options, chunk_rows)
+    return Header(dim=dim, mode=options.mode, seed=options.seed, rounds=options.rounds,
+                  rotation=options.rotation, coding=options.coding,
+                  scale_rule=options.scale_rule, scale_dtype=scale_dtype,
                   source_dtype=source_dtype,
                   shape=tuple(shape) if shape is not None else (0, dim),
-                  chunk_rows=chunk_rows or limits.default_chunk_rows(dim), codebook=cb,
-                  center=None if center is None else _center_values(center, dim))
-
-
-def _entropy_header(dim, rate, nmse, *, mode, chunk_rows, shape, center, **fields) -> Header:
-    """The entropy coding's header: the grid step from the target rate or error, its
-    centroids and frequencies (spec 19)."""
-    from . import entropy_model as em
-    from .codings.entropy import EntropyModel, rate_overhead, segment_rows_for
-
-    if mode != "mse":
-        raise ValueError("the entropy coding is defined for mse mode only (use --mode mse)")
-    problem = limits.dim_problem(mode, dim)
-    if problem:
-        raise ValueError(problem)
-    if (rate is None) == (nmse is None):
-        raise ValueError("give either a rate (bits) or a target error (nmse)")
-    chunk_rows = chunk_rows or limits.default_chunk_rows(dim)
-    seg = segment_rows_for(dim, chunk_rows)
-    if nmse is not None:
-        if isinstance(nmse, bool) or not isinstance(nmse, (int, float)) or not 0 < nmse < 1:
-            raise ValueError(f"nmse must be a number between 0 and 1, got {nmse!r}")
-        model = em.model_for(dim, nmse=float(nmse))
-    else:
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-            raise ValueError(f"bits must be a number, got {rate!r}")
-        if not em.MIN_RATE <= rate <= em.MAX_RATE:
-            raise ValueError(f"bits must be a rate from {em.MIN_RATE:g} to {em.MAX_RATE:g} "
-                             f"with the entropy coding, got {rate!r}")
-        model = em.model_for(dim, rate=float(rate), overhead=rate_overhead(dim))
-    expected = model.rate
-    entropy = EntropyModel(precision=em.PRECISION, lanes=em.LANES, segment_rows=seg,
-                           step=model.step, rate=float(expected),
-                           frequencies=model.frequencies)
-    bits_field = min(limits.MAX_BITS, max(limits.MIN_BITS, math.ceil(expected - 1e-9)))
-    return Header(dim=dim, bits=bits_field, mode=mode, coding="entropy",
-                  shape=tuple(shape) if shape is not None else (0, dim),
-                  chunk_rows=chunk_rows, codebook=model.centroids,
-                  center=None if center is None else _center_values(center, dim),
-                  model=entropy, **fields)
+                  chunk_rows=chunk_rows, **fields, **stage_fields(fitted))
 
 
 def _center_values(center, dim: int) -> np.ndarray:
@@ -113,18 +77,7 @@ def _center_values(center, dim: int) -> np.ndarray:
     return c32
 
 
-def make_center(rows: np.ndarray) -> np.ndarray:
-    """tq's centre (spec section 14): the mean of `rows` -- the vectors of the first chunk --
-    summed in binary64 in row order, divided by their count, rounded to float32; zeros when
-    there are no rows.  Any vector is a valid centre; this one makes the encoded vectors
-    small when the data has a common offset."""
-    acc = np.zeros(rows.shape[1], np.float64)
-    for row in rows:  # once per file, over one chunk: a fixed order on every machine
-        acc += row
-    if rows.shape[0]:
-        acc /= rows.shape[0]
-    with np.errstate(over="ignore", invalid="ignore"):
-        return acc.astype(np.float32)
+make_center = mean_center  # tq's centre (spec 14), kept under its old name
 
 
 @functools.lru_cache(maxsize=8)
@@ -158,10 +111,11 @@ class Codec:
         # decoded values are binary32, or binary64 when the scales are (see spec section 12)
         self.out_dtype = np.dtype(np.float64 if h.scale_dtype == "float64" else np.float32)
         self._sketch_t = None
-        # the centre (spec 11 and 12): subtracted in binary64 before encoding, added back
-        # in the decoded values' format
-        self.center_in = None if h.center is None else h.center.astype(np.float64)
-        self.center_out = None if h.center is None else h.center.astype(self.out_dtype)
+        # the fitted stages the header holds (tqcli/stages.py; the centre, spec 11 and 12):
+        # applied before encoding, undone after decoding in reverse order
+        present = STAGES.present(h)
+        self.forward_stages = [s.forward(p) for s, p in present]
+        self.inverse_stages = [s.inverse(p, self.out_dtype) for s, p in reversed(present)]
 
     @functools.cached_property
     def slot_table(self) -> np.ndarray:
@@ -194,8 +148,8 @@ class Codec:
             # numba has no float16 arrays; float16 -> float32 is exact, and the kernels
             # widen every element to float64 first, so the encoding is unchanged.
             x = x.astype(np.float32)
-        if self.center_in is not None:
-            x = x.astype(np.float64) - self.center_in  # the vectors the format encodes
+        for forward in self.forward_stages:  # the vectors the format encodes
+            x = forward(x)
         return self.coding.encode_chunks(self, x, first_row)
 
     def encode(self, x: np.ndarray, first_row: int = 0) -> bytes:
@@ -229,8 +183,8 @@ class Codec:
         """
         out = np.empty((rows, self.header.dim), self.out_dtype) if out is None else out[:rows]
         out = self.coding.decode(self, payload, rows, out)
-        if self.center_out is not None:
-            out += self.center_out
+        for inverse in self.inverse_stages:
+            inverse(out)
         # a crafted file (a huge scale, codebook or centre value) can overflow the
         # arithmetic of spec section 12; its chunk is refused rather than infinities handed
         # on (13.4).  One pass over a chunk still in cache: about 2% of the decode.

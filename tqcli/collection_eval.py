@@ -25,6 +25,7 @@ import io
 import numpy as np
 
 from . import codebook
+from .codings import CODINGS
 
 
 def _flat(x: np.ndarray, d: int) -> np.ndarray:
@@ -65,7 +66,8 @@ def member_errors(pairs, codings=None) -> tuple[list[dict], dict]:
         else:
             bits, opt = rec["bits"], codebook.expected_distortion(d, rec["bits"])
         rows.append({"name": rec["name"], "bits": bits, "lossless": False,
-                     "coding": "entropy" if coding else "fixed", "vector": d,
+                     "coding": coding["name"] if coding else CODINGS.default.cli_name,
+                     "vector": d,
                      "nmse": nm, "optimum": opt, "nmse_over_optimum": nm / opt})
     total = {"nmse": ratio_sum / count if count else 0.0, "vectors": count}
     return rows, total
@@ -168,11 +170,15 @@ def _bits(rec: dict, codings: dict):
     return c["achieved_bits"] if c else rec.get("bits")
 
 
-def _bits_text(bits, coding: str = "fixed") -> str:
+def _bits_text(bits, coding: str | None = None) -> str:
+    """A width as the report prints it: "raw", "4", or a rate with its coding's label
+    ("2.50 ent"; a fractional width names the coding that takes one)."""
     if bits is None:
         return "raw"
-    return f"{bits:.2f} ent" if coding == "entropy" or not float(bits).is_integer() \
-        else str(bits)
+    c = CODINGS.resolve(coding or CODINGS.default.cli_name)
+    if not c.fractional_rates and not float(bits).is_integer():
+        c = next(e for e in CODINGS if e.fractional_rates)
+    return f"{bits:.2f} {c.label}" if c.fractional_rates else str(bits)
 
 
 def report_text(r: dict) -> str:
@@ -191,9 +197,10 @@ def report_text(r: dict) -> str:
         else:
             lines.append(f"{m['name']:<{w}}  {_bits_text(m['bits'], m.get('coding')):>8}  "
                          f"{m['nmse']:>10.4g}  {m['nmse_over_optimum']:>8.3f}")
-    if any(m.get("coding") == "entropy" for m in r["members"]):
-        lines.append("bits: N ent = the entropy coding, N bits per coordinate achieved; its "
-                     "optimum is the law's error of its grid")
+    used = {m.get("coding") for m in r["members"]}
+    for c in CODINGS:  # each coding's note, when a member uses it
+        if c.cli_name in used and c.collection_note():
+            lines.append(c.collection_note())
     if r["attention"]:
         if r["members"]:
             lines.append("")

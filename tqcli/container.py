@@ -18,24 +18,26 @@ from . import limits
 from .codings import CODINGS
 from .errors import FormatError
 from .rotations import DEFAULT as DEFAULT_ROTATION, ROTATIONS
+from .stages import CENTER, STAGES, header_fields
 
 MAGIC = b"\x89TQZ\r\n\x1a\n"
 END_MAGIC = b"TQZE"
 VERSION = 1
 CODING_MASK = 0x00FF    # bits 0-7 of `flags`: the payload coding
-CENTERED_FLAG = 0x0100  # bit 8: a centre vector follows the codebook; bits 9-15 must be zero
-KNOWN_FLAGS = CODING_MASK | CENTERED_FLAG
+CENTERED_FLAG = CENTER.flag  # bit 8: a centre vector follows the codebook (tqcli/stages.py)
+# bits 8-15: one per fitted stage (its block follows the coding's, in table order); a bit
+# no stage owns must be zero
 
 _FIXED = struct.Struct("<8sHHIBBBBBBBBIIQQ")  # 48 bytes, see spec section "Header"
 INDEX_ENTRY = struct.Struct("<QII")            # offset, payload length, CRC-32
 FOOTER = struct.Struct("<QQI4s")               # index offset, chunk count, CRC, end magic
 CRC = struct.Struct("<I")
 MIN_HEADER = _FIXED.size + 8 + 4
-def max_header_size(coding, centered: bool) -> int:
+def max_header_size(coding, flags: int = 0) -> int:
     """The largest header of a coding (13.1 step 4: 1332 bytes for packed, 24908 for
-    entropy, plus 4 d for a centre)."""
+    entropy) with the fitted stages `flags` announces (plus 4 d for a centre)."""
     return (_FIXED.size + 8 * limits.MAX_NDIM + coding.max_model_size() + 4
-            + (4 * limits.MAX_DIM if centered else 0))
+            + sum(s.max_block_size() for s in STAGES.flagged(flags)))
 
 
 def crc32(data, start: int = 0) -> int:
@@ -64,6 +66,8 @@ class Header:
     # what the payload coding stores beyond the codebook (the entropy coding's model,
     # tqcli/codings/entropy.py), or None
     model: object = field(default=None, compare=False)
+    # parameters of fitted stages without a field of their own (tqcli/stages.py), by name
+    fitted: dict = field(default_factory=dict, compare=False)
 
     # ------------------------------------------------------------------ table entries
     @property
@@ -106,7 +110,7 @@ class Header:
     @property
     def header_size(self) -> int:
         return (_FIXED.size + 8 * len(self.shape) + self.payload_coding.model_size(self)
-                + (4 * self.dim if self.centered else 0) + 4)
+                + sum(s.block_size(self.dim) for s, _ in STAGES.present(self)) + 4)
 
     @property
     def n_chunks(self) -> int:
@@ -182,7 +186,7 @@ class Header:
     def to_bytes(self) -> bytes:
         fixed = _FIXED.pack(
             MAGIC, VERSION,
-            CODINGS.by_name(self.coding).code | (CENTERED_FLAG if self.centered else 0),
+            CODINGS.by_name(self.coding).code | self.stage_flags,
             self.header_size,
             limits.MODES.index(self.mode), self.bits, limits.SCALE_RULES.index(self.scale_rule),
             limits.SCALE_DTYPES.index(self.scale_dtype), _code(limits.SOURCE_DTYPES,
@@ -191,9 +195,17 @@ class Header:
             self.dim, self.chunk_rows, self.n_vectors, self.seed)
         body = fixed + struct.pack(f"<{len(self.shape)}Q", *self.shape)
         body += CODINGS.by_name(self.coding).model_bytes(self)
-        if self.centered:
-            body += np.asarray(self.center, dtype="<f4").tobytes()
+        for stage, params in STAGES.present(self):
+            body += stage.header_block(params, self.dim)
         return body + CRC.pack(crc32(body))
+
+    @property
+    def stage_flags(self) -> int:
+        """The flag bits of the fitted stages this header holds."""
+        out = 0
+        for stage, _ in STAGES.present(self):
+            out |= stage.flag
+        return out
 
     @classmethod
     def read_from(cls, read) -> "Header":
@@ -209,13 +221,13 @@ class Header:
         if version != VERSION:
             raise FormatError(f"unsupported .tqz version {version} "
                               f"(this tq reads version {VERSION})", rule="version")
-        if flags & ~KNOWN_FLAGS:
+        if flags & ~(CODING_MASK | STAGES.flags):
             raise FormatError(f"unknown header flags 0x{flags:04x}", rule="flags")
         if flags & CODING_MASK not in CODINGS.codes:
             raise FormatError(f"unknown payload coding {flags & CODING_MASK} (header flags "
                               f"0x{flags:04x})", rule="coding")
         if not MIN_HEADER <= size <= max_header_size(CODINGS.by_code(flags & CODING_MASK),
-                                                     bool(flags & CENTERED_FLAG)):
+                                                     flags):
             raise FormatError(f"header size {size} out of range", rule="header-size")
         raw = start + _read_exact(read, size - 16, "header")
         (stored,) = CRC.unpack(raw[-4:])
@@ -256,9 +268,9 @@ class Header:
         # that the shape and the codebook lie inside the bytes the CRC covered (13.1 step 7)
         fields = dict(mode=mode_s, bits=bits, dim=dim, chunk_rows=chunk_rows,
                       q=limits.code_bits(mode_s, bits))
-        centered = bool(flags & CENTERED_FLAG)
+        stages = STAGES.flagged(flags)
         model_at = _FIXED.size + 8 * ndim
-        tail = (4 * dim if centered else 0) + 4
+        tail = sum(s.block_size(dim) for s in stages) + 4
         _require(model_at + tail <= size, "header-size",
                  f"header size {size} does not match its fields")
         block = coding.model_size_in(raw, model_at, size - tail, fields)
@@ -275,17 +287,15 @@ class Header:
         _require(count == n, "shape", f"shape {shape} does not hold {n} vectors")
         _require(ndim >= 2 or n == 1, "shape", "a rank-1 array holds exactly one vector")
         cb, model = coding.parse_model(raw, model_at, fields)
-        center = None
-        if centered:
-            center = np.frombuffer(raw, dtype="<f4", count=dim,
-                                   offset=model_at + block).astype(np.float32)
-            _require(bool(np.all(np.isfinite(center))), "center",
-                     "centre vector holds non-finite values")
+        fitted, at = {}, model_at + block
+        for stage in stages:  # each fitted stage's block, in table order
+            fitted[stage.name] = stage.parse(raw, at, dim)
+            at += stage.block_size(dim)
         hdr = cls(dim=dim, bits=bits, mode=mode_s, seed=seed, rounds=rounds,
                   rotation=kind.name, coding=coding.name, scale_rule=limits.SCALE_RULES[rule],
                   scale_dtype=limits.SCALE_DTYPES[sdt], source_dtype=limits.SOURCE_DTYPES[src],
                   shape=tuple(int(s) for s in shape), chunk_rows=chunk_rows, codebook=cb,
-                  center=center, model=model)
+                  model=model, **header_fields(fitted))
         _require(hdr.payload_coding.max_payload_size(hdr, chunk_rows) <= limits.MAX_CHUNK_BYTES,
                  "chunk-size", "chunk too large")
         return hdr
@@ -305,8 +315,8 @@ class Header:
         _require(0 <= self.seed <= limits.MAX_SEED, "seed", f"seed {self.seed} out of range")
         _require(len(self.codebook) == self.codebook_size, "codebook",
                  f"codebook has {len(self.codebook)} values, {self.codebook_size} expected")
-        _require(not self.centered or np.shape(self.center) == (self.dim,), "center",
-                 f"centre must hold {self.dim} values")
+        for stage, params in STAGES.present(self):
+            stage.check(params, self.dim)
         try:
             raw = self.to_bytes()
         except (struct.error, ValueError) as e:

@@ -25,7 +25,10 @@ import math
 import numpy as np
 
 from . import codebook, limits, precompile
-from .codec import Codec, make_center, make_header
+from .codec import Codec, make_header
+from .codings import CODINGS
+from .options import EncodeOptions, OptionError
+from .stages import STAGES, fit_stages
 from .errors import InputError
 
 DEFAULT_SAMPLE = 10_000  # rows for the search figures: about a second of search per width
@@ -56,27 +59,9 @@ def theory(d: int, bits: int, mode: str) -> dict:
 def entropy_theory(d: int, step: float) -> dict:
     """The law's expected error of the entropy coding's grid of `step` (its "optimum"
     column: what this rate should give), and 4^-R at the model's rate."""
-    from . import entropy_model
+    from .codings import entropy_model
 
-    rate = entropy_model.rate_of(d, step)
-    return {"optimum": entropy_model.nmse_of(d, step), "lower_bound": 4.0 ** -rate}
-
-
-def entropy_report(h, payload_bytes: int) -> dict:
-    """What inspect says of an entropy-coded file: the bits per coordinate it achieved
-    (payload bytes but the scales, over n d coordinates), the rate and the error the law
-    predicts for its step, and the fixed-length coding at the neighbouring widths."""
-    m, n, d, z = h.model, h.n_vectors, h.dim, h.scale_size
-    achieved = (payload_bytes - n * z) * 8 / (n * d) if n else 0.0
-    fixed = []
-    for b in sorted({math.floor(achieved), math.ceil(achieved)}):
-        if limits.MIN_BITS <= b <= limits.MAX_BITS:
-            fixed.append({"bits": b, "bytes_per_vector": d * b / 8 + z,
-                          "expected_nmse": codebook.expected_distortion(d, b)})
-    return {"name": "entropy", "symbols": len(h.codebook), "step": m.step,
-            "precision": m.precision, "lanes": m.lanes, "segment_rows": m.segment_rows,
-            "model_bits": m.rate, "achieved_bits": achieved,
-            "expected_nmse": entropy_theory(d, m.step)["optimum"], "fixed_length": fixed}
+    return entropy_model.law_theory(d, step)
 
 
 def default_sample(n: int, d: int, widths: int) -> int:
@@ -298,10 +283,10 @@ class FreshEncodings:
     every setting exactly as compress_to encodes it (same chunks, same centre: the mean of
     the first chunk) and decoded at once.  `headers` holds the headers once iterated.
 
-    settings: make_header keyword arguments per setting, with "center" True or False.
+    settings: an EncodeOptions per setting (center True or False).
     """
 
-    def __init__(self, source, settings: list[dict], scale_dtype: str = "float32"):
+    def __init__(self, source, settings: list, scale_dtype: str = "float32"):
         self.source, self.settings, self.scale_dtype = source, settings, scale_dtype
         self.headers: list = []
         self.payload_bytes = [0] * len(settings)  # per setting, over the chunks so far
@@ -329,24 +314,21 @@ class FreshEncodings:
             yield block, decoded
 
 
-def _headers(source, settings: list[dict], first: np.ndarray, scale_dtype: str) -> list:
-    built = []
-    center = None
-    for s in settings:
-        s = dict(s)
-        if s.pop("center"):
-            if center is None:
-                bad = ~np.isfinite(first).all(axis=1)
-                if bad.any():
-                    raise InputError(f"row {int(np.argmax(bad))}: contains NaN or infinite "
-                                     f"values", kind="non-finite")
-                center = make_center(first)
-            s["center"] = center
+def _headers(source, settings: list, first: np.ndarray, scale_dtype: str) -> list:
+    """The header of each setting (an EncodeOptions), its fitted stages fitted once from
+    the first block, as compress_to fits them (stages.fit_stages)."""
+    built, fitted = [], {}
+    for opts in settings:
+        wanted = tuple(s.name for s in STAGES if s.wanted(opts))
+        if wanted and wanted not in fitted:
+            fitted[wanted] = fit_stages(opts, first)
         try:
-            h = make_header(source.dim, scale_dtype=scale_dtype,
+            h = make_header(source.dim, opts, scale_dtype=scale_dtype,
                             source_dtype=source.dtype.newbyteorder("=").name,
-                            shape=source.shape, **s)
+                            shape=source.shape, fitted=fitted.get(wanted))
             h.validate()
+        except OptionError:
+            raise
         except ValueError as e:
             raise InputError(str(e)) from None
         built.append(h)
@@ -366,17 +348,13 @@ def finish_report(r: dict, header, file_bytes: int, centered: bool,
     """One evaluation dict: the streamed figures r with the setting, theory and sizes
     (`requested`: the rate an entropy-coded setting asked for, its "bits")."""
     n, d = header.n_vectors, header.dim
-    entropy = header.coding == "entropy"
+    coding = header.payload_coding
     out = {"bits": header.bits, "mode": header.mode, "vectors": int(n), "dim": int(d),
-           "coding": "entropy" if entropy else "fixed"}
+           "coding": coding.cli_name}
     out.update(r)
-    if entropy:
-        payload = file_bytes - file_bytes_of(header, 0)
-        achieved = (payload - n * header.scale_size) * 8 / (n * d)
-        out["bits"] = requested if requested is not None else round(achieved, 2)
-        out["achieved_bits"] = achieved
-        out["model_bits"] = header.model.rate
-        out.update(entropy_theory(d, header.model.step))
+    fields = coding.eval_fields(header, file_bytes - file_bytes_of(header, 0), requested)
+    if fields is not None:
+        out.update(fields)
     else:
         out.update(theory(d, header.bits, header.mode))
     out["nmse_vs_optimum"] = out["nmse"] / out["optimum"]
@@ -393,7 +371,8 @@ def theory_curve(d: int, n: int, mode: str, scale_dtype: str = "float32") -> lis
     """Per b = 1..8: the optimum and the bytes per vector of a file of n such vectors."""
     out = []
     for b in range(1 if mode == "mse" else 2, limits.MAX_BITS + 1):
-        h = make_header(d, b, mode=mode, shape=(n, d), scale_dtype=scale_dtype)
+        h = make_header(d, EncodeOptions(bits=b, mode=mode), shape=(n, d),
+                        scale_dtype=scale_dtype)
         out.append(dict(theory(d, b, mode), bits=b, bytes_per_vector=h.file_size / n))
     return out
 
@@ -427,7 +406,7 @@ def recommend(reports: list[dict], target_nmse: float | None = None,
     out = {"default": default, "goals": {k: t for k, t in goals}, "met": best is not None}
     if best is not None:
         out.update(bits=best["bits"], mode=best["mode"], centered=bool(best.get("centered")),
-                   coding=best.get("coding", "fixed"),
+                   coding=best.get("coding", CODINGS.default.cli_name),
                    bytes_per_vector=best["bytes_per_vector"],
                    measured={k: best[k] for k, _ in goals})
     return out
@@ -439,7 +418,7 @@ def entropy_rate_for_nmse(d: int, nmse: float) -> float | None:
     `nmse`: the one entropy-coded setting eval adds for an nmse goal, since the coding's
     rate is continuous and the integer widths alone would miss the smallest file that
     meets the goal.  None when no rate from 1 to 8 bits does."""
-    from . import entropy_model as em
+    from .codings import entropy_model as em
     from .codings.entropy import rate_overhead
 
     overhead = rate_overhead(d)  # as the header of `-b R --coding entropy` sets it aside

@@ -30,14 +30,15 @@ import stat
 import tempfile
 from dataclasses import dataclass
 
-from . import arrayio, files, layouts
-from .api import CODING, ROTATION, Decompressed, compress_to
+from . import arrayio, files, layouts, report
+from .api import Decompressed, compress_to
 from .arrayio import containers
 from .container import Header
 from .errors import InputError, TqError
 from .members import CollectionFile, compress_collection
+from .options import EncodeOptions, option_keywords, options_of
 from .pipeline import BackgroundConsumer
-from .tqfile import TqFile, output_dtype, plan_read
+from .tqfile import CollectionError, TqFile, output_dtype, plan_read
 
 OUTPUT_EXTENSIONS = {"hdf5": ".h5", "safetensors": ".safetensors", "npz": ".npz"}
 stdin = files.binary_stdin  # '-': stdin's bytes, refused when it is a terminal
@@ -437,11 +438,10 @@ def finish(plan, output: str) -> None:
 # ---------------------------------------------------------------------- files by name
 
 
-def compress_file(input, output, *, dataset: str | None = None, force: bool = False,
-                  progress=None, bits: float | None = 4, mode: str = "mse", seed: int = 0,
-                  rounds: int = 3, scale_rule: str | None = None, scale_dtype: str = "auto",
-                  chunk_rows: int | None = None, rotation: str = ROTATION,
-                  coding: str = CODING, center=False, nmse: float | None = None) -> Header:
+@option_keywords
+def compress_file(input, output, options: EncodeOptions | None = None, *,
+                  dataset: str | None = None, force: bool = False, progress=None,
+                  **keywords) -> Header:
     """Compress the array in `input` into the container `output`; returns its header.
 
     input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
@@ -449,8 +449,11 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
     temporary file renamed into place when complete (never over the input; an existing
     file only with force; a FIFO or device in place; never a name that says another
     format, such as .npy: files.check_container_output_name), '-' for stdout, or a binary
-    stream.  Errors name the file.
+    stream.  Errors name the file.  The options: an EncodeOptions or its fields as
+    keywords (bits, mode, seed, rounds, scale_rule, scale_dtype, chunk_rows, rotation,
+    coding, center, nmse), as for compress_to.
     """
+    options = options_of(options, **keywords)
     opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
               else arrayio.open_input(os.fspath(input), dataset))
     with opened as source:
@@ -459,11 +462,7 @@ def compress_file(input, output, *, dataset: str | None = None, force: bool = Fa
             files.check_container_output_name(os.fspath(output))
         try:
             with files.open_output(output, force) as sink:
-                header = compress_to(source, sink.stream, bits=bits, mode=mode, seed=seed,
-                                     rounds=rounds, scale_rule=scale_rule,
-                                     scale_dtype=scale_dtype, chunk_rows=chunk_rows,
-                                     rotation=rotation, coding=coding, center=center,
-                                     nmse=nmse, progress=progress)
+                header = compress_to(source, sink.stream, options, progress=progress)
                 sink.commit()
         except TqError as e:
             raise e.with_source(source.name)
@@ -538,9 +537,10 @@ def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force,
     options = None
     if zarr_codec == "tq":  # the container's own settings, chunk for chunk
         bits = h.bits
-        if h.coding == "entropy" and f.seekable and h.n_vectors:  # the rate it achieved
-            achieved = (f.payload_bytes - h.n_vectors * h.scale_size) * 8 / (h.n_vectors * h.dim)
-            bits = min(8.0, max(1.0, round(achieved, 3)))
+        coding = h.payload_coding
+        if coding.fractional_rates and f.seekable and h.n_vectors:  # the rate it achieved
+            achieved = coding.achieved_bits(h, f.payload_bytes)
+            bits = min(float(coding.max_rate), max(float(coding.min_rate), round(achieved, 3)))
         options = dict(bits=bits, mode=h.mode, seed=h.seed, rounds=h.rounds,
                        scale_rule=h.scale_rule, scale_dtype=h.scale_dtype,
                        rotation=h.rotation, coding=h.coding, center=h.centered)
@@ -687,3 +687,42 @@ def open_named(src, refuse_directory: bool,
             raise e.with_source(name)
     return TqFile(src, memory_limit), getattr(src, "name", None) if not isinstance(
         src, (bytes, bytearray, memoryview)) else None
+
+
+def inspect(src, verify: bool = False, memory_limit: int | None = None) -> dict:
+    """The inspect report of a container (path, '-' for stdin, bytes or a stream).
+
+    The keys and values are the schema of `tq inspect --json` (spec/vectors/*.inspect.json).
+    A stream is always read to its end, so that its index and footer are checked; verify
+    reads every chunk of any container and checks its CRC-32 (FormatError at a fault) and
+    adds "verified": true.  A file whose decoding would need more than memory_limit
+    (as for decompress) is refused like any file a decoder refuses.
+    """
+    try:
+        f, name = open_named(src, refuse_directory=False, memory_limit=memory_limit)
+    except CollectionError as e:  # a collection: its members and the total
+        name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
+        try:
+            reopen = name not in (None, "-")
+            with CollectionFile(src if reopen else None, memory_limit,
+                                reader=None if reopen else e.reader) as c:
+                return c.report(verify)
+        except TqError as e:
+            raise e.with_source(name if e.source is None else e.source)
+    try:
+        with f:
+            if verify:
+                f.verify()
+            elif not f.seekable:
+                f.verify(checksums=False)
+            h = f.header
+            size, payload = f.file_size, f.payload_bytes
+    except TqError as e:
+        raise e.with_source(name)
+    result = report.header_report(h, size, payload)
+    coding = h.payload_coding.inspect_report(h, payload)
+    if coding is not None:
+        result["coding"] = coding
+    if verify:
+        result["verified"] = True
+    return result

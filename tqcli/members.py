@@ -189,8 +189,12 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
     arrays), "groups" (group name -> attrs) and "metadata" (str -> str) of the source.
     A bits_for or lossless pattern that matches no member is a warning (warn(text), by
     default warnings.warn), or with `strict` an InputError before anything is written.
-    options go to compress_to for every compressed member (mode, seed, center, ...)."""
+    options: EncodeOptions' fields but bits (mode, seed, center, ...), checked once here and
+    given to compress_to for every compressed member with its width."""
     from .api import compress_to
+    from .options import EncodeOptions
+
+    base = EncodeOptions(**options)  # TypeError for a keyword that is not an option
 
     members = as_members(members)
     names = [m.name for m in members]
@@ -207,7 +211,7 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
     info.setdefault("source", "arrays")
     info["members"] = len(members)
     writer = CollectionWriter(out, info)
-    mode = options.get("mode", "mse")
+    mode = base.mode
     for i, m in enumerate(members):
         kind, b, d = member_plan(m, bits, bits_for, lossless, vector_size, mode)
         rec = dict(name=m.name, shape=[int(s) for s in m.shape],
@@ -215,7 +219,7 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
         if kind == "tqz":
             with tempfile.TemporaryFile() as tmp, m.source() as src:
                 try:
-                    h = compress_to(_Reblocked(src, d), tmp, bits=b, **options)
+                    h = compress_to(_Reblocked(src, d), tmp, base.replace(bits=b))
                 except TqError as e:
                     raise TqError(f"member {m.name!r}: {e.reason}") from None
                 length = tmp.tell()

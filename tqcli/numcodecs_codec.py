@@ -10,7 +10,7 @@ point.  It is lossy, like numcodecs' Quantize or ZFPY.  encode takes an array (t
 with its shape: the last axis is the vector) and returns a complete .tqz stream
 (tqcli.chunkcodec); decode returns the array of the chunk's shape and dtype, decoded as
 tqcli.decompress decodes it, or copies it into `out`.  The configuration is
-tqcli.chunkcodec.OPTION_DEFAULTS (defaults as `tq compress`).  numcodecs tells a codec
+tqcli.options.EncodeOptions.to_config() (defaults as `tq compress`).  numcodecs tells a codec
 neither the fill value nor the array's shape, so edge chunks' padding rows are encoded
 like others, and a chunk that splits the vector axis cannot be recognised here: give
 chunks that span the last axis (zarr v3's `tq.turboquant` codec checks this itself).
@@ -40,10 +40,11 @@ class TurboQuant(Codec):
         options = chunkcodec.normalize_options(config, f"numcodecs codec {CODEC_ID!r}")
         for key, value in options.items():
             setattr(self, key, value)
+        self._keys = tuple(options)
 
     @property
     def options(self) -> dict:
-        return {k: getattr(self, k) for k in chunkcodec.OPTION_DEFAULTS}
+        return {k: getattr(self, k) for k in self._keys}
 
     def get_config(self) -> dict:
         return {"id": self.codec_id, **self.options}

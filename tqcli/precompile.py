@@ -39,10 +39,10 @@ def decoder_early(header) -> Pending:
     and there is a second core to do it on."""
     from . import kernels
 
-    name = ("decode_symbols_kernel" if header.coding == "entropy" else
-            "decode_prod_kernel" if header.mode == "prod" else "decode_mse_kernel")
-    if header.coding == "entropy" and 8 * header.dim > ENTROPY_SYMBOLS:
-        return Pending()  # the child's plain-Python stream would take too long to write
+    coding = header.payload_coding
+    name = coding.decoder_kernel(header)
+    if not coding.warmup_ok(header):
+        return Pending()  # the child's plain-Python payload would take too long to write
     if kernels.thread_limit() < 2 or kernels.is_cached(name):
         return Pending()
     env = dict(os.environ)
@@ -62,33 +62,20 @@ def decoder_early(header) -> Pending:
     return Pending(proc)
 
 
-ENTROPY_SYMBOLS = 1 << 16  # the largest chunk of 8 vectors the child codes in plain Python
-
-
 def _decode_zeros() -> None:
     """The child: decode one chunk of zero codes and scales under the header on stdin
-    (for the entropy coding, a valid stream of the middle cell, written by the plain-Python
-    coder so that no encoder kernel is compiled here)."""
+    (PayloadCoding.warmup_payload: for the entropy coding, a valid stream of the middle
+    cell, written by the plain-Python coder so that no encoder kernel is compiled here)."""
     import io
-
-    import numpy as np
 
     from .codec import Codec
     from .container import Header
 
     header = Header.read_from(io.BytesIO(sys.stdin.buffer.read()).read)
     rows = min(8, header.chunk_rows)
-    if header.coding == "entropy":
-        from . import reference_rans
-
-        m = header.model
-        middle = np.full(rows * header.dim, len(header.codebook) // 2, np.uint16)
-        stream = reference_rans.encode(middle, m.frequencies, m.precision, m.lanes)
-        payload = (np.asarray([len(stream)], "<u4").tobytes() + stream
-                   + bytes(rows * header.scale_size))
-    else:
-        payload = bytes(header.payload_size(rows))
-    Codec(header).decode(payload, rows)
+    payload = header.payload_coding.warmup_payload(header, rows)
+    if payload is not None:
+        Codec(header).decode(payload, rows)
 
 
 if __name__ == "__main__":

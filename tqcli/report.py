@@ -7,6 +7,7 @@ pin the schema byte for byte.  Nothing heavy is imported here.
 
 from __future__ import annotations
 
+from .codings import CODINGS
 from .limits import SOURCE_DTYPE_SIZES
 
 LABEL_WIDTH = 18
@@ -36,22 +37,6 @@ def header_report(h, file_size: int, payload_bytes: int | None = None) -> dict:
     }
 
 
-def entropy_rows(r: dict) -> list[tuple[str, str]]:
-    """The text rows of an entropy-coded file's "coding" report (evaluation.entropy_report)."""
-    c = r["coding"]
-    fixed = "; ".join(f"{f['bits']} bits {f['bytes_per_vector']:.1f} B/vec nmse "
-                      f"{f['expected_nmse']:.3e}" for f in c["fixed_length"])
-    return [
-        ("mode", f"{r['mode']}, entropy-coded, {c['achieved_bits']:.3f} bits/coordinate "
-                 f"(the law predicts {c['model_bits']:.3f})"),
-        ("grid", f"{c['symbols']} cells of step {c['step']:.4g}, frequencies of "
-                 f"{c['precision']} bits, {c['lanes']} coder states, segments of "
-                 f"{c['segment_rows']} rows"),
-        ("expected nmse", f"{c['expected_nmse']:.3e} (law, this step)"),
-        ("fixed-length", fixed or "-"),
-    ]
-
-
 def inspect_rows(r: dict) -> list[tuple[str, str]]:
     """(label, text) rows of the text report for an inspect dict `r`."""
     rows = [
@@ -71,8 +56,8 @@ def inspect_rows(r: dict) -> list[tuple[str, str]]:
         ("bytes/vector", f"{r['bytes_per_vector']:.2f}" if r["vectors"] else "-"),
         ("ratio", ratio_text(r)),
     ]
-    if r.get("coding"):
-        rows[1:2] = entropy_rows(r)
+    if r.get("coding"):  # the coding's own rows (PayloadCoding.inspect_rows)
+        rows[1:2] = CODINGS.resolve(r["coding"]["name"]).inspect_rows(r)
     if r.get("verified"):
         rows.append(("checksums", f"all {r['chunks']} chunks OK"))
     return rows
@@ -151,8 +136,7 @@ def compress_summary(name: str, header, out: str, file_bytes: int | None = None)
         file_bytes = header.file_size
     size = (f"{human_bytes(file_bytes)} ({src_bytes / max(file_bytes, 1):.2f}x)"
             if file_bytes is not None else "a stream")
-    coding = (f"entropy-coded, {header.model.rate:.2f} bits" if header.coding == "entropy"
-              else f"{header.bits} bits")
+    coding = header.payload_coding.rate_text(header)
     return (f"{name}: {header.n_vectors} x {header.dim} {header.source_dtype}, "
             f"{human_bytes(src_bytes)} -> {size}, {header.mode} {coding} -> {out}")
 
@@ -203,7 +187,19 @@ def bias_text(bias: float, stderr: float) -> str:
     return _short_exponent(f"{bias:+.1e}") + "±" + _short_exponent(f"{stderr:.1e}")
 
 
-CODE_LABELS = {"fixed": "fix", "entropy": "ent"}  # eval's narrow coding column
+
+
+def _coding_of(r: dict):
+    """The coding-table entry of a report's "coding" (its command-line name)."""
+    return CODINGS.resolve(r.get("coding") or CODINGS.default.cli_name)
+
+
+def _other_codings(reports: list[dict]) -> list:
+    """The codings other than the default that the reports use, in table order."""
+    used = {_coding_of(r).name for r in reports}
+    return [c for c in CODINGS if c.name in used and c is not CODINGS.default]
+
+
 EVAL_COLUMNS = (("bits", "{}", "bits"), ("nmse", significant, "nmse"),
                 ("optimum", significant, "optimum"), ("nmse/opt", "{:.4f}", "nmse_vs_optimum"),
                 ("ip bias ± se", None, "ip_bias"), ("recall@1", "{:.3f}", "recall_at_1"),
@@ -228,9 +224,9 @@ def eval_table(name: str, reports: list[dict]):
     # the box's blank vertical line and one space of padding: two spaces between columns
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False)
     columns = list(EVAL_COLUMNS)
-    if any(r.get("coding") == "entropy" for r in reports):  # both codings: say which
+    if _other_codings(reports):  # another coding than the default: say which
         columns.insert(1, ("code", "{}", "code"))
-        reports = [dict(r, code=CODE_LABELS[r.get("coding", "fixed")]) for r in reports]
+        reports = [dict(r, code=_coding_of(r).label) for r in reports]
     if any(r.get("centered") for r in reports):  # a column only when something is centred
         columns.insert(1, ("centre", "{}", "centre"))
         reports = [dict(r, centre="mean" if r.get("centered") else "-") for r in reports]
@@ -244,8 +240,9 @@ def eval_table(name: str, reports: list[dict]):
 def eval_heading(name: str, reports: list[dict]) -> str:
     r0 = reports[0]
     what = f"Lloyd-Max error at d={r0['dim']}"
-    if any(r.get("coding") == "entropy" for r in reports):
-        what = f"Lloyd-Max at d={r0['dim']}; ent: the law's error of its grid"
+    notes = [n for c in _other_codings(reports) if (n := c.eval_heading(r0["dim"]))]
+    if notes:
+        what = f"Lloyd-Max at d={r0['dim']}; " + "; ".join(notes)
     return f"{name}: {r0['vectors']} x {r0['dim']}, mode {r0['mode']} (optimum: {what})"
 
 
@@ -260,15 +257,17 @@ def eval_legend(reports: list[dict]) -> str:
     capped = f" (--queries {asked}: at most half the sample)" if queries < asked else ""
     where = "against the rest" if sample >= n else f"in a sample of {sample}"
     codes = ""
-    if any(r.get("coding") == "entropy" for r in reports):
-        codes = ("\ncode: fix = fixed-length b-bit codes, ent = --coding entropy at rate b "
-                 "(about the same bytes)")
+    others = _other_codings(reports)
+    if others:
+        codes = "\ncode: " + ", ".join(f"{c.label} = {c.legend}"
+                                       for c in [CODINGS.default] + others)
     return (f"nmse, ip bias ± std. error: all {n} vectors; recall: {queries} held-out "
             f"queries{capped} {where}" + codes)
 
 
-def setting_flags(bits, mode: str, centered: bool, coding: str = "fixed") -> str:
-    return f"-b {bits:g}" + (" --coding entropy" if coding == "entropy" else "") + \
+def setting_flags(bits, mode: str, centered: bool, coding: str | None = None) -> str:
+    c = CODINGS.resolve(coding or CODINGS.default.cli_name)
+    return f"-b {bits:g}" + (f" --coding {c.cli_name}" if c is not CODINGS.default else "") + \
         (" --mode prod" if mode == "prod" else "") + (" --center" if centered else "")
 
 
@@ -282,7 +281,7 @@ def recommendation_text(rec: dict, reports: list[dict], input: str | None = None
         more = (" (-b 8 is the most tq stores)" if most >= 8 else
                 f": try more bits (-b {most + 1}-8)")
         return f"no setting evaluated meets {goals}{more}"
-    flags = setting_flags(rec["bits"], rec["mode"], rec["centered"], rec.get("coding", "fixed"))
+    flags = setting_flags(rec["bits"], rec["mode"], rec["centered"], rec.get("coding"))
     measured = ", ".join((f"nmse {significant(v)}" if k == "nmse" else f"recall@1 {v:.3f}")
                          for k, v in rec["measured"].items())
     size = (f" at {rec['bytes_per_vector']:.1f} B/vec" if rec.get("bytes_per_vector")

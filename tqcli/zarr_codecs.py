@@ -7,7 +7,7 @@
 
 With `pip install "tq[zarr]"` the codec is registered through the `zarr.codecs` entry point,
 so a store written with it opens with nothing but `import zarr`.  Its configuration in
-zarr.json holds every option of tqcli.compress (chunkcodec.OPTION_DEFAULTS, defaults as
+zarr.json holds every option of tqcli.compress (tqcli.options.CONFIG_KEYS, defaults as
 `tq compress`); each chunk is a complete .tqz stream (tqcli.chunkcodec), decoded exactly as
 tqcli.decompress decodes the same rows.  Chunks must span the last (vector) axis: validate()
 refuses a chunk grid that splits it, naming the fix.  Inside `sharding_indexed` the inner
@@ -29,6 +29,7 @@ from zarr.core.common import parse_named_configuration
 from zarr.registry import register_codec
 
 from . import chunkcodec
+from .options import CONFIG_KEYS
 
 NAME = "tq.turboquant"
 
@@ -51,7 +52,7 @@ class TurboQuantCodec(ArrayBytesCodec):
         return dict(self.options)
 
     def __getattr__(self, name):  # codec.bits, codec.mode, ...
-        if name in chunkcodec.OPTION_DEFAULTS:
+        if name in CONFIG_KEYS or name == "nmse":
             return dict(object.__getattribute__(self, "options"))[name]
         raise AttributeError(name)
 

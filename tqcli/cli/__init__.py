@@ -1,6 +1,6 @@
 """The `tq` command line: click glue over tqcli.api.
 
-Each command turns its flags into one library call (api.compress_file, decompress_file,
+Each command turns its flags into one library call (fileio.compress_file, decompress_file,
 inspect, evaluate_file) and prints what it returns.  Options and their rules come from
 tqcli.limits; process tuning is tqcli.process; report text is tqcli.report.  Heavy modules
 are imported inside the commands so that `tq --help` and `tq --version` start instantly.

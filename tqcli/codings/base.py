@@ -25,6 +25,75 @@ class PayloadCoding:
     modes: tuple[str, ...] = ("mse", "prod")  # the modes it is defined for
     mode_rule: str = "mode"                    # the reader rule refusing another mode
 
+    # ------------------------------------------------------------------ what it offers
+    # The command line, the options object (tqcli/options.py), the reports and the
+    # precompiler read these instead of naming a coding.
+
+    cli_name: str = ""                # --coding's name for it (and the reports' "coding")
+    aliases: tuple[str, ...] = ()     # further names accepted for it
+    label: str = ""                   # eval's narrow "code" column
+    legend: str = ""                  # what the label means, for eval's legend line
+    fractional_rates: bool = False    # bits may be any rate from min_rate to max_rate
+    target_error: bool = False        # takes a target error (nmse) instead of bits
+    rows_in_place: bool = True        # a row range is read from the payload in place
+    min_rate: float = 1
+    max_rate: float = 8
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name this entry answers to: table name, command-line name, aliases."""
+        return tuple(dict.fromkeys((self.name, self.cli_name or self.name) + self.aliases))
+
+    def header_fields(self, dim: int, options, chunk_rows: int) -> dict:
+        """The header fields this coding decides for new data under `options` (an
+        EncodeOptions): bits, codebook and, for a coding that has one, model.
+        ValueError for a combination it cannot encode."""
+        raise NotImplementedError
+
+    def decoder_kernel(self, header) -> str:
+        """The name of the kernel that decodes its chunks (precompile warms it up)."""
+        raise NotImplementedError
+
+    def warmup_ok(self, header) -> bool:
+        """Whether warmup_payload is quick enough for the precompiler to ask for."""
+        return True
+
+    def warmup_payload(self, header, rows: int) -> bytes | None:
+        """A valid payload of `rows` vectors made without any encoder kernel, for the
+        precompiler's child to decode; None when making one would take too long."""
+        return bytes(header.payload_size(rows))
+
+    def achieved_bits(self, header, payload_bytes: int) -> float:
+        """Bits per coordinate the payload spent on codes (all but the scales)."""
+        n, d = header.n_vectors, header.dim
+        return (payload_bytes - n * header.scale_size) * 8 / (n * d) if n else 0.0
+
+    def rate_text(self, header) -> str:
+        """Its width in `tq compress -v`'s line: "4 bits"."""
+        return f"{header.bits} bits"
+
+    def inspect_report(self, header, payload_bytes: int) -> dict | None:
+        """What `tq inspect` says of it under "coding" (None: nothing beyond the header)."""
+        return None
+
+    def inspect_rows(self, r: dict) -> list[tuple[str, str]]:
+        """Text rows replacing inspect's "mode" row for the report `r`, whose "coding"
+        inspect_report gave (only asked when that was not None)."""
+        return []
+
+    def eval_fields(self, header, payload_bytes: int, requested) -> dict | None:
+        """eval's figures for a file of this coding (bits, theory); None: the fixed-width
+        theory of tqcli.evaluation applies."""
+        return None
+
+    def eval_heading(self, dim: int) -> str | None:
+        """What eval's heading says of this coding's optimum (None: nothing)."""
+        return None
+
+    def collection_note(self) -> str | None:
+        """The line a collection's eval report adds when a member uses this coding."""
+        return None
+
     # ------------------------------------------------------------------ header block
     # The bytes between the shape and the centre (spec 3.1): the packed coding's codebook,
     # or the entropy coding's model.  A reader parses them with parse_model.

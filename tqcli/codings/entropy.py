@@ -1,7 +1,7 @@
 """`entropy` (coding code 1): cell indices on a uniform grid, rANS-coded with a static model.
 
 The encoder normalises and rotates as the packed coding does, then quantises every
-coordinate on the uniform grid of tqcli/entropy_model.py (step `step`, M cells, each
+coordinate on the uniform grid of tqcli/codings/entropy_model.py (step `step`, M cells, each
 reconstructed at the law's conditional mean) and codes the indices with an interleaved
 rANS coder whose integer frequencies the header stores (spec/tqz-v1.md section 19).
 
@@ -61,7 +61,7 @@ def max_stream_words(count: int, precision: int, lanes: int) -> int:
 def segment_rows_for(dim: int, chunk_rows: int) -> int:
     """tq's segment: the largest power of two of rows with at most 64K symbols, 8 at least,
     at most a chunk (so that a chunk's segments decode in parallel)."""
-    from ..entropy_model import SEGMENT_SYMBOLS
+    from .entropy_model import SEGMENT_SYMBOLS
 
     rows = max(1, SEGMENT_SYMBOLS // dim)
     rows = 1 << (rows.bit_length() - 1)
@@ -73,7 +73,7 @@ def rate_overhead(dim: int) -> float:
     lengths, about 4 + 6 L bytes a segment, so that a file meets the requested size: over a
     segment as tq cuts it from d alone, so that the grid does not depend on the chunk size."""
     from .. import limits
-    from ..entropy_model import LANES
+    from .entropy_model import LANES
 
     return (4 + 6 * LANES) * 8 / (segment_rows_for(dim, limits.MAX_CHUNK_ROWS) * dim)
 
@@ -85,6 +85,108 @@ class Entropy(PayloadCoding):
     fixed_size = False
     modes = ("mse",)
     mode_rule = "entropy-mode"
+    cli_name = "entropy"
+    label = "ent"
+    legend = "--coding entropy at rate b (about the same bytes)"
+    fractional_rates = True
+    target_error = True
+    rows_in_place = False  # a row range decodes its segments' streams
+    min_rate, max_rate = 1.0, 8.0  # entropy_model.MIN_RATE, MAX_RATE (not imported at start-up)
+    WARMUP_SYMBOLS = 1 << 16  # the largest chunk of 8 vectors precompile codes in plain Python
+
+    def header_fields(self, dim: int, options, chunk_rows: int) -> dict:
+        """The grid step from the target rate or error, its centroids and frequencies
+        (spec 19)."""
+        from .. import limits
+        from . import entropy_model as em
+
+        problem = limits.dim_problem(options.mode, dim)
+        if problem:
+            raise ValueError(problem)
+        seg = segment_rows_for(dim, chunk_rows)
+        if options.nmse is not None:
+            model = em.model_for(dim, nmse=float(options.nmse))
+        else:
+            model = em.model_for(dim, rate=float(options.bits), overhead=rate_overhead(dim))
+        entropy = EntropyModel(precision=em.PRECISION, lanes=em.LANES, segment_rows=seg,
+                               step=model.step, rate=float(model.rate),
+                               frequencies=model.frequencies)
+        bits = min(limits.MAX_BITS, max(limits.MIN_BITS, math.ceil(model.rate - 1e-9)))
+        return dict(bits=bits, codebook=model.centroids, model=entropy)
+
+    def decoder_kernel(self, header) -> str:
+        return "decode_symbols_kernel"
+
+    def warmup_ok(self, header) -> bool:
+        return 8 * header.dim <= self.WARMUP_SYMBOLS
+
+    def warmup_payload(self, header, rows: int) -> bytes | None:
+        """A valid stream of the middle cell, written by the plain-Python coder."""
+        import numpy as np
+
+        from .. import reference_rans
+
+        if not self.warmup_ok(header):
+            return None
+        m = header.model
+        middle = np.full(rows * header.dim, len(header.codebook) // 2, np.uint16)
+        stream = reference_rans.encode(middle, m.frequencies, m.precision, m.lanes)
+        return (np.asarray([len(stream)], "<u4").tobytes() + stream
+                + bytes(rows * header.scale_size))
+
+    def rate_text(self, header) -> str:
+        return f"entropy-coded, {header.model.rate:.2f} bits"
+
+    def inspect_report(self, header, payload_bytes: int) -> dict:
+        """The bits per coordinate it achieved (payload bytes but the scales, over n d
+        coordinates), the rate and the error the law predicts for its step, and the
+        fixed-length coding at the neighbouring widths."""
+        from .. import codebook, limits
+        from . import entropy_model as em
+
+        m, d, z = header.model, header.dim, header.scale_size
+        achieved = self.achieved_bits(header, payload_bytes)
+        fixed = []
+        for b in sorted({math.floor(achieved), math.ceil(achieved)}):
+            if limits.MIN_BITS <= b <= limits.MAX_BITS:
+                fixed.append({"bits": b, "bytes_per_vector": d * b / 8 + z,
+                              "expected_nmse": codebook.expected_distortion(d, b)})
+        return {"name": self.cli_name, "symbols": len(header.codebook), "step": m.step,
+                "precision": m.precision, "lanes": m.lanes, "segment_rows": m.segment_rows,
+                "model_bits": m.rate, "achieved_bits": achieved,
+                "expected_nmse": em.law_theory(d, m.step)["optimum"], "fixed_length": fixed}
+
+    def inspect_rows(self, r: dict) -> list[tuple[str, str]]:
+        """The text rows of the inspect report `r` for its "coding" (inspect_report)."""
+        c = r["coding"]
+        fixed = "; ".join(f"{f['bits']} bits {f['bytes_per_vector']:.1f} B/vec nmse "
+                          f"{f['expected_nmse']:.3e}" for f in c["fixed_length"])
+        return [
+            ("mode", f"{r['mode']}, entropy-coded, {c['achieved_bits']:.3f} bits/coordinate "
+                     f"(the law predicts {c['model_bits']:.3f})"),
+            ("grid", f"{c['symbols']} cells of step {c['step']:.4g}, frequencies of "
+                     f"{c['precision']} bits, {c['lanes']} coder states, segments of "
+                     f"{c['segment_rows']} rows"),
+            ("expected nmse", f"{c['expected_nmse']:.3e} (law, this step)"),
+            ("fixed-length", fixed or "-"),
+        ]
+
+    def eval_fields(self, header, payload_bytes: int, requested) -> dict:
+        """bits: the rate asked for (or the one achieved); the theory of its grid."""
+        from . import entropy_model as em
+
+        achieved = self.achieved_bits(header, payload_bytes)
+        out = {"bits": requested if requested is not None else round(achieved, 2),
+               "achieved_bits": achieved, "model_bits": header.model.rate}
+        out.update(em.law_theory(header.dim, header.model.step))
+        return out
+
+    def eval_heading(self, dim: int) -> str:
+        return f"{self.label}: the law's error of its grid"
+
+    def collection_note(self) -> str:
+        return (f"bits: N {self.label} = the entropy coding, N bits per coordinate achieved; "
+                f"its optimum is the law's error of its grid")
 
     # ------------------------------------------------------------------ header block
 
@@ -95,7 +197,7 @@ class Entropy(PayloadCoding):
         return _BLOCK.size + 6 * len(header.codebook)
 
     def max_model_size(self) -> int:
-        from ..entropy_model import MAX_SYMBOLS
+        from .entropy_model import MAX_SYMBOLS
 
         return _BLOCK.size + 6 * MAX_SYMBOLS
 
@@ -118,7 +220,7 @@ class Entropy(PayloadCoding):
     def parse_model(self, raw: bytes, offset: int, fields: dict):
         import numpy as np
 
-        from .. import entropy_model as em
+        from . import entropy_model as em
         from ..errors import FormatError
         from .packed import check_codebook
 

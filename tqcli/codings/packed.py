@@ -19,6 +19,27 @@ class Packed(PayloadCoding):
     name = "packed"
     summary = "fixed-width bit-packed codes, then the per-vector floats"
     fixed_size = True
+    cli_name = "fixed"
+    label = "fix"
+    legend = "fixed-length b-bit codes"
+
+    def header_fields(self, dim: int, options, chunk_rows: int) -> dict:
+        """b bits (an integer) and the Lloyd-Max codebook of its code bits."""
+        import numpy as np
+
+        from .. import codebook, limits
+
+        bits = options.bits
+        if isinstance(bits, bool) or not isinstance(bits, int) \
+                or not limits.MIN_BITS <= bits <= limits.MAX_BITS:
+            raise ValueError(f"bits must be an integer from {limits.MIN_BITS} to "
+                             f"{limits.MAX_BITS}, got {bits!r}")
+        q = limits.code_bits(options.mode, bits)
+        cb = codebook.codebook(dim, q) if q > 0 else np.zeros(0, np.float32)
+        return dict(bits=bits, codebook=cb)
+
+    def decoder_kernel(self, header) -> str:
+        return "decode_prod_kernel" if header.mode == "prod" else "decode_mse_kernel"
 
     def max_model_size(self) -> int:
         from .. import limits

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import codebook
+from .. import codebook
 
 SPAN = 7.0            # the grid covers +-SPAN standard deviations of the law (sigma = 1/sqrt(d))
 PRECISION = 16        # tq's frequency precision: frequencies sum to 2^16
@@ -40,6 +40,7 @@ MIN_SYMBOLS, MAX_SYMBOLS = 2, 4096
 MIN_PRECISION, MAX_PRECISION = 8, 16
 MIN_LANES, MAX_LANES = 1, 32
 MIN_RATE, MAX_RATE = 1.0, 8.0   # the bits per coordinate tq's rate control accepts
+CACHE_FOLDER = "entropy"        # its solved models, under codebook.cache_dir()
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def model_for(d: int, *, rate: float | None = None, nmse: float | None = None,
     key = (f"d{d}-nmse{float(nmse).hex()}" if nmse is not None
            else f"d{d}-rate{float(rate).hex()}-over{float(overhead).hex()}")
     key += f"-p{PRECISION}-span{SPAN.hex()}"
-    path = os.path.join(codebook.cache_dir(), "entropy", key + ".json")
+    path = os.path.join(codebook.cache_dir(), CACHE_FOLDER, key + ".json")
     cached = _read_model(path)
     if cached is not None:
         return cached
@@ -236,3 +237,9 @@ def _write_model(path: str, model: Model) -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only or full cache only costs the next run the solve
+
+
+def law_theory(d: int, step: float) -> dict:
+    """The law's error of the grid of `step` ("optimum") and the rate-distortion bound at
+    its rate ("lower_bound"), as eval reports them."""
+    return {"optimum": nmse_of(d, step), "lower_bound": 4.0 ** -rate_of(d, step)}
