@@ -255,7 +255,7 @@ def test_command_line_options_and_messages(tq, tmp_path):
     x = np.random.default_rng(6).standard_normal((500, 48)).astype(np.float32)
     np.save(tmp_path / "a.npy", x)
     code, _, err = tq("compress", "a.npy", "-b", "2.5")
-    assert code == 2 and "needs --coding entropy" in _err(err)
+    assert code == 2 and "fractional rate" in _err(err) and "--coding entropy" in _err(err)
     code, _, err = tq("compress", "a.npy", "--nmse", "0.01")
     assert code == 2 and "--coding entropy" in _err(err)
     code, _, err = tq("compress", "a.npy", "--nmse", "0.01", "-b", "3", "--coding", "entropy")
@@ -304,7 +304,7 @@ def test_eval_compares_both_codings_and_can_recommend_either(tq, tmp_path):
     codes = [line.split()[2] for line in lines if line.split()[:1] in (["1"], ["2"], ["8"])]
     assert codes == ["fix", "fix", "ent", "ent"] * 3
     code, out, err = tq("eval", "u.npy", "-b", "2.5", "--coding", "fixed")
-    assert code == 2 and "needs --coding entropy" in _err(err)
+    assert code == 2 and "fractional rate" in _err(err) and "--coding entropy" in _err(err)
 
 
 def test_entropy_files_say_coding_1_in_their_flags():

@@ -29,7 +29,7 @@ import numpy as np
 class ChunkCodes:
     """The codes and per-vector floats of `rows` vectors of dimension `dim`.
 
-    coding   "packed" or "entropy" (the payload coding's name)
+    coding   the payload coding's table name (packed, entropy, ...)
     bits     q, the width of one code in `codes` for packed (0: no mse codes, prod mode
              at 1 bit); 0 for entropy, whose codes are not packed
     codes    packed: uint8, the LSB-first bit stream of the rows * dim q-bit codebook

@@ -43,7 +43,7 @@ def vector_ratios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def member_errors(pairs, codings=None) -> tuple[list[dict], dict]:
     """pairs: (record, original array, decoded array); codings: name -> the "coding" of an
-    entropy-coded member (members.member_coding); returns (rows, total)."""
+    member whose coding reports one (CollectionFile.codings); returns (rows, total)."""
     from . import evaluation
 
     codings = codings or {}

@@ -352,20 +352,19 @@ def open_compress_input(plan: CompressPlan, input_dtype: str | None = None):
         yield source
 
 
-def compress_planned(plan: CompressPlan, source, *, force: bool = False, progress=None,
-                     bits_for=(), lossless=(), vector_size=None, strict: bool = False,
-                     warn=None, **options):
-    """Compress as planned; --rm deletes the input once the output is complete.  Returns
-    the header (one array) or the table of contents (a collection)."""
+def compress_planned(plan: CompressPlan, source, options: EncodeOptions, *,
+                     force: bool = False, progress=None, bits_for=(), lossless=(),
+                     vector_size=None, strict: bool = False, warn=None):
+    """Compress as planned with `options` (a collection: every member, with its width from
+    bits_for); --rm deletes the input once the output is complete (finish).  Returns the
+    header (one array) or the table of contents (a collection)."""
     inp = plan.input
     if inp.collection:
-        done = compress_collection_file(inp.path, plan.output, group=inp.group, force=force,
+        return compress_collection_file(inp.path, plan.output, group=inp.group, force=force,
                                         progress=progress, bits_for=bits_for,
                                         lossless=lossless, vector_size=vector_size,
-                                        strict=strict, warn=warn, **options)
-    else:
-        done = compress_file(source, plan.output, force=force, progress=progress, **options)
-    return done
+                                        strict=strict, warn=warn, **options.to_kwargs())
+    return compress_file(source, plan.output, options, force=force, progress=progress)
 
 
 @dataclass

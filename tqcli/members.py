@@ -367,22 +367,24 @@ class CollectionFile(OpenContainer, Mapping):
 
     def __init__(self, src, memory_limit: int | None = None, reader=None, own=None):
         self.memory_limit = memory_limit
-        self._codings = {}  # member name -> member_coding() of an entropy-coded member
+        self._codings = {}  # member name -> its coding's member_report, where it has one
         super().__init__(src, reader, own)
 
     def _note(self, name: str, f: TqFile) -> None:
-        if f.header.coding == "entropy":
-            self._codings[name] = member_coding(f.header, f.payload_bytes)
+        report = f.header.payload_coding.member_report(f.header, f.payload_bytes)
+        if report is not None:
+            self._codings[name] = report
 
     @property
     def codings(self) -> dict:
-        """name -> member_coding() of the entropy-coded members opened or read so far."""
+        """name -> the coding report (member_report) of the members opened or read so far
+        whose coding has one (the entropy coding: the rate achieved)."""
         return dict(self._codings)
 
     def coding(self, name: str) -> dict | None:
-        """member_coding() of an entropy-coded compressed member (None for a fixed-length
-        or lossless one): its achieved bits per coordinate, which the header's `bits`
-        (and the record's) is not."""
+        """The coding report of a compressed member whose coding has one (the entropy
+        coding: its achieved bits per coordinate, which the header's `bits` and the
+        record's are not); None for a fixed-length or lossless member."""
         rec = self._entry(name)
         if rec["kind"] != "tqz":
             return None
@@ -513,16 +515,6 @@ class CollectionFile(OpenContainer, Mapping):
             out["verified"] = True
         return out
 
-
-
-def member_coding(h, payload_bytes: int) -> dict:
-    """The "coding" of an entropy-coded member in inspect's JSON: the name, the bits per
-    coordinate achieved (payload less the scales, over n d coordinates, as inspect reports
-    for a single file) and the model's rate and step."""
-    n, d = h.n_vectors, h.dim
-    achieved = (payload_bytes - n * h.scale_size) * 8 / (n * d) if n else 0.0
-    return {"name": "entropy", "achieved_bits": achieved, "model_bits": h.model.rate,
-            "step": h.model.step}
 
 
 def _check_member_header(h, rec: dict) -> None:

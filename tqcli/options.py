@@ -86,7 +86,8 @@ class EncodeOptions:
             if not coding.target_error:
                 other = _first(lambda c: c.target_error)
                 raise OptionError("nmse", f"a target error (nmse) needs the {other} coding "
-                                          f"(coding={other!r})")
+                                          f"(coding={other!r}; on the command line "
+                                          f"--coding {other})")
             v = self.nmse
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
                 raise OptionError("nmse", f"nmse must be a number between 0 and 1, got {v!r}")
@@ -252,7 +253,8 @@ def _bits(value, coding):
             raise OptionError("bits", f"bits must be an integer from {limits.MIN_BITS} to "
                                       f"{limits.MAX_BITS} with the {coding.cli_name} coding, "
                                       f"got {value!r}: a fractional rate ({value:g} bits) "
-                                      f"needs the {other} coding (--coding {other})")
+                                      f"needs the {other} coding (coding={other!r}; on the "
+                                      f"command line --coding {other})")
         if not coding.min_rate <= value <= coding.max_rate:
             raise OptionError("bits", f"bits must be a rate from {coding.min_rate:g} to "
                                       f"{coding.max_rate:g} with the {coding.cli_name} "

@@ -10,7 +10,7 @@ import click
 
 from .. import limits, process
 from ..rotations import DEFAULT as DEFAULT_ROTATION, ROTATIONS
-from .options import (CODING_CHOICES, CONTEXT, _check_coding_options, _check_encoder_options,
+from .options import (CONTEXT, coding_choices, encode_options,
                       _each, _Engine, _input_list, _warner, common_keep, common_mode,
                       common_output_dir, common_seed, common_threads, usage_errors)
 from .progress import _Progress, _progress_enabled
@@ -24,7 +24,7 @@ from .progress import _Progress, _progress_enabled
 @click.option("-b", "--bits", type=click.FloatRange(limits.MIN_BITS, limits.MAX_BITS),
               default=None, metavar="B", help=f"Bits per coordinate [default: {limits.DEFAULT_BITS}]; "
               "with --coding entropy any rate from 1 to 8, e.g. 2.5.")
-@click.option("--coding", type=click.Choice(CODING_CHOICES), default="fixed",
+@click.option("--coding", type=click.Choice(coding_choices()), default=coding_choices()[0],
               show_default=True, help="fixed: b-bit codes (fastest, in-place random access); "
               "entropy: entropy-coded indices, about a third less error at the same size.")
 @click.option("--nmse", type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -85,8 +85,10 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
     or STORE/ARRAY, or '-' for a .npy on stdin; none: stdin) into a .tqz file.  An HDF5
     file (or group), a .safetensors file and an .npz become one collection of named
     members; FILE.h5:/dataset one array."""
-    _check_encoder_options(mode, scale_rule, chunk_rows)
-    bits, coding = _check_coding_options(bits, coding, nmse, mode)
+    options = encode_options(bits=bits, nmse=nmse, coding=coding, mode=mode, seed=seed,
+                             rounds=rounds, rotation=rotation, center=center,
+                             scale_rule=scale_rule, scale_dtype=scale_dtype,
+                             chunk_rows=chunk_rows)
     from ..members import parse_bits_for
 
     try:
@@ -110,11 +112,8 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
             engine.start()  # the kernels load once the input is good
             with _Progress(_progress_enabled(progress, quiet),
                            "compress members" if coll else "compress") as bar:
-                done = fileio.compress_planned(
-                    plan, source, force=force, progress=bar, bits=bits, mode=mode, seed=seed,
-                    rounds=rounds, rotation=rotation, center=center, scale_rule=scale_rule,
-                    scale_dtype=scale_dtype, chunk_rows=chunk_rows, coding=coding, nmse=nmse,
-                    **more)
+                done = fileio.compress_planned(plan, source, options, force=force,
+                                               progress=bar, **more)
         fileio.finish(plan, out)
         if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
             from .. import report

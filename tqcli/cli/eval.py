@@ -10,7 +10,7 @@ import click
 
 from .. import limits, process
 from ..errors import TqError
-from .options import (CODING_CHOICES, CONTEXT, _bit_list, _check_encoder_options, _warner,
+from .options import (CONTEXT, _bit_list, coding_choices, encode_options, _warner,
                       common_memory, common_threads, parse_bit_list)
 from .progress import _Progress, _progress_enabled
 
@@ -27,7 +27,7 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
                    f"{EVAL_TARGET_BITS} with a target).")
 @click.option("--mode", type=click.Choice(limits.MODES), default=limits.DEFAULT_MODE,
               show_default=True)
-@click.option("--coding", type=click.Choice(CODING_CHOICES + ("both",)), default=None,
+@click.option("--coding", type=click.Choice(coding_choices(("both",))), default=None,
               help="Codings to evaluate at each -b, the entropy coding at rate b (about the "
                    "same bytes) [default: both in mse mode, fixed in prod mode].")
 @click.option("--seed", type=click.IntRange(0, limits.MAX_SEED), default=limits.DEFAULT_SEED,
@@ -104,14 +104,23 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     widths_given = bits is not None
     if bits is None:
         bits = parse_bit_list(EVAL_TARGET_BITS if targeted else EVAL_DEFAULT_BITS)
-    _check_encoder_options(mode, scale_rule, None)
-    if coding in ("entropy", "both") and mode != "mse":
-        raise click.BadParameter("the entropy coding is defined for mse mode only",
-                                 param_hint="--coding")
-    codings = {"both": ("fixed", "entropy"), None: ("fixed", "entropy") if mode == "mse"
-               else ("fixed",)}.get(coding, (coding,))
-    if any(not float(b).is_integer() for b in bits) and "entropy" not in codings:
-        raise click.BadParameter("a fractional rate needs --coding entropy",
+    encode_options(mode=mode, scale_rule=scale_rule)
+    from ..codings import CODINGS
+
+    if coding is None:  # every coding the mode allows
+        chosen = [c for c in CODINGS if mode in c.modes]
+    else:
+        chosen = list(CODINGS) if coding == "both" else [CODINGS.resolve(coding)]
+        for c in chosen:
+            if mode not in c.modes:
+                raise click.BadParameter(f"the {c.cli_name} coding is defined for "
+                                         f"{' or '.join(c.modes)} mode only",
+                                         param_hint="--coding")
+    codings = tuple(c.cli_name for c in chosen)
+    if any(not float(b).is_integer() for b in bits) and \
+            not any(c.fractional_rates for c in chosen):
+        raise click.BadParameter("a fractional rate needs a coding that takes one "
+                                 f"(--coding {' or '.join(c.cli_name for c in CODINGS if c.fractional_rates)})",
                                  param_hint="'-b' / '--bits'")
     if plot is not None:
         from .. import plot as plotting
@@ -121,7 +130,7 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
             raise TqError("already exists; use -f to overwrite", plot)
     if target_recall is not None and queries == 0:
         raise click.UsageError("--target-recall needs queries (--queries > 0)")
-    if not widths_given and "entropy" in codings and container is None:
+    if not widths_given and any(c.target_error for c in chosen) and container is None:
         bits = _with_target_rate(input, dataset, bits, target_nmse, target_recall)
     api = process.load_library()
     process.start_engine(threads)

@@ -32,7 +32,7 @@ def inspect(inputs, as_json, verify, memory_limit):
             reports.clear()
 
     def one(input):
-        result = process.load_library().inspect(input, verify=verify,
+        result = process.load_fileio().inspect(input, verify=verify,
                                                 memory_limit=memory_limit)
         if len(inputs) == 1:
             click.echo(json.dumps(result, indent=2) if as_json else

@@ -182,40 +182,24 @@ def _bit_list(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
-def _check_encoder_options(mode: str, scale_rule: str | None, chunk_rows: int | None) -> None:
-    """The option rules of limits, as usage errors (exit status 2) naming the flag."""
-    problem = limits.scale_rule_problem(mode, scale_rule or limits.default_scale_rule(mode))
-    if problem:
-        raise click.BadParameter(problem, param_hint="--scale")
-    problem = None if chunk_rows is None else limits.chunk_rows_problem(chunk_rows)
-    if problem:
-        raise click.BadParameter(problem, param_hint="--chunk-rows")
+def encode_options(**flags):
+    """The EncodeOptions of the command's flags (tqcli.options: every rule of the encoder's
+    options is there, once), or a usage error (exit status 2) naming the flag."""
+    from ..options import CLI_FLAGS, EncodeOptions, OptionError
+
+    try:
+        return EncodeOptions.from_cli(**flags)
+    except OptionError as e:
+        if flags.get("bits") is not None and flags.get("nmse") is not None:
+            raise click.UsageError(e.reason) from None  # two flags, neither is wrong alone
+        raise click.BadParameter(e.reason, param_hint=CLI_FLAGS.get(e.option)) from None
 
 
-CODING_CHOICES = ("fixed", "entropy")  # fixed is the coding table's `packed`
+def coding_choices(extra: tuple = ()) -> tuple[str, ...]:
+    """--coding's choices: the coding table's command-line names."""
+    from ..codings import CODINGS
 
-
-def _check_coding_options(bits, coding: str, nmse, mode: str):
-    """(bits, coding table name) from -b, --coding and --nmse, or a usage error naming the
-    flag: a fractional -b and --nmse need --coding entropy, which needs mse mode."""
-    if coding == "entropy" and mode != "mse":
-        raise click.BadParameter("the entropy coding is defined for mse mode only",
-                                 param_hint="--coding")
-    if nmse is not None:
-        if coding != "entropy":
-            raise click.BadParameter("a target error needs --coding entropy",
-                                     param_hint="--nmse")
-        if bits is not None:
-            raise click.UsageError("-b and --nmse contradict each other: give one")
-        return None, "entropy"
-    if bits is None:
-        bits = limits.DEFAULT_BITS
-    if coding != "entropy":
-        if not float(bits).is_integer():
-            raise click.BadParameter(f"a fractional rate ({bits:g}) needs --coding entropy",
-                                     param_hint="'-b' / '--bits'")
-        return int(bits), "packed"
-    return (int(bits) if float(bits).is_integer() else float(bits)), "entropy"
+    return CODINGS.cli_names + extra
 
 
 def _input_list(inputs, output, to_stdout, output_dir, keep, remove) -> list[str]:

@@ -90,6 +90,11 @@ class PayloadCoding:
         """What eval's heading says of this coding's optimum (None: nothing)."""
         return None
 
+    def member_report(self, header, payload_bytes: int) -> dict | None:
+        """The "coding" object of a collection member of this coding in inspect's JSON
+        (None: the header's bits say it all)."""
+        return None
+
     def collection_note(self) -> str | None:
         """The line a collection's eval report adds when a member uses this coding."""
         return None

@@ -137,6 +137,12 @@ class Entropy(PayloadCoding):
     def rate_text(self, header) -> str:
         return f"entropy-coded, {header.model.rate:.2f} bits"
 
+    def member_report(self, header, payload_bytes: int) -> dict:
+        """A member's rate (its header's `bits`, the largest index width, is not): the bits
+        per coordinate achieved, the model's rate and the grid step."""
+        return {"name": self.name, "achieved_bits": self.achieved_bits(header, payload_bytes),
+                "model_bits": header.model.rate, "step": header.model.step}
+
     def inspect_report(self, header, payload_bytes: int) -> dict:
         """The bits per coordinate it achieved (payload bytes but the scales, over n d
         coordinates), the rate and the error the law predicts for its step, and the
