@@ -8,7 +8,7 @@ This is the textbook form of TurboQuant (MSE variant) written the obvious way wi
 * per vector: its norm, the unit vector u = x / |x|, the rotated vector u @ R.T (one BLAS
   matmul per block of rows);
 * every rotated coordinate is quantised with np.searchsorted against the Lloyd-Max
-  decision thresholds of tq's own codebook (tqcli.codebook.codebook / boundaries), so the
+  decision thresholds of tq's own codebook (tqcli.codec.codebook.codebook / boundaries), so the
   quantiser is exactly the one tq uses;
 * the b-bit codes are packed without padding: b bit planes, each flattened over the block
   and packed with np.packbits (little bit order), so a block of n vectors costs
@@ -48,7 +48,7 @@ class DenseTurboQuant:
     """TurboQuant-MSE with a dense rotation, numpy only.  `stages` accumulates seconds."""
 
     def __init__(self, d: int, bits: int, seed: int = 0, block_rows: int = BLOCK_ROWS):
-        from tqcli import codebook
+        from tqcli.codec import codebook
 
         self.d, self.bits, self.block_rows = int(d), int(bits), int(block_rows)
         self.R = random_rotation(self.d, seed)       # rotated = u @ R.T ; back = y @ R

@@ -37,7 +37,7 @@ KINDS = ("tiled", "hadamard2", "haar")
 
 def haar_ratio(q: np.ndarray, x: np.ndarray, bits: int) -> float:
     """The tq quantiser (norm rule) behind the dense rotation q, in float64."""
-    from tqcli.codebook import boundaries, codebook
+    from tqcli.codec.codebook import boundaries, codebook
 
     d = x.shape[1]
     u = x.astype(np.float64) @ q.T

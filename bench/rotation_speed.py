@@ -43,7 +43,7 @@ def main() -> None:
     if a.kernels:
         return kernel_times([int(v) for v in a.dims.split(",")], a.bits)
     import tqcli
-    from tqcli.rotations import ROTATIONS
+    from tqcli.codec.rotations import ROTATIONS
 
     kinds = ROTATIONS.names
     print(f"{'d':>5} {'kind':>10} {'compress GB/s':>14} {'decompress GB/s':>16}")
@@ -70,8 +70,8 @@ def main() -> None:
 def kernel_times(dims: list[int], bits: int, n: int = 32768, turns: int = 25) -> None:
     """Best-of-`turns` time of kernels.encode_mse and decode_mse for each kind."""
     from tqcli import kernels
-    from tqcli.codec import Codec, make_header
-    from tqcli.rotations import ROTATIONS
+    from tqcli.codec.state import Codec, make_header
+    from tqcli.codec.rotations import ROTATIONS
 
     print(f"{'d':>5} {'kind':>10} {'encode ms':>10} {'decode ms':>10}   ({n} rows)")
     for d in dims:

@@ -85,7 +85,7 @@ def _warm() -> int:
     import zarr  # noqa: F401
 
     import tqcli
-    import tqcli.zarr_codecs  # noqa: F401
+    import tqcli.integrations.zarr_codecs  # noqa: F401
 
     x = np.random.default_rng(0).standard_normal((64, D)).astype(np.float32)
     tqcli.decompress(tqcli.compress(x, bits=4))
@@ -161,8 +161,8 @@ def main() -> None:
     from dask.distributed import Client, LocalCluster
 
     sys.path.insert(0, str(ROOT))
-    from tqcli.numcodecs_codec import TurboQuant
-    from tqcli.zarr_codecs import TurboQuantCodec
+    from tqcli.integrations.numcodecs_codec import TurboQuant
+    from tqcli.integrations.zarr_codecs import TurboQuantCodec
 
     spec = importlib.util.spec_from_file_location("dask_compress",
                                                   ROOT / "examples" / "dask_compress.py")

@@ -26,7 +26,7 @@ import dask.array as da
 import numpy as np
 from dask.distributed import Client, LocalCluster
 
-from tqcli.zarr_codecs import TurboQuantCodec
+from tqcli.integrations.zarr_codecs import TurboQuantCodec
 
 
 def _npy_block(path: str, start: int, stop: int) -> np.ndarray:

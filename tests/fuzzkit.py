@@ -65,7 +65,7 @@ MEMORY_LIMIT = 100 * 2**20   # bytes of extra memory per case
 
 # ---------------------------------------------------------------------------- headers
 
-# names of the fixed header fields, in the order of tqcli.container._FIXED
+# names of the fixed header fields, in the order of tqcli.format.container._FIXED
 HEADER_FIELDS = ("magic version flags header_size mode bits scale_rule scale_dtype "
                  "source_dtype rotation rounds ndim dim chunk_rows n_vectors seed").split()
 
@@ -86,7 +86,7 @@ def patch_header(blob: bytes, fix_crc: bool, shape=None, **fields) -> bytes:
     import struct
 
     import tqcli
-    from tqcli.container import _FIXED, CRC, crc32
+    from tqcli.format.container import _FIXED, CRC, crc32
 
     h = tqcli.read_header(blob)
     values = list(_FIXED.unpack_from(blob))
@@ -238,7 +238,7 @@ class CliPool:
 def _apply_fault(fault: dict) -> None:
     """Injected failures, armed in the child before tq runs.
 
-    write_error: the output stream (tqcli.files.GuardedStream, behind every file and stdout
+    write_error: the output stream (tqcli.arrayio.files.GuardedStream, behind every file and stdout
       tq writes except HDF5) raises OSError(errno) once more than `after` bytes were written.
     interrupt: the same stream raises KeyboardInterrupt (as Ctrl-C would) after `after` bytes.
     rename_error: publishing the finished output (os.replace) fails with OSError(errno).
@@ -246,7 +246,7 @@ def _apply_fault(fault: dict) -> None:
     """
     import errno as errno_mod
 
-    from tqcli import files
+    from tqcli.arrayio import files
 
     kind = fault["kind"]
     code = getattr(errno_mod, fault.get("errno", "ENOSPC"))
@@ -331,11 +331,11 @@ def _serve() -> None:
     # everything a tq command imports, loaded once; no thread is started here
     import numpy  # noqa: F401
 
-    import tqcli.api  # noqa: F401
+    import tqcli.library.api  # noqa: F401
     import tqcli.arrayio  # noqa: F401
     import tqcli.cli  # noqa: F401
-    import tqcli.codec  # noqa: F401
-    import tqcli.files  # noqa: F401
+    import tqcli.codec.state  # noqa: F401
+    import tqcli.arrayio.files  # noqa: F401
     from tqcli import kernels
 
     kernels.warm_up()

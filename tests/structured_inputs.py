@@ -43,7 +43,7 @@ def family_rows(family: str, d: int, n: int, rng: np.random.Generator) -> np.nda
 def error_ratio(x: np.ndarray, xhat: np.ndarray, bits: int) -> float:
     """Mean normalised error ||x - xhat||^2 / ||x||^2 over the rows, divided by the exact
     Lloyd-Max optimum for this d and b (what a uniformly random rotation achieves)."""
-    from tqcli.codebook import expected_distortion
+    from tqcli.codec.codebook import expected_distortion
 
     x = x.astype(np.float64)
     err = ((x - xhat.astype(np.float64)) ** 2).sum(axis=1) / (x * x).sum(axis=1)

@@ -4,7 +4,7 @@
     plain norm as scale the error is the Lloyd-Max optimum within 1% (so the rotation alone
     reaches the optimum);
 (b) real sentence embeddings: error and recall are README's figures, recall computed here
-    with plain numpy on the held-out split and by tqcli.evaluation, which must agree;
+    with plain numpy on the held-out split and by tqcli.library.evaluation, which must agree;
 (c) the structured rotation is as good as a dense Haar rotation on the real data;
 (d) prod mode gives unbiased inner products, mse with the norm scale shrinks them by ~(1 - D),
     the 'ip' scale removes that shrinkage;
@@ -22,7 +22,8 @@ import pytest
 from scipy.stats import ortho_group
 
 import tqcli
-from tqcli import codebook, evaluation
+from tqcli.codec import codebook
+from tqcli.library import evaluation
 
 from conftest import nmse
 
@@ -103,7 +104,7 @@ RECALL_MARGIN = 0.002
 
 def heldout_recall(x: np.ndarray, y: np.ndarray, queries: int = 1000) -> tuple[float, float]:
     """recall@1 and recall@10@10 of exact inner-product search over the decoded vectors y, by
-    the held-out protocol of ../shared/data/README.md, in plain numpy (no tqcli.evaluation):
+    the held-out protocol of ../shared/data/README.md, in plain numpy (no tqcli.library.evaluation):
     queries are rows perm[:1000] of x (exact), the database rows perm[1000:], with perm the
     permutation of numpy.random.default_rng(1)."""
     perm = np.random.default_rng(1).permutation(x.shape[0])

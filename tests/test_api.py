@@ -75,7 +75,7 @@ def test_a_bad_file_is_closed_when_open_fails(tmp_path, monkeypatch):
         opened.append(f)
         return f
 
-    monkeypatch.setattr("tqcli.layouts.io.open", spy)  # where TqFile opens a path
+    monkeypatch.setattr("tqcli.format.layouts.io.open", spy)  # where TqFile opens a path
     with pytest.raises(tqcli.FormatError):
         tqcli.open(p)
     assert opened and all(f.closed for f in opened)

@@ -261,7 +261,7 @@ def test_reading_npy_imports_neither_h5py_nor_the_container():
     code = ("import sys, io, numpy as np; from tqcli import arrayio; "
             "b = io.BytesIO(); np.save(b, np.ones((3, 4), np.float32)); b.seek(0); "
             "s = arrayio.NpyStreamSource(b, '-'); list(s.blocks(2)); "
-            "print(sorted(m for m in ('h5py', 'tqcli.container', 'tqcli.codec', 'numba') "
+            "print(sorted(m for m in ('h5py', 'tqcli.format.container', 'tqcli.codec.state', 'numba') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)

@@ -22,7 +22,7 @@ from conftest import gaussian
 from fuzzkit import TQ
 
 import tqcli
-from tqcli import files, selection
+from tqcli.arrayio import files, selection
 
 
 

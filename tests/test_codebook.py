@@ -1,4 +1,4 @@
-"""Lloyd-Max codebooks for one coordinate of a random unit vector (tqcli.codebook).
+"""Lloyd-Max codebooks for one coordinate of a random unit vector (tqcli.codec.codebook).
 
 The law of a coordinate t of a uniform point on the sphere S^(d-1) is
 f_d(t) ∝ (1 - t^2)^((d-3)/2), i.e. (t+1)/2 ~ Beta((d-1)/2, (d-1)/2).  Everything the module
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from tqcli import codebook
+from tqcli.codec import codebook
 
 from conftest import unit_rows
 

@@ -16,8 +16,8 @@ import tqcli
 zarr = pytest.importorskip("zarr", reason="the zarr extra is not installed")
 numcodecs = pytest.importorskip("numcodecs")
 
-from tqcli.numcodecs_codec import TurboQuant  # noqa: E402
-from tqcli.zarr_codecs import TurboQuantCodec  # noqa: E402
+from tqcli.integrations.numcodecs_codec import TurboQuant  # noqa: E402
+from tqcli.integrations.zarr_codecs import TurboQuantCodec  # noqa: E402
 
 # every key of tqcli/options.py CONFIG_KEYS, none at its default
 ENTROPY = {"bits": 2.5, "mode": "mse", "seed": 123456789, "rounds": 5, "scale_rule": "norm",

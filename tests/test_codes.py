@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli import blocks, codebook, reference
-from tqcli.codec import Codec, make_header
-from tqcli.codes import ChunkCodes, unpack
+from tqcli.library import blocks
+from tqcli.codec import codebook, reference
+from tqcli.codec.state import Codec, make_header
+from tqcli.codec.codes import ChunkCodes, unpack
 
 rng = np.random.default_rng(621)
 X = (rng.standard_normal((150, 40)) + 0.7).astype(np.float32)  # an offset: centring matters

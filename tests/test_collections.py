@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli import codebook, collection
-from tqcli.members import compress_collection, open_collection
+from tqcli.codec import codebook
+from tqcli.format import collection
+from tqcli.library.collections import compress_collection, open_collection
 
 from conftest import data_file, nmse
 
@@ -742,7 +743,7 @@ def test_collection_vector_is_reproduced_and_read_from_the_spec():
 def test_attention_error_against_a_direct_computation():
     from scipy.special import softmax
 
-    from tqcli.collection_eval import attention_error, kv_pairs
+    from tqcli.library.collection_eval import attention_error, kv_pairs
 
     rng = np.random.default_rng(8)
     k, v = rng.standard_normal((2, 3, 10, 8)), rng.standard_normal((2, 3, 10, 8))

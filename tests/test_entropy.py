@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli import codebook, kernels
-from tqcli.codings import entropy_model
+from tqcli.codec import codebook
+from tqcli import kernels
+from tqcli.codec.codings import entropy_model
 
 
 def unit_rows(rng, n: int, d: int) -> np.ndarray:
@@ -318,8 +319,8 @@ def test_entropy_files_say_coding_1_in_their_flags():
 def test_a_vector_all_in_the_middle_cell_decodes_to_zero(rule):
     """A nonzero vector whose rotated coordinates all fall in the zero cell has A = B = 0:
     its scale is 0 for ls and ip (spec 11.5), never a division by zero."""
-    from tqcli import reference
-    from tqcli.codec import Codec, make_header
+    from tqcli.codec import reference
+    from tqcli.codec.state import Codec, make_header
 
     h = make_header(256, 1.0, coding="entropy", shape=(1, 256))
     assert h.model.step / 2 > 1 / 16  # 1/16 lies inside the middle cell

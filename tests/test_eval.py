@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import tqcli
-from tqcli import api, evaluation
+from tqcli.library import api, evaluation
 from tqcli.cli import main, parse_bit_list
 
 from conftest import gaussian, nmse

@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from tqcli import codebook
+from tqcli.codec import codebook
 
 D, BITS = 32, 4
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli.container import ContainerReader
-from tqcli.lazyarray import split_index
-from tqcli.members import CollectionFile, Member
+from tqcli.format.container import ContainerReader
+from tqcli.arrayio.lazyarray import split_index
+from tqcli.library.collections import CollectionFile, Member
 
 rng = np.random.default_rng(2121)
 

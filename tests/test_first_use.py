@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli import kernels, precompile
-from tqcli.codec import Codec, make_header
+from tqcli import kernels
+from tqcli.library import precompile
+from tqcli.codec.state import Codec, make_header
 
 from conftest import gaussian
 from fuzzkit import TQ
@@ -58,7 +59,7 @@ def test_rotate_rows_is_split_without_overlap(worker_threads):
     """Rotating in place twice over the same rows would show: each row is rotated once."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((300, 24)).astype(np.float32)
-    plan = tqcli.rotations.ROTATIONS.by_name("tiled").plan(24, 7, 3).kernel_args
+    plan = tqcli.codec.rotations.ROTATIONS.by_name("tiled").plan(24, 7, 3).kernel_args
     want = x.copy()
     worker_threads(1)
     kernels.rotate_rows(want, plan, False)
@@ -93,7 +94,7 @@ def test_the_child_decodes_zeros_under_a_header():
     h = make_header(32, 3, mode="prod", shape=(16, 32))
     out = Codec(h).decode(bytes(h.payload_size(8)), 8)
     assert out.shape == (8, 32) and not out.any()
-    res = subprocess.run([sys.executable, "-m", "tqcli.precompile"], input=h.to_bytes(),
+    res = subprocess.run([sys.executable, "-m", "tqcli.library.precompile"], input=h.to_bytes(),
                          capture_output=True, timeout=300)
     assert res.returncode == 0, res.stderr
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from tqcli import kernels
-from tqcli.codec import Codec, make_header
+from tqcli.codec.state import Codec, make_header
 
 B = 1 << 31
 
@@ -252,7 +252,7 @@ def test_entropy_coordinate_on_a_threshold_goes_to_the_lower_cell(source):
         # a step whose thresholds are float32 values: coordinates exactly on them
         step, M = 2.0 ** -6, 41
         cents = (np.arange(M) - (M - 1) // 2).astype(np.float32) * np.float32(step)
-        from tqcli.codebook import float32_thresholds
+        from tqcli.codec.codebook import float32_thresholds
         thr = float32_thresholds(np.array(entropy_case(step, M)))
     thetas = entropy_case(step, M)
     targets = around(thetas)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli.codec import Codec, make_header
+from tqcli.codec.state import Codec, make_header
 
 M64 = (1 << 64) - 1
 

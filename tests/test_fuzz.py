@@ -346,7 +346,7 @@ def _entropy_layout(blob: bytes):
     """[(offset, length)] of the chunks of an entropy-coded container, from its index."""
     import struct
 
-    from tqcli.container import FOOTER, INDEX_ENTRY
+    from tqcli.format.container import FOOTER, INDEX_ENTRY
 
     k = struct.unpack_from("<Q", blob, len(blob) - FOOTER.size + 8)[0]
     start = len(blob) - FOOTER.size - INDEX_ENTRY.size * k
@@ -357,7 +357,7 @@ def _recrc(blob: bytearray) -> bytes:
     """Chunk CRCs, the index's copies of them and the index CRC recomputed."""
     import struct
 
-    from tqcli.container import CRC, FOOTER, INDEX_ENTRY, crc32
+    from tqcli.format.container import CRC, FOOTER, INDEX_ENTRY, crc32
 
     layout = _entropy_layout(bytes(blob))
     start = len(blob) - FOOTER.size - INDEX_ENTRY.size * len(layout)
@@ -489,7 +489,7 @@ def _collection_base() -> bytes:
     if COLLECTION is None:
         import io
 
-        from tqcli.members import compress_collection
+        from tqcli.library.collections import compress_collection
 
         rng = np.random.default_rng(18)
         buf = io.BytesIO()
@@ -501,7 +501,7 @@ def _collection_base() -> bytes:
 
 
 def _read_collection(src):
-    from tqcli.members import open_collection
+    from tqcli.library.collections import open_collection
 
     with open_collection(src) as c:
         return [a for _, a in c.items()]

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tqcli import codebook, codec, kernels, prng, reference
-from tqcli.rotations.hadamard2 import HADAMARD2
+from tqcli.codec import codebook, state as codec, reference
+from tqcli import kernels, prng
+from tqcli.codec.rotations.hadamard2 import HADAMARD2
 
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15

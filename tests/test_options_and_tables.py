@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli import limits, stages
-from tqcli.codec import Codec, make_header
-from tqcli.codings import CODINGS
-from tqcli.container import Header
+from tqcli import limits
+from tqcli.codec import stages
+from tqcli.codec.state import Codec, make_header
+from tqcli.codec.codings import CODINGS
+from tqcli.format.container import Header
 from tqcli.errors import FormatError, InputError
-from tqcli.options import CLI_FLAGS, CONFIG_KEYS, EncodeOptions, OptionError
+from tqcli.codec.options import CLI_FLAGS, CONFIG_KEYS, EncodeOptions, OptionError
 
 # ---------------------------------------------------------------------------- options
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tqcli import kernels, reference_rans as ref
+from tqcli import kernels
+from tqcli.codec import reference_rans as ref
 from tqcli.errors import FormatError
 from tqcli.kernels import rans as _rans
 

@@ -19,7 +19,7 @@ import pytest
 
 import tqcli
 from structured_inputs import error_ratio, family_rows
-from tqcli.rotations import DEFAULT as DEFAULT_ROTATION
+from tqcli.codec.rotations import DEFAULT as DEFAULT_ROTATION
 
 DIMS = (128, 129, 136, 192, 257, 576, 1000, 1031, 1032, 1536, 2056, 3072, 4104)
 BOUNDS = {"one-hot": 0.03, "sparse": 0.03, "dense": 0.03, "channels": 0.06}

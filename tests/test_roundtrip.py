@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli import codebook, evaluation
+from tqcli.codec import codebook
+from tqcli.library import evaluation
 
 from conftest import nmse, row_nmse
 

@@ -19,8 +19,8 @@ from fuzzkit import PipeLike
 
 import tqcli
 from tqcli import limits
-from tqcli.codec import Codec, make_header
-from tqcli.container import _FIXED, CRC, ContainerWriter, Header, crc32
+from tqcli.codec.state import Codec, make_header
+from tqcli.format.container import _FIXED, CRC, ContainerWriter, Header, crc32
 from tqcli.errors import FormatError
 
 
@@ -287,7 +287,7 @@ def _tuples(text: str) -> list[list[float]]:
 
 
 def test_inverse_rotation_check_values_in_section_8_5_are_tqs():
-    from tqcli.rotations import ROTATIONS
+    from tqcli.codec.rotations import ROTATIONS
 
     text = SPEC.read_text()
     section = text[text.index("### 8.5 Check value"):]
@@ -306,7 +306,7 @@ def test_inverse_rotation_check_values_in_section_8_5_are_tqs():
 def test_tiled_check_values_in_section_8_6_are_tqs():
     """The forward and inverse rotation of (1..6) by tiled (d = 6, seed 0, T = 2), as the
     binary32 bits section 8.6 states, by the kernels and by the numpy reference."""
-    from tqcli.rotations import ROTATIONS
+    from tqcli.codec.rotations import ROTATIONS
 
     text = SPEC.read_text()
     section = text[text.index("### 8.6 The rotation `tiled`"):]

@@ -713,7 +713,7 @@ def test_spec_header_fields_match_manifest(name):
     assert list(h.shape) == v["shape"] and h.source_dtype == v["dtype"]
     assert len(chunks) == -(-math.prod(v["shape"][:-1]) // o["chunk_rows"])
     if h.k and h.model is None:  # the encoder's codebook: symmetric, the f32 Lloyd-Max table
-        from tqcli.codebook import codebook
+        from tqcli.codec.codebook import codebook
 
         assert np.array_equal(h.codebook, -h.codebook[::-1])
         assert h.codebook.tobytes() == codebook(h.dim, h.code_bits).tobytes()

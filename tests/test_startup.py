@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from tqcli import codebook
+from tqcli.codec import codebook
 
 PROBE = """
 import sys

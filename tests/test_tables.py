@@ -1,7 +1,7 @@
 """Every entry of every format table, through the same checks.
 
-The tests here parametrise over tqcli.rotations.ROTATIONS, tqcli.codings.CODINGS and
-tqcli.layouts.LAYOUTS, so a new rotation kind or payload coding is tested by adding its
+The tests here parametrise over tqcli.codec.rotations.ROTATIONS, tqcli.codec.codings.CODINGS and
+tqcli.format.layouts.LAYOUTS, so a new rotation kind or payload coding is tested by adding its
 table line: its kernels against its numpy reference bit for bit, its sizes against the bytes
 it writes, round trips near the optimum, and a reader that refuses every code no entry
 implements.
@@ -18,11 +18,13 @@ from conftest import nmse, unit_rows
 from fuzzkit import patch_header
 
 import tqcli
-from tqcli import codebook, kernels, layouts
-from tqcli.codec import Codec, make_header
-from tqcli.codings import CODINGS
-from tqcli.container import Header
-from tqcli.rotations import ROTATIONS
+from tqcli.codec import codebook
+from tqcli import kernels
+from tqcli.format import layouts
+from tqcli.codec.state import Codec, make_header
+from tqcli.codec.codings import CODINGS
+from tqcli.format.container import Header
+from tqcli.codec.rotations import ROTATIONS
 
 KINDS = [k.name for k in ROTATIONS]
 CODES = [c.name for c in CODINGS]

@@ -33,10 +33,10 @@ numcodecs = pytest.importorskip("numcodecs", reason="the zarr extra is not insta
 import tqcli  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from conftest import gaussian  # noqa: E402
-from tqcli.chunkcodec import ChunkError  # noqa: E402
+from tqcli.integrations.chunkcodec import ChunkError  # noqa: E402
 from tqcli.cli import main  # noqa: E402
-from tqcli.numcodecs_codec import TurboQuant  # noqa: E402
-from tqcli.zarr_codecs import TurboQuantCodec  # noqa: E402
+from tqcli.integrations.numcodecs_codec import TurboQuant  # noqa: E402
+from tqcli.integrations.zarr_codecs import TurboQuantCodec  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 N, D = 300, 64
@@ -208,8 +208,8 @@ def _dist_info(folder: Path) -> None:
     (info / "entry_points.txt").write_text("".join(
         f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in items.items()) + "\n"
         for group, items in eps.items()))
-    assert eps["zarr.codecs"] == {"tq.turboquant": "tqcli.zarr_codecs:TurboQuantCodec"}
-    assert eps["numcodecs.codecs"] == {"tq": "tqcli.numcodecs_codec:TurboQuant"}
+    assert eps["zarr.codecs"] == {"tq.turboquant": "tqcli.integrations.zarr_codecs:TurboQuantCodec"}
+    assert eps["numcodecs.codecs"] == {"tq": "tqcli.integrations.numcodecs_codec:TurboQuant"}
 
 
 def test_fresh_interpreter_with_only_zarr_reads_both_stores(tmp_path):
@@ -236,7 +236,7 @@ def test_fresh_interpreter_with_only_zarr_reads_both_stores(tmp_path):
                         str(tmp_path / "v2.zarr"), str(tmp_path / "out.npy")],
                        capture_output=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout.decode().split() == ["tqcli.numcodecs_codec", "2"]
+    assert r.stdout.decode().split() == ["tqcli.integrations.numcodecs_codec", "2"]
     both = np.load(tmp_path / "out.npy")
     want = per_chunk(X, 128)
     assert np.array_equal(both[0], want) and np.array_equal(both[1], want)
@@ -440,8 +440,8 @@ def test_without_zarr_the_bridges_name_the_extra(tmp_path, monkeypatch):
 def test_entropy_coding_with_a_fractional_rate_in_both_codecs(tmp_path):
     """The zarr and numcodecs codecs take coding="entropy" with a fractional bits; a
     decompress to zarr of an entropy-coded file keeps the coding and the rate it achieved."""
-    from tqcli.chunkcodec import ChunkError, normalize_options
-    from tqcli.numcodecs_codec import TurboQuant
+    from tqcli.integrations.chunkcodec import ChunkError, normalize_options
+    from tqcli.integrations.numcodecs_codec import TurboQuant
 
     x = np.random.default_rng(3).standard_normal((300, 48)).astype(np.float32)
     codec = TurboQuant(bits=2.5, coding="entropy")

@@ -29,11 +29,11 @@ _ERRORS = {"TqError", "FormatError", "InputError", "ScaleRangeError"}
 
 def __getattr__(name):
     if name in _API:
-        from . import api
+        from .library import api
 
         return getattr(api, name)
     if name in _COLLECTIONS:
-        from . import members
+        from .library import collections as members
 
         return getattr(members, name)
     if name in _FILEIO:
@@ -41,7 +41,7 @@ def __getattr__(name):
 
         return getattr(fileio, name)
     if name in _TQFILE:
-        from . import tqfile
+        from .library import tqfile
 
         return getattr(tqfile, name)
     if name in _ERRORS:
@@ -49,7 +49,7 @@ def __getattr__(name):
 
         return getattr(errors, name)
     if name == "Header":
-        from .container import Header
+        from .format.container import Header
 
         return Header
     raise AttributeError(f"module 'tqcli' has no attribute {name!r}")

@@ -30,15 +30,18 @@ import stat
 import tempfile
 from dataclasses import dataclass
 
-from . import arrayio, files, layouts, report
-from .api import Decompressed, compress_to
+from . import arrayio
+from .arrayio import files
+from .format import layouts
+from .library import report
+from .library.api import Decompressed, compress_to
 from .arrayio import containers
-from .container import Header
+from .format.container import Header
 from .errors import InputError, TqError
-from .members import CollectionFile, compress_collection
-from .options import EncodeOptions, option_keywords, options_of
-from .pipeline import BackgroundConsumer
-from .tqfile import CollectionError, TqFile, output_dtype, plan_read
+from .library.collections import CollectionFile, compress_collection
+from .codec.options import EncodeOptions, option_keywords, options_of
+from .arrayio.pipeline import BackgroundConsumer
+from .library.tqfile import CollectionError, TqFile, output_dtype, plan_read
 
 OUTPUT_EXTENSIONS = {"hdf5": ".h5", "safetensors": ".safetensors", "npz": ".npz"}
 stdin = files.binary_stdin  # '-': stdin's bytes, refused when it is a terminal

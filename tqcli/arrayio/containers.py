@@ -130,7 +130,7 @@ def _attrs(obj) -> dict:
 def _hdf5_members(path: str, group: str | None):
     import h5py
 
-    from ..members import MemberInput
+    from ..library.collections import MemberInput
     from .hdf5 import H5Source, _check_self_contained, _h5_reason
 
     try:
@@ -214,7 +214,7 @@ def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
     raw = f.read(n)
     if len(raw) != n:
         raise InputError("truncated .safetensors header")
-    from ..collection import parse_json
+    from ..format.collection import parse_json
     from ..errors import FormatError
 
     try:
@@ -246,7 +246,7 @@ def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
         count = 1
         for s in shape:
             count *= s
-        from ..collection import itemsize
+        from ..format.collection import itemsize
 
         if offs[1] - offs[0] != count * itemsize(dt):
             raise InputError(f"tensor {name!r}: {offs[1] - offs[0]} bytes for shape "
@@ -289,7 +289,7 @@ class SafetensorsSource(ArraySource):
 
 
 def _safetensors_members(path: str):
-    from ..members import MemberInput
+    from ..library.collections import MemberInput
 
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -321,7 +321,7 @@ def _refuse_torch_zip(path: str, z: zipfile.ZipFile) -> None:
 
 
 def _npz_members(path: str):
-    from ..members import MemberInput
+    from ..library.collections import MemberInput
 
     members = []
     try:
@@ -355,7 +355,7 @@ def _npz_members(path: str):
 def _directory_members(root: str):
     """The .npy files under `root` (recursively, in sorted order); symbolic links and
     other files than .npy are refused, so the collection is exactly the folder's arrays."""
-    from ..members import MemberInput
+    from ..library.collections import MemberInput
     from .sources import open_npy
 
     members = []

@@ -70,7 +70,7 @@ VERSIONS = {
 }
 
 
-TQZ_MAGIC = b"\x89TQZ\r\n\x1a\n"  # tqcli.container.MAGIC (not imported: keep this light)
+TQZ_MAGIC = b"\x89TQZ\r\n\x1a\n"  # tqcli.format.container.MAGIC (not imported: keep this light)
 
 
 def what_it_is(head: bytes, stream: bool) -> str:

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from ..errors import InputError
-from ..files import refuse_terminal_input
+from .files import refuse_terminal_input
 from . import bf16
 from .base import ArraySource, check_dtype, check_shape
 from .hdf5 import H5Source, split_h5_spec

@@ -53,7 +53,7 @@ def _zarr():
 def _register() -> None:
     """Make tq's codecs known to zarr and numcodecs in this process (the entry points do it
     for processes that never import tqcli; this covers a checkout without them)."""
-    from .. import numcodecs_codec, zarr_codecs  # noqa: F401 - importing them registers them
+    from ..integrations import numcodecs_codec, zarr_codecs  # noqa: F401 - importing them registers them
 
 
 def _reason(e: Exception) -> str:
@@ -163,7 +163,7 @@ class ZarrSink:
         chunks = (1,) * (len(self.shape) - 2) + (c, d) if len(self.shape) > 1 else (d,)
         kw = {}
         if codec == "tq":
-            from ..zarr_codecs import TurboQuantCodec
+            from ..integrations.zarr_codecs import TurboQuantCodec
 
             kw = dict(serializer=TurboQuantCodec(**(options or {})), compressors=None)
         try:

@@ -1,8 +1,8 @@
-"""The `tq` command line: click glue over tqcli.api.
+"""The `tq` command line: click glue over tqcli.library.api.
 
 Each command turns its flags into one library call (fileio.compress_file, decompress_file,
 inspect, evaluate_file) and prints what it returns.  Options and their rules come from
-tqcli.limits; process tuning is tqcli.process; report text is tqcli.report.  Heavy modules
+tqcli.limits; process tuning is tqcli.cli.process; report text is tqcli.library.report.  Heavy modules
 are imported inside the commands so that `tq --help` and `tq --version` start instantly.
 Errors become one line `tq: FILE: reason` on stderr with exit status 1; usage errors exit
 with 2, an interrupt with 130, SIGTERM with 143.  compress, decompress and inspect take
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__, process
+from .. import __version__
+from . import process
 from .options import CONTEXT, TqGroup, _install_signals, parse_bit_list, parse_rows  # noqa: F401
 
 

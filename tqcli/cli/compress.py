@@ -8,11 +8,10 @@ import sys
 
 import click
 
-from .. import limits, process
-from ..rotations import DEFAULT as DEFAULT_ROTATION, ROTATIONS
-from .options import (CONTEXT, coding_choices, encode_options,
-                      _each, _Engine, _input_list, _warner, common_keep, common_mode,
-                      common_output_dir, common_seed, common_threads, usage_errors)
+from .. import limits
+from . import process
+from ..codec.rotations import DEFAULT as DEFAULT_ROTATION, ROTATIONS
+from .options import (CONTEXT, coding_choices, encode_options, _each, _Engine, _input_list, _warner, common_keep, common_mode, common_output_dir, common_seed, common_threads, usage_errors)
 from .progress import _Progress, _progress_enabled
 
 
@@ -89,7 +88,7 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
                              rounds=rounds, rotation=rotation, center=center,
                              scale_rule=scale_rule, scale_dtype=scale_dtype,
                              chunk_rows=chunk_rows)
-    from ..members import parse_bits_for
+    from ..library.collections import parse_bits_for
 
     try:
         parse_bits_for(bits_for)
@@ -116,7 +115,7 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
                                                progress=bar, **more)
         fileio.finish(plan, out)
         if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
-            from .. import report
+            from ..library import report
 
             written = os.path.getsize(out) if out != "-" and os.path.isfile(out) else None
             click.echo(report.collection_summary(plan.input.path, done, out, written) if coll

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import click
 
-from .. import limits, process
-from .options import (CONTEXT, _each, _Engine, _input_list, _rows_option, _select_option,
-                      common_keep, common_memory, common_output_dir, common_threads,
-                      usage_errors)
+from .. import limits
+from . import process
+from .options import (CONTEXT, _each, _Engine, _input_list, _rows_option, _select_option, common_keep, common_memory, common_output_dir, common_threads, usage_errors)
 from .progress import _Progress, _progress_enabled
 
 
@@ -76,7 +75,7 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
         with usage_errors():
             fileio.finish(plan, out)
         if verbose and plan.collection:
-            from ..report import plural
+            from ..library.report import plural
 
             click.echo(f"{input}: {plural(len(done['members']), 'member')} -> {out}", err=True)
         elif verbose:

@@ -8,10 +8,10 @@ import os
 
 import click
 
-from .. import limits, process
+from .. import limits
+from . import process
 from ..errors import TqError
-from .options import (CONTEXT, _bit_list, coding_choices, encode_options, _warner,
-                      common_memory, common_threads, parse_bit_list)
+from .options import (CONTEXT, _bit_list, coding_choices, encode_options, _warner, common_memory, common_threads, parse_bit_list)
 from .progress import _Progress, _progress_enabled
 
 
@@ -83,7 +83,7 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be used with FILE.tqz: the "
                                    f"container has its own settings")
-    from .. import evaluation
+    from ..library import evaluation
 
     problem = evaluation.input_problem(input, container)
     if problem:
@@ -105,7 +105,7 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     if bits is None:
         bits = parse_bit_list(EVAL_TARGET_BITS if targeted else EVAL_DEFAULT_BITS)
     encode_options(mode=mode, scale_rule=scale_rule)
-    from ..codings import CODINGS
+    from ..codec.codings import CODINGS
 
     if coding is None:  # every coding the mode allows
         chosen = [c for c in CODINGS if mode in c.modes]
@@ -123,7 +123,7 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
                                  f"(--coding {' or '.join(c.cli_name for c in CODINGS if c.fractional_rates)})",
                                  param_hint="'-b' / '--bits'")
     if plot is not None:
-        from .. import plot as plotting
+        from ..library import plot as plotting
 
         plotting.require()
         if os.path.exists(plot) and not force:
@@ -139,7 +139,7 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
                                     scale_rule=scale_rule, queries=queries, dataset=dataset,
                                     center=center, memory_limit=memory_limit, sample=sample,
                                     codings=codings, progress=bar)
-    from .. import evaluation, report
+    from ..library import evaluation, report
 
     rec = None if container is not None else evaluation.recommend(
         reports, target_nmse=target_nmse, target_recall=target_recall)
@@ -167,7 +167,8 @@ def _with_target_rate(input, dataset, bits, target_nmse, target_recall) -> list:
     meets the nmse goal (evaluation.entropy_rate_for_nmse), so that its suggestion can be
     the smallest file meeting it whichever the coding.  A pipe cannot be opened twice to
     learn d first: there, only the widths."""
-    from .. import arrayio, evaluation
+    from .. import arrayio
+    from ..library import evaluation
 
     if input == "-" or (target_nmse is None and target_recall is not None):
         return bits
@@ -183,7 +184,7 @@ def _with_target_rate(input, dataset, bits, target_nmse, target_recall) -> list:
 
 def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,
                      lossless, vector_size, as_json, memory_limit, threads) -> None:
-    from .. import collection_eval
+    from ..library import collection_eval
 
     if bits is not None and len(bits) != 1:
         raise click.UsageError("a collection is evaluated at one -b (and --bits-for)")
@@ -205,7 +206,7 @@ def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits
 
 def _eval_kv_array(input, container, axis, bits, mode, seed, scale_rule, center, dataset,
                    as_json, memory_limit, threads) -> None:
-    from .. import collection_eval
+    from ..library import collection_eval
 
     if bits is not None and len(bits) != 1:
         raise click.UsageError("--kv-axis evaluates one -b")
@@ -222,8 +223,9 @@ def _eval_kv_array(input, container, axis, bits, mode, seed, scale_rule, center,
 
 
 def _write_plot(path: str, force: bool, input: str, reports: list[dict]) -> None:
-    from .. import evaluation, files
-    from .. import plot as plotting
+    from ..library import evaluation
+    from ..arrayio import files
+    from ..library import plot as plotting
 
     r0 = reports[0]
     curve = evaluation.theory_curve(r0["dim"], r0["vectors"], r0["mode"])

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .. import process
+from . import process
 from .options import CONTEXT, _each, _input_list, common_memory
 
 
@@ -19,7 +19,7 @@ from .options import CONTEXT, _each, _input_list, common_memory
 def inspect(inputs, as_json, verify, memory_limit):
     """Show the header, sizes and ratio of IN.tqz ('-' or none: stdin); a table of one line
     per file for several."""
-    from ..report import collection_text, inspect_table, inspect_text
+    from ..library.report import collection_text, inspect_table, inspect_text
 
     inputs = _input_list(inputs, None, False, None, False, False)
     reports = []

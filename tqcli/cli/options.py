@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from .. import limits, process
+from .. import limits
+from . import process
 from ..errors import TqError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -183,9 +184,9 @@ def _bit_list(ctx, param, value):
 
 
 def encode_options(**flags):
-    """The EncodeOptions of the command's flags (tqcli.options: every rule of the encoder's
+    """The EncodeOptions of the command's flags (tqcli.codec.options: every rule of the encoder's
     options is there, once), or a usage error (exit status 2) naming the flag."""
-    from ..options import CLI_FLAGS, EncodeOptions, OptionError
+    from ..codec.options import CLI_FLAGS, EncodeOptions, OptionError
 
     try:
         return EncodeOptions.from_cli(**flags)
@@ -197,7 +198,7 @@ def encode_options(**flags):
 
 def coding_choices(extra: tuple = ()) -> tuple[str, ...]:
     """--coding's choices: the coding table's command-line names."""
-    from ..codings import CODINGS
+    from ..codec.codings import CODINGS
 
     return CODINGS.cli_names + extra
 
@@ -302,7 +303,7 @@ common_seed = click.option("--seed", type=click.IntRange(0, limits.MAX_SEED),
 
 
 def _select_option(ctx, param, value):
-    from ..selection import parse_select
+    from ..arrayio.selection import parse_select
 
     try:
         return None if value is None else parse_select(value)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .. import process
+from . import process
 
 
 def _progress_enabled(flag: bool | None, quiet: bool) -> bool:

@@ -294,7 +294,7 @@ def _cumulative(freqs) -> np.ndarray:
 
 def max_words(count: int, precision: int, lanes: int) -> int:
     """The most 32-bit words a segment of `count` symbols can take (spec 19.3)."""
-    from ..codings.entropy import max_stream_words
+    from ..codec.codings.entropy import max_stream_words
 
     return max_stream_words(count, precision, lanes)
 
@@ -312,7 +312,7 @@ def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
     """Code each segment symbols[bounds[k]:bounds[k+1]] (uint16) as one rANS stream of
     spec 19.3 (in parallel, one task per segment).  Returns (buf, starts, lengths): segment
     k's stream is buf[starts[k]:starts[k] + lengths[k]] (uint8; lengths in bytes)."""
-    from ..codings.entropy import max_stream_words
+    from ..codec.codings.entropy import max_stream_words
 
     bounds = np.ascontiguousarray(bounds, np.int64)
     counts = np.diff(bounds)

@@ -14,8 +14,7 @@ from numba import njit
 from numba.extending import overload
 
 from .groups import axpy8, group_rows, pack_group, group_count, task_groups, to_rows
-from .lanes import (LANES, divide_lanes, lane_max_abs, lane_sums_of_squares, lane_unit,
-                    ls_sums_8, transpose_in8)
+from .lanes import (LANES, divide_lanes, lane_max_abs, lane_sums_of_squares, lane_unit, ls_sums_8, transpose_in8)
 from .rotate import rotate_forward_lanes
 
 

@@ -24,9 +24,7 @@ import numpy as np
 from numba import njit
 
 from .groups import group_count, group_rows, task_groups
-from .lanes import (LANES, butterfly2_scaled, butterfly2_scaled_out, butterfly4,
-                    butterfly4_scaled, butterfly4_scaled_out, butterfly8, butterfly8_in,
-                    butterfly8_scaled, butterfly8_scaled_out, move_row)
+from .lanes import (LANES, butterfly2_scaled, butterfly2_scaled_out, butterfly4, butterfly4_scaled, butterfly4_scaled_out, butterfly8, butterfly8_in, butterfly8_scaled, butterfly8_scaled_out, move_row)
 
 _NO_PERM = np.zeros(1, np.int32)      # placeholders for the permutation arguments of a
 _NO_SIGNS = np.ones(1, np.float32)    # transform that moves no rows

@@ -1,0 +1,2 @@
+"""The codec: rotations, payload codings, the quantiser state a header implies, the
+encoder's options and fitted stages, and the plain-numpy twins of the kernels."""

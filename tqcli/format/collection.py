@@ -1,0 +1,614 @@
+"""The collection layout of .tqz (spec/tqz-v1.md section 18): named members in one file.
+
+    header   magic, version 1, flags 0x8000, header size H, JSON, CRC-32
+    member   "TQZM", record length, record JSON, CRC-32; then the member's bytes:
+             a whole single-array .tqz (kind "tqz") or raw little-endian values + CRC-32
+    ...
+    TOC      "TQZT" + JSON list of every record with its offset
+    footer   TOC offset, TOC length, member count, CRC-32, "TQZC"
+
+Each record says how long its member's bytes are, so a stream is read member by member
+without the table of contents, which a seekable reader reads first (from the footer) to
+reach one member without touching the others.  Every byte range is implied by the order
+of the records: they must tile the file exactly (no gap, no overlap), which the reader
+checks before it reads a member.  Every refusal is a FormatError with a rule of spec 18.6.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+
+from .container import CRC, MAGIC, VERSION, crc32, _read_exact
+from ..errors import FormatError
+
+COLLECTION_FLAG = 0x8000          # flags of a collection header: exactly this
+RECORD_MAGIC = b"TQZM"
+TOC_MAGIC = b"TQZT"
+END_MAGIC = b"TQZC"
+FOOTER = struct.Struct("<QQII4s")  # TOC offset, TOC length, member count, CRC, end magic
+RECORD_HEAD = struct.Struct("<4sI")  # magic, record length (whole record, CRC included)
+KINDS = ("tqz", "raw")
+
+MIN_HEADER = 16 + 2 + 4            # the smallest JSON object "{}" and the CRC
+MAX_HEADER = 1 << 24
+MAX_RECORD = 1 << 24
+MAX_TOC = 1 << 26
+MAX_MEMBERS = 1 << 20
+MAX_NAME_BYTES = 1024
+MAX_NAME_DEPTH = 32
+MAX_JSON_DEPTH = 32              # header and record JSON; the TOC (a list of records) 33
+MAX_NDIM = 32
+MAX_EXTENT = 1 << 48
+MAX_RAW_BYTES = 1 << 62
+
+# dtypes a member may have, by their stored names (little-endian when stored raw)
+RAW_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+              "uint64", "float16", "bfloat16", "float32", "float64")
+LOSSY_DTYPES = ("float16", "bfloat16", "float32", "float64")
+SOURCES = ("arrays", "hdf5", "safetensors", "npz", "directory")
+
+
+def _fail(rule: str, reason: str):
+    raise FormatError(reason, rule=rule)
+
+
+def itemsize(dtype: str) -> int:
+    return 1 if dtype in ("bool", "int8", "uint8") else \
+        2 if dtype in ("int16", "uint16", "float16", "bfloat16") else \
+        4 if dtype in ("int32", "uint32", "float32") else 8
+
+
+def numpy_dtype(name: str, required: bool = True) -> np.dtype:
+    """The numpy dtype of a stored dtype name (bfloat16 through ml_dtypes)."""
+    if name == "bfloat16":
+        from ..arrayio import bf16
+
+        return bf16.dtype(required)
+    return np.dtype(name).newbyteorder("<") if name != "bool" else np.dtype(bool)
+
+
+def dtype_name(dt) -> str | None:
+    """The stored name of a numpy dtype, or None when a collection cannot hold it."""
+    dt = np.dtype(dt)
+    if dt.name == "bfloat16" and dt.itemsize == 2:
+        return "bfloat16"
+    if dt.fields is not None or dt.subdtype is not None:
+        return None
+    name = dt.newbyteorder("=").name if dt.kind in "iuf" else dt.name
+    return name if name in RAW_DTYPES else None
+
+
+# ---------------------------------------------------------------------- JSON and names
+
+
+def _no_constant(text):
+    raise ValueError(f"{text} is not JSON")
+
+
+def _pairs(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def json_depth_of_bytes(raw: bytes) -> int:
+    """The nesting depth of JSON text (spec 18.1): the largest number of arrays and objects
+    open at once, counted on the bytes (brackets inside strings do not count), so that it
+    is known before a parser recurses.  A scalar is 0 deep, `{}` and `[1]` 1, `{"a": []}` 2."""
+    depth = top = 0
+    in_str = esc = False
+    for ch in raw:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == 0x5C:
+                esc = True
+            elif ch == 0x22:
+                in_str = False
+        elif ch == 0x22:
+            in_str = True
+        elif ch in (0x5B, 0x7B):
+            depth += 1
+            top = max(top, depth)
+        elif ch in (0x5D, 0x7D):
+            depth -= 1
+    return top
+
+
+def parse_json(raw: bytes, what: str, rule: str, limit: int = MAX_JSON_DEPTH):
+    """Strict JSON (UTF-8; no NaN, no duplicate keys) nested at most `limit` deep (18.1:
+    32 for the collection header and a record, 33 for the TOC, a list of records)."""
+    top = json_depth_of_bytes(raw)
+    if top > limit:
+        _fail(rule, f"{what} is nested {top} deep (the limit is {limit})")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
+                          object_pairs_hook=_pairs)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        _fail(rule, f"{what} is not valid JSON ({str(e).splitlines()[0][:80]})")
+
+
+def dump_json(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8")
+
+
+def name_problem(name) -> str | None:
+    """Why `name` cannot be a member (or group) name, or None.  Names become paths of
+    output files and HDF5 objects: '/'-separated components, none empty, '.' or '..',
+    no NUL or other control character, no backslash."""
+    if not isinstance(name, str) or not name:
+        return "a member name must be a non-empty string"
+    raw = name.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_NAME_BYTES:
+        return f"member name of {len(raw)} bytes (the limit is {MAX_NAME_BYTES})"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return f"member name {name!r} holds a control character"
+    if "\\" in name:
+        return f"member name {name!r} holds a backslash"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        return f"member name {name!r} is not valid UTF-8"
+    parts = name.split("/")
+    if name.startswith("/"):
+        return f"member name {name!r} is an absolute path"
+    if any(p in ("", ".", "..") for p in parts):
+        return f"member name {name!r} has an empty, '.' or '..' component"
+    if len(parts) > MAX_NAME_DEPTH:
+        return f"member name {name!r} is {len(parts)} levels deep (limit {MAX_NAME_DEPTH})"
+    return None
+
+
+def names_problem(names) -> str | None:
+    """Duplicates, and a name that is also the folder of another ('a' beside 'a/b')."""
+    seen = set()
+    for n in names:
+        if n in seen:
+            return f"member name {n!r} appears twice"
+        seen.add(n)
+    for n in names:
+        parts = n.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in seen:
+                return f"member {'/'.join(parts[:i])!r} is also the folder of {n!r}"
+    return None
+
+
+def json_depth(obj) -> int:
+    """The nesting depth of a parsed JSON value, as json_depth_of_bytes counts its text."""
+    top, stack = 0, [(obj, 0)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (dict, list)):
+            d += 1
+            top = max(top, d)
+            stack.extend((v, d) for v in (o.values() if isinstance(o, dict) else o))
+    return top
+
+
+# ---------------------------------------------------------------------- records
+
+
+def check_info(info, rule: str = "collection-header") -> dict:
+    if not isinstance(info, dict):
+        _fail(rule, "collection header is not a JSON object")
+    depth = json_depth(info)
+    if depth > MAX_JSON_DEPTH:  # parsed headers are bounded already; this bounds a writer's
+        _fail(rule, f"collection header nested {depth} deep (the limit is {MAX_JSON_DEPTH})")
+    count = info.get("members")
+    if type(count) is not int or not 0 <= count <= MAX_MEMBERS:
+        _fail(rule, f"member count {count!r} out of range 0..{MAX_MEMBERS}")
+    if info.get("source", "arrays") not in SOURCES:
+        _fail(rule, f"unknown collection source {info.get('source')!r}")
+    groups = info.get("groups", {})
+    if not isinstance(groups, dict) or not all(isinstance(v, dict) for v in groups.values()):
+        _fail(rule, "groups must map names to attribute objects")
+    for g in groups:
+        if g != "" and name_problem(g):
+            _fail("member-name", name_problem(g))
+    meta = info.get("metadata")
+    if meta is not None and not (isinstance(meta, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in meta.items())):
+        _fail(rule, "metadata must map strings to strings")
+    return info
+
+
+def check_record(rec, i: int, rule: str = "member-record") -> dict:
+    """One member's record: name, kind, shape, dtype, attrs, length (and vector for tqz)."""
+    where = f"member {i}"
+    if not isinstance(rec, dict):
+        _fail(rule, f"{where}: record is not a JSON object")
+    known = {"name", "kind", "shape", "dtype", "attrs", "length", "vector", "bits"}
+    extra = set(rec) - known
+    if extra:
+        _fail(rule, f"{where}: unknown record fields {sorted(extra)}")
+    problem = name_problem(rec.get("name"))
+    if problem:
+        _fail("member-name", f"{where}: {problem}")
+    where = f"member {rec['name']!r}"
+    kind = rec.get("kind")
+    if kind not in KINDS:
+        _fail(rule, f"{where}: unknown kind {kind!r}")
+    shape = rec.get("shape")
+    if not (isinstance(shape, list) and len(shape) <= MAX_NDIM
+            and all(type(s) is int and 0 <= s <= MAX_EXTENT for s in shape)):
+        _fail(rule, f"{where}: shape {shape!r} is not a list of at most {MAX_NDIM} "
+                    f"integers 0..2^48")
+    dtype = rec.get("dtype")
+    if dtype not in (LOSSY_DTYPES if kind == "tqz" else RAW_DTYPES):
+        _fail(rule, f"{where}: dtype {dtype!r} not allowed for a {kind} member")
+    attrs = rec.get("attrs", {})  # may be left out: then {} (18.3)
+    if not isinstance(attrs, dict):
+        _fail(rule, f"{where}: attrs must be a JSON object")
+    depth = json_depth(rec)
+    if depth > MAX_JSON_DEPTH:  # a parsed record is bounded already; this bounds a writer's
+        _fail(rule, f"{where}: record nested {depth} deep (the limit is {MAX_JSON_DEPTH})")
+    length = rec.get("length")
+    if type(length) is not int or length < 0:
+        _fail(rule, f"{where}: length {length!r} is not a byte count")
+    count = 1
+    for s in shape:
+        count *= s
+        if count > MAX_RAW_BYTES:
+            _fail(rule, f"{where}: shape {shape} holds too many values")
+    if kind == "raw":
+        if "vector" in rec or "bits" in rec:
+            _fail(rule, f"{where}: a raw member has no vector or bits")
+        if length != count * itemsize(dtype) + CRC.size:
+            _fail("member-length", f"{where}: length {length} is not its "
+                                   f"{count} values and a CRC")
+    else:
+        v = rec.get("vector")
+        if not shape or type(v) is not int or v < 1 or shape[-1] % v:
+            _fail(rule, f"{where}: vector size {v!r} does not divide the last axis")
+        if type(rec.get("bits")) is not int:
+            _fail(rule, f"{where}: bits missing")
+    return rec
+
+
+def stored_shape(rec: dict) -> tuple[int, ...]:
+    """The shape of a tqz member's own header: the last axis cut into vectors."""
+    shape, v = tuple(rec["shape"]), rec["vector"]
+    return shape if v == shape[-1] else shape[:-1] + (shape[-1] // v, v)
+
+
+# ---------------------------------------------------------------------- writing
+
+
+class CollectionWriter:
+    """Writes header, members and TOC in order to a binary stream; never seeks."""
+
+    def __init__(self, stream, info: dict):
+        self.stream, self.offset = stream, 0
+        self.info = check_info(dict(info), "field")
+        self.toc: list[dict] = []
+        body = dump_json(self.info)
+        size = 16 + len(body) + CRC.size
+        if size > MAX_HEADER:
+            raise FormatError("collection attributes are too large", rule="field")
+        head = MAGIC + struct.pack("<HHI", VERSION, COLLECTION_FLAG, size) + body
+        self._write(head + CRC.pack(crc32(head)))
+
+    def _write(self, data) -> None:
+        self.stream.write(data)
+        self.offset += len(data)
+
+    def begin(self, rec: dict) -> None:
+        """Write a member's record; its `length` bytes must follow (write_data)."""
+        check_record(rec, len(self.toc), "field")
+        if len(self.toc) >= self.info["members"]:
+            raise ValueError("more members than the header says")
+        body = dump_json(rec)
+        size = RECORD_HEAD.size + len(body) + CRC.size
+        if size > MAX_RECORD:
+            raise FormatError(f"member {rec['name']!r}: attributes too large", rule="field")
+        head = RECORD_HEAD.pack(RECORD_MAGIC, size) + body
+        self.toc.append(dict(rec, offset=self.offset, record=size))
+        self._write(head + CRC.pack(crc32(head)))
+        self._due = rec["length"]
+
+    def write_data(self, data) -> None:
+        self._due -= len(data)
+        if self._due < 0:
+            raise ValueError("member longer than its record says")
+        self._write(data)
+
+    def add_raw(self, rec: dict, array: np.ndarray) -> None:
+        data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+        self.begin(dict(rec, kind="raw", length=data.size + CRC.size))
+        crc = 0
+        for a in range(0, data.size, 1 << 24):
+            piece = data[a:a + (1 << 24)]
+            crc = crc32(piece, crc)
+            self.write_data(piece)
+        self.write_data(CRC.pack(crc))
+
+    def finish(self) -> None:
+        if len(self.toc) != self.info["members"] or getattr(self, "_due", 0):
+            raise ValueError("not all members were written")
+        toc = TOC_MAGIC + dump_json(self.toc)
+        if len(toc) > MAX_TOC:
+            raise FormatError("table of contents too large", rule="field")
+        start = self.offset
+        head = struct.pack("<QQI", start, len(toc), len(self.toc))
+        self._write(toc + FOOTER.pack(start, len(toc), len(self.toc), crc32(toc + head),
+                                      END_MAGIC))
+
+
+# ---------------------------------------------------------------------- reading
+
+
+class Window:
+    """Bytes [start, start + length) of a stream as a file of its own.  Over a seekable
+    stream it seeks; over a pipe it reads in order and never past its end."""
+
+    def __init__(self, stream, start: int, length: int, seekable: bool):
+        self.stream, self.start, self.length = stream, start, length
+        self._seekable, self.pos = seekable, 0
+        if seekable:
+            stream.seek(start)
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if not self._seekable:
+            raise OSError("not seekable")
+        pos = pos if whence == 0 else self.pos + pos if whence == 1 else self.length + pos
+        self.pos = max(0, min(pos, self.length))
+        self.stream.seek(self.start + self.pos)
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.length - self.pos
+        n = left if n is None or n < 0 else min(n, left)
+        data = self.stream.read(n) if n else b""
+        self.pos += len(data)
+        return data
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        n = min(len(view), self.length - self.pos)
+        if n <= 0:
+            return 0
+        if hasattr(self.stream, "readinto"):
+            k = self.stream.readinto(view[:n])
+        else:
+            data = self.stream.read(n)
+            k = len(data)
+            view[:k] = data
+        self.pos += k or 0
+        return k or 0
+
+    def skip_rest(self) -> None:
+        """A stream: read what is left of the member (in pieces), so the next one follows."""
+        while self.pos < self.length:
+            if not self.read(min(1 << 24, self.length - self.pos)):
+                raise FormatError("truncated collection (ends inside a member)",
+                                  rule="truncated")
+
+
+def parse_header(read) -> dict:
+    start = read(16)
+    if len(start) < 16 or start[:8] != MAGIC:
+        raise ValueError("not a collection")  # open_reader only sends matching prefixes
+    _, flags, size = struct.unpack("<HHI", start[8:16])
+    if flags != COLLECTION_FLAG:
+        _fail("flags", f"collection flags 0x{flags:04x} (expected 0x{COLLECTION_FLAG:04x})")
+    if not MIN_HEADER <= size <= MAX_HEADER:
+        _fail("header-size", f"collection header size {size} out of range")
+    raw = start + _read_exact(read, size - 16, "collection header")
+    if crc32(raw[:-4]) != CRC.unpack(raw[-4:])[0]:
+        _fail("header-crc", "collection header checksum mismatch (corrupt header)")
+    info = check_info(parse_json(raw[16:-4], "collection header", "collection-header"))
+    return info, size
+
+
+def _read_record(read, i: int) -> tuple[dict, int]:
+    head = _read_exact(read, RECORD_HEAD.size, f"record of member {i}")
+    magic, size = RECORD_HEAD.unpack(head)
+    if magic != RECORD_MAGIC:
+        _fail("member-record", f"member {i}: no record here (bad record magic)")
+    if not RECORD_HEAD.size + 2 + CRC.size <= size <= MAX_RECORD:
+        _fail("member-record", f"member {i}: record size {size} out of range")
+    raw = head + _read_exact(read, size - RECORD_HEAD.size, f"record of member {i}")
+    if crc32(raw[:-4]) != CRC.unpack(raw[-4:])[0]:
+        _fail("record-crc", f"member {i}: record checksum mismatch")
+    return check_record(parse_json(raw[8:-4], f"record of member {i}", "member-record"),
+                        i), size
+
+
+class CollectionReader:
+    """Reads a collection; `members` (the TOC's records) when the file's size is known."""
+
+    layout = "collection"
+
+    def __init__(self, stream, size: int | None = None, prefix: bytes = b""):
+        if isinstance(stream, Window):  # a tqz member whose flags have bit 15 set
+            _fail("member-nested", "the member is itself a collection (a tqz member is a "
+                                   "single-array .tqz)")
+        self.stream, self.size = stream, size
+
+        def read(n, _state=[prefix]):
+            head, _state[0] = _state[0][:n], _state[0][n:]
+            return head + (stream.read(n - len(head)) if len(head) < n else b"")
+
+        self.info, self.header_size = parse_header(read)
+        self.members: list[dict] | None = None
+        self.pos = self.header_size
+        self._streamed = 0
+        self._seen: list[dict] = []
+        self._names: set[str] = set()
+        self._folders: set[str] = set()
+        if size is not None:
+            self._read_toc()
+
+    @property
+    def seekable(self) -> bool:
+        return self.members is not None
+
+    def _read_toc(self) -> None:
+        size, h = self.size, self.header_size
+        if size < h + FOOTER.size:
+            _fail("length", f"truncated collection ({size} bytes)")
+        self.stream.seek(size - FOOTER.size)
+        raw = _read_exact(self.stream.read, FOOTER.size, "footer")
+        toc_off, toc_len, count, crc, end = FOOTER.unpack(raw)
+        if end != END_MAGIC:
+            _fail("footer-magic", "bad collection footer (missing end marker)")
+        if toc_off + toc_len + FOOTER.size != size or toc_off < h:
+            _fail("footer-layout", "collection footer does not match the file's length")
+        if not len(TOC_MAGIC) + 2 <= toc_len <= MAX_TOC:
+            _fail("toc", f"table of contents of {toc_len} bytes out of range")
+        if count != self.info["members"]:
+            _fail("footer-layout", f"footer says {count} members, the header "
+                                   f"{self.info['members']}")
+        self.stream.seek(toc_off)
+        toc = _read_exact(self.stream.read, toc_len, "table of contents")
+        if crc32(toc + raw[:20]) != crc:
+            _fail("toc-crc", "table of contents checksum mismatch (corrupt)")
+        if toc[:4] != TOC_MAGIC:
+            _fail("toc", "bad table of contents magic")
+        entries = parse_json(toc[4:], "table of contents", "toc", MAX_JSON_DEPTH + 1)
+        if not isinstance(entries, list) or len(entries) != count:
+            _fail("toc", "table of contents does not list every member")
+        self.members = [self._check_entry(e, i) for i, e in enumerate(entries)]
+        problem = names_problem([e["name"] for e in self.members])
+        if problem:
+            _fail("member-name", problem)
+        # the records and members tile [H, toc_off) exactly, in order
+        pos = h
+        for e in self.members:
+            if e["offset"] != pos:
+                _fail("member-layout", f"member {e['name']!r} at {e['offset']}, "
+                                       f"expected {pos} (gaps and overlaps are invalid)")
+            pos = e["offset"] + e["record"] + e["length"]
+            if pos > toc_off:
+                _fail("member-layout", f"member {e['name']!r} runs past the table of contents")
+        if pos != toc_off:
+            _fail("member-layout", f"{toc_off - pos} bytes between the last member and the "
+                                   f"table of contents")
+
+    @staticmethod
+    def _check_entry(e, i: int) -> dict:
+        if not isinstance(e, dict):
+            _fail("toc", f"entry {i} of the table of contents is not an object")
+        rec = {k: v for k, v in e.items() if k not in ("offset", "record")}
+        check_record(rec, i, "toc")
+        for k in ("offset", "record"):
+            if type(e.get(k)) is not int or e[k] < 0:
+                _fail("toc", f"entry {i}: {k} {e.get(k)!r} is not a byte count")
+        return e
+
+    def entry(self, name: str) -> dict:
+        for e in self.members:
+            if e["name"] == name:
+                return e
+        raise KeyError(name)
+
+    def open_member(self, e: dict) -> Window:
+        """A seekable reader's member: its record is read and checked against the TOC,
+        and the member's bytes come back as a Window."""
+        self.stream.seek(e["offset"])
+        rec, size = _read_record(self.stream.read, self.members.index(e))
+        if size != e["record"] or rec != {k: v for k, v in e.items()
+                                          if k not in ("offset", "record")}:
+            _fail("toc-record", f"member {e['name']!r}: its record differs from the table "
+                                f"of contents")
+        return Window(self.stream, e["offset"] + size, e["length"], True)
+
+    # streams: members one after the other, then the TOC is checked against them
+    def next_member(self):
+        """A stream's next (record, Window), or None after the last member (the TOC and
+        footer are then read and checked, and the stream must end there)."""
+        count = self.info["members"]
+        if self._streamed == count:
+            self._finish_stream()
+            return None
+        rec, size = _read_record(self.stream.read, self._streamed)
+        name = rec["name"]
+        parts = name.split("/")
+        folders = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        if name in self._names or name in self._folders or any(
+                f in self._names for f in folders):
+            _fail("member-name", f"member name {name!r} appears twice or is also a folder")
+        self._names.add(name)
+        self._folders.update(folders)
+        self._seen.append(dict(rec, offset=self.pos, record=size))
+        self.pos += size + rec["length"]
+        self._streamed += 1
+        return rec, Window(self.stream, 0, rec["length"], False)
+
+    def _finish_stream(self) -> None:
+        toc_off = self.pos
+        head = _read_exact(self.stream.read, len(TOC_MAGIC), "table of contents")
+        if head != TOC_MAGIC:
+            _fail("toc", "bad table of contents magic (more members than the header says?)")
+        expect = TOC_MAGIC + dump_json(self._seen)
+        # the TOC must be exactly the records seen; its length is then known
+        rest = _read_exact(self.stream.read, len(expect) - 4 + FOOTER.size,
+                           "table of contents")
+        toc, footer = head + rest[:-FOOTER.size], rest[-FOOTER.size:]
+        if toc != expect:
+            entries = parse_json(toc[4:], "table of contents", "toc", MAX_JSON_DEPTH + 1)
+            _fail("toc-record", "the table of contents differs from the members' records"
+                  if isinstance(entries, list) else "bad table of contents")
+        off, length, count, crc, end = FOOTER.unpack(footer)
+        if end != END_MAGIC:
+            _fail("footer-magic", "bad collection footer (missing end marker)")
+        if crc32(toc + footer[:20]) != crc:
+            _fail("toc-crc", "table of contents checksum mismatch (corrupt)")
+        if off != toc_off or length != len(toc) or count != self.info["members"]:
+            _fail("footer-layout", "collection footer does not match the members read")
+        if self.stream.read(1):
+            _fail("trailing", "trailing data after the collection")
+        self.size = toc_off + len(toc) + FOOTER.size  # a stream's length, now known
+
+
+def read_raw(window: Window, rec: dict, name: str) -> np.ndarray:
+    """A raw member's values (its CRC checked), in the stored dtype; bfloat16 comes back as
+    ml_dtypes' bfloat16 when it is installed, else as uint16 bit patterns.  Over a file
+    (whose length bounded the member) the values are read straight into their array; over
+    a pipe the buffer grows with the bytes that arrive."""
+    n = rec["length"] - CRC.size
+    if window.seekable():
+        buf = np.empty(n, np.uint8)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = window.readinto(view[got:got + (1 << 24)])
+            if not k:
+                _fail("truncated", f"truncated collection (ends inside member {name!r})")
+            got += k
+        tail = _read_exact(window.read, CRC.size, f"member {name!r}")
+    else:
+        data = bytearray()
+        while len(data) < n:
+            piece = window.read(min(1 << 24, n - len(data)))
+            if not piece:
+                _fail("truncated", f"truncated collection (ends inside member {name!r})")
+            data += piece
+        buf = np.frombuffer(data, np.uint8)
+        tail = _read_exact(window.read, CRC.size, f"member {name!r}")
+    crc = 0
+    for a in range(0, n, 1 << 24):
+        crc = crc32(buf[a:a + (1 << 24)], crc)
+    if crc != CRC.unpack(tail)[0]:
+        _fail("member-crc", f"member {name!r}: checksum mismatch (corrupt data)")
+    dt = numpy_dtype(rec["dtype"], required=False)
+    if dt is None:
+        dt = np.dtype("<u2")
+    if rec["dtype"] == "bool" and n and int(buf.max()) > 1:
+        _fail("member-values", f"member {name!r}: bool values other than 0 and 1")
+    return buf.view(dt).reshape(rec["shape"])
+
+
+__all__ = ["CollectionWriter", "CollectionReader", "Window", "read_raw", "name_problem",
+           "names_problem", "stored_shape", "numpy_dtype", "dtype_name"]

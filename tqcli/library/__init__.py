@@ -1,0 +1,2 @@
+"""The library: opened files (TqFile, collections), the api verbs, evaluation and
+reports."""
