@@ -120,3 +120,17 @@ def format_size(n: int) -> str:
         if n >= 1 << shift:
             return f"{n / (1 << shift):.1f} {unit}".replace(".0 ", " ")
     return f"{n} bytes"
+
+
+def max_stream_words(count: int, precision: int, lanes: int) -> int:
+    """The most u32 words a segment of `count` symbols can take (spec 19.3).
+
+    The stream is the L final states (2 words each) plus the words emitted while encoding.
+    A state starts at 2^31 and ends in [2^31, 2^63); coding a symbol of frequency f >= 1
+    maps x to less than x 2^P / f + 2^P, which adds less than P + 1 bits to log2 x (x is
+    at least 2^(31 - P) f when it is coded), and every emitted word takes away at least
+    32 - 2^-14 bits.  Over the count_j symbols of state j that is fewer than
+    count_j (P + 2) / 32 + 1 words; summed over the L states, with the final states, at
+    most 2 L + ceil(count (P + 2) / 32) + L, rounded up here to 4 L + ceil(...).
+    """
+    return 4 * lanes + (count * (precision + 2) + 31) // 32

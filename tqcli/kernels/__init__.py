@@ -52,6 +52,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .. import limits
 from . import decode as _decode
 from . import encode as _encode
 from . import gaussian as _gaussian
@@ -294,9 +295,7 @@ def _cumulative(freqs) -> np.ndarray:
 
 def max_words(count: int, precision: int, lanes: int) -> int:
     """The most 32-bit words a segment of `count` symbols can take (spec 19.3)."""
-    from ..codec.codings.entropy import max_stream_words
-
-    return max_stream_words(count, precision, lanes)
+    return limits.max_stream_words(count, precision, lanes)
 
 
 def rans_slot_table(freqs, precision: int) -> np.ndarray:
@@ -312,8 +311,6 @@ def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
     """Code each segment symbols[bounds[k]:bounds[k+1]] (uint16) as one rANS stream of
     spec 19.3 (in parallel, one task per segment).  Returns (buf, starts, lengths): segment
     k's stream is buf[starts[k]:starts[k] + lengths[k]] (uint8; lengths in bytes)."""
-    from ..codec.codings.entropy import max_stream_words
-
     bounds = np.ascontiguousarray(bounds, np.int64)
     counts = np.diff(bounds)
     if symbols.dtype != np.uint16 or bounds[0] != 0 or bounds[-1] != symbols.size \
@@ -321,7 +318,7 @@ def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
         raise ValueError("symbols must be uint16 and bounds cover them in order")
     if symbols.size and int(symbols.max()) >= len(freqs):
         raise ValueError("a symbol is outside the model")
-    sizes = np.array([4 * max_stream_words(int(c), precision, lanes) for c in counts],
+    sizes = np.array([4 * limits.max_stream_words(int(c), precision, lanes) for c in counts],
                      np.int64)
     region_ends = np.cumsum(sizes)
     out = np.zeros(int(region_ends[-1]) if sizes.size else 0, np.uint8)  # no stale bytes

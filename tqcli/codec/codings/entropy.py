@@ -22,6 +22,7 @@ import math
 import struct
 from dataclasses import dataclass, field
 
+from ... import limits
 from .base import PayloadCoding
 
 _BLOCK = struct.Struct("<HBBIdd")  # symbols, precision, lanes, segment rows, step, rate
@@ -44,20 +45,6 @@ class EntropyModel:
         return len(self.frequencies)
 
 
-def max_stream_words(count: int, precision: int, lanes: int) -> int:
-    """The most u32 words a segment of `count` symbols can take (spec 19.3).
-
-    The stream is the L final states (2 words each) plus the words emitted while encoding.
-    A state starts at 2^31 and ends in [2^31, 2^63); coding a symbol of frequency f >= 1
-    maps x to less than x 2^P / f + 2^P, which adds less than P + 1 bits to log2 x (x is
-    at least 2^(31 - P) f when it is coded), and every emitted word takes away at least
-    32 - 2^-14 bits.  Over the count_j symbols of state j that is fewer than
-    count_j (P + 2) / 32 + 1 words; summed over the L states, with the final states, at
-    most 2 L + ceil(count (P + 2) / 32) + L, rounded up here to 4 L + ceil(...).
-    """
-    return 4 * lanes + (count * (precision + 2) + 31) // 32
-
-
 def segment_rows_for(dim: int, chunk_rows: int) -> int:
     """tq's segment: the largest power of two of rows with at most 64K symbols, 8 at least,
     at most a chunk (so that a chunk's segments decode in parallel)."""
@@ -72,7 +59,6 @@ def rate_overhead(dim: int) -> float:
     """Bits per coordinate that tq's rate control sets aside for the coder's flush and stream
     lengths, about 4 + 6 L bytes a segment, so that a file meets the requested size: over a
     segment as tq cuts it from d alone, so that the grid does not depend on the chunk size."""
-    from ... import limits
     from .entropy_model import LANES
 
     return (4 + 6 * LANES) * 8 / (segment_rows_for(dim, limits.MAX_CHUNK_ROWS) * dim)
@@ -97,7 +83,6 @@ class Entropy(PayloadCoding):
     def header_fields(self, dim: int, options, chunk_rows: int) -> dict:
         """The grid step from the target rate or error, its centroids and frequencies
         (spec 19)."""
-        from ... import limits
         from . import entropy_model as em
 
         problem = limits.dim_problem(options.mode, dim)
@@ -148,7 +133,6 @@ class Entropy(PayloadCoding):
         coordinates), the rate and the error the law predicts for its step, and the
         fixed-length coding at the neighbouring widths."""
         from .. import codebook
-        from ... import limits
         from . import entropy_model as em
 
         m, d, z = header.model, header.dim, header.scale_size
@@ -276,7 +260,8 @@ class Entropy(PayloadCoding):
 
     def _stream_bounds(self, header, seg_rows: int) -> tuple[int, int]:
         m = header.model
-        return 8 * m.lanes, 4 * max_stream_words(seg_rows * header.dim, m.precision, m.lanes)
+        words = limits.max_stream_words(seg_rows * header.dim, m.precision, m.lanes)
+        return 8 * m.lanes, 4 * words
 
     def min_payload_size(self, header, rows: int) -> int:
         return sum(4 + self._stream_bounds(header, r)[0] for r in self.segments(header, rows)) \
