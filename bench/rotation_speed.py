@@ -70,7 +70,8 @@ def main() -> None:
 def kernel_times(dims: list[int], bits: int, n: int = 32768, turns: int = 25) -> None:
     """Best-of-`turns` time of kernels.encode_mse and decode_mse for each kind."""
     from tqcli import kernels
-    from tqcli.codec.state import Codec, make_header
+    from tqcli.codec.state import Codec
+    from tqcli.format.header import make_header
     from tqcli.codec.rotations import ROTATIONS
 
     print(f"{'d':>5} {'kind':>10} {'encode ms':>10} {'decode ms':>10}   ({n} rows)")

@@ -32,7 +32,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tqcli.codec import codebook, reference  # noqa: E402
-from tqcli.codec.state import Codec, make_header  # noqa: E402
+from tqcli.codec.state import Codec
+from tqcli.format.header import make_header  # noqa: E402
 from tqcli.kernels import rotate_rows  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")

@@ -86,7 +86,7 @@ def patch_header(blob: bytes, fix_crc: bool, shape=None, **fields) -> bytes:
     import struct
 
     import tqcli
-    from tqcli.format.container import _FIXED, CRC, crc32
+    from tqcli.format.header import _FIXED, CRC, crc32
 
     h = tqcli.read_header(blob)
     values = list(_FIXED.unpack_from(blob))

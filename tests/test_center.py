@@ -12,7 +12,7 @@ import tqcli
 from cliutil import assert_error, npy_bytes, ok, run
 from conftest import gaussian, nmse
 from fuzzkit import patch_header
-from tqcli.format.container import _FIXED, CRC, crc32
+from tqcli.format.header import _FIXED, CRC, crc32
 
 
 def offset_rows(n: int = 600, d: int = 96, offset: float = 3.0, seed: int = 0) -> np.ndarray:

@@ -9,7 +9,8 @@ import pytest
 import tqcli
 from tqcli.library import blocks
 from tqcli.codec import codebook, reference
-from tqcli.codec.state import Codec, make_header
+from tqcli.codec.state import Codec
+from tqcli.format.header import make_header
 from tqcli.codec.codes import ChunkCodes, unpack
 
 rng = np.random.default_rng(621)

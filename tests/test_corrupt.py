@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli.format.container import FOOTER, INDEX_ENTRY, _FIXED
+from tqcli.format.header import FOOTER, INDEX_ENTRY, _FIXED
 from tqcli.errors import FormatError, TqError
 
 from fuzzkit import HEADER_FIELDS as FIELDS, TQ, patch_header, pipe_stream
@@ -454,7 +454,9 @@ def test_prod_mode_dimension_is_bounded_before_the_sketch_is_built():
 def test_non_finite_stored_scale_with_valid_checksums_is_refused(value):
     """A crafted chunk whose CRCs are right but whose scale is NaN/inf is refused, not decoded."""
 
-    from tqcli.codec.state import Codec, make_header
+    from tqcli.codec.state import Codec
+
+    from tqcli.format.header import make_header
     from tqcli.format.container import ContainerWriter
 
     x = np.random.default_rng(0).standard_normal((16, 32)).astype(np.float32)

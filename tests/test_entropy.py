@@ -320,7 +320,8 @@ def test_a_vector_all_in_the_middle_cell_decodes_to_zero(rule):
     """A nonzero vector whose rotated coordinates all fall in the zero cell has A = B = 0:
     its scale is 0 for ls and ip (spec 11.5), never a division by zero."""
     from tqcli.codec import reference
-    from tqcli.codec.state import Codec, make_header
+    from tqcli.codec.state import Codec
+    from tqcli.format.header import make_header
 
     h = make_header(256, 1.0, coding="entropy", shape=(1, 256))
     assert h.model.step / 2 > 1 / 16  # 1/16 lies inside the middle cell

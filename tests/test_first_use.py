@@ -20,7 +20,8 @@ import pytest
 import tqcli
 from tqcli import kernels
 from tqcli.library import precompile
-from tqcli.codec.state import Codec, make_header
+from tqcli.codec.state import Codec
+from tqcli.format.header import make_header
 
 from conftest import gaussian
 from fuzzkit import TQ

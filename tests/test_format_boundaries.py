@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from tqcli import kernels
-from tqcli.codec.state import Codec, make_header
+from tqcli.codec.state import Codec
+from tqcli.format.header import make_header
 
 B = 1 << 31
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import tqcli
-from tqcli.codec.state import Codec, make_header
+from tqcli.codec.state import Codec
+from tqcli.format.header import make_header
 
 M64 = (1 << 64) - 1
 

@@ -346,7 +346,7 @@ def _entropy_layout(blob: bytes):
     """[(offset, length)] of the chunks of an entropy-coded container, from its index."""
     import struct
 
-    from tqcli.format.container import FOOTER, INDEX_ENTRY
+    from tqcli.format.header import FOOTER, INDEX_ENTRY
 
     k = struct.unpack_from("<Q", blob, len(blob) - FOOTER.size + 8)[0]
     start = len(blob) - FOOTER.size - INDEX_ENTRY.size * k
@@ -357,7 +357,7 @@ def _recrc(blob: bytearray) -> bytes:
     """Chunk CRCs, the index's copies of them and the index CRC recomputed."""
     import struct
 
-    from tqcli.format.container import CRC, FOOTER, INDEX_ENTRY, crc32
+    from tqcli.format.header import CRC, FOOTER, INDEX_ENTRY, crc32
 
     layout = _entropy_layout(bytes(blob))
     start = len(blob) - FOOTER.size - INDEX_ENTRY.size * len(layout)

@@ -21,9 +21,10 @@ import pytest
 import tqcli
 from tqcli import limits
 from tqcli.codec import stages
-from tqcli.codec.state import Codec, make_header
+from tqcli.codec.state import Codec
+from tqcli.format.header import make_header
 from tqcli.codec.codings import CODINGS
-from tqcli.format.container import Header
+from tqcli.format.header import Header
 from tqcli.errors import FormatError, InputError
 from tqcli.codec.options import CLI_FLAGS, CONFIG_KEYS, EncodeOptions, OptionError
 
@@ -163,7 +164,7 @@ def test_no_module_outside_codings_names_the_entropy_coding():
     found = []
     for path in sorted(TQCLI.rglob("*.py")):
         rel = path.relative_to(TQCLI)
-        if rel.parts[0] == "codings":
+        if rel.parts[:2] == ("codec", "codings"):  # the codings' own modules
             continue
         for i, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"""["']entropy["']""", line):

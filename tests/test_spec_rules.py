@@ -19,8 +19,10 @@ from fuzzkit import PipeLike
 
 import tqcli
 from tqcli import limits
-from tqcli.codec.state import Codec, make_header
-from tqcli.format.container import _FIXED, CRC, ContainerWriter, Header, crc32
+from tqcli.codec.state import Codec
+from tqcli.format.header import make_header
+from tqcli.format.container import ContainerWriter
+from tqcli.format.header import _FIXED, CRC, Header, crc32
 from tqcli.errors import FormatError
 
 

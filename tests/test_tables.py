@@ -21,9 +21,10 @@ import tqcli
 from tqcli.codec import codebook
 from tqcli import kernels
 from tqcli.format import layouts
-from tqcli.codec.state import Codec, make_header
+from tqcli.codec.state import Codec
+from tqcli.format.header import make_header
 from tqcli.codec.codings import CODINGS
-from tqcli.format.container import Header
+from tqcli.format.header import Header
 from tqcli.codec.rotations import ROTATIONS
 
 KINDS = [k.name for k in ROTATIONS]

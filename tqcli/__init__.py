@@ -16,7 +16,7 @@ The heavy modules (numpy kernels, numba, scipy) load on first use, so importing 
 package and running `tq --help` stay fast.
 """
 
-__version__ = "1.3.0"
+from .version import __version__  # noqa: F401
 
 _API = {"compress", "compress_to", "decompress", "read_header", "evaluate_file",
         "set_threads", "Decompressed"}
@@ -49,7 +49,7 @@ def __getattr__(name):
 
         return getattr(errors, name)
     if name == "Header":
-        from .format.container import Header
+        from .format.header import Header
 
         return Header
     raise AttributeError(f"module 'tqcli' has no attribute {name!r}")

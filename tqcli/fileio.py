@@ -36,7 +36,7 @@ from .format import layouts
 from .library import report
 from .library.api import Decompressed, compress_to
 from .arrayio import containers
-from .format.container import Header
+from .format.header import Header
 from .errors import InputError, TqError
 from .library.collections import CollectionFile, compress_collection
 from .codec.options import EncodeOptions, option_keywords, options_of
@@ -355,12 +355,14 @@ def open_compress_input(plan: CompressPlan, input_dtype: str | None = None):
         yield source
 
 
-def compress_planned(plan: CompressPlan, source, options: EncodeOptions, *,
+def compress_planned(plan: CompressPlan, source, options: EncodeOptions | None = None, *,
                      force: bool = False, progress=None, bits_for=(), lossless=(),
-                     vector_size=None, strict: bool = False, warn=None):
-    """Compress as planned with `options` (a collection: every member, with its width from
-    bits_for); --rm deletes the input once the output is complete (finish).  Returns the
-    header (one array) or the table of contents (a collection)."""
+                     vector_size=None, strict: bool = False, warn=None, **keywords):
+    """Compress as planned with `options` (an EncodeOptions or its fields as keywords; a
+    collection: every member, with its width from bits_for); --rm deletes the input once
+    the output is complete (finish).  Returns the header (one array) or the table of
+    contents (a collection)."""
+    options = options_of(options, **keywords)
     inp = plan.input
     if inp.collection:
         return compress_collection_file(inp.path, plan.output, group=inp.group, force=force,

@@ -17,6 +17,13 @@ SCALE_DTYPE_SIZES = {"float32": 4, "float16": 2, "float64": 8}
 # header `source_dtype`; 4 (bfloat16) since revision 1.2: encoded from its exact float32 values
 SOURCE_DTYPES = {1: "float16", 2: "float32", 3: "float64", 4: "bfloat16"}
 SOURCE_DTYPE_SIZES = {"float16": 2, "float32": 4, "float64": 8, "bfloat16": 2}
+
+
+def stored_itemsize(dtype: str) -> int:
+    """Bytes of one value of a stored dtype name (a collection's raw members, safetensors)."""
+    return 1 if dtype in ("bool", "int8", "uint8") else \
+        2 if dtype in ("int16", "uint16", "float16", "bfloat16") else \
+        4 if dtype in ("int32", "uint32", "float32") else 8
 SCALE_DTYPE_CHOICES = ("auto",) + SCALE_DTYPES    # "auto": float32, float64 when a norm needs it
 OUTPUT_DTYPES = ("original", "float32", "float16", "float64")
 ZARR_CODECS = ("plain", "tq")  # decompress -o OUT.zarr: zarr's default codecs, or tq.turboquant

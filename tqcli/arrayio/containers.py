@@ -19,13 +19,44 @@ import json
 import os
 import struct
 import zipfile
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputError, TqError
-from . import bf16
+from . import bf16, jsontext
 from .base import ArraySource, check_shape
 from .npy import npy_header_bytes, read_npy_header
+from .sources import from_array
+from ..limits import stored_itemsize
+
+SAFETENSORS_JSON_DEPTH = 32  # as deep as a collection's header may nest (spec 18.1)
+
+
+@dataclass
+class MemberInput:
+    """One member to write: `array` (in memory) or `open` (a callable returning an
+    arrayio.ArraySource, for a float member read block by block)."""
+
+    name: str
+    shape: tuple
+    dtype: np.dtype
+    attrs: dict = field(default_factory=dict)
+    array: np.ndarray | None = None
+    open: object = None
+
+    def values(self) -> np.ndarray:
+        if self.array is not None:
+            return np.asarray(self.array)
+        with self.open() as src:
+            return src.read_all() if hasattr(src, "read_all") else np.concatenate(
+                list(src.blocks(1 << 16)) or [np.zeros((0, src.dim), src.dtype)]
+            ).reshape(src.shape)
+
+    def source(self):
+        if self.array is not None:
+            return from_array(self.array, self.name)
+        return self.open()
 
 SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32",
                       "F64": "float64", "I8": "int8", "I16": "int16", "I32": "int32",
@@ -130,7 +161,6 @@ def _attrs(obj) -> dict:
 def _hdf5_members(path: str, group: str | None):
     import h5py
 
-    from ..library.collections import MemberInput
     from .hdf5 import H5Source, _check_self_contained, _h5_reason
 
     try:
@@ -214,13 +244,10 @@ def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
     raw = f.read(n)
     if len(raw) != n:
         raise InputError("truncated .safetensors header")
-    from ..format.collection import parse_json
-    from ..errors import FormatError
-
     try:
-        obj = parse_json(raw.rstrip(b" "), ".safetensors header", "safetensors")
-    except FormatError as e:
-        raise InputError(e.reason) from None
+        obj = jsontext.loads(raw.rstrip(b" "), ".safetensors header", SAFETENSORS_JSON_DEPTH)
+    except jsontext.JSONProblem as e:
+        raise InputError(str(e)) from None
     if not isinstance(obj, dict):
         raise InputError(".safetensors header is not a JSON object")
     meta = obj.pop("__metadata__", None) or {}
@@ -246,9 +273,7 @@ def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
         count = 1
         for s in shape:
             count *= s
-        from ..format.collection import itemsize
-
-        if offs[1] - offs[0] != count * itemsize(dt):
+        if offs[1] - offs[0] != count * stored_itemsize(dt):
             raise InputError(f"tensor {name!r}: {offs[1] - offs[0]} bytes for shape "
                              f"{shape} {dt}")
         tensors[name] = (dt, tuple(shape), offs[0], offs[1])
@@ -289,7 +314,6 @@ class SafetensorsSource(ArraySource):
 
 
 def _safetensors_members(path: str):
-    from ..library.collections import MemberInput
 
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -321,7 +345,6 @@ def _refuse_torch_zip(path: str, z: zipfile.ZipFile) -> None:
 
 
 def _npz_members(path: str):
-    from ..library.collections import MemberInput
 
     members = []
     try:
@@ -355,7 +378,6 @@ def _npz_members(path: str):
 def _directory_members(root: str):
     """The .npy files under `root` (recursively, in sorted order); symbolic links and
     other files than .npy are refused, so the collection is exactly the folder's arrays."""
-    from ..library.collections import MemberInput
     from .sources import open_npy
 
     members = []

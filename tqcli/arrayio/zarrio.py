@@ -4,8 +4,9 @@
 zarr is the `zarr` extra (pip install "tq[zarr]"); it is imported only when a zarr store
 is opened or written, and its absence is a one-line error naming the extra.  A store is a
 local folder holding zarr.json (v3) or .zarray/.zgroup (v2); a group that holds one array
-may be named instead of the array.  Stores written with tq's own codecs read back in this
-process whether or not the entry points are installed (_register).
+may be named instead of the array.  Stores written with tq's own codecs are read, and the
+tq codec is written, through zarr's registry, which finds them by the entry points of an
+installed tq (this layer never imports the integrations above it).
 
 The sink writes whole zarr chunks only: a partly written chunk would be read back,
 merged and encoded again, which with the tq codec would quantise its rows twice.  It
@@ -46,14 +47,20 @@ def _zarr():
         import zarr
     except ImportError:
         raise TqError("zarr stores need the zarr extra: pip install 'tq[zarr]'") from None
-    _register()
     return zarr
 
 
-def _register() -> None:
-    """Make tq's codecs known to zarr and numcodecs in this process (the entry points do it
-    for processes that never import tqcli; this covers a checkout without them)."""
-    from ..integrations import numcodecs_codec, zarr_codecs  # noqa: F401 - importing them registers them
+TQ_CODEC = "tq.turboquant"  # tq's zarr v3 codec, found by its entry point (pyproject.toml)
+
+
+def _tq_codec(zarr, options: dict):
+    """tq's zarr v3 codec with `options`, from zarr's registry: the entry point of an
+    installed tq names it, so that I/O never imports the integrations above it."""
+    try:
+        return zarr.registry.get_codec_class(TQ_CODEC)(**options)
+    except KeyError:
+        raise TqError(f"zarr does not know the codec {TQ_CODEC!r}: install tq (pip install "
+                      f"'.[zarr]'), whose entry point registers it") from None
 
 
 def _reason(e: Exception) -> str:
@@ -163,9 +170,7 @@ class ZarrSink:
         chunks = (1,) * (len(self.shape) - 2) + (c, d) if len(self.shape) > 1 else (d,)
         kw = {}
         if codec == "tq":
-            from ..integrations.zarr_codecs import TurboQuantCodec
-
-            kw = dict(serializer=TurboQuantCodec(**(options or {})), compressors=None)
+            kw = dict(serializer=_tq_codec(zarr, options or {}), compressors=None)
         try:
             self.array = zarr.create_array(store=self.tmp, shape=self.shape, chunks=chunks,
                                            dtype=self.dtype, **kw)

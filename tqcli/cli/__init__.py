@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+from ..version import __version__
 from . import process
 from .options import CONTEXT, TqGroup, _install_signals, parse_bit_list, parse_rows  # noqa: F401
 

@@ -266,7 +266,7 @@ def _bits(value, coding):
 
 def _center(value):
     """False, True, or a read-only copy of the vector given (its shape and values are
-    checked against the data's when the header is made: codec.make_header)."""
+    checked against the data's when the header is made: format.header.make_header)."""
     if value is None or value is False or value is True:
         return bool(value)
     import numpy as np

@@ -15,67 +15,8 @@ import numpy as np
 
 from . import codebook
 from .. import limits, prng
-from ..format.container import Header
 from ..errors import FormatError, InputError, ScaleRangeError
-from .stages import CENTER, STAGES, header_fields as stage_fields, mean_center
-
-
-def make_header(dim: int, options=None, *, scale_dtype: str | None = None,
-                source_dtype: str = "float32", shape: tuple[int, ...] | None = None,
-                center=None, fitted: dict | None = None, **option_keywords) -> Header:
-    """A header for new data under `options` (an EncodeOptions, or a bits value with the
-    other options as keywords: make_header(64, 4, mode="prod")); computes the codebook
-    the encoder will use and store -- the coding decides its header fields
-    (PayloadCoding.header_fields: the entropy coding's grid from a rate or an nmse).
-
-    scale_dtype: the stored one (None: the options', "auto" meaning float32).  `center` is
-    None (no centring) or the d values subtracted from every vector before encoding, stored
-    as float32 in the header (stages.CENTER fits the usual one); None takes a vector
-    given as the options' center.  `fitted`: name -> parameters of fitted stages
-    (stages.fit_stages), the centre among them.
-
-    Raises ValueError (an OptionError for an option) for a combination the format does
-    not allow.
-    """
-    from .options import EncodeOptions
-
-    if options is None or not isinstance(options, EncodeOptions):
-        if options is not None:
-            option_keywords["bits"] = options
-        options = EncodeOptions(**option_keywords)
-    elif option_keywords:
-        raise TypeError("give an EncodeOptions or option keywords, not both")
-    if scale_dtype is None:
-        scale_dtype = options.scale_dtype
-    if scale_dtype == "auto":
-        scale_dtype = "float32"
-    fitted = dict(fitted or {})
-    if center is not None:
-        fitted[CENTER.name] = center
-    elif options.centered and options.center is not True:
-        fitted.setdefault(CENTER.name, options.center)
-    if CENTER.name in fitted:
-        fitted[CENTER.name] = _center_values(fitted[CENTER.name], dim)
-    chunk_rows = options.chunk_rows or limits.default_chunk_rows(dim)
-    coding = options.payload_coding
-    fields = coding.header_fields(dim, options, chunk_rows)
-    return Header(dim=dim, mode=options.mode, seed=options.seed, rounds=options.rounds,
-                  rotation=options.rotation, coding=options.coding,
-                  scale_rule=options.scale_rule, scale_dtype=scale_dtype,
-                  source_dtype=source_dtype,
-                  shape=tuple(shape) if shape is not None else (0, dim),
-                  chunk_rows=chunk_rows, **fields, **stage_fields(fitted))
-
-
-def _center_values(center, dim: int) -> np.ndarray:
-    c = np.asarray(center)
-    if c.shape != (dim,) or c.dtype.kind not in "fiu":
-        raise ValueError(f"centre must be {dim} numbers, got shape {c.shape} ({c.dtype})")
-    with np.errstate(over="ignore", invalid="ignore"):
-        c32 = c.astype(np.float32)
-    if not np.all(np.isfinite(c32)):
-        raise ValueError("centre holds values that are not finite in float32")
-    return c32
+from .stages import STAGES, mean_center
 
 
 make_center = mean_center  # tq's centre (spec 14), kept under its old name
@@ -94,9 +35,10 @@ def make_sketch(d: int, seed: int) -> np.ndarray:
 
 
 class Codec:
-    """Encoder and decoder state for one header: rotation plan, quantiser, sketch."""
+    """Encoder and decoder state for one header (a tqcli.format.header.Header): rotation
+    plan, quantiser, sketch."""
 
-    def __init__(self, header: Header):
+    def __init__(self, header):
         h = self.header = header
         self.rotation_kind = h.rotation_kind
         self.coding = h.payload_coding
@@ -145,13 +87,25 @@ class Codec:
 
         Refuses NaN or infinite values and norms the scale dtype cannot hold, naming the row.
         """
+        return self.coding.encode_chunks(self, self.to_format(x), first_row)
+
+    def to_format(self, x: np.ndarray) -> np.ndarray:
+        """Rows as the format encodes them: float16 widened and the fitted stages applied
+        (the centre subtracted, in binary64); what encoding and the query-side transform
+        start from."""
         if x.dtype == np.float16:
             # numba has no float16 arrays; float16 -> float32 is exact, and the kernels
             # widen every element to float64 first, so the encoding is unchanged.
             x = x.astype(np.float32)
-        for forward in self.forward_stages:  # the vectors the format encodes
+        for forward in self.forward_stages:
             x = forward(x)
-        return self.coding.encode_chunks(self, x, first_row)
+        return x
+
+    def from_format(self, out: np.ndarray) -> np.ndarray:
+        """Decoded rows with the fitted stages undone in place (the centre added back)."""
+        for inverse in self.inverse_stages:
+            inverse(out)
+        return out
 
     def encode(self, x: np.ndarray, first_row: int = 0) -> bytes:
         """Encode at most chunk_rows rows of x into one chunk payload (bytes)."""
@@ -183,9 +137,7 @@ class Codec:
         and a view of it returned, so a caller can reuse one buffer for every chunk.
         """
         out = np.empty((rows, self.header.dim), self.out_dtype) if out is None else out[:rows]
-        out = self.coding.decode(self, payload, rows, out)
-        for inverse in self.inverse_stages:
-            inverse(out)
+        out = self.from_format(self.coding.decode(self, payload, rows, out))
         # a crafted file (a huge scale, codebook or centre value) can overflow the
         # arithmetic of spec section 12; its chunk is refused rather than infinities handed
         # on (13.4).  One pass over a chunk still in cache: about 2% of the decode.

@@ -21,8 +21,10 @@ import struct
 
 import numpy as np
 
-from .container import CRC, MAGIC, VERSION, crc32, _read_exact
+from ..arrayio import jsontext
 from ..errors import FormatError
+from ..limits import stored_itemsize as itemsize
+from .container import CRC, MAGIC, VERSION, crc32, _read_exact
 
 COLLECTION_FLAG = 0x8000          # flags of a collection header: exactly this
 RECORD_MAGIC = b"TQZM"
@@ -55,12 +57,6 @@ def _fail(rule: str, reason: str):
     raise FormatError(reason, rule=rule)
 
 
-def itemsize(dtype: str) -> int:
-    return 1 if dtype in ("bool", "int8", "uint8") else \
-        2 if dtype in ("int16", "uint16", "float16", "bfloat16") else \
-        4 if dtype in ("int32", "uint32", "float32") else 8
-
-
 def numpy_dtype(name: str, required: bool = True) -> np.dtype:
     """The numpy dtype of a stored dtype name (bfloat16 through ml_dtypes)."""
     if name == "bfloat16":
@@ -84,54 +80,13 @@ def dtype_name(dt) -> str | None:
 # ---------------------------------------------------------------------- JSON and names
 
 
-def _no_constant(text):
-    raise ValueError(f"{text} is not JSON")
-
-
-def _pairs(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
-def json_depth_of_bytes(raw: bytes) -> int:
-    """The nesting depth of JSON text (spec 18.1): the largest number of arrays and objects
-    open at once, counted on the bytes (brackets inside strings do not count), so that it
-    is known before a parser recurses.  A scalar is 0 deep, `{}` and `[1]` 1, `{"a": []}` 2."""
-    depth = top = 0
-    in_str = esc = False
-    for ch in raw:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == 0x5C:
-                esc = True
-            elif ch == 0x22:
-                in_str = False
-        elif ch == 0x22:
-            in_str = True
-        elif ch in (0x5B, 0x7B):
-            depth += 1
-            top = max(top, depth)
-        elif ch in (0x5D, 0x7D):
-            depth -= 1
-    return top
-
-
 def parse_json(raw: bytes, what: str, rule: str, limit: int = MAX_JSON_DEPTH):
     """Strict JSON (UTF-8; no NaN, no duplicate keys) nested at most `limit` deep (18.1:
     32 for the collection header and a record, 33 for the TOC, a list of records)."""
-    top = json_depth_of_bytes(raw)
-    if top > limit:
-        _fail(rule, f"{what} is nested {top} deep (the limit is {limit})")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
-                          object_pairs_hook=_pairs)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        _fail(rule, f"{what} is not valid JSON ({str(e).splitlines()[0][:80]})")
+        return jsontext.loads(raw, what, limit)
+    except jsontext.JSONProblem as e:
+        _fail(rule, str(e))
 
 
 def dump_json(obj) -> bytes:
@@ -179,25 +134,13 @@ def names_problem(names) -> str | None:
     return None
 
 
-def json_depth(obj) -> int:
-    """The nesting depth of a parsed JSON value, as json_depth_of_bytes counts its text."""
-    top, stack = 0, [(obj, 0)]
-    while stack:
-        o, d = stack.pop()
-        if isinstance(o, (dict, list)):
-            d += 1
-            top = max(top, d)
-            stack.extend((v, d) for v in (o.values() if isinstance(o, dict) else o))
-    return top
-
-
 # ---------------------------------------------------------------------- records
 
 
 def check_info(info, rule: str = "collection-header") -> dict:
     if not isinstance(info, dict):
         _fail(rule, "collection header is not a JSON object")
-    depth = json_depth(info)
+    depth = jsontext.depth(info)
     if depth > MAX_JSON_DEPTH:  # parsed headers are bounded already; this bounds a writer's
         _fail(rule, f"collection header nested {depth} deep (the limit is {MAX_JSON_DEPTH})")
     count = info.get("members")
@@ -245,7 +188,7 @@ def check_record(rec, i: int, rule: str = "member-record") -> dict:
     attrs = rec.get("attrs", {})  # may be left out: then {} (18.3)
     if not isinstance(attrs, dict):
         _fail(rule, f"{where}: attrs must be a JSON object")
-    depth = json_depth(rec)
+    depth = jsontext.depth(rec)
     if depth > MAX_JSON_DEPTH:  # a parsed record is bounded already; this bounds a writer's
         _fail(rule, f"{where}: record nested {depth} deep (the limit is {MAX_JSON_DEPTH})")
     length = rec.get("length")

@@ -24,9 +24,11 @@ import numpy as np
 from .. import arrayio
 from ..codec import codings, rotations, stages
 from . import report
-from ..codec.state import Codec, make_header
+from ..codec.state import Codec
+from ..format.header import make_header
 from ..codec.codings import CODINGS
-from ..format.container import ContainerWriter, Header
+from ..format.container import ContainerWriter
+from ..format.header import Header
 from ..errors import FormatError, InputError, ScaleRangeError, TqError
 from ..codec.options import EncodeOptions, OptionError, option_keywords, options_of
 from ..arrayio.pipeline import BackgroundConsumer

@@ -2,7 +2,7 @@
 
 For an integration that keeps small blocks quantised (a KV cache, a search index) and for
 search on compressed data.  Every function takes the codec of a header -- a Codec, a
-Header (tqcli.read_header of a file, or tqcli.codec.state.make_header for new data) or an open
+Header (tqcli.read_header of a file, or tqcli.format.header.make_header for new data) or an open
 TqFile -- and runs the kernels a container's chunks go through, so that
 
     encode_block(x, h)             == the ChunkCodes a chunk of rows x stores (bit for bit)
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..codec.state import Codec
 from ..codec.codes import ChunkCodes
-from ..format.container import Header
+from ..format.header import Header
 
 
 def codec_of(obj) -> Codec:
@@ -57,8 +57,7 @@ def encode_block(x, codec, first_row: int = 0) -> ChunkCodes:
         if x.dtype.kind != "f" and x.dtype.name != "bfloat16":
             raise TypeError(f"x must hold floating-point values, not {x.dtype}")
         x = x.astype(np.float32)  # float16 and bfloat16 are exact in float32
-    if codec.center_in is not None:
-        x = x.astype(np.float64) - codec.center_in  # as Codec.encode_chunks
+    x = codec.to_format(x)  # as Codec.encode_chunks
     return codec.coding.encode_codes(codec, np.ascontiguousarray(x), first_row)
 
 
@@ -74,10 +73,7 @@ def decode_block(codes: ChunkCodes, codec, out: np.ndarray | None = None) -> np.
                          f"({codec.coding.name} d={codec.header.dim})")
     if out is None:
         out = np.empty((codes.rows, codes.dim), codec.out_dtype)
-    out = codec.coding.decode_codes(codec, codes, out)
-    if codec.center_out is not None:
-        out += codec.center_out
-    return out
+    return codec.from_format(codec.coding.decode_codes(codec, codes, out))
 
 
 def query_transform(q, codec, normalize: bool = False) -> np.ndarray:
@@ -95,9 +91,7 @@ def query_transform(q, codec, normalize: bool = False) -> np.ndarray:
     q = np.asarray(q)
     if q.ndim == 0 or q.shape[-1] != d:
         raise ValueError(f"a query must end in an axis of {d} values, got shape {q.shape}")
-    t = q.reshape(-1, d).astype(np.float64)
-    if codec.center_in is not None:
-        t = t - codec.center_in
+    t = codec.to_format(q.reshape(-1, d).astype(np.float64))  # the centre subtracted
     if normalize:
         norms = np.sqrt(np.einsum("ij,ij->i", t, t))
         t = t / np.where(norms == 0, 1.0, norms)[:, None]

@@ -26,8 +26,9 @@ import numpy as np
 from .. import arrayio
 from ..format import collection
 from ..arrayio import selection
+from ..arrayio.containers import MemberInput
 from ..format.collection import CollectionWriter, stored_shape
-from ..format.container import CRC
+from ..format.header import CRC
 from ..errors import FormatError, InputError, TqError
 from ..format.layouts import OpenContainer
 from ..arrayio.lazyarray import LazyArray, split_index
@@ -35,32 +36,6 @@ from .tqfile import TqFile
 
 COPY_PIECE = 1 << 22
 MIN_VALUES = 256  # fewer float values than this are stored raw
-
-
-@dataclass
-class MemberInput:
-    """One member to write: `array` (in memory) or `open` (a callable returning an
-    arrayio.ArraySource, for a float member read block by block)."""
-
-    name: str
-    shape: tuple
-    dtype: np.dtype
-    attrs: dict = field(default_factory=dict)
-    array: np.ndarray | None = None
-    open: object = None
-
-    def values(self) -> np.ndarray:
-        if self.array is not None:
-            return np.asarray(self.array)
-        with self.open() as src:
-            return src.read_all() if hasattr(src, "read_all") else np.concatenate(
-                list(src.blocks(1 << 16)) or [np.zeros((0, src.dim), src.dtype)]
-            ).reshape(src.shape)
-
-    def source(self):
-        if self.array is not None:
-            return arrayio.from_array(self.array, self.name)
-        return self.open()
 
 
 def as_members(arrays) -> list[MemberInput]:

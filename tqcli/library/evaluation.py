@@ -27,7 +27,8 @@ import numpy as np
 from ..codec import codebook
 from .. import limits
 from . import precompile
-from ..codec.state import Codec, make_header
+from ..codec.state import Codec
+from ..format.header import make_header
 from ..codec.codings import CODINGS
 from ..codec.options import EncodeOptions, OptionError
 from ..codec.stages import STAGES, fit_stages
@@ -339,7 +340,7 @@ def _headers(source, settings: list, first: np.ndarray, scale_dtype: str) -> lis
 
 def file_bytes_of(header, payload_bytes: int) -> int:
     """The length of a container of `header` whose chunk payloads total payload_bytes."""
-    from ..format.container import CRC, FOOTER, INDEX_ENTRY
+    from ..format.header import CRC, FOOTER, INDEX_ENTRY
 
     k = header.n_chunks
     return header.header_size + payload_bytes + (CRC.size + INDEX_ENTRY.size) * k + FOOTER.size
@@ -440,7 +441,7 @@ def input_problem(input: str, container) -> str | None:
     needs the source array first (the .tqz, if any, second)."""
     import os
 
-    from ..format.container import MAGIC
+    from ..format.header import MAGIC
 
     if input == "-" or not isinstance(input, str):
         return None

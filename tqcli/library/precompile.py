@@ -69,7 +69,7 @@ def _decode_zeros() -> None:
     import io
 
     from ..codec.state import Codec
-    from ..format.container import Header
+    from ..format.header import Header
 
     header = Header.read_from(io.BytesIO(sys.stdin.buffer.read()).read)
     rows = min(8, header.chunk_rows)

@@ -151,7 +151,7 @@ def collection_summary(name: str, toc: list[dict], out: str,
     """`NAME: 3 members (2 compressed, 1 lossless), SIZE -> SIZE (RATIOx) -> OUT`, the line
     of `tq compress -v` for a collection; file_bytes: the file's size (default: the sum of
     the members', a stream's lower bound)."""
-    from ..format.collection import itemsize
+    from ..limits import stored_itemsize as itemsize
 
     src = 0
     for e in toc:

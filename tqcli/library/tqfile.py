@@ -15,7 +15,7 @@ import numpy as np
 from .. import arrayio
 from ..arrayio import selection
 from ..codec.state import Codec
-from ..format.container import Header, check_memory
+from ..format.header import Header, check_memory
 from ..errors import FormatError, TqError
 from ..format.layouts import OpenContainer
 from ..arrayio.lazyarray import LazyArray
