@@ -20,7 +20,8 @@ import pytest
 import tqcli
 from tqcli.codec import codebook
 from tqcli.format import collection
-from tqcli.library.collections import compress_collection, open_collection
+from tqcli.library.collections import compress_collection
+from tqcli.library.collection_file import open_collection
 
 from conftest import data_file, nmse
 

@@ -13,7 +13,7 @@ import pytest
 import tqcli
 from tqcli.format.container import ContainerReader
 from tqcli.arrayio.lazyarray import split_index
-from tqcli.library.collections import CollectionFile, Member
+from tqcli.library.collection_file import CollectionFile, Member
 
 rng = np.random.default_rng(2121)
 

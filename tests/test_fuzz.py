@@ -501,7 +501,7 @@ def _collection_base() -> bytes:
 
 
 def _read_collection(src):
-    from tqcli.library.collections import open_collection
+    from tqcli.library.collection_file import open_collection
 
     with open_collection(src) as c:
         return [a for _, a in c.items()]

@@ -20,7 +20,8 @@ from .version import __version__  # noqa: F401
 
 _API = {"compress", "compress_to", "decompress", "read_header", "evaluate_file",
         "set_threads", "Decompressed"}
-_COLLECTIONS = {"compress_collection", "open_collection"}
+_COLLECTIONS = {"compress_collection"}
+_COLLECTION_FILE = {"open_collection"}
 _FILEIO = {"compress_file", "decompress_file", "compress_collection_file",
            "decompress_collection_file", "inspect"}  # files by name: the per-file policy
 _TQFILE = {"open", "TqFile"}
@@ -33,9 +34,13 @@ def __getattr__(name):
 
         return getattr(api, name)
     if name in _COLLECTIONS:
-        from .library import collections as members
+        from .library import collections
 
-        return getattr(members, name)
+        return getattr(collections, name)
+    if name in _COLLECTION_FILE:
+        from .library import collection_file
+
+        return getattr(collection_file, name)
     if name in _FILEIO:
         from . import fileio
 
@@ -55,7 +60,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'tqcli' has no attribute {name!r}")
 
 
-__all__ = sorted(_API | _COLLECTIONS | _FILEIO | _TQFILE | _ERRORS | {"Header", "__version__"})
+__all__ = sorted(_API | _COLLECTIONS | _COLLECTION_FILE | _FILEIO | _TQFILE | _ERRORS
+                 | {"Header", "__version__"})
 
 
 def __dir__():

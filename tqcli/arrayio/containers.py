@@ -19,7 +19,6 @@ import json
 import os
 import struct
 import zipfile
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,42 +26,15 @@ from ..errors import InputError, TqError
 from . import bf16, jsontext
 from .base import ArraySource, check_shape
 from .npy import npy_header_bytes, read_npy_header
-from .sources import from_array
+from .members import MemberInput
 from ..limits import stored_itemsize
-
-SAFETENSORS_JSON_DEPTH = 32  # as deep as a collection's header may nest (spec 18.1)
-
-
-@dataclass
-class MemberInput:
-    """One member to write: `array` (in memory) or `open` (a callable returning an
-    arrayio.ArraySource, for a float member read block by block)."""
-
-    name: str
-    shape: tuple
-    dtype: np.dtype
-    attrs: dict = field(default_factory=dict)
-    array: np.ndarray | None = None
-    open: object = None
-
-    def values(self) -> np.ndarray:
-        if self.array is not None:
-            return np.asarray(self.array)
-        with self.open() as src:
-            return src.read_all() if hasattr(src, "read_all") else np.concatenate(
-                list(src.blocks(1 << 16)) or [np.zeros((0, src.dim), src.dtype)]
-            ).reshape(src.shape)
-
-    def source(self):
-        if self.array is not None:
-            return from_array(self.array, self.name)
-        return self.open()
 
 SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32",
                       "F64": "float64", "I8": "int8", "I16": "int16", "I32": "int32",
                       "I64": "int64", "U8": "uint8", "U16": "uint16", "U32": "uint32",
                       "U64": "uint64", "BOOL": "bool"}
 MAX_SAFETENSORS_HEADER = 100 << 20  # the safetensors package's own limit
+SAFETENSORS_JSON_DEPTH = 32  # as deep as a collection's header may nest (spec 18.1)
 
 
 def kind_of(path: str) -> str | None:

@@ -18,7 +18,6 @@ import operator
 
 import numpy as np
 
-from . import selection
 
 
 def _integer(k):

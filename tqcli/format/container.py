@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 
 from ..errors import FormatError
 from .header import (CRC, END_MAGIC, FOOTER, INDEX_ENTRY, MAGIC, MIN_HEADER, VERSION,  # noqa: F401

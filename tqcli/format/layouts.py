@@ -47,7 +47,7 @@ class CollectionLayout:
                                               & COLLECTION_BIT)
 
     def reader(self, stream, size: int | None, prefix: bytes):
-        from .collection import CollectionReader
+        from .collection_reader import CollectionReader
 
         return CollectionReader(stream, size=size, prefix=prefix)
 

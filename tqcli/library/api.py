@@ -23,7 +23,6 @@ import numpy as np
 
 from .. import arrayio
 from ..codec import codings, rotations, stages
-from . import report
 from ..codec.state import Codec
 from ..format.header import make_header
 from ..codec.codings import CODINGS

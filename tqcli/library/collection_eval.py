@@ -130,7 +130,8 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
     with the given bits (bits_for, lossless, vector_size as for compress)."""
     from ..arrayio import containers
     from ..arrayio.files import binary_stdin
-    from .collections import compress_collection, open_collection
+    from .collections import compress_collection
+    from .collection_file import open_collection
 
     info, members = containers.read_members(input, group)
     originals = {m.name: m for m in members}

@@ -1,0 +1,315 @@
+"""The library's verbs on files by name (tqcli.compress_file, decompress_file, inspect,
+compress_collection_file, decompress_collection_file): atomic outputs, names checked
+against what they say, never an output over its input."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+from .. import arrayio
+from ..arrayio import containers, files
+from ..arrayio.pipeline import BackgroundConsumer
+from ..codec.options import EncodeOptions, option_keywords, options_of
+from ..errors import TqError
+from ..format.header import Header
+from ..library import report
+from ..library.api import Decompressed, compress_to
+from ..library.collections import compress_collection
+from ..library.collection_file import CollectionFile
+from ..library.tqfile import CollectionError, TqFile, output_dtype, plan_read
+from .names import collection_output_name
+from .probe import is_path, refuse_same_file, stdin
+
+# ---------------------------------------------------------------------- files by name
+
+
+@option_keywords
+def compress_file(input, output, options: EncodeOptions | None = None, *,
+                  dataset: str | None = None, force: bool = False, progress=None,
+                  **keywords) -> Header:
+    """Compress the array in `input` into the container `output`; returns its header.
+
+    input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
+    or an already open arrayio.ArraySource (left open).  output: a path, written to a
+    temporary file renamed into place when complete (never over the input; an existing
+    file only with force; a FIFO or device in place; never a name that says another
+    format, such as .npy: files.check_container_output_name), '-' for stdout, or a binary
+    stream.  Errors name the file.  The options: an EncodeOptions or its fields as
+    keywords (bits, mode, seed, rounds, scale_rule, scale_dtype, chunk_rows, rotation,
+    coding, center, nmse), as for compress_to.
+    """
+    options = options_of(options, **keywords)
+    opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
+              else arrayio.open_input(os.fspath(input), dataset))
+    with opened as source:
+        refuse_same_file(source.name, output)
+        if is_path(output):
+            files.check_container_output_name(os.fspath(output))
+        try:
+            with files.open_output(output, force) as sink:
+                header = compress_to(source, sink.stream, options, progress=progress)
+                sink.commit()
+        except TqError as e:
+            raise e.with_source(source.name)
+    return header
+
+
+def decompress_file(input, output, *, rows=None, dtype: str | None = None,
+                    dataset: str = "data", force: bool = False, progress=None,
+                    memory_limit: int | None = None, select=None,
+                    clip_rows: bool = True, zarr_codec: str = "plain") -> Decompressed:
+    """Decode the container `input` into the array file `output`.
+
+    input: a path, '-' for stdin, or a binary stream.  output: a .npy path, or HDF5 when it
+    ends in .h5/.hdf5 (the array as `dataset`), written to a temporary file renamed into
+    place when complete (never over the input; an existing file only with force; a FIFO
+    or device is written in place); '-' for a .npy on stdout, or a binary stream.  A name
+    that says another format (.npz, .tqz, ...) is refused (files.check_array_output_name).
+    With rows, the result is the 2-D (rows, d) view; with select (as for decompress) the
+    shape numpy gives x[select].  clip_rows=False refuses a rows range beyond the array
+    (the command line's --rows) instead of clipping it.  Chunk k is written while chunk
+    k+1 is decoded.  Errors name the file.  memory_limit as for decompress.
+    An output named *.zarr is a zarr v3 store (the zarr extra; arrayio.ZarrSink) holding
+    the array at its root, with zarr's default codecs (zarr_codec "plain": the decoded
+    values exactly) or the tq.turboquant codec with this container's settings ("tq").
+    """
+    f, name = open_named(input, refuse_directory=True, memory_limit=memory_limit)
+    try:
+        with f:
+            h = f.header
+            try:
+                shape, starts, stops = plan_read(h, rows, select, clip_rows=clip_rows)
+            except ValueError as e:
+                raise TqError(f"{'--select' if select is not None else '--rows'}: {e}")
+            dt = output_dtype(h, dtype)
+            refuse_same_file(input, output)
+            if is_path(output):
+                files.check_array_output_name(os.fspath(output))
+            if is_path(output) and arrayio.is_zarr_name(os.fspath(output)):
+                _decompress_to_zarr(f, os.fspath(output), shape, dt, starts, stops, force,
+                                    progress, zarr_codec)
+                count = int((stops - starts).sum())
+                start = int(starts[0]) if starts.size else 0
+                return Decompressed(h, start, start + count, dt, tuple(shape))
+            h5 = is_path(output) and arrayio.is_hdf5_name(os.fspath(output))
+            with files.open_output(output, force) as sink:
+                if h5:
+                    writer = arrayio.H5Sink(sink.writer_path(), shape, dt, dataset,
+                                            name=os.fspath(output))
+                else:
+                    writer = arrayio.NpySink(sink.stream, shape, dt)
+                try:
+                    # three buffers in turn and a queue of one keep the block being written
+                    # out of the decoder's way
+                    with BackgroundConsumer(writer.write, depth=1) as background:
+                        for block in f.iter_runs(starts, stops, progress=progress,
+                                                 buffers=3):
+                            background.put(block)
+                finally:
+                    writer.close()
+                sink.commit()
+    except TqError as e:
+        raise e.with_source(name)
+    count = int((stops - starts).sum())
+    start = int(starts[0]) if starts.size else 0
+    return Decompressed(h, start, start + count, dt, tuple(shape))
+
+
+def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force, progress,
+                        zarr_codec: str) -> None:
+    """decompress_file's zarr branch: the rows into a new zarr store at `output`."""
+    h = f.header
+    options = None
+    if zarr_codec == "tq":  # the container's own settings, chunk for chunk
+        bits = h.bits
+        coding = h.payload_coding
+        if coding.fractional_rates and f.seekable and h.n_vectors:  # the rate it achieved
+            achieved = coding.achieved_bits(h, f.payload_bytes)
+            bits = min(float(coding.max_rate), max(float(coding.min_rate), round(achieved, 3)))
+        options = dict(bits=bits, mode=h.mode, seed=h.seed, rounds=h.rounds,
+                       scale_rule=h.scale_rule, scale_dtype=h.scale_dtype,
+                       rotation=h.rotation, coding=h.coding, center=h.centered)
+    with arrayio.ZarrSink(output, shape, dt, codec=zarr_codec, options=options,
+                          chunk_rows=h.chunk_rows, force=force) as writer:
+        with BackgroundConsumer(writer.write, depth=1) as background:
+            for block in f.iter_runs(starts, stops, progress=progress, buffers=3):
+                background.put(block)
+        writer.commit()
+
+
+def compress_collection_file(input, output, *, group: str | None = None,
+                             force: bool = False, progress=None, bits: int = 4,
+                             bits_for=(), lossless=(), vector_size: int | None = None,
+                             **options) -> list[dict]:
+    """Compress every array of an HDF5 file (or `group`), .safetensors or .npz into one
+    collection .tqz at `output` (atomic, as compress_file); returns the table of contents."""
+    name = os.fspath(input)
+    info, mems = containers.read_members(name, group)
+    refuse_same_file(name, output)
+    if is_path(output):
+        files.check_container_output_name(os.fspath(output))
+    try:
+        with files.open_output(output, force) as sink:
+            toc = compress_collection(mems, sink.stream, info=info, bits=bits,
+                                      bits_for=bits_for, lossless=lossless,
+                                      vector_size=vector_size, progress=progress, **options)
+            sink.commit()
+    except TqError as e:
+        raise e.with_source(name if e.source is None else e.source)
+    return toc
+
+
+def decompress_collection_file(input, output, *, members=None, dtype: str | None = None,
+                               force: bool = False, memory_limit: int | None = None,
+                               output_dir: str | None = None, progress=None) -> dict:
+    """Decode a collection into the same kind of file it came from (or the kind `output`
+    names: .h5/.hdf5, .safetensors, .npz); `members` (names) writes only those.  One member
+    to a .npy name or '-' writes that array as .npy.  Returns {"output", "members"}."""
+    if isinstance(input, (str, os.PathLike)):
+        name = os.fspath(input)
+        src = stdin() if name == "-" else name
+    else:
+        name, src = getattr(input, "name", None) or "-", input
+    try:
+        with CollectionFile(src, memory_limit) as c:
+            if output is None:
+                if name == "-":
+                    raise TqError("a collection on stdin needs an output name: -o OUT "
+                                  "(.h5, .safetensors, .npz), or --member NAME -c")
+                output = collection_output_name(name, c.info, output_dir)
+            out = os.fspath(output)
+            kind = containers.kind_of_name(out) if out != "-" else None
+            one_npy = members and len(members) == 1 and (out == "-" or out.endswith(".npy"))
+            if kind is None and c.info.get("source") == "directory" and not one_npy:
+                return _decompress_directory(c, name, out, members, dtype)
+            if c.seekable and members:
+                for m in members:
+                    c._entry(m)  # unknown names first, before any output
+            if kind is None:
+                if not members or len(members) != 1:
+                    raise TqError("a collection is written as .h5, .safetensors or .npz "
+                                  "(-o NAME); one member (--member NAME) as .npy or to stdout")
+                if out != "-":
+                    files.check_array_output_name(out)
+            refuse_same_file(name, out)
+            if kind == "hdf5" and not is_path(out):
+                raise TqError("HDF5 output needs a file name")
+            with files.open_output(out, force) as sink:
+                if kind is None:
+                    ((rec, arr),) = list(c.items(members, dtype)) or [(None, None)]
+                    if rec is None:
+                        raise TqError(f"no member {members[0]!r}")
+                    containers.write_npy(sink.stream, arr)
+                    written = [rec["name"]]
+                else:
+                    written = []
+
+                    def items():
+                        for rec, arr in c.items(members, dtype):
+                            written.append(rec["name"])
+                            if progress is not None:
+                                progress(len(written), len(members or []) or
+                                         c.info["members"])
+                            yield rec, arr
+
+                    # by name: HDF5's writer, and a stream's temporary file as well
+                    containers.write_members(sink.writer_path(), kind, c.info, items())
+                if members and set(members) - set(written):
+                    missing = sorted(set(members) - set(written))
+                    raise TqError(f"no member {missing[0]!r}")
+                sink.commit()
+    except TqError as e:
+        raise e.with_source(name if e.source is None else e.source)
+    return {"output": out, "members": written}
+
+
+def _decompress_directory(c, name: str, out: str, members, dtype) -> dict:
+    """Every member as OUT/NAME.npy, in a new folder made under a temporary name and
+    renamed into place when complete (an existing OUT is refused, -f or not)."""
+    import shutil
+
+    if out == "-":
+        raise TqError("a folder collection is written to a folder; name it with -o")
+    if os.path.lexists(out):
+        raise TqError("already exists (a folder output is never replaced)", out)
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise TqError("output folder does not exist", out)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp",
+                           dir=parent)
+    written = []
+    try:
+        def items():
+            for rec, arr in c.items(members, dtype):
+                written.append(rec["name"])
+                yield rec, arr
+
+        containers.write_directory(tmp, items())
+        if members and set(members) - set(written):
+            raise TqError(f"no member {sorted(set(members) - set(written))[0]!r}")
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"output": out, "members": written}
+
+
+def open_named(src, refuse_directory: bool,
+                memory_limit: int | None = None) -> tuple[TqFile, str | None]:
+    """TqFile of `src`, with '-' for stdin (never a terminal) and one-line errors for a
+    path that is missing (or a directory); returns it and the name errors should carry."""
+    if isinstance(src, (str, os.PathLike)):
+        name = os.fspath(src)
+        try:
+            if name == "-":
+                return TqFile(stdin(), memory_limit), name
+            if not os.path.exists(name):
+                raise TqError("no such file")
+            if refuse_directory and os.path.isdir(name):
+                raise TqError("is a directory")
+            return TqFile(name, memory_limit), name
+        except TqError as e:
+            raise e.with_source(name)
+    return TqFile(src, memory_limit), getattr(src, "name", None) if not isinstance(
+        src, (bytes, bytearray, memoryview)) else None
+
+
+def inspect(src, verify: bool = False, memory_limit: int | None = None) -> dict:
+    """The inspect report of a container (path, '-' for stdin, bytes or a stream).
+
+    The keys and values are the schema of `tq inspect --json` (spec/vectors/*.inspect.json).
+    A stream is always read to its end, so that its index and footer are checked; verify
+    reads every chunk of any container and checks its CRC-32 (FormatError at a fault) and
+    adds "verified": true.  A file whose decoding would need more than memory_limit
+    (as for decompress) is refused like any file a decoder refuses.
+    """
+    try:
+        f, name = open_named(src, refuse_directory=False, memory_limit=memory_limit)
+    except CollectionError as e:  # a collection: its members and the total
+        name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
+        try:
+            reopen = name not in (None, "-")
+            with CollectionFile(src if reopen else None, memory_limit,
+                                reader=None if reopen else e.reader) as c:
+                return c.report(verify)
+        except TqError as e:
+            raise e.with_source(name if e.source is None else e.source)
+    try:
+        with f:
+            if verify:
+                f.verify()
+            elif not f.seekable:
+                f.verify(checksums=False)
+            h = f.header
+            size, payload = f.file_size, f.payload_bytes
+    except TqError as e:
+        raise e.with_source(name)
+    result = report.header_report(h, size, payload)
+    coding = h.payload_coding.inspect_report(h, payload)
+    if coding is not None:
+        result["coding"] = coding
+    if verify:
+        result["verified"] = True
+    return result
