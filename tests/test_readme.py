@@ -113,8 +113,8 @@ UNRUNNABLE = re.compile(r"\bssh\b|\bcurl\b|https?://|\bpip install\b|\bvenv\b|ac
 
 # Indented blocks that are not commands, by their first line.
 NOT_COMMANDS = {
-    "cli.py            click glue: options from limits, flags to library calls, errors to exit "
-    "codes": "the Architecture diagram",
+    "cli/            click and printing only, one module per command (compress, decompress,":
+        "the Architecture diagram",
 }
 
 

@@ -39,8 +39,8 @@ NUMBA'S CACHE AND EDITS ACROSS MODULES.  Every kernel is compiled with cache=Tru
 tqcli/kernels/__pycache__ (*.nbi, *.nbc).  numba checks only the source file of the
 function it loads: a driver in encode.py is not recompiled when a helper or an
 intrinsic it uses in lanes.py, groups.py or rotate.py changes, and the stale compiled code
-keeps running.  After editing any module here, delete the cache:
-    rm -f tqcli/kernels/__pycache__/*.nbi tqcli/kernels/__pycache__/*.nbc
+keeps running.  After editing any module here, clear the cache (cache.py):
+    python -m tqcli.kernels.cache
 or point NUMBA_CACHE_DIR at a fresh directory for the session.
 """
 
