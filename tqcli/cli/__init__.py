@@ -1,8 +1,9 @@
-"""The `tq` command line: click glue over tqcli.library.api.
+"""The `tq` command line: click and printing over tqcli.fileio and the library.
 
-Each command turns its flags into one library call (fileio.compress_file, decompress_file,
-inspect, evaluate_file) and prints what it returns.  Options and their rules come from
-tqcli.limits; process tuning is tqcli.cli.process; report text is tqcli.library.report.  Heavy modules
+Each command (one module each) turns its flags into an EncodeOptions or plain keywords,
+makes one call into tqcli.fileio (compress, decompress, inspect) or the library (eval),
+and prints what it returns.  Option rules are tqcli.codec.options' and tqcli.limits';
+process tuning is cli/process.py; report text is tqcli.library.report.  Heavy modules
 are imported inside the commands so that `tq --help` and `tq --version` start instantly.
 Errors become one line `tq: FILE: reason` on stderr with exit status 1; usage errors exit
 with 2, an interrupt with 130, SIGTERM with 143.  compress, decompress and inspect take

@@ -9,9 +9,29 @@ import sys
 import click
 
 from .. import limits
+from ..codec.rotations import DEFAULT as DEFAULT_ROTATION
+from ..codec.rotations import ROTATIONS
 from . import process
-from ..codec.rotations import DEFAULT as DEFAULT_ROTATION, ROTATIONS
-from .options import (CONTEXT, coding_choices, encode_options, _each, _Engine, _input_list, _warner, common_keep, common_mode, common_output_dir, common_seed, common_threads, usage_errors)
+from .options import (
+    CONTEXT,
+    _each,
+    _Engine,
+    _input_list,
+    _warner,
+    coding_choices,
+    common_force,
+    common_keep,
+    common_mode,
+    common_output_dir,
+    common_progress,
+    common_quiet_verbose,
+    common_rm,
+    common_seed,
+    common_stdout,
+    common_threads,
+    encode_options,
+    usage_errors,
+)
 from .progress import _Progress, _progress_enabled
 
 
@@ -21,7 +41,8 @@ from .progress import _Progress, _progress_enabled
               "INPUT. Default: INPUT.tqz, or stdout when INPUT is '-'.")
 @common_output_dir
 @click.option("-b", "--bits", type=click.FloatRange(limits.MIN_BITS, limits.MAX_BITS),
-              default=None, metavar="B", help=f"Bits per coordinate [default: {limits.DEFAULT_BITS}]; "
+              default=None, metavar="B",
+              help=f"Bits per coordinate [default: {limits.DEFAULT_BITS}]; "
               "with --coding entropy any rate from 1 to 8, e.g. 2.5.")
 @click.option("--coding", type=click.Choice(coding_choices()), default=coding_choices()[0],
               show_default=True, help="fixed: b-bit codes (fastest, in-place random access); "
@@ -67,14 +88,12 @@ from .progress import _Progress, _progress_enabled
                    "named by their paths; decompress gives the folder back.")
 @click.option("--input-dtype", type=click.Choice(["bfloat16"]), default=None,
               help="Read a .npy's 2-byte items as bfloat16 (ml_dtypes saves it as '<V2').")
-@click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
-@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
+@common_stdout
+@common_force
 @common_keep
-@click.option("--rm", "remove", is_flag=True, help="Delete INPUT after a complete write.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary, no progress.")
-@click.option("-v", "--verbose", is_flag=True, help="Print a summary line.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar (default: only when stderr is a terminal).")
+@common_rm("INPUT")
+@common_quiet_verbose
+@common_progress
 @common_threads
 def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_rule,
              scale_dtype, rounds, rotation, center, chunk_rows, dataset, bits_for, lossless,

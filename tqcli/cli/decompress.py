@@ -7,7 +7,24 @@ import click
 
 from .. import limits
 from . import process
-from .options import (CONTEXT, _each, _Engine, _input_list, _rows_option, _select_option, common_keep, common_memory, common_output_dir, common_threads, usage_errors)
+from .options import (
+    CONTEXT,
+    _each,
+    _Engine,
+    _input_list,
+    _rows_option,
+    _select_option,
+    common_force,
+    common_keep,
+    common_memory,
+    common_output_dir,
+    common_progress,
+    common_quiet_verbose,
+    common_rm,
+    common_stdout,
+    common_threads,
+    usage_errors,
+)
 from .progress import _Progress, _progress_enabled
 
 
@@ -34,14 +51,12 @@ from .progress import _Progress, _progress_enabled
               show_default=True, help="For an OUT ending in .zarr (a zarr v3 store, the zarr "
               "extra): plain = zarr's default codecs, the decoded values exactly; tq = the "
               "tq.turboquant codec with IN.tqz's settings, about as small as IN.tqz.")
-@click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
-@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
+@common_stdout
+@common_force
 @common_keep
-@click.option("--rm", "remove", is_flag=True, help="Delete IN.tqz after a complete write.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary, no progress.")
-@click.option("-v", "--verbose", is_flag=True, help="Print a summary line.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar (default: only when stderr is a terminal).")
+@common_rm("IN.tqz")
+@common_quiet_verbose
+@common_progress
 @common_memory
 @common_threads
 def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member, zarr_codec,

@@ -9,11 +9,20 @@ import os
 import click
 
 from .. import limits
-from . import process
 from ..errors import TqError
-from .options import (CONTEXT, _bit_list, coding_choices, encode_options, _warner, common_memory, common_threads, parse_bit_list)
+from . import process
+from .options import (
+    CONTEXT,
+    _bit_list,
+    _warner,
+    coding_choices,
+    common_memory,
+    common_progress,
+    common_threads,
+    encode_options,
+    parse_bit_list,
+)
 from .progress import _Progress, _progress_enabled
-
 
 EVAL_DEFAULT_BITS = "2,3,4"
 EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the smallest
@@ -60,8 +69,7 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
               "per vector, with the theory (needs the plot extra: matplotlib).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing --plot file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar (default: only when stderr is a terminal).")
+@common_progress
 @common_memory
 @common_threads
 def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sample,
@@ -90,8 +98,9 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
         raise TqError(problem, input)
     probe = process.load_fileio().probe_input(input, dataset)
     if probe.collection:  # per member, in total, and attention for key/value pairs
-        _eval_collection((probe.path, probe.group), container, bits, mode, seed, scale_rule, center, bits_for,
-                         lossless, vector_size, as_json, memory_limit, threads)
+        _eval_collection((probe.path, probe.group), container, bits, mode, seed, scale_rule,
+                         center, bits_for, lossless, vector_size, as_json, memory_limit,
+                         threads)
         return
     if bits_for or lossless or vector_size:
         raise click.UsageError("--bits-for, --lossless and --vector-size apply to "
@@ -117,10 +126,11 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
                                          f"{' or '.join(c.modes)} mode only",
                                          param_hint="--coding")
     codings = tuple(c.cli_name for c in chosen)
+    fractional = [c.cli_name for c in CODINGS if c.fractional_rates]
     if any(not float(b).is_integer() for b in bits) and \
             not any(c.fractional_rates for c in chosen):
         raise click.BadParameter("a fractional rate needs a coding that takes one "
-                                 f"(--coding {' or '.join(c.cli_name for c in CODINGS if c.fractional_rates)})",
+                                 f"(--coding {' or '.join(fractional)})",
                                  param_hint="'-b' / '--bits'")
     if plot is not None:
         from ..library import plot as plotting
@@ -223,8 +233,8 @@ def _eval_kv_array(input, container, axis, bits, mode, seed, scale_rule, center,
 
 
 def _write_plot(path: str, force: bool, input: str, reports: list[dict]) -> None:
-    from ..library import evaluation
     from ..arrayio import files
+    from ..library import evaluation
     from ..library import plot as plotting
 
     r0 = reports[0]

@@ -12,8 +12,8 @@ import sys
 import click
 
 from .. import limits
-from . import process
 from ..errors import TqError
+from . import process
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -309,3 +309,21 @@ def _select_option(ctx, param, value):
         return None if value is None else parse_select(value)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--select") from None
+common_stdout = click.option("-c", "--stdout", "to_stdout", is_flag=True,
+                             help="Write to stdout.")
+common_force = click.option("-f", "--force", is_flag=True,
+                            help="Overwrite an existing output file.")
+common_progress = click.option("--progress/--no-progress", default=None,
+                               help="Progress bar (default: only when stderr is a terminal).")
+
+
+def common_rm(what: str):
+    """--rm, deleting `what` (INPUT, IN.tqz) after a complete write."""
+    return click.option("--rm", "remove", is_flag=True,
+                        help=f"Delete {what} after a complete write.")
+
+
+def common_quiet_verbose(fn):
+    """-q and -v, as compress and decompress take them."""
+    fn = click.option("-v", "--verbose", is_flag=True, help="Print a summary line.")(fn)
+    return click.option("-q", "--quiet", is_flag=True, help="No summary, no progress.")(fn)

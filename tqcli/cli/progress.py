@@ -44,8 +44,12 @@ class _Progress:
             if not self.enabled or total <= 0:
                 return
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TimeRemainingColumn,
+            )
 
             # enabled while stderr is not a terminal means --progress forced it: draw the
             # bar anyway (as zstd --progress does), escape codes and all
