@@ -106,3 +106,13 @@ def test_zarr_v3_store_with_entropy_at_2_5_bits_reopens_with_the_same_codec(tmp_
     chunk = next(p for p in (tmp_path / "v3.zarr").rglob("*") if p.is_file()
                  and p.name != "zarr.json")
     header_matches(chunk.read_bytes(), ENTROPY)
+
+
+def test_zarr_v3_codec_attributes_are_its_options_and_nmse_is_none_unless_set():
+    from tqcli.integrations.zarr_codecs import TurboQuantCodec
+
+    codec = TurboQuantCodec(bits=3)
+    assert codec.bits == 3 and codec.nmse is None  # a KeyError before
+    assert TurboQuantCodec(coding="entropy", bits=None, nmse=0.02).nmse == 0.02
+    with pytest.raises(AttributeError):
+        codec.not_an_option

@@ -88,7 +88,20 @@ CASES = {"packed": [("mse", 1, "float32"), ("mse", 3, "float16"), ("mse", 4, "fl
          # the entropy coding is mse-only, at any rate from 1 to 8
          "entropy": [("mse", 1, "float32"), ("mse", 2.5, "float16"), ("mse", 4, "float32"),
                      ("mse", 8, "float32"), ("mse", 5.3, "float64")]}
-CODING_CASES = [(c,) + case for c in CODES for case in CASES[c]]
+# a coding added to the table gets the generic cases of the modes it allows (and a fractional
+# rate if it takes one) without a line here; a line here adds its own
+GENERIC = [(1, "float32"), (3, "float16"), (4, "float32"), (8, "float64")]
+
+
+def cases_of(name: str) -> list[tuple]:
+    if name in CASES:
+        return CASES[name]
+    entry = CODINGS.by_name(name)
+    out = [(m, b, dt) for m in entry.modes for b, dt in GENERIC]
+    return out + ([(entry.modes[0], 2.5, "float32")] if entry.fractional_rates else [])
+
+
+CODING_CASES = [(c,) + case for c in CODES for case in cases_of(c)]
 
 
 @pytest.mark.parametrize("coding,mode,bits,scale_dtype", CODING_CASES)

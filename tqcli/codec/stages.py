@@ -4,10 +4,11 @@ A fitted stage is fitted once, by the encoder, from the first block of vectors (
 first chunk's rows); its parameters go into the header as a block of their own, announced
 by a bit of the header's `flags` that the stage owns, and the codec applies it before
 encoding (`forward`) and undoes it after decoding (`inverse`).  The container reads and
-writes every stage's block through this table (tqcli/container.py), in table order after
-the coding's block, so that adding a stage is one module-level entry here (or a
-`STAGES.register` call), its spec section and tests: neither the container nor the codec
-names a stage.
+writes every stage's block through this table (tqcli/format/header.py), in table order
+after the coding's block, so that adding a stage is one entry here, its spec section and
+tests: neither the container nor the codec names a stage.  (`STAGES.registered` adds one
+for the length of a `with` block, for tests.)  What asks for a stage is an EncodeOptions
+field today (the centre's `center`): a new stage adds its field there too.
 
 The centre (spec sections 3.1 flag bit 8, 11, 12 and 14) is the one entry today; its
 block is the d float32 values after the codebook, exactly as the spec says.

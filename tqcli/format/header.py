@@ -177,9 +177,9 @@ class Header:
         tables = self.rotation_kind.plan_bytes(d, self.rounds)
         sketch = 4 * d * d if self.mode == "prod" else 0
         width = 8 if self.scale_dtype == "float64" else 4  # decoded binary32 or binary64
-        center = 4 * d if self.centered else 0
+        stages = sum(stage.block_size(d) for stage, _ in STAGES.present(self))  # the centre: 4 d
         return (tables + sketch + self.payload_coding.decode_state_bytes(self, rows)
-                + self.max_payload_size(rows) + CRC.size + rows * d * width + center)
+                + self.max_payload_size(rows) + CRC.size + rows * d * width + stages)
 
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:

@@ -52,8 +52,8 @@ class TurboQuantCodec(ArrayBytesCodec):
         return dict(self.options)
 
     def __getattr__(self, name):  # codec.bits, codec.mode, ...
-        if name in CONFIG_KEYS or name == "nmse":
-            return dict(object.__getattribute__(self, "options"))[name]
+        if name in CONFIG_KEYS or name == "nmse":  # nmse: None unless the config sets it
+            return dict(object.__getattribute__(self, "options")).get(name)
         raise AttributeError(name)
 
     def __repr__(self) -> str:

@@ -87,13 +87,21 @@ INSPECT_TABLE = (("shape", lambda r: "x".join(str(s) for s in r["shape"]), ">"),
 
 
 def width_text(r: dict) -> str:
-    """The width a file (or a collection member) stores: `4` for the fixed-length coding,
-    `2.49 ent` (the bits per coordinate achieved) for the entropy coding, whose header
-    `bits` is only the width of its largest index."""
+    """The width a file (or a collection member) stores: `4` for the fixed-length coding;
+    a coding that reports its own rate (a "coding" object) words it (the entropy coding:
+    `2.49 ent`, the bits per coordinate achieved; its header `bits` is only the width of
+    its largest index)."""
     c = r.get("coding")
     if c:
-        return f"{c['achieved_bits']:.2f} ent"
+        return CODINGS.by_name(c["name"]).width_text(c)
     return str(r["bits"])
+
+
+def width_legends(rows) -> list[str]:
+    """The legend lines of the codings whose width_text the rows show, in table order."""
+    names = {r["coding"]["name"] for r in rows if r.get("coding")}
+    return [legend for c in CODINGS if c.name in names
+            for legend in [c.width_legend()] if legend]
 
 
 def inspect_table(reports: list[dict]) -> str:
@@ -107,8 +115,7 @@ def inspect_table(reports: list[dict]) -> str:
         parts = [f"{c:{a}{w}}" if a == ">" else c
                  for c, w, (_, _, a) in zip(row, widths, INSPECT_TABLE)]
         lines.append("  ".join(parts).rstrip())
-    if any(r.get("coding") for r in reports):
-        lines.append("bits: N ent = the entropy coding, N bits per coordinate achieved")
+    lines += width_legends(reports)
     return "\n".join(lines)
 
 
@@ -319,8 +326,7 @@ def collection_text(r: dict) -> str:
     if r.get("metadata"):
         lines.append("metadata: " + ", ".join(f"{k}={v}" for k, v in
                                                sorted(r["metadata"].items())))
-    if any(m.get("coding") for m in r["members"]):
-        lines.append("bits: N ent = the entropy coding, N bits per coordinate achieved")
+    lines += width_legends(r["members"])
     if r.get("verified"):
         lines.append("verified: every member's checksums")
     return "\n".join(lines)

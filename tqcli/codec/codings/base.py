@@ -95,6 +95,15 @@ class PayloadCoding:
         (None: the header's bits say it all)."""
         return None
 
+    def width_text(self, coding_report: dict) -> str:
+        """Its width in inspect's tables, from the "coding" object of its report (the
+        codings that report one: the entropy coding's rate achieved)."""
+        return f"{coding_report['achieved_bits']:.2f} {self.label}"
+
+    def width_legend(self) -> str | None:
+        """The line under a table that shows width_text, saying what it means."""
+        return None
+
     def collection_note(self) -> str | None:
         """The line a collection's eval report adds when a member uses this coding."""
         return None

@@ -175,6 +175,9 @@ class Entropy(PayloadCoding):
     def eval_heading(self, dim: int) -> str:
         return f"{self.label}: the law's error of its grid"
 
+    def width_legend(self) -> str:
+        return f"bits: N {self.label} = the entropy coding, N bits per coordinate achieved"
+
     def collection_note(self) -> str:
         return (f"bits: N {self.label} = the entropy coding, N bits per coordinate achieved; "
                 f"its optimum is the law's error of its grid")
