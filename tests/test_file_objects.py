@@ -245,6 +245,26 @@ def test_an_unknown_member_is_a_key_error_naming_it():
             c.read("layers/9/key")
 
 
+def test_each_name_gets_its_own_member_when_names_contain_one_another():
+    """c[name] and c.read(name) are the member of exactly that name, also when another
+    member's name (stored before it) contains it; a folder's name is no member."""
+    names = ["layers/10/key", "layers/1/key", "key", "k"]
+    arrays = {n: np.full((8, 16), i, dtype=np.int32) for i, n in enumerate(names)}
+    arrays["emb"] = rng.standard_normal((32, 16)).astype(np.float32)
+    out = io.BytesIO()
+    tqcli.compress_collection(arrays, out, bits=4)
+    with tqcli.open_collection(out.getvalue()) as c:
+        for i, name in enumerate(names):
+            assert c[name].name == name and c[name].record["name"] == name
+            assert np.array_equal(c[name][...], arrays[name]), name
+            assert np.array_equal(c.read(name), arrays[name]), name
+        assert c["emb"].shape == (32, 16)
+        for missing in ("layers", "layers/1", "e", "ke"):
+            assert missing not in c and c.get(missing) is None
+            with pytest.raises(KeyError):
+                c[missing]
+
+
 def test_opening_and_indexing_the_mapping_decodes_nothing(monkeypatch):
     blob, names = _collection()
     decoded = []

@@ -243,6 +243,21 @@ def test_a_stream_is_probed_once_and_read_whole(tmp_path, x):
     assert np.array_equal(np.load(tmp_path / "y.npy"), tqcli.decompress(blob))
 
 
+def test_a_collection_on_stdin_is_told_from_one_array(tq, tmp_path, x):
+    """A pipe's first bytes decide the layout as a file's do: a collection arriving on
+    stdin decompresses to its members, not refused as a broken single-array stream."""
+    np.savez(tmp_path / "kv.npz", key=x, value=2 * x)
+    tqcli.compress_collection_file(str(tmp_path / "kv.npz"), str(tmp_path / "kv.tqz"))
+    code, _, err = tq("decompress", "-", "-o", "out.npz",
+                      input=(tmp_path / "kv.tqz").read_bytes())
+    assert code == 0, err
+    want = tqcli.open_collection(str(tmp_path / "kv.tqz"))
+    with np.load(tmp_path / "out.npz") as got:
+        assert sorted(got) == ["key", "value"]
+        for name in ("key", "value"):
+            assert np.array_equal(got[name], want[name][...])
+
+
 # ---------------------------------------------------------------------- several inputs
 
 
