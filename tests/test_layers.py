@@ -175,3 +175,18 @@ def test_the_checker_sees_what_it_should(tmp_path):
 def test_no_module_over_500_lines(path):
     n = len(path.read_text(encoding="utf-8").splitlines())
     assert n <= 500, f"{path.name}: {n} lines"
+
+
+def test_no_import_by_name_goes_around_the_walk():
+    """importlib.import_module and __import__ would import a module this walk cannot see;
+    the package uses neither (a plug-in is found by its entry point instead)."""
+    used = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            if name in ("import_module", "__import__"):
+                used.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert used == [], used
