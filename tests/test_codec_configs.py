@@ -19,7 +19,7 @@ numcodecs = pytest.importorskip("numcodecs")
 from tqcli.integrations.numcodecs_codec import TurboQuant  # noqa: E402
 from tqcli.integrations.zarr_codecs import TurboQuantCodec  # noqa: E402
 
-# every key of tqcli/options.py CONFIG_KEYS, none at its default
+# every key of tqcli/codec/options.py CONFIG_KEYS, none at its default
 ENTROPY = {"bits": 2.5, "mode": "mse", "seed": 123456789, "rounds": 5, "scale_rule": "norm",
            "scale_dtype": "float64", "rotation": "hadamard2", "coding": "entropy",
            "center": True, "chunk_rows": 64}

@@ -86,7 +86,7 @@ def test_a_header_alone_quantises_a_block():
 
 def test_the_codes_layout_is_the_documented_one():
     """packed: LSB-first q-bit indices of the rows, row-major; entropy: (rows, d) cells;
-    both the quantiser's indices of the rotated unit vectors (tqcli/reference.py)."""
+    both the quantiser's indices of the rotated unit vectors (tqcli/codec/reference.py)."""
     for name, coding in (("packed-mse", "packed"), ("entropy", "entropy")):
         with tqcli.open(_blob(name)) as f:
             h, codec = f.header, f.codec

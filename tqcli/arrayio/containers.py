@@ -1,5 +1,5 @@
 """Files of many arrays: an HDF5 tree, a .safetensors file and an .npz, read as the named
-members of a collection (tqcli/members.py) and written back as the same kind of file.
+members of a collection (tqcli/library/collections.py) and written back as the same kind of file.
 
 * HDF5: every dataset under the file (or a group), recursively, with the attributes of
   every dataset and group (stored exactly: numbers as their little-endian bytes in hex,

@@ -1,6 +1,6 @@
 """A block's codes and scales, before they are decoded to floats (the seam for search).
 
-A payload coding (tqcli/codings) hands out a chunk's quantised form as ChunkCodes: what
+A payload coding (tqcli/codec/codings) hands out a chunk's quantised form as ChunkCodes: what
 the decoder multiplies out, in the arrays it stores or decodes them into.  With R the
 file's forward rotation, c the codebook (header.codebook), S the prod-mode sketch
 (Codec.sketch, d x d) and centre the header's centre (zero when there is none), the

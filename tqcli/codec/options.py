@@ -36,7 +36,7 @@ class OptionError(InputError, ValueError):
         self.option = option
 
 
-# the command line's flag for each option (tqcli/cli.py maps OptionError.option to it)
+# the command line's flag for each option (tqcli/cli/ maps OptionError.option to it)
 CLI_FLAGS = {"bits": "'-b' / '--bits'", "mode": "--mode", "seed": "--seed",
              "rounds": "--rounds", "scale_rule": "--scale", "scale_dtype": "--scale-dtype",
              "chunk_rows": "--chunk-rows", "rotation": "--rotation", "center": "--center",

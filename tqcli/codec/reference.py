@@ -32,7 +32,7 @@ def _fwht(t: np.ndarray, off: int, p: int, scale: np.float32) -> None:
 
 def as_plan(rot) -> tuple:
     """A rotation plan (signs, perms, blocks, block_scales), given one or a RotationPlan
-    (tqcli/rotations/base.py); see tqcli/kernels/__init__.py for the arrays."""
+    (tqcli/codec/rotations/base.py); see tqcli/kernels/__init__.py for the arrays."""
     return rot if isinstance(rot, tuple) else tuple(rot.kernel_args)
 
 

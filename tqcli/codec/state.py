@@ -54,7 +54,7 @@ class Codec:
         # decoded values are binary32, or binary64 when the scales are (see spec section 12)
         self.out_dtype = np.dtype(np.float64 if h.scale_dtype == "float64" else np.float32)
         self._sketch_t = None
-        # the fitted stages the header holds (tqcli/stages.py; the centre, spec 11 and 12):
+        # the fitted stages the header holds (tqcli/codec/stages.py; the centre, spec 11 and 12):
         # applied before encoding, undone after decoding in reverse order
         present = STAGES.present(h)
         self.forward_stages = [s.forward(p) for s, p in present]

@@ -23,7 +23,7 @@ MAGIC = b"\x89TQZ\r\n\x1a\n"
 END_MAGIC = b"TQZE"
 VERSION = 1
 CODING_MASK = 0x00FF    # bits 0-7 of `flags`: the payload coding
-CENTERED_FLAG = CENTER.flag  # bit 8: a centre vector follows the codebook (tqcli/stages.py)
+CENTERED_FLAG = CENTER.flag  # bit 8: a centre vector follows the codebook (tqcli/codec/stages.py)
 # bits 8-15: one per fitted stage (its block follows the coding's, in table order); a bit
 # no stage owns must be zero
 
@@ -63,9 +63,9 @@ class Header:
     # None: spec sections 3.1 (flags bit 8), 11 and 12
     center: np.ndarray | None = field(default=None, compare=False)
     # what the payload coding stores beyond the codebook (the entropy coding's model,
-    # tqcli/codings/entropy.py), or None
+    # tqcli/codec/codings/entropy.py), or None
     model: object = field(default=None, compare=False)
-    # parameters of fitted stages without a field of their own (tqcli/stages.py), by name
+    # parameters of fitted stages without a field of their own (tqcli/codec/stages.py), by name
     fitted: dict = field(default_factory=dict, compare=False)
 
     # ------------------------------------------------------------------ table entries

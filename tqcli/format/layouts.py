@@ -1,7 +1,7 @@
 """The table of file layouts: what a .tqz file holds, told by its first 16 bytes.
 
-Two layouts: a single array (tqcli/container.py, spec sections 2-13) and a collection of
-named members (tqcli/collection.py, spec section 18), told apart by bit 15 of `flags`.
+Two layouts: a single array (tqcli/format/container.py, spec sections 2-13) and a collection of
+named members (tqcli/format/collection.py, spec section 18), told apart by bit 15 of `flags`.
 A layout is an entry here with its own `matches` test on the leading bytes (magic, version,
 flags) and its own reader; `open_reader` hands a stream to the first layout that claims it,
 and a stream no layout claims gets the single-array reader's refusal (bad magic,

@@ -20,7 +20,7 @@ The package, by concern:
 
 The functions below are the interface: plain Python functions over the jitted kernels,
 taking arrays the caller prepared once (a Codec holds its plan, thresholds and search
-table), so nothing is recomputed per call.  tqcli/reference.py holds a plain-numpy version
+table), so nothing is recomputed per call.  tqcli/codec/reference.py holds a plain-numpy version
 of every one; tests/test_kernels.py compares them bit for bit.
 
 A rotation PLAN is a tuple (signs, perms, blocks, block_scales), R rounds of K blocks:
@@ -33,7 +33,7 @@ A rotation PLAN is a tuple (signs, perms, blocks, block_scales), R rounds of K b
                                      1/sqrt(size) (1 for size 1: such a block is the identity)
 Forward round r: t <- signs[r] * t[perms[r]], then each block t[off:off+size] <- scale * H
 t[off:off+size]; the inverse runs rounds R-1..0, blocks K-1..0, then t[perms[r]] <-
-signs[r] * t.  tqcli/rotations builds the plan of each rotation kind.
+signs[r] * t.  tqcli/codec/rotations builds the plan of each rotation kind.
 
 NUMBA'S CACHE AND EDITS ACROSS MODULES.  Every kernel is compiled with cache=True into
 tqcli/kernels/__pycache__ (*.nbi, *.nbc).  numba checks only the source file of the

@@ -1,6 +1,6 @@
 """The decoders: unpack, look up centroids (plus the prod-mode correction), rotate back, scale.
 
-Like the encoder, each lane follows spec/tqz-v1.md's roundings exactly; tqcli/reference.py
+Like the encoder, each lane follows spec/tqz-v1.md's roundings exactly; tqcli/codec/reference.py
 is the same in numpy.
 """
 

@@ -2,7 +2,7 @@
 
 Each lane sees exactly the roundings spec/tqz-v1.md prescribes: sequential sums in
 coordinate order, correctly rounded divisions (lanes.divide_lanes), the rotation's
-butterflies in stage order, no fast-math.  tqcli/reference.py does the same in numpy.
+butterflies in stage order, no fast-math.  tqcli/codec/reference.py does the same in numpy.
 """
 
 from __future__ import annotations

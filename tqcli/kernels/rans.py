@@ -8,7 +8,7 @@ no reversal; the decoder runs forwards, reads at most one word per symbol and ch
 end that every word was read and every state came back to 2^31.
 
 Every segment is independent: one task per segment, run by kernels._run_task_range, so
-the bytes cannot depend on the thread count.  tqcli/reference_rans.py is the same in plain
+the bytes cannot depend on the thread count.  tqcli/codec/reference_rans.py is the same in plain
 Python integers.
 """
 

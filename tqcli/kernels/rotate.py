@@ -9,7 +9,7 @@ block_scales[r, k] (size 0: an unused slot).  The forward round is
 and the inverse runs the rounds backwards, the blocks of a round backwards, and then
 t[perms[r]] <- signs[r] * t.  Every transform is the stage-by-stage Walsh-Hadamard
 butterfly order of spec/tqz-v1.md, so any rotation kind that is such a plan is computed
-bit for bit as tqcli/reference.py computes it.
+bit for bit as tqcli/codec/reference.py computes it.
 
 Two moves are fused when the plan allows, to save a pass over the group: a block k = 0 at
 offset 0 of size >= 16 reads the permuted, sign-flipped rows in its first radix-8

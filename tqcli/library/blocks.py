@@ -11,7 +11,7 @@ TqFile -- and runs the kernels a container's chunks go through, so that
     query_transform(q, h)          -> y = R (q - centre), the query side of search
     scores(y, codes, h)            -> <q - centre, x_hat - centre> from the codes alone
 
-(tqcli/codes.py states the identity behind scores.)
+(tqcli/codec/codes.py states the identity behind scores.)
 """
 
 from __future__ import annotations

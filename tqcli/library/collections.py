@@ -1,6 +1,6 @@
 """Collections in the library: compress named arrays into one .tqz, read them back.
 
-compress_collection(members, out, ...) writes the collection layout (tqcli/collection.py):
+compress_collection(members, out, ...) writes the collection layout (tqcli/format/collection.py):
 floating-point members are compressed, each into a single-array .tqz of its own (so every
 option of compress_to applies per member), and everything else -- integer ids, positions,
 masks, members matched by `lossless` patterns, arrays too small to gain -- is stored raw.

@@ -178,7 +178,8 @@ class TqFile(OpenContainer, LazyArray):
         return self.iter_runs(starts, stops, progress=progress, buffers=buffers)
 
     def iter_runs(self, starts, stops, *, progress=None, buffers: int = 1):
-        """iter_blocks over sorted, disjoint row runs [starts[j], stops[j]) (tqcli.arrayio.selection):
+        """iter_blocks over sorted, disjoint row runs [starts[j], stops[j])
+        (tqcli.arrayio.selection):
         the rows of every run, in order, each chunk decoded once.  A chunk that one run
         covers yields a view of its buffer (valid as for iter_blocks); one that holds
         several runs yields a new array of their rows, gathered with one numpy index."""
@@ -300,7 +301,8 @@ class TqFile(OpenContainer, LazyArray):
         """y = R (q - centre) for queries q (..., d), float32: the forward rotation of
         this file after subtracting its centre (if it has one), and with normalize each
         query divided by its norm first; so that s <y, c[idx]> from chunk_codes is
-        <q - centre, x_hat - centre> (tqcli.library.blocks.query_transform, tqcli/codes.py)."""
+        <q - centre, x_hat - centre> (tqcli.library.blocks.query_transform,
+        tqcli/codec/codes.py)."""
         from .blocks import query_transform
 
         return query_transform(q, self.codec, normalize)

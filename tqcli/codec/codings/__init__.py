@@ -1,6 +1,6 @@
 """The table of payload codings (bits 0-7 of the header's `flags` field).
 
-Each entry is a PayloadCoding (tqcli/codings/base.py) in a module of its own; adding a
+Each entry is a PayloadCoding (tqcli/codec/codings/base.py) in a module of its own; adding a
 coding is that module, one line below, its section in spec/tqz-v1.md and test vectors
 (tests parametrise over this table).
 """

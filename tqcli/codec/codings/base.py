@@ -1,6 +1,6 @@
 """What a payload coding is: how a chunk's codes and per-vector floats become bytes.
 
-The codec (tqcli/codec.py) normalises, rotates and quantises; a coding decides the bytes of
+The codec (tqcli/codec/state.py) normalises, rotates and quantises; a coding decides the bytes of
 each chunk payload and reads them back.  A coding whose payload length is a function of the
 header and the chunk's row count (`fixed_size`) lets a reader compute every offset and the
 exact file length from the header alone (spec/tqz-v1.md section 5), which is what the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 
 class PayloadCoding:
-    """One entry of the coding table (tqcli/codings/__init__.py).
+    """One entry of the coding table (tqcli/codec/codings/__init__.py).
 
     A subclass sets `code` (the header's coding code), `name` and `summary`, and implements
     the size functions and encode/decode over a Codec's state.
@@ -26,7 +26,7 @@ class PayloadCoding:
     mode_rule: str = "mode"                    # the reader rule refusing another mode
 
     # ------------------------------------------------------------------ what it offers
-    # The command line, the options object (tqcli/options.py), the reports and the
+    # The command line, the options object (tqcli/codec/options.py), the reports and the
     # precompiler read these instead of naming a coding.
 
     cli_name: str = ""                # --coding's name for it (and the reports' "coding")
@@ -200,8 +200,8 @@ class PayloadCoding:
         return f"<payload coding {self.name} ({self.code})>"
 
     # ------------------------------------------------------------------ codes (search)
-    # A chunk's quantised form without decoding it to floats (tqcli/codes.py documents
-    # the arrays and what they decode to); tqcli/blocks.py builds on these.
+    # A chunk's quantised form without decoding it to floats (tqcli/codec/codes.py documents
+    # the arrays and what they decode to); tqcli/library/blocks.py builds on these.
 
     def chunk_codes(self, codec, payload, rows: int):
         """A checked payload's codes and scales as tqcli.codec.codes.ChunkCodes (views of the

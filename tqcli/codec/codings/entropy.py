@@ -1,7 +1,7 @@
 """`entropy` (coding code 1): cell indices on a uniform grid, rANS-coded with a static model.
 
 The encoder normalises and rotates as the packed coding does, then quantises every
-coordinate on the uniform grid of tqcli/codings/entropy_model.py (step `step`, M cells, each
+coordinate on the uniform grid of tqcli/codec/codings/entropy_model.py (step `step`, M cells, each
 reconstructed at the law's conditional mean) and codes the indices with an interleaved
 rANS coder whose integer frequencies the header stores (spec/tqz-v1.md section 19).
 
@@ -396,8 +396,8 @@ class Entropy(PayloadCoding):
     # ------------------------------------------------------------------ numpy reference
 
     def reference_encode(self, codec, x) -> bytes:
-        """The payload of rows x (at most one chunk) by tqcli/reference.py and
-        tqcli/reference_rans.py, for the tests to compare with bit for bit."""
+        """The payload of rows x (at most one chunk) by tqcli/codec/reference.py and
+        tqcli/codec/reference_rans.py, for the tests to compare with bit for bit."""
         import numpy as np
 
         from .. import reference, reference_rans

@@ -1,7 +1,7 @@
 """The entropy coding's model: a uniform grid on the coordinate law, and its rate and error.
 
 After the rotation every coordinate y of a unit vector follows the law f_d of
-tqcli/codebook.py, known in advance.  The `entropy` coding (tqcli/codings/entropy.py)
+tqcli/codec/codebook.py, known in advance.  The `entropy` coding (tqcli/codec/codings/entropy.py)
 quantises y on a uniform grid of step `step`: cell k (k = -K..K) holds
 [(k - 1/2) step, (k + 1/2) step), the two outer cells reach to -1 and +1, so every value of
 the law has a cell (no escape symbol).  Each cell is reconstructed at the law's conditional

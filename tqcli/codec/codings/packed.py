@@ -6,7 +6,7 @@ r residual norms in the scale dtype (spec/tqz-v1.md sections 4 and 6).  Every le
 function of the header, so a reader knows the whole layout before reading a chunk.
 
 The encode and decode kernels fuse normalisation, rotation, quantisation and packing
-(tqcli/kernels); tqcli/reference.py has the plain-numpy version of each.
+(tqcli/kernels); tqcli/codec/reference.py has the plain-numpy version of each.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class Packed(PayloadCoding):
     # ------------------------------------------------------------------ numpy reference
 
     def reference_encode(self, codec, x) -> bytes:
-        """The payload of rows x (at most one chunk) by tqcli/reference.py, operation for
+        """The payload of rows x (at most one chunk) by tqcli/codec/reference.py, operation for
         operation what the kernels do; for the tests to compare with bit for bit."""
         import numpy as np
 
@@ -189,7 +189,7 @@ class Packed(PayloadCoding):
         return b"".join(p.tobytes() for p in parts)
 
     def reference_decode(self, codec, payload, rows: int):
-        """The payload decoded by tqcli/reference.py (binary32 arithmetic: float32 and
+        """The payload decoded by tqcli/codec/reference.py (binary32 arithmetic: float32 and
         float16 scales)."""
         import numpy as np
 

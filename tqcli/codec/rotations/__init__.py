@@ -1,6 +1,6 @@
 """The table of rotation kinds (the header's `rotation` byte).
 
-Each entry is a RotationKind (tqcli/rotations/base.py) in a module of its own; adding a
+Each entry is a RotationKind (tqcli/codec/rotations/base.py) in a module of its own; adding a
 kind is that module, one line below, its section in spec/tqz-v1.md and test vectors
 (tests parametrise over this table).
 """

@@ -7,7 +7,7 @@ Walsh-Hadamard transforms on the blocks `blocks[r, k] = (offset, size)` in order
 the rounds and their blocks backwards and undoes each sign-permutation.  A kind is thus a
 function from (d, seed, rounds) to a plan, defined bit for bit in spec/tqz-v1.md; the
 fused encode and decode kernels (tqcli/kernels) and the plain-numpy reference
-(tqcli/reference.py) serve every kind.
+(tqcli/codec/reference.py) serve every kind.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class RotationPlan:
 
 
 class RotationKind:
-    """One entry of the rotation table (tqcli/rotations/__init__.py).
+    """One entry of the rotation table (tqcli/codec/rotations/__init__.py).
 
     A subclass sets `code` (the header's `rotation` byte), `name`, `summary` (one line for
     `tq inspect` and the docs) and implements `build`.  `rounds` is the header's rounds field.
@@ -83,7 +83,7 @@ class RotationKind:
         return y
 
     def reference_rotate(self, plan: RotationPlan, x, inverse: bool = False):
-        """The same in plain numpy (tqcli/reference.py), for tests to compare bit for bit."""
+        """The same in plain numpy (tqcli/codec/reference.py), for tests to compare bit for bit."""
         from .. import reference
 
         return (reference.rotate_inverse if inverse else reference.rotate_forward)(x, plan)
