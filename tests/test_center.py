@@ -26,7 +26,7 @@ def test_centre_is_the_first_chunks_mean_and_cuts_the_error():
     h = tqcli.read_header(centred)
     assert h.centered and not tqcli.read_header(plain).centered
     assert h.center.dtype == np.float32 and h.center.shape == (96,)
-    # spec 14, computed here rather than by make_center (the function under test): the
+    # spec 14, computed here rather than by stages.mean_center (the function under test): the
     # first chunk's values summed in binary64 in vector order, divided by the count, to f32
     sums = [0.0] * 96
     for row in x[:256]:

@@ -148,7 +148,8 @@ def binary_stdin():
     return sys.stdin.buffer
 
 
-def refuse_terminal(stream, name: str = "-") -> None:
+def refuse_terminal_output(stream, name: str = "-") -> None:
+    """Never write binary data to a terminal (stdout or a path that is one)."""
     if stream.isatty():
         raise TqError("refusing to write binary data to a terminal (use -o FILE or redirect)",
                       name)
@@ -267,7 +268,7 @@ class StdoutOutput(StreamOutput):
     """stdout as an output: never a terminal, nothing to rename."""
 
     def __init__(self):
-        refuse_terminal(sys.stdout, "-")
+        refuse_terminal_output(sys.stdout, "-")
         super().__init__(sys.stdout.buffer, "-")
 
 
@@ -281,7 +282,7 @@ class SpecialFileOutput(StreamOutput):
         except OSError as e:
             raise TqError(f"cannot open for writing ({e.strerror})", path) from None
         try:
-            refuse_terminal(raw, path)
+            refuse_terminal_output(raw, path)
         except TqError:
             raw.close()
             raise

@@ -16,10 +16,9 @@ import numpy as np
 from . import codebook
 from .. import limits, prng
 from ..errors import FormatError, InputError, ScaleRangeError
-from .stages import STAGES, mean_center
+from .stages import STAGES
 
 
-make_center = mean_center  # tq's centre (spec 14), kept under its old name
 
 
 @functools.lru_cache(maxsize=8)
