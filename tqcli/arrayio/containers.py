@@ -330,18 +330,34 @@ def _directory_members(root: str):
                 raise InputError(f"{rel} is not a .npy file (a folder collection holds "
                                  f".npy files only)")
             with open(full, "rb") as f:
-                dt, _, shape, _ = read_npy_header(f.read, check=False)
+                dt, fortran, shape, _ = read_npy_header(f.read, check=False)
+                if not (dt.kind == "f" and shape):
+                    # ids, masks: read whole, here (the header was checked: no objects, no
+                    # pickles), not by np.load, which would parse the header again
+                    arr = _npy_values(f, dt, fortran, shape, rel)
             if dt.kind == "f" and shape:  # a 0-d array holds no vector: stored raw
                 with open_npy(full) as src:  # every check of a .npy input
                     shape, dt = src.shape, src.dtype
                 members.append(MemberInput(rel[:-4], shape, dt, {},
                                            open=lambda full=full: open_npy(full)))
-            else:  # ids, masks: read whole (the header was checked: no objects, no pickles)
-                arr = np.load(full, allow_pickle=False)
+            else:
                 members.append(MemberInput(rel[:-4], arr.shape, arr.dtype, {}, array=arr))
     if not members:
         raise InputError("holds no .npy file")
     return {"source": "directory"}, members
+
+
+def _npy_values(f, dt, fortran: bool, shape, rel: str) -> np.ndarray:
+    """The values that follow a checked .npy header in `f` (as np.load, bytes after them
+    are ignored; fewer than the header says are refused)."""
+    count = 1
+    for n in shape:
+        count *= n
+    data = bytearray(count * dt.itemsize)
+    if f.readinto(data) != len(data):
+        raise InputError(f"{rel} is truncated (shorter than its header says)")
+    arr = np.frombuffer(data, dtype=dt).reshape(shape, order="F" if fortran else "C")
+    return np.require(arr, requirements="C")  # keeps a 0-d array 0-d
 
 
 def write_directory(path: str, items, name: str | None = None) -> None:
