@@ -401,7 +401,7 @@ def write_members(path: str, kind: str, info: dict, items, name: str | None = No
         if kind == "hdf5":
             _write_hdf5(path, info, items, name)
         elif kind == "safetensors":
-            _write_safetensors(path, info, items)
+            _write_safetensors(path, info, items, name)
         elif kind == "npz":
             _write_npz(path, items)
         else:
@@ -460,7 +460,7 @@ def _write_hdf5(path: str, info: dict, items, name: str) -> None:
         raise
 
 
-def _write_safetensors(path: str, info: dict, items) -> None:
+def _write_safetensors(path: str, info: dict, items, name: str | None = None) -> None:
     """The tensors go to a temporary file as they are decoded (one in memory at a time),
     then the header, which needs every offset, and the data are written to `path`."""
     import shutil
@@ -471,8 +471,8 @@ def _write_safetensors(path: str, info: dict, items) -> None:
     with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(path))) as data:
         for rec, arr in items:
             problem = reserved_name_problem("safetensors", [rec["name"]])
-            if problem:
-                raise TqError(problem)
+            if problem:  # a stream's member (a file's are refused before writing)
+                raise TqError(problem, name)
             a = np.require(arr, requirements="C")
             if bf16.is_bf16(a.dtype):
                 a = a.view("<u2")

@@ -22,7 +22,8 @@ def reserved_name_problem(kind: str | None, names) -> str | None:
         for k, reserved in kinds.items():
             if n in reserved:
                 return (f"member name {n!r} is reserved in {k} files (the header's "
-                        f"metadata); rename the member")
+                        f"metadata); " + ("rename the member" if kind is None else
+                                          "write .npz or .h5 instead"))
     return None
 
 

@@ -144,6 +144,7 @@ class CollectionReader:
         self._hdf5 = self.info.get("source") == "hdf5"  # attributes in 18.3's forms
         self._group_folders = group_folders(self.info.get("groups", {}))
         self.members: list[dict] | None = None
+        self._by_name: dict = {}  # the TOC's members by name (a file, not a stream)
         self.pos = self.header_size
         self._streamed = 0
         self._seen: list[dict] = []
