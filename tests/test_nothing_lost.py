@@ -309,6 +309,7 @@ def test_reading_every_member_checks_each_record_once(tmp_path, monkeypatch):
         got = [int(arr[0]) for _, arr in c.items()]
         assert got == [i % 256 for i in range(n)]
         assert c.read("m2999")[0] == 2999 % 256
+        assert "m2999" in c and "m3000" not in c and 5 not in c
     assert calls == {"check": n, "eq": 0}
     assert collection.check_record is not counted  # only the reader's name was counted
 

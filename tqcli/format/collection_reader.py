@@ -220,6 +220,10 @@ class CollectionReader:
             raise KeyError(name)
         return found[1]
 
+    def has(self, name) -> bool:
+        """Whether the TOC lists a member of this name (in constant time)."""
+        return isinstance(name, str) and name in self._by_name
+
     def open_member(self, e: dict) -> Window:
         """A seekable reader's member: its record is read and checked against the TOC,
         and the member's bytes come back as a Window."""
