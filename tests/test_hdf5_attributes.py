@@ -115,3 +115,195 @@ def test_a_group_argument_keeps_the_attributes_below_it(tmp_path, tq):
     for name in ("layers", "layers/0", "layers/1"):
         assert got["group:" + name] == want["group:model/" + name], name
     assert got["dataset:layers/0/key"] == want["dataset:model/layers/0/key"]
+
+
+# ---------------------------------------------------------------------------- every kind
+
+
+def exact(v):
+    """An attribute as h5py reads it: its type and its bytes (numbers in little-endian
+    order: a big-endian attribute comes back with the same values, stored little-endian
+    as spec 18.3 stores every number)."""
+    if isinstance(v, str):
+        return ("str", v)
+    a = np.asarray(v)
+    if a.dtype.kind == "O":
+        return ("strs", a.shape, [x if isinstance(x, str) else x.decode() for x in a.flat])
+    if a.dtype.kind in "biufc":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    return (a.dtype.str, a.shape, a.tobytes())
+
+
+EVERY_KIND = {
+    "fixed_bytes": np.frombuffer(b"ab\x00c\xff\x00", dtype="|S2"),  # not UTF-8, NULs inside
+    "bytes_nul_inside": np.bytes_(b"a\x00b"),
+    "complex": np.array([1 + 2j, -0.5j], np.complex128),
+    "complex64": np.complex64(3 - 1j),
+    "zero_size": np.zeros((0, 3), np.float32),
+    "empty_strs": np.array([], dtype=object),
+    "bools": np.array([[True], [False]]),
+    "big_endian": np.array([1, -2], ">i4"),
+    "nan": np.float64("nan"),
+    "unicode": "\u00e9t\u00e9 \u2603",
+    "strs_2d": np.array([["a", "b\u00e9"], ["", "d"]], dtype=object),
+}
+
+
+def test_every_attribute_kind_round_trips_and_every_output_takes_it(tmp_path, tq):
+    """Each kind of attribute h5py reads comes back as the same HDF5 type and bytes (tq
+    1.3.0 turned fixed-length byte strings into text, replacing bytes that are not UTF-8);
+    .npz and .safetensors, which have no attributes, are still written."""
+    import h5py
+
+    with h5py.File(tmp_path / "k.h5", "w") as f:
+        ds = f.create_dataset("g/x", data=np.arange(6, dtype=np.int16))
+        for k, v in EVERY_KIND.items():
+            if k == "empty_strs":
+                ds.attrs.create(k, v, dtype=h5py.string_dtype())
+            else:
+                ds.attrs[k] = v
+            f["g"].attrs[k] = ds.attrs[k]
+    code, _, err = tq("compress", "k.h5", "-o", "k.tqz")
+    assert code == 0, err
+    for out in ("back.h5", "back.npz", "back.safetensors"):
+        code, _, err = tq("decompress", "k.tqz", "-o", out)
+        assert code == 0, (out, err)
+    with h5py.File(tmp_path / "k.h5") as a, h5py.File(tmp_path / "back.h5") as b:
+        for obj in ("g", "g/x"):
+            assert sorted(a[obj].attrs) == sorted(b[obj].attrs) == sorted(EVERY_KIND)
+            for k in EVERY_KIND:
+                assert exact(a[obj].attrs[k]) == exact(b[obj].attrs[k]), (obj, k)
+        assert b["g/x"].attrs["fixed_bytes"].dtype == np.dtype("S2")
+
+
+def test_attributes_tq_cannot_store_are_refused_at_compress(tmp_path, tq):
+    """An attribute with no exact form -- an empty dataspace, an object reference, a long
+    double, a compound -- is one line at compress time, nothing written (tq 1.3.0 stored
+    the first two as the text of their Python repr)."""
+    import h5py
+
+    makers = {
+        "empty": lambda f, ds: ds.attrs.__setitem__("a", h5py.Empty("f4")),
+        "reference": lambda f, ds: ds.attrs.__setitem__("a", ds.ref),
+        "long double": lambda f, ds: ds.attrs.__setitem__("a", np.longdouble(1) / 3),
+        "compound": lambda f, ds: ds.attrs.__setitem__(
+            "a", np.array([(1, 2.0)], dtype=[("i", "<i4"), ("f", "<f8")])),
+    }
+    for what, make in makers.items():
+        with h5py.File(tmp_path / "bad.h5", "w") as f:
+            make(f, f.create_dataset("x", data=np.arange(4)))
+        code, _, err = tq("compress", "bad.h5", "-o", "bad.tqz")
+        assert code == 1 and len(err) == 1, (what, err)
+        assert err[0].startswith("tq: bad.h5: /x: attribute 'a' "), (what, err)
+        assert "internal error" not in err[0]
+        assert not (tmp_path / "bad.tqz").exists(), what
+
+
+def _craft(info: dict, attrs: dict) -> bytes:
+    from test_collections import craft, raw_member
+
+    return craft(dict(info, members=1), [raw_member("x", np.arange(4, dtype=np.int32),
+                                                    attrs=attrs)])
+
+
+def _deep(n):
+    v = 1
+    for _ in range(n):
+        v = [v]
+    return v
+
+
+# crafted attributes of an HDF5 collection: (what, attrs of member x, groups) -> rules
+HDF5 = {"source": "hdf5"}
+CRAFTED = [
+    ("plain JSON", {"a": 1}, None, {"toc", "member-record"}),
+    ("a list", {"a": [1, 2]}, None, {"toc", "member-record"}),
+    ("deep nesting", {"a": _deep(28)}, None, {"toc", "member-record"}),
+    ("unicode dtype", {"a": {"dtype": "<U2", "shape": [1], "hex": "61000000" * 2}}, None,
+     {"toc", "member-record"}),
+    ("object dtype", {"a": {"dtype": "|O", "shape": [1], "hex": "00" * 8}}, None,
+     {"toc", "member-record"}),
+    ("datetime dtype", {"a": {"dtype": "<M8[s]", "shape": [1], "hex": "00" * 8}}, None,
+     {"toc", "member-record"}),
+    ("struct dtype", {"a": {"dtype": [["a", "<i4"]], "shape": [1], "hex": "00" * 4}}, None,
+     {"toc", "member-record"}),
+    ("void dtype", {"a": {"dtype": "|V4", "shape": [1], "hex": "00" * 4}}, None,
+     {"toc", "member-record"}),
+    ("long double", {"a": {"dtype": "<f16", "shape": [], "hex": "00" * 16}}, None,
+     {"toc", "member-record"}),
+    ("bad hex", {"a": {"dtype": "<i4", "shape": [1], "hex": "zz000000"}}, None,
+     {"toc", "member-record"}),
+    ("odd hex", {"a": {"dtype": "<i4", "shape": [1], "hex": "0000000"}}, None,
+     {"toc", "member-record"}),
+    ("hex with spaces", {"a": {"dtype": "<i4", "shape": [1], "hex": "00 00 00 00"}}, None,
+     {"toc", "member-record"}),
+    ("wrong shape", {"a": {"dtype": "<i4", "shape": [3], "hex": "00" * 4}}, None,
+     {"toc", "member-record"}),
+    ("scalar without a value", {"a": {"dtype": "<i4", "shape": [], "hex": ""}}, None,
+     {"toc", "member-record"}),
+    ("negative extent", {"a": {"dtype": "<i4", "shape": [-1], "hex": ""}}, None,
+     {"toc", "member-record"}),
+    ("unknown kind", {"a": {"foo": 1}}, None, {"toc", "member-record"}),
+    ("two kinds", {"a": {"str": "s", "bytes": "00"}}, None, {"toc", "member-record"}),
+    ("NUL in a string", {"a": {"str": "a\u0000b"}}, None, {"toc", "member-record"}),
+    ("NUL in strings", {"a": {"strs": ["a\u0000"], "shape": [1]}}, None,
+     {"toc", "member-record"}),
+    ("strings of the wrong shape", {"a": {"strs": ["a", "b"], "shape": [3]}}, None,
+     {"toc", "member-record"}),
+    ("strings that are not", {"a": {"strs": [1], "shape": [1]}}, None,
+     {"toc", "member-record"}),
+    ("bytes not hex", {"a": {"bytes": "xyz"}}, None, {"toc", "member-record"}),
+    ("str not a string", {"a": {"str": 5}}, None, {"toc", "member-record"}),
+    ("empty attribute name", {"": {"str": "x"}}, None, {"toc", "member-record"}),
+    ("NUL in a name", {"a\u0000": {"str": "x"}}, None, {"toc", "member-record"}),
+    ("group attribute plain JSON", {}, {"": {"a": 3}}, {"collection-header"}),
+    ("group attribute bad hex", {}, {"g": {"a": {"bytes": "0"}}}, {"collection-header"}),
+    ("a group that is also a member", {}, {"x": {}}, {"member-name"}),
+    ("a member that is a group's folder", {}, {"x/y": {}}, {"member-name"}),
+]
+
+
+@pytest.mark.parametrize("what, attrs, groups, rules", CRAFTED, ids=[c[0] for c in CRAFTED])
+def test_crafted_attributes_are_refused_by_the_reader_with_a_rule(tmp_path, tq, what, attrs,
+                                                                   groups, rules):
+    """Each is refused, as a file and as a pipe, with a rule of spec 18.6 -- by inspect
+    (with and without --verify) and by decompress to every kind, as one line and before
+    any output (tq 1.3.0: inspect and -o x.npz accepted them, -o x.h5 was `internal
+    error`)."""
+    from test_collections import refused
+
+    info = dict(HDF5, groups=groups) if groups is not None else HDF5
+    data = _craft(info, attrs)
+    assert refused(data) <= rules and refused(data), refused(data)
+    (tmp_path / "c.tqz").write_bytes(data)
+    for args in (["inspect", "c.tqz"], ["inspect", "--verify", "c.tqz"],
+                 ["decompress", "c.tqz", "-o", "o.h5"], ["decompress", "c.tqz", "-o", "o.npz"],
+                 ["decompress", "c.tqz", "-o", "o.safetensors"]):
+        code, _, err = tq(*args)
+        assert code == 1 and len(err) == 1 and err[0].startswith("tq: c.tqz: "), (args, err)
+        assert "internal error" not in err[0], (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tqz"]
+
+
+def test_the_same_attributes_are_refused_when_a_collection_is_written():
+    """The library refuses what its reader would (nothing written), and writes what the
+    reader accepts: JSON of any kind for a source other than HDF5."""
+    import io
+
+    from tqcli.library.collections import MemberInput
+
+    for what, attrs, groups, _ in CRAFTED:
+        info = dict(HDF5, groups=groups) if groups is not None else HDF5
+        out = io.BytesIO()
+        with pytest.raises(tqcli.InputError):
+            tqcli.compress_collection([MemberInput("x", (4,), np.dtype(np.int32), attrs,
+                                                         array=np.arange(4, dtype=np.int32))],
+                                      out, info=info)
+        assert out.getvalue() == b"", what
+    out = io.BytesIO()
+    tqcli.compress_collection([MemberInput("x", (4,), np.dtype(np.int32),
+                                                 {"a": [1, {"b": "c\u0000"}], "n": 2},
+                                                 array=np.arange(4, dtype=np.int32))],
+                              out, info={"source": "npz"})
+    with tqcli.open_collection(out.getvalue()) as c:
+        assert c["x"].attrs == {"a": [1, {"b": "c\u0000"}], "n": 2}

@@ -23,10 +23,10 @@ import zipfile
 import numpy as np
 
 from ..errors import InputError, TqError
-from . import bf16, jsontext
+from . import bf16, h5attrs, jsontext
 from .base import ArraySource, check_shape
 from .npy import npy_header_bytes, read_npy_header
-from .members import MemberInput
+from .members import MemberInput, reserved_name_problem
 from ..limits import stored_itemsize
 
 SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32",
@@ -92,44 +92,6 @@ def read_members(path: str, group: str | None = None):
         raise e.with_source(path)
 
 
-def encode_attr(value):
-    """An HDF5 attribute value as exact JSON."""
-    if isinstance(value, bytes):
-        return {"bytes": value.hex()}
-    if isinstance(value, str):
-        return {"str": value}
-    a = np.asarray(value)
-    if a.dtype.kind in "OUS":
-        flat = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                for v in a.reshape(-1).tolist()]
-        return {"strs": flat, "shape": list(a.shape)}
-    if a.dtype.kind not in "biuf" or a.dtype.fields is not None:
-        raise InputError(f"attribute of dtype {a.dtype} is not supported")
-    le = a.astype(a.dtype.newbyteorder("<"))
-    return {"dtype": le.dtype.str, "shape": list(a.shape), "hex": le.tobytes().hex()}
-
-
-def decode_attr(obj):
-    if "str" in obj:
-        return obj["str"]
-    if "bytes" in obj:
-        return np.bytes_(bytes.fromhex(obj["bytes"]))
-    if "strs" in obj:
-        return np.array(obj["strs"], dtype=object).reshape(obj["shape"])
-    a = np.frombuffer(bytes.fromhex(obj["hex"]), dtype=np.dtype(obj["dtype"]))
-    return a.reshape(obj["shape"]) if obj["shape"] else a[0]
-
-
-def _attrs(obj) -> dict:
-    out = {}
-    for k in obj.attrs:
-        try:
-            out[k] = encode_attr(obj.attrs[k])
-        except (OSError, TypeError, ValueError) as e:
-            raise InputError(f"{obj.name}: attribute {k!r} cannot be read ({e})") from None
-    return out
-
-
 def _hdf5_members(path: str, group: str | None):
     import h5py
 
@@ -146,7 +108,7 @@ def _hdf5_members(path: str, group: str | None):
         if isinstance(root, h5py.Dataset):
             raise InputError(f"{group!r} is a dataset, not a group")
         base = root.name.rstrip("/")
-        found, groups = [], {"": _attrs(root)}
+        found, groups = [], {"": h5attrs.read_attrs(root)}
 
         problems = []
 
@@ -170,12 +132,13 @@ def _hdf5_members(path: str, group: str | None):
                                  f"name the target instead)")
             obj = root.get(name)
             if isinstance(obj, h5py.Group):
-                groups[name] = _attrs(obj)
+                groups[name] = h5attrs.read_attrs(obj)
             elif isinstance(obj, h5py.Dataset):
                 _check_self_contained(f, obj, full)
                 if obj.shape is None:
                     raise InputError(f"dataset {full} is empty (it has no dataspace)")
-                found.append((name, tuple(obj.shape), np.dtype(obj.dtype), _attrs(obj)))
+                found.append((name, tuple(obj.shape), np.dtype(obj.dtype),
+                              h5attrs.read_attrs(obj)))
 
         root.visititems_links(visit)
         if problems:
@@ -367,33 +330,54 @@ def _directory_members(root: str):
                 raise InputError(f"{rel} is not a .npy file (a folder collection holds "
                                  f".npy files only)")
             with open(full, "rb") as f:
-                dt, _, shape, _ = read_npy_header(f.read, check=False)
+                dt, fortran, shape, _ = read_npy_header(f.read, check=False)
+                if not (dt.kind == "f" and shape):
+                    # ids, masks: read whole, here (the header was checked: no objects, no
+                    # pickles), not by np.load, which would parse the header again
+                    arr = _npy_values(f, dt, fortran, shape, rel)
             if dt.kind == "f" and shape:  # a 0-d array holds no vector: stored raw
                 with open_npy(full) as src:  # every check of a .npy input
                     shape, dt = src.shape, src.dtype
                 members.append(MemberInput(rel[:-4], shape, dt, {},
                                            open=lambda full=full: open_npy(full)))
-            else:  # ids, masks: read whole (the header was checked: no objects, no pickles)
-                arr = np.load(full, allow_pickle=False)
+            else:
                 members.append(MemberInput(rel[:-4], arr.shape, arr.dtype, {}, array=arr))
     if not members:
         raise InputError("holds no .npy file")
     return {"source": "directory"}, members
 
 
-def write_directory(path: str, items) -> None:
+def _npy_values(f, dt, fortran: bool, shape, rel: str) -> np.ndarray:
+    """The values that follow a checked .npy header in `f` (as np.load, bytes after them
+    are ignored; fewer than the header says are refused)."""
+    count = 1
+    for n in shape:
+        count *= n
+    data = bytearray(count * dt.itemsize)
+    if f.readinto(data) != len(data):
+        raise InputError(f"{rel} is truncated (shorter than its header says)")
+    arr = np.frombuffer(data, dtype=dt).reshape(shape, order="F" if fortran else "C")
+    return np.require(arr, requirements="C")  # keeps a 0-d array 0-d
+
+
+def write_directory(path: str, items, name: str | None = None) -> None:
     """Each member as NAME.npy under the new folder `path` (names were checked by the
-    reader: no '..', no absolute path; each target is checked to stay inside anyway)."""
+    reader: no '..', no absolute path; each target is checked to stay inside anyway).  A
+    failed write names `name`, the output folder asked for, not the temporary `path`."""
     top = os.path.realpath(path)
     for rec, arr in items:
         target = os.path.realpath(os.path.join(path, *rec["name"].split("/")) + ".npy")
         if not target.startswith(top + os.sep):
             raise TqError(f"member {rec['name']!r} would be written outside the folder")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if os.path.lexists(target):
-            raise TqError(f"member {rec['name']!r}: {target} is written twice")
-        with open(target, "xb") as f:
-            write_npy(f, arr)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.lexists(target):
+                raise TqError(f"member {rec['name']!r} is written twice (names that one "
+                              f"file system takes for the same)", name or path)
+            with open(target, "xb") as f:
+                write_npy(f, arr)
+        except OSError as e:
+            raise TqError(f"write failed ({e.strerror or e})", name or path) from None
 
 
 def write_npy(stream, arr: np.ndarray) -> None:
@@ -408,38 +392,75 @@ def write_npy(stream, arr: np.ndarray) -> None:
 # ---------------------------------------------------------------------- writing
 
 
-def write_members(path: str, kind: str, info: dict, items) -> None:
+def write_members(path: str, kind: str, info: dict, items, name: str | None = None) -> None:
     """Write (record, array) items as an HDF5, .safetensors or .npz file at `path` (a
-    temporary name: the caller renames it into place)."""
-    if kind == "hdf5":
-        _write_hdf5(path, info, items)
-    elif kind == "safetensors":
-        _write_safetensors(path, info, items)
-    elif kind == "npz":
-        _write_npz(path, items)
-    else:
-        raise TqError(f"cannot write a collection as {kind!r}")
+    temporary name: the caller renames it into place).  A failed write (a full disk) is
+    a TqError naming `name`, the output the user asked for, never the temporary file."""
+    name = name or path
+    try:
+        if kind == "hdf5":
+            _write_hdf5(path, info, items, name)
+        elif kind == "safetensors":
+            _write_safetensors(path, info, items, name)
+        elif kind == "npz":
+            _write_npz(path, items)
+        else:
+            raise TqError(f"cannot write a collection as {kind!r}")
+    except OSError as e:
+        raise TqError(f"write failed ({e.strerror or e})", name) from None
 
 
-def _write_hdf5(path: str, info: dict, items) -> None:
+def _write_hdf5(path: str, info: dict, items, name: str) -> None:
+    """Groups (with their attributes), then each member as a dataset with its own.  After
+    a failed write the file is given up as H5Sink does (hdf5.py): HDF5 cannot always
+    close a file whose writes failed, and must not be made to touch it again."""
     import h5py
 
-    with h5py.File(path, "w") as f:
+    from .hdf5 import H5Sink, _h5_write_reason
+
+    errors = (OSError, RuntimeError, ValueError, TypeError)
+    try:
+        f = h5py.File(path, "w")
+    except errors as e:
+        raise TqError(f"cannot create HDF5 output ({_h5_write_reason(e)})", name) from None
+    try:
         hdf5 = info.get("source") == "hdf5"
         for g, attrs in sorted((info.get("groups") or {}).items()):
-            obj = f if g == "" else f.require_group(g)
-            for k, v in attrs.items():
-                obj.attrs[k] = decode_attr(v) if hdf5 else json.dumps(v)
+            try:
+                obj = f if g == "" else f.require_group(g)
+                for k, v in attrs.items():
+                    h5attrs.write_attr(obj.attrs, k, v, hdf5)
+            except errors as e:
+                raise TqError(f"write failed ({_h5_write_reason(e)})", name) from None
         for rec, arr in items:
             if bf16.is_bf16(arr.dtype):
                 raise TqError(f"member {rec['name']!r} is bfloat16, which HDF5 cannot hold; "
                               f"write .safetensors or .npz instead")
-            ds = f.create_dataset(rec["name"], data=arr)
-            for k, v in (rec.get("attrs") or {}).items():
-                ds.attrs[k] = decode_attr(v) if hdf5 else json.dumps(v)
+            try:
+                ds = f.create_dataset(rec["name"], data=arr)
+                for k, v in (rec.get("attrs") or {}).items():
+                    h5attrs.write_attr(ds.attrs, k, v, hdf5)
+            except errors as e:
+                raise TqError(f"write failed ({_h5_write_reason(e)})", name) from None
+        try:
+            f.flush()
+            f.close()
+        except errors as e:
+            raise TqError(f"write failed ({_h5_write_reason(e)})", name) from None
+    except BaseException:
+        if f.id.valid:
+            try:
+                os.truncate(path, 0)  # free the space at once
+            except OSError:
+                pass
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001 - HDF5 may fail in any way here; never retry
+                H5Sink.broken.append(f)
+        raise
 
 
-def _write_safetensors(path: str, info: dict, items) -> None:
+def _write_safetensors(path: str, info: dict, items, name: str | None = None) -> None:
     """The tensors go to a temporary file as they are decoded (one in memory at a time),
     then the header, which needs every offset, and the data are written to `path`."""
     import shutil
@@ -449,6 +470,9 @@ def _write_safetensors(path: str, info: dict, items) -> None:
     header, pos = {}, 0
     with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(path))) as data:
         for rec, arr in items:
+            problem = reserved_name_problem("safetensors", [rec["name"]])
+            if problem:  # a stream's member (a file's are refused before writing)
+                raise TqError(problem, name)
             a = np.require(arr, requirements="C")
             if bf16.is_bf16(a.dtype):
                 a = a.view("<u2")

@@ -23,6 +23,13 @@ from ..errors import InputError, OutputExistsError, TqError
 BUFFER = 1 << 20
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def write_error(e: OSError, name: str) -> TqError:
     """A failed write (disk full, I/O error) as a one-line error naming the output."""
     return TqError(f"write failed ({e.strerror or e})", name)
@@ -178,10 +185,8 @@ class AtomicOutput:
             raise TqError("cannot write to the output folder (permission denied)", path) from None
         except OSError as e:
             raise TqError(f"cannot create output ({e.strerror})", path) from None
-        umask = os.umask(0)
-        os.umask(umask)
         try:
-            os.fchmod(fd, 0o666 & ~umask)
+            os.fchmod(fd, 0o666 & ~current_umask())
         except OSError:
             pass  # a file system without permissions (FAT, some FUSE mounts)
         self.stream = GuardedStream(os.fdopen(fd, "wb", buffering=BUFFER), path)

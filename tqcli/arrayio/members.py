@@ -10,6 +10,23 @@ import numpy as np
 from .sources import from_array
 
 
+# names an output kind keeps for itself: a safetensors header's metadata
+RESERVED = {"safetensors": ("__metadata__",)}
+
+
+def reserved_name_problem(kind: str | None, names) -> str | None:
+    """A member name that an output kind reserves (a tensor named `__metadata__` would be
+    taken for a safetensors header's metadata, or replace it); kind None: any kind's."""
+    kinds = RESERVED if kind is None else {kind: RESERVED.get(kind, ())}
+    for n in names:
+        for k, reserved in kinds.items():
+            if n in reserved:
+                return (f"member name {n!r} is reserved in {k} files (the header's "
+                        f"metadata); " + ("rename the member" if kind is None else
+                                          "write .npz or .h5 instead"))
+    return None
+
+
 @dataclass
 class MemberInput:
     """One member to write: `array` (in memory) or `open` (a callable returning an

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputError, OutputExistsError, TqError
 from ..limits import ZARR_CODECS
 from .base import SelectionSource, check_dtype, check_shape
+from .files import current_umask
 from .sinks import saturating_cast
 
 ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
@@ -77,6 +78,7 @@ class ZarrSource(SelectionSource):
             zarr = _zarr()
         except TqError as e:
             raise InputError(e.reason) from None
+        _check_inside(path)
         try:
             node = zarr.open(store=path, mode="r")
         except Exception as e:  # noqa: BLE001 - zarr's errors for bad metadata vary widely
@@ -107,6 +109,31 @@ class ZarrSource(SelectionSource):
         return InputError(f"cannot read the zarr array ({_reason(e)})")
 
 
+def _check_inside(path: str) -> None:
+    """Refuse a store holding a symbolic link (a chunk, metadata, a folder) that leads
+    out of it: zarr would follow it, and a small store could make tq read (and put into
+    its output) any file the user can read -- refused as HDF5's external storage and
+    --directory's links are.  The store itself may be reached through a link."""
+    if not os.path.isdir(path):
+        return
+    top = os.path.realpath(path)
+    pending = [path]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError as e:
+            raise InputError(f"cannot read the zarr store ({e.strerror})") from None
+        for entry in entries:
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if target != top and not target.startswith(top + os.sep):
+                    raise InputError(f"{os.path.relpath(entry.path, path)} is a symbolic link "
+                                     f"out of the zarr store (tq reads only the store it "
+                                     f"is given)")
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+
+
 def _uses_pickle(meta) -> bool:
     """Whether array metadata names a codec that unpickles its data (numcodecs' Pickle, as a
     v2 compressor, filter or object codec, or a v3 codec)."""
@@ -117,6 +144,43 @@ def _uses_pickle(meta) -> bool:
     if isinstance(meta, (list, tuple)):
         return any(_uses_pickle(v) for v in meta)
     return False
+
+
+def _not_replaceable(path: str) -> str | None:
+    """Why the zarr store at `path` is more than one array that -f may replace: a group
+    (its other arrays and groups would go with it), or a file zarr did not write (chunk
+    keys are numbers joined by '.' or '/', under c/ in zarr v3's default encoding)."""
+    import json
+
+    if os.path.isfile(os.path.join(path, ".zgroup")):
+        return "is a zarr group (its arrays would be deleted)"
+    meta = os.path.join(path, "zarr.json")
+    if os.path.isfile(meta):
+        try:
+            with open(meta, "rb") as f:
+                kind = json.loads(f.read(1 << 20) or b"{}").get("node_type")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind != "array":
+            return "is a zarr group (its arrays would be deleted)" if kind == "group" \
+                else "holds zarr metadata that is not an array's"
+    elif not os.path.isfile(os.path.join(path, ".zarray")):
+        return "holds zarr metadata that is not an array's"
+    for folder, dirs, names in os.walk(path):
+        rel = os.path.relpath(folder, path)
+        top = rel == "."
+        for n in dirs + names:
+            full = os.path.join(folder, n)
+            chunk = n.isdigit() or all(p.isdigit() for p in n.split(".")) or (
+                top and n == "c" and n in dirs)
+            if os.path.islink(full) or not (
+                    (top and n in _ZARR_FILES and n in names) or chunk):
+                return f"holds {os.path.relpath(full, path)!r}, which zarr did not write " \
+                       f"for the array"
+    return None
+
+
+_ZARR_FILES = ("zarr.json", ".zarray", ".zattrs", ".zmetadata")
 
 
 def _segments(shape: tuple[int, ...], c: int):
@@ -163,6 +227,7 @@ class ZarrSink:
         try:
             self.tmp = tempfile.mkdtemp(prefix="." + os.path.basename(self.path) + ".",
                                         suffix=".tmp", dir=folder)
+            os.chmod(self.tmp, 0o777 & ~current_umask())  # not mkdtemp's 0700
         except OSError as e:
             raise TqError(f"cannot create output ({e.strerror})", self.name) from None
         d = self.shape[-1]
@@ -191,6 +256,11 @@ class ZarrSink:
                 and os.listdir(p):
             raise TqError("is a folder that is not a zarr store; refusing to replace it",
                           self.name)
+        if os.path.isdir(p) and not os.path.islink(p) and is_zarr_store(p):
+            problem = _not_replaceable(p)
+            if problem:
+                raise TqError(f"{problem}; -f replaces only a zarr array, as tq writes one "
+                              f"(remove it yourself, or write to another name)", self.name)
 
     def _next(self) -> None:
         self.sel, self.need = next(self.segments, (None, 0))

@@ -13,6 +13,8 @@ from ..arrayio import containers, files
 from ..arrayio.pipeline import BackgroundConsumer
 from ..codec.options import EncodeOptions, option_keywords, options_of
 from ..errors import TqError
+from ..arrayio.members import reserved_name_problem
+from ..format.collection import portable_names_problem
 from ..format.header import Header
 from ..library import report
 from ..library.api import Decompressed, compress_to
@@ -196,6 +198,10 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
             refuse_same_file(name, out)
             if kind == "hdf5" and not is_path(out):
                 raise TqError("HDF5 output needs a file name")
+            if c.seekable and kind is not None:  # a stream's are checked as they come
+                problem = reserved_name_problem(kind, members or c.names)
+                if problem:
+                    raise TqError(problem, out)
             with files.open_output(out, force) as sink:
                 if kind is None:
                     ((rec, arr),) = list(c.items(members, dtype)) or [(None, None)]
@@ -207,15 +213,16 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
                     written = []
 
                     def items():
-                        for rec, arr in c.items(members, dtype):
+                        for rec, arr in _reading(c.items(members, dtype), name):
                             written.append(rec["name"])
                             if progress is not None:
                                 progress(len(written), len(members or []) or
                                          c.info["members"])
                             yield rec, arr
 
-                    # by name: HDF5's writer, and a stream's temporary file as well
-                    containers.write_members(sink.writer_path(), kind, c.info, items())
+                    # by name: HDF5's writer, and a stream's temporary file as well; its
+                    # failures name `out`, never the temporary file
+                    containers.write_members(sink.writer_path(), kind, c.info, items(), out)
                 if members and set(members) - set(written):
                     missing = sorted(set(members) - set(written))
                     raise TqError(f"no member {missing[0]!r}")
@@ -237,23 +244,44 @@ def _decompress_directory(c, name: str, out: str, members, dtype) -> dict:
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise TqError("output folder does not exist", out)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp",
-                           dir=parent)
+    if c.seekable:  # two names one file on macOS and Windows: refused before writing
+        problem = portable_names_problem(members or c.names)
+        if problem:
+            raise TqError(problem, out)
+    try:
+        tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp",
+                               dir=parent)
+        os.chmod(tmp, 0o777 & ~files.current_umask())  # mkdtemp's 0700 -> as mkdir makes it
+    except OSError as e:
+        raise TqError(f"cannot create output ({e.strerror})", out) from None
     written = []
     try:
         def items():
-            for rec, arr in c.items(members, dtype):
+            for rec, arr in _reading(c.items(members, dtype), name):
                 written.append(rec["name"])
                 yield rec, arr
 
-        containers.write_directory(tmp, items())
+        containers.write_directory(tmp, items(), out)
         if members and set(members) - set(written):
             raise TqError(f"no member {sorted(set(members) - set(written))[0]!r}")
-        os.rename(tmp, out)
+        try:
+            os.rename(tmp, out)
+        except OSError as e:
+            raise TqError(f"cannot rename the finished output into place ({e.strerror})",
+                          out) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"output": out, "members": written}
+
+
+def _reading(items, name: str):
+    """A collection's (record, array) items, an OSError while reading them (an I/O error
+    of the input) naming the input, so that it is never taken for the output's."""
+    try:
+        yield from items
+    except OSError as e:
+        raise TqError(f"read failed ({e.strerror or e})", name) from None
 
 
 def open_named(src, refuse_directory: bool,

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import json
 import struct
+import unicodedata
 
 import numpy as np
 
 from ..arrayio import jsontext
+from ..arrayio.h5attrs import attrs_problem
+from ..arrayio.members import reserved_name_problem
 from ..errors import FormatError
 from ..limits import stored_itemsize as itemsize
 from .container import CRC, MAGIC, VERSION, crc32
@@ -134,6 +137,70 @@ def names_problem(names) -> str | None:
     return None
 
 
+def folded(name: str) -> str:
+    """A name as a case-insensitive, normalising file system (macOS, Windows) sees it."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+def portable_names_problem(names) -> str | None:
+    """Two names that differ only in case or Unicode normalisation ('Key' and 'key',
+    'e\u0301' and '\u00e9'): one file on macOS and Windows, so a folder or an unpacked
+    archive of the collection would lose one of them."""
+    seen = {}
+    for n in names:
+        k = folded(n)
+        if k in seen and seen[k] != n:
+            return (f"member names {seen[k]!r} and {n!r} differ only in case or Unicode "
+                    f"normalisation (one file on macOS and Windows)")
+        seen.setdefault(k, n)
+    return None
+
+
+def group_folders(groups) -> set[str]:
+    """Every group name and each folder above one: no member may have such a name (an
+    HDF5 object is a group or a dataset, never both)."""
+    out = set()
+    for g in groups:
+        if g:
+            parts = g.split("/")
+            out.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return out
+
+
+def groups_problem(groups, names) -> str | None:
+    """A member named as a group, or as a folder of one ('x' beside the group 'x/y')."""
+    folders = group_folders(groups)
+    for n in names:
+        if n in folders:
+            return f"member name {n!r} is also a group's name"
+    return None
+
+
+def members_problem(info: dict, members) -> str | None:
+    """What a writer refuses before it writes anything: `members` are (name, attrs) pairs;
+    their names (18.4, duplicates, folders, names reserved by an output kind, names that
+    differ only in case or normalisation), a member that is also a group, and the
+    attributes of members and groups (HDF5's forms for an HDF5 source, 18.3)."""
+    names = [n for n, _ in members]
+    problem = next(filter(None, map(name_problem, names)), None) or names_problem(names) \
+        or reserved_name_problem(None, names) or portable_names_problem(names)
+    if problem:
+        return problem
+    groups = info.get("groups") or {}
+    if not isinstance(groups, dict):
+        return "groups must map names to attribute objects"
+    problem = groups_problem(groups, names)
+    if problem:
+        return problem
+    hdf5 = info.get("source") == "hdf5"
+    for where, attrs in [(f"group {g!r}", a) for g, a in groups.items()] + [
+            (f"member {n!r}", a) for n, a in members]:
+        problem = attrs_problem(attrs, hdf5)
+        if problem:
+            return f"{where}: {problem}"
+    return None
+
+
 # ---------------------------------------------------------------------- records
 
 
@@ -154,6 +221,11 @@ def check_info(info, rule: str = "collection-header") -> dict:
     for g in groups:
         if g != "" and name_problem(g):
             _fail("member-name", name_problem(g))
+    hdf5 = info.get("source") == "hdf5"
+    for g, attrs in groups.items():
+        problem = attrs_problem(attrs, hdf5)
+        if problem:
+            _fail(rule, f"group {g!r}: {problem}")
     meta = info.get("metadata")
     if meta is not None and not (isinstance(meta, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in meta.items())):
@@ -161,8 +233,9 @@ def check_info(info, rule: str = "collection-header") -> dict:
     return info
 
 
-def check_record(rec, i: int, rule: str = "member-record") -> dict:
-    """One member's record: name, kind, shape, dtype, attrs, length (and vector for tqz)."""
+def check_record(rec, i: int, rule: str = "member-record", hdf5: bool = False) -> dict:
+    """One member's record: name, kind, shape, dtype, attrs, length (and vector for tqz);
+    `hdf5`: the collection's source is HDF5, so each attribute has one of 18.3's forms."""
     where = f"member {i}"
     if not isinstance(rec, dict):
         _fail(rule, f"{where}: record is not a JSON object")
@@ -188,6 +261,9 @@ def check_record(rec, i: int, rule: str = "member-record") -> dict:
     attrs = rec.get("attrs", {})  # may be left out: then {} (18.3)
     if not isinstance(attrs, dict):
         _fail(rule, f"{where}: attrs must be a JSON object")
+    problem = attrs_problem(attrs, hdf5)
+    if problem:
+        _fail(rule, f"{where}: {problem}")
     depth = jsontext.depth(rec)
     if depth > MAX_JSON_DEPTH:  # a parsed record is bounded already; this bounds a writer's
         _fail(rule, f"{where}: record nested {depth} deep (the limit is {MAX_JSON_DEPTH})")
@@ -243,7 +319,7 @@ class CollectionWriter:
 
     def begin(self, rec: dict) -> None:
         """Write a member's record; its `length` bytes must follow (write_data)."""
-        check_record(rec, len(self.toc), "field")
+        check_record(rec, len(self.toc), "field", self.info.get("source") == "hdf5")
         if len(self.toc) >= self.info["members"]:
             raise ValueError("more members than the header says")
         body = dump_json(rec)

@@ -25,6 +25,8 @@ from .collection import (
     check_info,
     check_record,
     dump_json,
+    group_folders,
+    groups_problem,
     names_problem,
     numpy_dtype,
     parse_json,
@@ -103,7 +105,11 @@ def parse_header(read) -> dict:
     return info, size
 
 
-def _read_record(read, i: int) -> tuple[dict, int]:
+def _read_record(read, i: int, expect: dict | None = None,
+                 hdf5: bool = False) -> tuple[dict, int]:
+    """A record, checked (18.3).  A record whose JSON is byte for byte the compact form
+    of `expect` (its TOC entry, checked already; what tq writes) is that entry: it is
+    neither parsed nor checked again, so that a member costs one check, not two."""
     head = _read_exact(read, RECORD_HEAD.size, f"record of member {i}")
     magic, size = RECORD_HEAD.unpack(head)
     if magic != RECORD_MAGIC:
@@ -113,8 +119,10 @@ def _read_record(read, i: int) -> tuple[dict, int]:
     raw = head + _read_exact(read, size - RECORD_HEAD.size, f"record of member {i}")
     if crc32(raw[:-4]) != CRC.unpack(raw[-4:])[0]:
         _fail("record-crc", f"member {i}: record checksum mismatch")
+    if expect is not None and raw[8:-4] == dump_json(expect):
+        return expect, size
     return check_record(parse_json(raw[8:-4], f"record of member {i}", "member-record"),
-                        i), size
+                        i, hdf5=hdf5), size
 
 
 class CollectionReader:
@@ -133,7 +141,10 @@ class CollectionReader:
             return head + (stream.read(n - len(head)) if len(head) < n else b"")
 
         self.info, self.header_size = parse_header(read)
+        self._hdf5 = self.info.get("source") == "hdf5"  # attributes in 18.3's forms
+        self._group_folders = group_folders(self.info.get("groups", {}))
         self.members: list[dict] | None = None
+        self._by_name: dict = {}  # the TOC's members by name (a file, not a stream)
         self.pos = self.header_size
         self._streamed = 0
         self._seen: list[dict] = []
@@ -171,8 +182,12 @@ class CollectionReader:
         entries = parse_json(toc[4:], "table of contents", "toc", MAX_JSON_DEPTH + 1)
         if not isinstance(entries, list) or len(entries) != count:
             _fail("toc", "table of contents does not list every member")
-        self.members = [self._check_entry(e, i) for i, e in enumerate(entries)]
-        problem = names_problem([e["name"] for e in self.members])
+        self.members = [self._check_entry(e, i, self._hdf5) for i, e in enumerate(entries)]
+        # name -> (index, entry): a member is found in constant time, so reading every
+        # member of a large collection is linear in their number
+        self._by_name = {e["name"]: (i, e) for i, e in enumerate(self.members)}
+        problem = names_problem([e["name"] for e in self.members]) or groups_problem(
+            self.info.get("groups", {}), self._by_name)
         if problem:
             _fail("member-name", problem)
         # the records and members tile [H, toc_off) exactly, in order
@@ -189,29 +204,36 @@ class CollectionReader:
                                    f"table of contents")
 
     @staticmethod
-    def _check_entry(e, i: int) -> dict:
+    def _check_entry(e, i: int, hdf5: bool) -> dict:
         if not isinstance(e, dict):
             _fail("toc", f"entry {i} of the table of contents is not an object")
         rec = {k: v for k, v in e.items() if k not in ("offset", "record")}
-        check_record(rec, i, "toc")
+        check_record(rec, i, "toc", hdf5)
         for k in ("offset", "record"):
             if type(e.get(k)) is not int or e[k] < 0:
                 _fail("toc", f"entry {i}: {k} {e.get(k)!r} is not a byte count")
         return e
 
     def entry(self, name: str) -> dict:
-        for e in self.members:
-            if e["name"] == name:
-                return e
-        raise KeyError(name)
+        found = self._by_name.get(name) if isinstance(name, str) else None
+        if found is None:
+            raise KeyError(name)
+        return found[1]
+
+    def has(self, name) -> bool:
+        """Whether the TOC lists a member of this name (in constant time)."""
+        return isinstance(name, str) and name in self._by_name
 
     def open_member(self, e: dict) -> Window:
         """A seekable reader's member: its record is read and checked against the TOC,
         and the member's bytes come back as a Window."""
+        i, entry = self._by_name.get(e["name"], (None, None))
+        if entry is not e:
+            i = self.members.index(e)  # an equal entry given by the caller
         self.stream.seek(e["offset"])
-        rec, size = _read_record(self.stream.read, self.members.index(e))
-        if size != e["record"] or rec != {k: v for k, v in e.items()
-                                          if k not in ("offset", "record")}:
+        expect = {k: v for k, v in e.items() if k not in ("offset", "record")}
+        rec, size = _read_record(self.stream.read, i, expect, self._hdf5)
+        if size != e["record"] or rec != expect:
             _fail("toc-record", f"member {e['name']!r}: its record differs from the table "
                                 f"of contents")
         return Window(self.stream, e["offset"] + size, e["length"], True)
@@ -224,8 +246,10 @@ class CollectionReader:
         if self._streamed == count:
             self._finish_stream()
             return None
-        rec, size = _read_record(self.stream.read, self._streamed)
+        rec, size = _read_record(self.stream.read, self._streamed, hdf5=self._hdf5)
         name = rec["name"]
+        if name in self._group_folders:
+            _fail("member-name", f"member name {name!r} is also a group's name")
         parts = name.split("/")
         folders = ["/".join(parts[:i]) for i in range(1, len(parts))]
         if name in self._names or name in self._folders or any(

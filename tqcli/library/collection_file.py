@@ -122,7 +122,7 @@ class CollectionFile(OpenContainer, Mapping):
         return len(self.members)
 
     def __contains__(self, name) -> bool:
-        return isinstance(name, str) and name in self.names
+        return self.members is not None and self._reader.has(name)  # a stream: TqError
 
     def __init__(self, src, memory_limit: int | None = None, reader=None, own=None):
         self.memory_limit = memory_limit

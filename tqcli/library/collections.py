@@ -169,16 +169,12 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
 
     members = as_members(members)
     names = [m.name for m in members]
-    for n in names:
-        problem = collection.name_problem(n)
-        if problem:
-            raise InputError(problem)
-    problem = collection.names_problem(names)
+    info = dict(info or {})
+    problem = collection.members_problem(info, [(m.name, m.attrs) for m in members])
     if problem:
         raise InputError(problem)
     bits_for = parse_bits_for(bits_for)
     check_patterns(names, bits_for, lossless, strict, warn)
-    info = dict(info or {})
     info.setdefault("source", "arrays")
     info["members"] = len(members)
     writer = CollectionWriter(out, info)
