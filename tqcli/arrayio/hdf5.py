@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError, TqError
 from .base import SelectionSource, check_dtype, check_shape, row_runs
-from .sinks import saturating_cast
+from .sinks import cast_pieces, saturating_cast
 
 
 class H5Source(SelectionSource):
@@ -168,13 +168,13 @@ class H5Sink:
         self.pos = 0
 
     def write(self, block: np.ndarray) -> None:
-        block = saturating_cast(block, self.ds.dtype)
         try:
             if len(self.shape) == 1:
-                self.ds[...] = block[0]
+                self.ds[...] = saturating_cast(block, self.ds.dtype)[0]
             else:
-                for sel, lo, hi in row_runs(self.shape, self.pos, block.shape[0]):
-                    self.ds.write_direct(block, source_sel=np.s_[lo:hi], dest_sel=sel)
+                for first, piece in cast_pieces(block, self.ds.dtype):
+                    for sel, lo, hi in row_runs(self.shape, self.pos + first, piece.shape[0]):
+                        self.ds.write_direct(piece, source_sel=np.s_[lo:hi], dest_sel=sel)
         except (OSError, RuntimeError, ValueError) as e:
             self.failed = True
             raise TqError(f"write failed ({_h5_write_reason(e)})", self.name) from None

@@ -13,6 +13,7 @@ from ..arrayio import containers, files
 from ..arrayio.pipeline import BackgroundConsumer
 from ..codec.options import EncodeOptions, option_keywords, options_of
 from ..errors import TqError
+from ..format import memory
 from ..format.header import Header
 from ..library import report
 from ..library.api import Decompressed, compress_to
@@ -101,12 +102,7 @@ def decompress_file(input, output, *, rows=None, dtype: str | None = None,
                 else:
                     writer = arrayio.NpySink(sink.stream, shape, dt)
                 try:
-                    # three buffers in turn and a queue of one keep the block being written
-                    # out of the decoder's way
-                    with BackgroundConsumer(writer.write, depth=1) as background:
-                        for block in f.iter_runs(starts, stops, progress=progress,
-                                                 buffers=3):
-                            background.put(block)
+                    write_runs(f, starts, stops, writer.write, progress)
                 finally:
                     writer.close()
                 sink.commit()
@@ -133,10 +129,24 @@ def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force,
                        rotation=h.rotation, coding=h.coding, center=h.centered)
     with arrayio.ZarrSink(output, shape, dt, codec=zarr_codec, options=options,
                           chunk_rows=h.chunk_rows, force=force) as writer:
-        with BackgroundConsumer(writer.write, depth=1) as background:
-            for block in f.iter_runs(starts, stops, progress=progress, buffers=3):
-                background.put(block)
+        write_runs(f, starts, stops, writer.write, progress)
         writer.commit()
+
+
+def write_runs(f: TqFile, starts, stops, write, progress=None) -> None:
+    """write(block) for the decoded rows of the runs, in order.  While a decoded chunk is
+    small, three buffers in turn and a queue of one keep the block being written out of
+    the decoder's way; a large one (format/memory.py decoding_buffers) has one buffer,
+    written before the next chunk is decoded, so the budget holds one chunk, not three."""
+    buffers = memory.decoding_buffers(f.header)
+    blocks = f.iter_runs(starts, stops, progress=progress, buffers=buffers)
+    if buffers == 1:
+        for block in blocks:
+            write(block)
+        return
+    with BackgroundConsumer(write, depth=1) as background:
+        for block in blocks:
+            background.put(block)
 
 
 def compress_collection_file(input, output, *, group: str | None = None,

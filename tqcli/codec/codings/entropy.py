@@ -303,6 +303,10 @@ class Entropy(PayloadCoding):
         """The symbols of a chunk (uint16 each) and the decoder's slot table (2^P uint16)."""
         return 2 * rows * header.dim + 2 * (1 << header.model.precision)
 
+    def kernel_scratch_bytes(self, header) -> int:
+        """One decoding task's two lane-interleaved float32 groups (8 lanes of d values)."""
+        return 64 * header.dim
+
     # ------------------------------------------------------------------ encode
 
     def encode_chunks(self, codec, x, first_row: int) -> list[list[memoryview]]:
