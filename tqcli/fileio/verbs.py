@@ -208,16 +208,17 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
                 raise TqError("HDF5 output needs a file name")
             with files.open_output(out, force) as sink:
                 if kind is None:
-                    ((rec, arr),) = list(c.items(members, dtype)) or [(None, None)]
-                    if rec is None:
+                    written = []
+                    for rec, arr in c.stream_items(members, dtype):  # one chunk at a time
+                        containers.write_npy(sink.stream, arr)
+                        written.append(rec["name"])
+                    if not written:
                         raise TqError(f"no member {members[0]!r}")
-                    containers.write_npy(sink.stream, arr)
-                    written = [rec["name"]]
                 else:
                     written = []
 
                     def items():
-                        for rec, arr in c.items(members, dtype):
+                        for rec, arr in c.stream_items(members, dtype):
                             written.append(rec["name"])
                             if progress is not None:
                                 progress(len(written), len(members or []) or
@@ -252,7 +253,7 @@ def _decompress_directory(c, name: str, out: str, members, dtype) -> dict:
     written = []
     try:
         def items():
-            for rec, arr in c.items(members, dtype):
+            for rec, arr in c.stream_items(members, dtype):
                 written.append(rec["name"])
                 yield rec, arr
 

@@ -299,3 +299,35 @@ def read_raw(window: Window, rec: dict, name: str) -> np.ndarray:
     if rec["dtype"] == "bool" and n and int(buf.max()) > 1:
         _fail("member-values", f"member {name!r}: bool values other than 0 and 1")
     return buf.view(dt).reshape(rec["shape"])
+
+
+RAW_PIECE = 1 << 24
+
+
+def iter_raw(window: Window, rec: dict, name: str, piece: int = RAW_PIECE):
+    """A raw member's values as consecutive 1-d pieces of at most `piece` bytes (whole
+    values), in the stored dtype as read_raw gives it; the CRC is checked after the last
+    piece (a consumer writes an output it throws away on error, 13.3), bool values in each."""
+    n = rec["length"] - CRC.size
+    dt = numpy_dtype(rec["dtype"], required=False)
+    if dt is None:
+        dt = np.dtype("<u2")
+    step = max(dt.itemsize, piece - piece % dt.itemsize)
+    crc, got = 0, 0
+    while got < n:
+        want = min(step, n - got)
+        buf = np.empty(want, np.uint8)
+        view, have = memoryview(buf), 0
+        while have < want:
+            k = window.readinto(view[have:])
+            if not k:
+                _fail("truncated", f"truncated collection (ends inside member {name!r})")
+            have += k
+        crc = crc32(buf, crc)
+        got += want
+        if rec["dtype"] == "bool" and int(buf.max()) > 1:
+            _fail("member-values", f"member {name!r}: bool values other than 0 and 1")
+        yield buf.view(dt)
+    tail = _read_exact(window.read, CRC.size, f"member {name!r}")
+    if crc != CRC.unpack(tail)[0]:
+        _fail("member-crc", f"member {name!r}: checksum mismatch (corrupt data)")

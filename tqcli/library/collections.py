@@ -22,11 +22,11 @@ import tempfile
 import numpy as np
 
 from .. import arrayio
-from ..arrayio.members import MemberInput
+from ..arrayio.members import MemberInput, le_bytes
 from ..errors import InputError, TqError
 from ..format import collection
 from ..format.collection import CollectionWriter
-from ..format.header import CRC
+from ..format.header import CRC, crc32
 
 COPY_PIECE = 1 << 22
 MIN_VALUES = 256  # fewer float values than this are stored raw
@@ -208,17 +208,33 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
                 if progress is not None:
                     progress(i + 1, len(members))
                 continue
-        values = m.values()
-        if collection.dtype_name(values.dtype) == "bfloat16":
-            values = values.view("<u2")
-        elif values.dtype.kind in "iuf" and not values.dtype.isnative or \
-                values.dtype.byteorder == ">":
-            values = values.astype(values.dtype.newbyteorder("<"))
-        writer.add_raw(dict(rec, kind="raw"), np.ascontiguousarray(values))
+        _add_raw(writer, dict(rec, kind="raw"), m)
         if progress is not None:
             progress(i + 1, len(members))
     writer.finish()
     return writer.toc
+
+
+def _add_raw(writer: CollectionWriter, rec: dict, m: MemberInput) -> None:
+    """A member stored as it is (little-endian, bfloat16 as its 16-bit patterns), written
+    piece by piece as its reader gives it: a member of any size costs one piece."""
+    size = 1
+    for s in m.shape:
+        size *= int(s)
+    length = size * np.dtype(m.dtype).itemsize
+    writer.begin(dict(rec, length=length + CRC.size))
+    crc, done = 0, 0
+    for piece in m.flat_values():
+        raw = le_bytes(piece)
+        done += raw.nbytes
+        if done > length:
+            break
+        crc = crc32(raw, crc)
+        writer.write_data(raw)
+    if done != length:
+        raise InputError(f"member {m.name!r}: its values are not the {length} bytes its "
+                         f"shape and dtype say (the input changed while it was read)")
+    writer.write_data(CRC.pack(crc))
 
 
 def _jsonable(attrs, name: str) -> dict:
