@@ -29,7 +29,7 @@ from .probe import is_path, refuse_same_file, stdin
 @option_keywords
 def compress_file(input, output, options: EncodeOptions | None = None, *,
                   dataset: str | None = None, force: bool = False, progress=None,
-                  **keywords) -> Header:
+                  memory_limit: int | None = None, **keywords) -> Header:
     """Compress the array in `input` into the container `output`; returns its header.
 
     input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
@@ -39,7 +39,7 @@ def compress_file(input, output, options: EncodeOptions | None = None, *,
     format, such as .npy: files.check_container_output_name), '-' for stdout, or a binary
     stream.  Errors name the file.  The options: an EncodeOptions or its fields as
     keywords (bits, mode, seed, rounds, scale_rule, scale_dtype, chunk_rows, rotation,
-    coding, center, nmse), as for compress_to.
+    coding, center, nmse), as for compress_to, and memory_limit (the encoder's budget).
     """
     options = options_of(options, **keywords)
     opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
@@ -50,7 +50,8 @@ def compress_file(input, output, options: EncodeOptions | None = None, *,
             files.check_container_output_name(os.fspath(output))
         try:
             with files.open_output(output, force) as sink:
-                header = compress_to(source, sink.stream, options, progress=progress)
+                header = compress_to(source, sink.stream, options, progress=progress,
+                                     memory_limit=memory_limit)
                 sink.commit()
         except TqError as e:
             raise e.with_source(source.name)
@@ -152,7 +153,7 @@ def write_runs(f: TqFile, starts, stops, write, progress=None) -> None:
 def compress_collection_file(input, output, *, group: str | None = None,
                              force: bool = False, progress=None, bits: int = 4,
                              bits_for=(), lossless=(), vector_size: int | None = None,
-                             **options) -> list[dict]:
+                             memory_limit: int | None = None, **options) -> list[dict]:
     """Compress every array of an HDF5 file (or `group`), .safetensors or .npz into one
     collection .tqz at `output` (atomic, as compress_file); returns the table of contents."""
     name = os.fspath(input)
@@ -164,7 +165,8 @@ def compress_collection_file(input, output, *, group: str | None = None,
         with files.open_output(output, force) as sink:
             toc = compress_collection(mems, sink.stream, info=info, bits=bits,
                                       bits_for=bits_for, lossless=lossless,
-                                      vector_size=vector_size, progress=progress, **options)
+                                      vector_size=vector_size, progress=progress,
+                                      memory_limit=memory_limit, **options)
             sink.commit()
     except TqError as e:
         raise e.with_source(name if e.source is None else e.source)

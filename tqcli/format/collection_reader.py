@@ -8,6 +8,7 @@ import struct
 
 import numpy as np
 
+from .. import limits
 from ..errors import FormatError
 from .collection import (
     COLLECTION_FLAG,
@@ -103,7 +104,43 @@ def parse_header(read) -> dict:
     return info, size
 
 
-def _read_record(read, i: int) -> tuple[dict, int]:
+# Bytes parsing a table of contents may take per construct of its JSON text, measured
+# with tracemalloc on texts made of nothing else and rounded up (a list of empty lists
+# takes 22 times its text, a record as tq writes it about 7): the keys of a record are
+# shared by every record (json's memo), the keys of attributes are not.
+TOC_COSTS = {b"{": 200, b"[": 80, b",": 40, b":": 40}
+TOC_STRING = 160  # per string (a pair of quotes) that is not a record's key
+RECORD_KEYS = (b'"name":', b'"shape":', b'"dtype":', b'"attrs":', b'"kind":', b'"length":',
+               b'"bits":', b'"vector":', b'"offset":', b'"record":')
+
+
+def toc_memory(toc: bytes, shared_keys: bool = True) -> int:
+    """An upper bound of the memory the parsed table of contents `toc` takes (its bytes,
+    their text, and the objects TOC_COSTS counts; brackets or quotes inside strings only
+    make it larger).  shared_keys=False: records parsed one by one (a stream's), whose
+    keys are not shared."""
+    need = 3 * len(toc) + sum(cost * toc.count(ch) for ch, cost in TOC_COSTS.items())
+    strings = toc.count(b'"') // 2
+    if shared_keys:
+        strings -= sum(toc.count(k) for k in RECORD_KEYS)
+    return need + TOC_STRING * max(0, strings)
+
+
+def _check_toc_memory(length: int, toc: bytes | None, limit: int) -> None:
+    """Refuse (`memory`) a table of contents whose bytes (toc None: before they are read)
+    or parsed records (toc_memory) would exceed the budget."""
+    need = length if toc is None else toc_memory(toc)
+    if need > limit:
+        what = "reading" if toc is None else "parsing"
+        raise FormatError(f"{what} its table of contents ({length} bytes) needs "
+                          f"{limits.format_size(need)}, above the memory limit of "
+                          f"{limits.format_size(limit)} (raise it with --memory or "
+                          f"memory_limit=)", rule="memory")
+
+
+def _read_record(read, i: int, cost=None) -> tuple[dict, int]:
+    """(record, its size); cost, if given, is called with the memory its parsed form
+    may take (toc_memory, keys not shared) before it is parsed."""
     head = _read_exact(read, RECORD_HEAD.size, f"record of member {i}")
     magic, size = RECORD_HEAD.unpack(head)
     if magic != RECORD_MAGIC:
@@ -113,6 +150,8 @@ def _read_record(read, i: int) -> tuple[dict, int]:
     raw = head + _read_exact(read, size - RECORD_HEAD.size, f"record of member {i}")
     if crc32(raw[:-4]) != CRC.unpack(raw[-4:])[0]:
         _fail("record-crc", f"member {i}: record checksum mismatch")
+    if cost is not None:
+        cost(toc_memory(raw[8:-4], shared_keys=False))
     return check_record(parse_json(raw[8:-4], f"record of member {i}", "member-record"),
                         i), size
 
@@ -122,11 +161,14 @@ class CollectionReader:
 
     layout = "collection"
 
-    def __init__(self, stream, size: int | None = None, prefix: bytes = b""):
+    def __init__(self, stream, size: int | None = None, prefix: bytes = b"",
+                 memory_limit: int | None = None):
         if isinstance(stream, Window):  # a tqz member whose flags have bit 15 set
             _fail("member-nested", "the member is itself a collection (a tqz member is a "
                                    "single-array .tqz)")
         self.stream, self.size = stream, size
+        self.memory_limit = limits.DEFAULT_MEMORY_LIMIT if memory_limit is None \
+            else memory_limit
 
         def read(n, _state=[prefix]):
             head, _state[0] = _state[0][:n], _state[0][n:]
@@ -162,8 +204,10 @@ class CollectionReader:
         if count != self.info["members"]:
             _fail("footer-layout", f"footer says {count} members, the header "
                                    f"{self.info['members']}")
+        _check_toc_memory(toc_len, None, self.memory_limit)
         self.stream.seek(toc_off)
         toc = _read_exact(self.stream.read, toc_len, "table of contents")
+        _check_toc_memory(toc_len, toc, self.memory_limit)
         if crc32(toc + raw[:20]) != crc:
             _fail("toc-crc", "table of contents checksum mismatch (corrupt)")
         if toc[:4] != TOC_MAGIC:
@@ -199,6 +243,16 @@ class CollectionReader:
                 _fail("toc", f"entry {i}: {k} {e.get(k)!r} is not a byte count")
         return e
 
+    def _hold(self, need: int) -> None:
+        """A stream keeps every record it has read (to check the TOC at its end): refuse
+        (`memory`) the record that would take them past the budget."""
+        self._held = getattr(self, "_held", 0) + need
+        if self._held > self.memory_limit:
+            raise FormatError(f"the records of its first {self._streamed + 1} members "
+                              f"need {limits.format_size(self._held)}, above the memory "
+                              f"limit of {limits.format_size(self.memory_limit)} (raise it "
+                              f"with --memory or memory_limit=)", rule="memory")
+
     def entry(self, name: str) -> dict:
         for e in self.members:
             if e["name"] == name:
@@ -224,7 +278,7 @@ class CollectionReader:
         if self._streamed == count:
             self._finish_stream()
             return None
-        rec, size = _read_record(self.stream.read, self._streamed)
+        rec, size = _read_record(self.stream.read, self._streamed, self._hold)
         name = rec["name"]
         parts = name.split("/")
         folders = ["/".join(parts[:i]) for i in range(1, len(parts))]

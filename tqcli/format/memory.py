@@ -69,8 +69,6 @@ def decode_terms(header, workers: int | None = None) -> dict:
     coding = header.payload_coding
     threads = limits.thread_limit() if workers is None else workers
     tasks = max(1, min(threads, task_count(rows)))
-    from ..codec.stages import STAGES
-
     return {
         "tables": header.rotation_kind.plan_bytes(d, header.rounds),
         "build": BUILD_BYTES_PER_D * d + BUILD_FIXED,
@@ -80,10 +78,74 @@ def decode_terms(header, workers: int | None = None) -> dict:
         "decoded": decoding_buffers(header) * chunk_bytes(header),
         "scratch": tasks * coding.kernel_scratch_bytes(header),
         "pieces": 3 * min(max(PIECE, 8 * d), 8 * rows * d),
-        "stages": sum(stage.block_size(d) for stage, _ in STAGES.present(header)),
+        "stages": _stage_bytes(header),
     }
 
 
 def decode_need(header, workers: int | None = None) -> int:
     """Bytes tq's decoder holds at its peak for this header, beyond the interpreter's own."""
     return sum(decode_terms(header, workers).values())
+
+
+# ---------------------------------------------------------------------- encoding
+
+BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (16 MiB)
+
+
+def batch_chunks(header) -> int:
+    """Chunks the encoder passes to the kernels at once (library/api.py _compress_once)."""
+    return max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
+
+
+def encode_terms(header, itemsize: int = 8, workers: int | None = None) -> dict:
+    """What compressing rows of `itemsize` bytes per value under this header holds at its
+    peak, beyond the interpreter: a batch of input rows as read and joined by a
+    collection's reblocking (twice), widened to binary32 (float16, bfloat16) or centred in
+    binary64 as the kernels take it, the rotation and prod
+    mode's sketch with its transpose, the kernels' scratch, and the payloads of three
+    batches (one encoded while two wait for the writer)."""
+    d = header.dim
+    n = max(header.n_vectors, 1)
+    rows = min(header.chunk_rows * batch_chunks(header), max(n, header.chunk_rows))
+    coding = header.payload_coding
+    threads = limits.thread_limit() if workers is None else workers
+    tasks = max(1, min(threads, task_count(rows)))
+    chunks = -(-rows // header.chunk_rows)
+    return {
+        "input": rows * d * (2 * itemsize + (4 if itemsize < 4 else 0)
+                             + (8 if header.centered else 0)),
+        "tables": header.rotation_kind.plan_bytes(d, header.rounds),
+        "build": BUILD_BYTES_PER_D * d + BUILD_FIXED,
+        "sketch": 8 * d * d if header.mode == "prod" else 0,
+        "scratch": tasks * coding.encode_scratch_bytes(header),
+        "coding": coding.decode_state_bytes(header, rows) + 16 * rows,
+        "payloads": 3 * chunks * (coding.max_payload_size(header, header.chunk_rows) + 4),
+        "stages": _stage_bytes(header),
+    }
+
+
+def _stage_bytes(header) -> int:
+    """The fitted stages' parameters (the centre: 4 d)."""
+    from ..codec.stages import STAGES
+
+    return sum(stage.block_size(header.dim) for stage, _ in STAGES.present(header))
+
+
+def encode_need(header, itemsize: int = 8, workers: int | None = None) -> int:
+    """Bytes tq's encoder holds at its peak for this header and input width."""
+    return sum(encode_terms(header, itemsize, workers).values())
+
+
+def check_encode(header, itemsize: int, limit: int | None) -> None:
+    """Refuse (InputError, kind "memory") to compress under a header whose encoding needs
+    more than `limit` bytes (None: no limit), before anything is built or written."""
+    from ..errors import InputError
+
+    if limit is None:
+        return
+    need = encode_need(header, itemsize)
+    if need > limit:
+        raise InputError(f"compressing vectors of {header.dim} values in chunks of "
+                         f"{header.chunk_rows} needs {limits.format_size(need)} of buffers "
+                         f"and tables, above the memory limit of {limits.format_size(limit)}"
+                         f" (raise it with --memory, or lower --chunk-rows)", kind="memory")

@@ -24,6 +24,7 @@ import numpy as np
 from .. import arrayio
 from ..codec import codings, rotations, stages
 from ..codec.state import Codec
+from ..format import memory
 from ..format.header import make_header
 from ..codec.codings import CODINGS
 from ..format.container import ContainerWriter
@@ -35,7 +36,7 @@ from .tqfile import CollectionError, TqFile, output_dtype, plan_read, resolve_ro
 
 ROTATION = rotations.DEFAULT  # the rotation kind new files get
 CODING = codings.DEFAULT      # the payload coding new files get
-BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (16 MiB)
+BATCH_INPUT_BYTES = memory.BATCH_INPUT_BYTES  # float32 input per kernel call (16 MiB)
 
 
 # ---------------------------------------------------------------------- compress
@@ -43,7 +44,7 @@ BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (1
 
 @option_keywords
 def compress_to(source, out, options: EncodeOptions | None = None, *, progress=None,
-                **keywords) -> Header:
+                memory_limit: int | None = None, **keywords) -> Header:
     """Compress every row of `source` (an array, or an arrayio.ArraySource) into a container
     written to the binary stream `out`; returns its header.
 
@@ -67,22 +68,27 @@ def compress_to(source, out, options: EncodeOptions | None = None, *, progress=N
     same size); with the entropy coding, `bits` is any rate from 1 to 8 bits per
     coordinate (2.5, say), or None with `nmse`, the expected error to meet (0.01 = 1% of
     the energy).  tqcli.codec.codings.CODINGS says which coding takes what.
+
+    memory_limit: bytes the encoder may hold at its peak (tqcli/format/memory.py
+    encode_need; None: no limit, the command line's --memory gives 256 MiB); a header
+    that needs more is refused (InputError, kind "memory") before anything is written.
     """
     options = options_of(options, **keywords)
     if not isinstance(source, arrayio.ArraySource):
         source = arrayio.from_array(source)
     # one set of options for both attempts, so that the restart cannot lose one
     if options.scale_dtype != "auto":
-        return _compress_once(source, out, options, options.scale_dtype, progress)
+        return _compress_once(source, out, options, options.scale_dtype, progress,
+                              memory_limit)
     start = _tell(out)
     try:
-        return _compress_once(source, out, options, "float32", progress)
+        return _compress_once(source, out, options, "float32", progress, memory_limit)
     except ScaleRangeError:
         if start is None or not source.rereadable:
             raise
     out.seek(start)
     out.truncate()
-    return _compress_once(source, out, options, "float64", progress)
+    return _compress_once(source, out, options, "float64", progress, memory_limit)
 
 
 def _tell(out) -> int | None:
@@ -93,13 +99,14 @@ def _tell(out) -> int | None:
 
 
 def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
-                   progress) -> Header:
+                   progress, memory_limit=None) -> Header:
     fields = dict(scale_dtype=scale_dtype, source_dtype=source.dtype.newbyteorder("=").name,
                   shape=source.shape)
     header = _new_header(source.dim, options, fields)
+    memory.check_encode(header, source.dtype.itemsize, memory_limit)
     # several chunks go through the kernels at once (fewer calls, fewer thread launches);
     # each is checksummed and written while the next batch is encoded
-    batch = max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
+    batch = memory.batch_chunks(header)
     blocks = source.blocks(header.chunk_rows * batch)
     if arrayio.bf16.is_bf16(source.dtype):  # exact float32 values: no new kernel
         blocks = (arrayio.bf16.to_f32(b) for b in blocks)

@@ -154,14 +154,15 @@ class _Reblocked(arrayio.ArraySource):
 def compress_collection(members, out, *, info: dict | None = None, bits: int = 4,
                         bits_for=(), lossless=(), vector_size: int | None = None,
                         progress=None, strict: bool = False, warn=None,
-                        **options) -> list[dict]:
+                        memory_limit: int | None = None, **options) -> list[dict]:
     """Write `members` (a dict name -> array, or MemberInputs) as a collection to the binary
     stream `out`; returns the table of contents.  info: "source" (hdf5, safetensors, npz,
     arrays), "groups" (group name -> attrs) and "metadata" (str -> str) of the source.
     A bits_for or lossless pattern that matches no member is a warning (warn(text), by
     default warnings.warn), or with `strict` an InputError before anything is written.
     options: EncodeOptions' fields but bits (mode, seed, center, ...), checked once here and
-    given to compress_to for every compressed member with its width."""
+    given to compress_to for every compressed member with its width (and memory_limit, the
+    encoder's budget, applied to each)."""
     from ..codec.options import EncodeOptions
     from .api import compress_to
 
@@ -190,7 +191,8 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
         if kind == "tqz":
             with tempfile.TemporaryFile() as tmp, m.source() as src:
                 try:
-                    h = compress_to(_Reblocked(src, d), tmp, base.replace(bits=b))
+                    h = compress_to(_Reblocked(src, d), tmp, base.replace(bits=b),
+                                    memory_limit=memory_limit)
                 except TqError as e:
                     raise TqError(f"member {m.name!r}: {e.reason}") from None
                 length = tmp.tell()

@@ -166,6 +166,13 @@ class PayloadCoding:
         d = header.dim
         return 144 * d + 32 if header.mode == "prod" else 72 * d
 
+    def encode_scratch_bytes(self, header) -> int:
+        """Bytes one encoding task of the kernels allocates (tqcli/kernels/encode.py
+        _encode_scratch: 8 lanes of d values in binary64, three in binary32, the codes in
+        bytes and 32-bit counts, the packed codes; prod mode adds its projection)."""
+        d = header.dim
+        return (240 if header.mode == "prod" else 208) * d + 256
+
     def min_payload_size(self, header, rows: int) -> int:
         """Smallest payload a chunk of `rows` vectors can have."""
         return self.payload_size(header, rows)

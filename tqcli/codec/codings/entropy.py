@@ -307,6 +307,11 @@ class Entropy(PayloadCoding):
         """One decoding task's two lane-interleaved float32 groups (8 lanes of d values)."""
         return 64 * header.dim
 
+    def encode_scratch_bytes(self, header) -> int:
+        """One encoding task's lanes (tqcli/kernels/symbols.py): binary64, three binary32
+        and the uint16 cells, 8 lanes of d values each."""
+        return 176 * header.dim + 256
+
     # ------------------------------------------------------------------ encode
 
     def encode_chunks(self, codec, x, first_row: int) -> list[list[memoryview]]:
