@@ -68,6 +68,10 @@ class H5Source(SelectionSource):
             check_dtype(obj.dtype)
             check_shape(obj.shape)
             self.dtype, self.shape = np.dtype(obj.dtype), tuple(obj.shape)
+            # a filtered chunk is inflated whole to read any row of it: what reading costs
+            # beyond a block (tqcli/format/memory.py check_encode)
+            self.chunk_bytes = 2 * int(np.prod(obj.chunks, dtype=object)) * \
+                self.dtype.itemsize if obj.chunks else 0
         except BaseException:
             self.file.close()
             raise

@@ -136,16 +136,20 @@ def encode_need(header, itemsize: int = 8, workers: int | None = None) -> int:
     return sum(encode_terms(header, itemsize, workers).values())
 
 
-def check_encode(header, itemsize: int, limit: int | None) -> None:
+def check_encode(header, itemsize: int, limit: int | None, reading: int = 0) -> None:
     """Refuse (InputError, kind "memory") to compress under a header whose encoding needs
-    more than `limit` bytes (None: no limit), before anything is built or written."""
+    more than `limit` bytes (None: no limit), before anything is built or written;
+    `reading`: what the source holds beyond a block (an HDF5 chunk inflated whole)."""
     from ..errors import InputError
 
     if limit is None:
         return
-    need = encode_need(header, itemsize)
+    need = encode_need(header, itemsize) + reading
     if need > limit:
-        raise InputError(f"compressing vectors of {header.dim} values in chunks of "
-                         f"{header.chunk_rows} needs {limits.format_size(need)} of buffers "
-                         f"and tables, above the memory limit of {limits.format_size(limit)}"
-                         f" (raise it with --memory, or lower --chunk-rows)", kind="memory")
+        how = (f"the input's filtered HDF5 chunks of {limits.format_size(reading // 2)}, "
+               f"inflated whole to read a row, and " if reading else "")
+        raise InputError(f"compressing needs {limits.format_size(need)} ({how}vectors of "
+                         f"{header.dim} values in chunks of {header.chunk_rows}), above the "
+                         f"memory limit of {limits.format_size(limit)} (raise it with "
+                         f"--memory{'' if reading else ', or lower --chunk-rows'})",
+                         kind="memory")

@@ -103,7 +103,8 @@ def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
     fields = dict(scale_dtype=scale_dtype, source_dtype=source.dtype.newbyteorder("=").name,
                   shape=source.shape)
     header = _new_header(source.dim, options, fields)
-    memory.check_encode(header, source.dtype.itemsize, memory_limit)
+    memory.check_encode(header, source.dtype.itemsize, memory_limit,
+                        getattr(source, "chunk_bytes", 0))
     # several chunks go through the kernels at once (fewer calls, fewer thread launches);
     # each is checksummed and written while the next batch is encoded
     batch = memory.batch_chunks(header)

@@ -136,6 +136,10 @@ class _Reblocked(arrayio.ArraySource):
     def rereadable(self) -> bool:
         return self.inner.rereadable
 
+    @property
+    def chunk_bytes(self) -> int:
+        return getattr(self.inner, "chunk_bytes", 0)
+
     def blocks(self, rows: int):
         d, pending, have = self.dim, [], 0
         for block in self.inner.blocks(max(1, rows // self.per)):
