@@ -255,7 +255,8 @@ def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
 
 
 class SafetensorsSource(ArraySource):
-    """A float tensor of a .safetensors file, read block by block through a memory map."""
+    """A float tensor of a .safetensors file, read block by block (plain reads: a memory
+    map would keep every page it touched resident until the tensor is done)."""
 
     def __init__(self, path: str, dt: str, shape: tuple, start: int):
         check_shape(shape)
@@ -263,19 +264,17 @@ class SafetensorsSource(ArraySource):
         self._stored, self._start = dt, start
 
     def blocks(self, rows: int):
+        from .streamed import file_pieces
+
         n, d = self.n_rows, self.dim
         if n == 0:
             return
         bf = self._stored == "bfloat16"
-        mm = np.memmap(self.name, dtype="<u2" if bf else np.dtype(self._stored).newbyteorder(
-            "<"), mode="r", offset=self._start, shape=(n, d))
-        try:
-            for a in range(0, n, rows):
-                block = np.array(mm[a:a + rows])
-                yield block.view(self.dtype) if bf else block.astype(
-                    self.dtype.newbyteorder("="))
-        finally:
-            del mm
+        stored = np.dtype("<u2" if bf else np.dtype(self._stored).newbyteorder("<"))
+        pieces = file_pieces(self.name, self._start, stored, n * d, step=rows * d)
+        for block in pieces:
+            block = block.reshape(-1, d)
+            yield block.view(self.dtype) if bf else block.astype(self.dtype.newbyteorder("="))
 
 
 def _safetensors_members(path: str):

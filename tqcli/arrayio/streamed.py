@@ -56,12 +56,14 @@ def zip_pieces(path: str, info, dt: np.dtype, offset: int, count: int):
             yield np.frombuffer(data, dt)
 
 
-def file_pieces(path: str, offset: int, dt: np.dtype, count: int):
-    """The `count` values of dtype `dt` at byte `offset` of a file, in pieces."""
+def file_pieces(path: str, offset: int, dt: np.dtype, count: int, step: int | None = None):
+    """The `count` values of dtype `dt` at byte `offset` of a file, in pieces (of `step`
+    values, by default at most PIECE bytes)."""
+    step = step or _step(dt)
     with open(path, "rb") as f:
         f.seek(offset)
-        for a in range(0, count, _step(dt)):
-            k = min(_step(dt), count - a)
+        for a in range(0, count, step):
+            k = min(step, count - a)
             data = f.read(k * dt.itemsize)
             if len(data) != k * dt.itemsize:
                 raise InputError(f"{path}: truncated (the file changed while it was read)")
