@@ -211,3 +211,78 @@ def test_a_header_whose_decoding_passes_the_budget_is_refused_naming_the_flag(tm
     from tqcli.format import memory
 
     assert rss <= memory.encode_need(h, 8) + CONSTANT
+
+
+# ---------------------------------------------------------------------- the table of contents
+
+def test_the_toc_bound_holds_for_texts_made_of_one_construct():
+    """toc_memory is an upper bound of what parsing takes, measured with tracemalloc on the
+    costliest shapes per byte (empty lists and objects, short and non-ASCII strings, unique
+    keys, numbers) and on records as tq writes them."""
+    import tracemalloc
+
+    from tqcli.format.collection import dump_json, parse_json
+    from tqcli.format.collection_reader import toc_memory
+
+    n = 20000
+    texts = {
+        "lists": b"[" + b",".join([b"[]"] * n) + b"]",
+        "objects": b"[" + b",".join([b"{}"] * n) + b"]",
+        "pairs": b"[" + b",".join([b'{"a":1}'] * n) + b"]",
+        "strings": b"[" + b",".join([b'"ab"'] * n) + b"]",
+        "unicode": b"[" + b",".join(('"' + chr(0x4e00 + i % 500) + '"').encode()
+                                    for i in range(n)) + b"]",
+        "keys": b"{" + b",".join(f'"k{i}":0'.encode() for i in range(n)) + b"}",
+        "numbers": b"[" + b",".join(str(10**6 + i).encode() for i in range(n)) + b"]",
+        "floats": b"[" + b",".join([b"1.5"] * n) + b"]",
+        "records": dump_json([dict(name=f"layers/{i}/key", shape=[4, 128, 64], dtype="float32",
+                                   attrs={"scale": {"str": "x"}}, kind="tqz", length=5000,
+                                   bits=4, vector=64, offset=100 + i, record=150)
+                              for i in range(n)]),
+    }
+    for what, raw in texts.items():
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            parse_json(raw, "toc", "toc", 33)
+            used = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+        assert used <= toc_memory(raw) - len(raw), (what, used / len(raw),
+                                                    toc_memory(raw) / len(raw))
+
+
+def test_a_toc_beyond_the_budget_is_refused_before_it_is_parsed(tmp_path):
+    """2,000 members: about 170 KB of table of contents, a few MB parsed; refused under a
+    1 MiB budget (rule memory, naming --memory), as a file and as a stream, and read under
+    the default."""
+    import io
+
+    from tqcli.errors import FormatError
+
+    buf = io.BytesIO()
+    tqcli.compress_collection({f"m{i}": np.arange(3, dtype=np.int8) for i in range(2000)},
+                              buf)
+    data = buf.getvalue()
+    (tmp_path / "many.tqz").write_bytes(data)
+
+    class Pipe(io.RawIOBase):
+        def __init__(self, b):
+            self.b = io.BytesIO(b)
+
+        def readable(self):
+            return True
+
+        def readinto(self, out):
+            return self.b.readinto(out)
+
+    for src in (data, Pipe(data)):
+        with pytest.raises(FormatError) as e:
+            with tqcli.open_collection(src, memory_limit=1 << 20) as c:
+                c.verify()
+        assert e.value.rule == "memory" and "--memory" in str(e.value)
+    with tqcli.open_collection(data) as c:
+        assert len(c.names) == 2000
+    code, err, _ = peak(["inspect", "many.tqz", "--memory", "1M"], tmp_path)
+    assert code == 1 and err.startswith("tq: many.tqz: ") and "--memory" in err, err
+    assert peak(["inspect", "many.tqz"], tmp_path)[0] == 0
