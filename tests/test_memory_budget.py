@@ -211,6 +211,9 @@ def test_a_header_whose_decoding_passes_the_budget_is_refused_naming_the_flag(tm
     from tqcli.format import memory
 
     assert rss <= memory.encode_need(h, 8) + CONSTANT
+    # evaluating it against its source holds 64 x d binary64 bias sums besides the decoding
+    code, err, rss = peak(["eval", "a.npy", "a.tqz"], tmp_path)
+    assert code == 1 and "--memory" in err and len(err.splitlines()) == 1, err
 
 
 # ---------------------------------------------------------------------- the table of contents

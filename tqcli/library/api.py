@@ -248,6 +248,7 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
             requested = [b for b, _, _ in requested]
             size = evaluation.default_sample(n, d, len(settings)) if sample is None \
                 else sample
+            _check_eval_memory(n, d, len(settings), size, source.dtype, memory_limit)
             try:
                 return _evaluate_fresh(source, settings, requested, size, queries, progress,
                                        "float32")
@@ -286,8 +287,9 @@ def _evaluate_container(source, container, queries, sample, memory_limit,
             h = f.header
             if h.n_vectors != n or h.dim != d:
                 raise TqError(f"holds {h.n_vectors} x {h.dim} vectors, INPUT has {n} x {d}")
-            ev = evaluation.Evaluator(n, d, 1, evaluation.default_sample(n, d, 1)
-                                      if sample is None else sample, queries, source.dtype)
+            size = evaluation.default_sample(n, d, 1) if sample is None else sample
+            _check_eval_memory(n, d, 1, size, source.dtype, memory_limit, h.decode_memory)
+            ev = evaluation.Evaluator(n, d, 1, size, queries, source.dtype)
 
             def pairs():
                 decoded = f.iter_blocks()
@@ -300,6 +302,27 @@ def _evaluate_container(source, container, queries, sample, memory_limit,
         raise e.with_source(container)
     (r,) = ev.results()
     return evaluation.finish_report(r, h, os.path.getsize(container), h.centered)
+
+
+def _check_eval_memory(n: int, d: int, settings: int, sample: int, dtype,
+                       limit: int | None, decoding: int = 0) -> None:
+    """Refuse (InputError, kind "memory") an evaluation whose running state would pass the
+    budget (None: limits.DEFAULT_MEMORY_LIMIT), before any of it is allocated: per width,
+    the bias sums (BIAS_GROUPS x d binary64) and the sample's decoded rows; the sample's
+    source rows; a block of rows in binary64 (source, error, decoded); and the decoding."""
+    from . import evaluation
+    from .. import limits
+
+    limit = limits.DEFAULT_MEMORY_LIMIT if limit is None else limit
+    rows = min(n, sample)
+    block = min(n, limits.default_chunk_rows(d)) * d * 8 * 4
+    need = (settings * (evaluation.BIAS_GROUPS * d * 8 + rows * d * 4)
+            + rows * d * np.dtype(dtype).itemsize + block + decoding)
+    if need > limit:
+        raise InputError(f"evaluating vectors of {d} values needs {limits.format_size(need)}"
+                         f" (running sums of {settings} setting{'s' * (settings != 1)} and a "
+                         f"sample of {rows} rows), above the memory limit of "
+                         f"{limits.format_size(limit)} (raise it with --memory)", kind="memory")
 
 
 def _feed(ev, pairs, progress) -> None:
