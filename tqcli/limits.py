@@ -59,6 +59,21 @@ TARGET_CHUNK_INPUT_BYTES = 1 << 22  # about 4 MiB of float32 input per chunk (en
 # ------------------------------------------------------------------ derived values and rules
 
 
+def thread_limit() -> int:
+    """The most worker threads the kernels use: NUMBA_NUM_THREADS if set, else the cores
+    this process may run on (here, not in tqcli.kernels, so that the memory a header
+    implies is known without importing numba)."""
+    import os
+
+    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def code_bits(mode: str, bits: int) -> int:
     """Bits of the mse codebook index per coordinate: b in mse mode, b - 1 in prod mode."""
     return bits if mode == "mse" else bits - 1

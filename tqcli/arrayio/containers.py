@@ -26,7 +26,9 @@ from ..errors import InputError, TqError
 from . import bf16, h5attrs, jsontext
 from .base import ArraySource, check_shape
 from .npy import npy_header_bytes, read_npy_header
-from .members import MemberInput, reserved_name_problem
+from .streamed import ZipMemberSource, file_pieces, h5_pieces, zip_pieces
+from .members import (MemberInput, StreamedArray, flat_pieces, le_bytes,
+                      reserved_name_problem, write_slabs)
 from ..limits import stored_itemsize
 
 SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32",
@@ -151,20 +153,12 @@ def _hdf5_members(path: str, group: str | None):
         if dt.kind == "f" and shape:
             members.append(MemberInput(name, shape, dt, attrs,
                                        open=lambda full=full: H5Source(path, full)))
-        else:
+        else:  # stored raw: read in pieces when it is written, never whole
+            if dt.kind not in "biuf" or dt.fields is not None:
+                raise InputError(f"dataset {full} has dtype {dt}, which tq cannot store")
             members.append(MemberInput(name, shape, dt, attrs,
-                                       array=_read_h5(path, full)))
+                                       pieces=lambda full=full: h5_pieces(path, full)))
     return {"source": "hdf5", "groups": groups}, members
-
-
-def _read_h5(path: str, name: str) -> np.ndarray:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        ds = f[name]
-        if ds.dtype.kind not in "biuf" or ds.dtype.fields is not None:
-            raise InputError(f"dataset {name} has dtype {ds.dtype}, which tq cannot store")
-        return ds[()]
 
 
 def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
@@ -225,7 +219,8 @@ def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
 
 
 class SafetensorsSource(ArraySource):
-    """A float tensor of a .safetensors file, read block by block through a memory map."""
+    """A float tensor of a .safetensors file, read block by block (plain reads: a memory
+    map would keep every page it touched resident until the tensor is done)."""
 
     def __init__(self, path: str, dt: str, shape: tuple, start: int):
         check_shape(shape)
@@ -233,19 +228,17 @@ class SafetensorsSource(ArraySource):
         self._stored, self._start = dt, start
 
     def blocks(self, rows: int):
+        from .streamed import file_pieces
+
         n, d = self.n_rows, self.dim
         if n == 0:
             return
         bf = self._stored == "bfloat16"
-        mm = np.memmap(self.name, dtype="<u2" if bf else np.dtype(self._stored).newbyteorder(
-            "<"), mode="r", offset=self._start, shape=(n, d))
-        try:
-            for a in range(0, n, rows):
-                block = np.array(mm[a:a + rows])
-                yield block.view(self.dtype) if bf else block.astype(
-                    self.dtype.newbyteorder("="))
-        finally:
-            del mm
+        stored = np.dtype("<u2" if bf else np.dtype(self._stored).newbyteorder("<"))
+        pieces = file_pieces(self.name, self._start, stored, n * d, step=rows * d)
+        for block in pieces:
+            block = block.reshape(-1, d)
+            yield block.view(self.dtype) if bf else block.astype(self.dtype.newbyteorder("="))
 
 
 def _safetensors_members(path: str):
@@ -261,10 +254,10 @@ def _safetensors_members(path: str):
                 lambda dt=dt, shape=shape, a=a: SafetensorsSource(path, dt, shape,
                                                                   start + a))))
         else:
-            raw = np.fromfile(path, dtype=np.uint8, count=b - a, offset=start + a)
-            arr = raw.view(np.dtype(dt).newbyteorder("<") if dt != "bool" else bool)
-            members.append(MemberInput(name, shape, arr.dtype, {},
-                                       array=arr.reshape(shape)))
+            sdt = np.dtype(np.dtype(dt).newbyteorder("<") if dt != "bool" else bool)
+            members.append(MemberInput(name, shape, sdt, {}, pieces=(
+                lambda sdt=sdt, a=a, b=b: file_pieces(path, start + a, sdt,
+                                                      (b - a) // sdt.itemsize))))
     return {"source": "safetensors", "metadata": meta}, members
 
 
@@ -297,6 +290,20 @@ def _npz_members(path: str):
                     if info.file_size != offset + nbytes:
                         raise InputError(f"member {info.filename!r}: {info.file_size} bytes, "
                                          f"its header implies {offset + nbytes}")
+                    if dt.kind == "f" and shape and not fortran and dt.fields is None:
+                        # a float member is read in blocks through the zip stream when it
+                        # is compressed: never whole (a deflated member may inflate to GiB)
+                        members.append(MemberInput(
+                            info.filename[:-4], tuple(shape), dt, {},
+                            open=lambda info=info, dt=dt, shape=tuple(shape), offset=offset:
+                            ZipMemberSource(path, info, dt, shape, offset)))
+                        continue
+                    if not fortran and dt.fields is None:  # stored raw, read in pieces
+                        members.append(MemberInput(
+                            info.filename[:-4], tuple(shape), dt, {},
+                            pieces=lambda info=info, dt=dt, offset=offset, count=count:
+                            zip_pieces(path, info, dt, offset, count)))
+                        continue
                     data = m.read(nbytes)
                     if len(data) != nbytes:
                         raise InputError(f"member {info.filename!r} is truncated")
@@ -330,16 +337,24 @@ def _directory_members(root: str):
                 raise InputError(f"{rel} is not a .npy file (a folder collection holds "
                                  f".npy files only)")
             with open(full, "rb") as f:
-                dt, fortran, shape, _ = read_npy_header(f.read, check=False)
-                if not (dt.kind == "f" and shape):
-                    # ids, masks: read whole, here (the header was checked: no objects, no
-                    # pickles), not by np.load, which would parse the header again
+                dt, fortran, shape, offset = read_npy_header(f.read, check=False)
+                count = int(np.prod(shape, dtype=object))
+                pieces = (not (dt.kind == "f" and shape) and not fortran and dt.fields is None
+                          and os.path.getsize(full) >= offset + count * dt.itemsize)
+                if not (dt.kind == "f" and shape) and not pieces:
+                    # Fortran order, fields, or truncated: read whole, here (the header was
+                    # checked: no objects, no pickles), not by np.load, which would parse
+                    # the header again; a truncated file is refused with one line
                     arr = _npy_values(f, dt, fortran, shape, rel)
             if dt.kind == "f" and shape:  # a 0-d array holds no vector: stored raw
                 with open_npy(full) as src:  # every check of a .npy input
                     shape, dt = src.shape, src.dtype
                 members.append(MemberInput(rel[:-4], shape, dt, {},
                                            open=lambda full=full: open_npy(full)))
+            elif pieces:  # ids, masks: read in pieces when written
+                members.append(MemberInput(rel[:-4], tuple(shape), dt, {}, pieces=(
+                    lambda full=full, dt=dt, offset=offset, count=count:
+                    file_pieces(full, offset, dt, count))))
             else:
                 members.append(MemberInput(rel[:-4], arr.shape, arr.dtype, {}, array=arr))
     if not members:
@@ -380,13 +395,13 @@ def write_directory(path: str, items, name: str | None = None) -> None:
             raise TqError(f"write failed ({e.strerror or e})", name or path) from None
 
 
-def write_npy(stream, arr: np.ndarray) -> None:
-    """One whole array as a .npy (any dtype a collection holds; bfloat16 as '<V2')."""
-    a = np.require(arr, requirements="C")  # np.ascontiguousarray would make a 0-d array 1-d
-    if a.dtype.byteorder == ">":
-        a = a.astype(a.dtype.newbyteorder("<"))
-    stream.write(npy_header_bytes(a.shape, a.dtype))
-    stream.write((a.view(np.uint16) if bf16.is_bf16(a.dtype) else a).tobytes())
+def write_npy(stream, arr) -> None:
+    """One array as a .npy (any dtype a collection holds; bfloat16 as '<V2'): an array in
+    memory, or a StreamedArray written piece by piece."""
+    dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
+    stream.write(npy_header_bytes(arr.shape, dt))
+    for piece in flat_pieces(arr):
+        stream.write(le_bytes(piece))
 
 
 # ---------------------------------------------------------------------- writing
@@ -437,7 +452,11 @@ def _write_hdf5(path: str, info: dict, items, name: str) -> None:
                 raise TqError(f"member {rec['name']!r} is bfloat16, which HDF5 cannot hold; "
                               f"write .safetensors or .npz instead")
             try:
-                ds = f.create_dataset(rec["name"], data=arr)
+                if isinstance(arr, StreamedArray):
+                    ds = f.create_dataset(rec["name"], shape=arr.shape, dtype=arr.dtype)
+                    write_slabs(ds, arr)
+                else:
+                    ds = f.create_dataset(rec["name"], data=arr)
                 for k, v in (rec.get("attrs") or {}).items():
                     h5attrs.write_attr(ds.attrs, k, v, hdf5)
             except errors as e:
@@ -473,15 +492,14 @@ def _write_safetensors(path: str, info: dict, items, name: str | None = None) ->
             problem = reserved_name_problem("safetensors", [rec["name"]])
             if problem:  # a stream's member (a file's are refused before writing)
                 raise TqError(problem, name)
-            a = np.require(arr, requirements="C")
-            if bf16.is_bf16(a.dtype):
-                a = a.view("<u2")
-            elif a.dtype.byteorder == ">":
-                a = a.astype(a.dtype.newbyteorder("<"))
+            nbytes = 0
+            for piece in flat_pieces(arr):
+                raw = le_bytes(piece)
+                data.write(raw)
+                nbytes += raw.nbytes
             header[rec["name"]] = {"dtype": inverse[rec["dtype"]], "shape": list(arr.shape),
-                                   "data_offsets": [pos, pos + a.nbytes]}
-            data.write(a.tobytes())
-            pos += a.nbytes
+                                   "data_offsets": [pos, pos + nbytes]}
+            pos += nbytes
         if info.get("metadata"):
             header["__metadata__"] = info["metadata"]
         raw = json.dumps(header, separators=(",", ":")).encode()

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError, TqError
 from .base import SelectionSource, check_dtype, check_shape, row_runs
-from .sinks import saturating_cast
+from .sinks import cast_pieces, saturating_cast
 
 
 class H5Source(SelectionSource):
@@ -68,6 +68,10 @@ class H5Source(SelectionSource):
             check_dtype(obj.dtype)
             check_shape(obj.shape)
             self.dtype, self.shape = np.dtype(obj.dtype), tuple(obj.shape)
+            # a filtered chunk is inflated whole to read any row of it: what reading costs
+            # beyond a block (tqcli/format/memory.py check_encode)
+            self.chunk_bytes = 2 * int(np.prod(obj.chunks, dtype=object)) * \
+                self.dtype.itemsize if obj.chunks else 0
         except BaseException:
             self.file.close()
             raise
@@ -168,13 +172,13 @@ class H5Sink:
         self.pos = 0
 
     def write(self, block: np.ndarray) -> None:
-        block = saturating_cast(block, self.ds.dtype)
         try:
             if len(self.shape) == 1:
-                self.ds[...] = block[0]
+                self.ds[...] = saturating_cast(block, self.ds.dtype)[0]
             else:
-                for sel, lo, hi in row_runs(self.shape, self.pos, block.shape[0]):
-                    self.ds.write_direct(block, source_sel=np.s_[lo:hi], dest_sel=sel)
+                for first, piece in cast_pieces(block, self.ds.dtype):
+                    for sel, lo, hi in row_runs(self.shape, self.pos + first, piece.shape[0]):
+                        self.ds.write_direct(piece, source_sel=np.s_[lo:hi], dest_sel=sel)
         except (OSError, RuntimeError, ValueError) as e:
             self.failed = True
             raise TqError(f"write failed ({_h5_write_reason(e)})", self.name) from None

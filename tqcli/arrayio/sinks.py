@@ -27,6 +27,23 @@ def saturating_cast(block: np.ndarray, dtype) -> np.ndarray:
     return np.ascontiguousarray(block, dtype=dtype)
 
 
+CAST_PIECE = 1 << 22  # bytes of one piece of a block cast for writing (at least one row)
+
+
+def cast_pieces(block: np.ndarray, dtype):
+    """(first row, piece) of `block` cast to `dtype` (saturating_cast) in pieces of rows of
+    at most CAST_PIECE bytes each in the wider of the two dtypes, so that the cast of a
+    large decoded chunk costs a few MiB rather than another chunk."""
+    dtype = np.dtype(dtype)
+    if block.ndim != 2:
+        yield 0, saturating_cast(block, dtype)
+        return
+    width = max(block.dtype.itemsize, dtype.itemsize) * max(1, block.shape[1])
+    step = max(1, CAST_PIECE // width)
+    for a in range(0, block.shape[0], step):
+        yield a, saturating_cast(block[a:a + step], dtype)
+
+
 class NpySink:
     """Writes a C-order .npy of known shape to a binary stream, block by block."""
 
@@ -36,10 +53,10 @@ class NpySink:
         stream.write(npy_header_bytes(shape, self.dtype))
 
     def write(self, block: np.ndarray) -> None:
-        out = saturating_cast(block, self.dtype)
-        if bf16.is_bf16(out.dtype):  # a buffer of ml_dtypes' type is not exportable
-            out = out.view(np.uint16)
-        self.stream.write(out.data)
+        for _, out in cast_pieces(block, self.dtype):
+            if bf16.is_bf16(out.dtype):  # a buffer of ml_dtypes' type is not exportable
+                out = out.view(np.uint16)
+            self.stream.write(out.data)
 
     def close(self) -> None:
         self.stream.flush()

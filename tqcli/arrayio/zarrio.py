@@ -27,7 +27,7 @@ from ..errors import InputError, OutputExistsError, TqError
 from ..limits import ZARR_CODECS
 from .base import SelectionSource, check_dtype, check_shape
 from .files import current_umask
-from .sinks import saturating_cast
+from .sinks import cast_pieces
 
 ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
@@ -267,7 +267,10 @@ class ZarrSink:
         self.have = 0
 
     def write(self, block: np.ndarray) -> None:
-        block = saturating_cast(block, self.dtype)
+        for _, piece in cast_pieces(block, self.dtype):
+            self._write_cast(piece)
+
+    def _write_cast(self, block: np.ndarray) -> None:
         pos = 0
         while pos < block.shape[0]:
             if self.sel is None:

@@ -29,6 +29,7 @@ from .options import (
     common_seed,
     common_stdout,
     common_threads,
+    common_encode_memory,
     encode_options,
     usage_errors,
 )
@@ -95,10 +96,11 @@ from .progress import _Progress, _progress_enabled
 @common_quiet_verbose
 @common_progress
 @common_threads
+@common_encode_memory
 def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_rule,
              scale_dtype, rounds, rotation, center, chunk_rows, dataset, bits_for, lossless,
              vector_size, strict, directory, input_dtype, to_stdout, force, keep, remove,
-             quiet, verbose, progress, threads):
+             quiet, verbose, progress, threads, memory_limit):
     """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, a zarr array folder STORE
     or STORE/ARRAY, or '-' for a .npy on stdin; none: stdin) into a .tqz file.  An HDF5
     file (or group), a .safetensors file and an .npz become one collection of named
@@ -131,7 +133,8 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
             with _Progress(_progress_enabled(progress, quiet),
                            "compress members" if coll else "compress") as bar:
                 done = fileio.compress_planned(plan, source, options, force=force,
-                                               progress=bar, **more)
+                                               progress=bar, memory_limit=memory_limit,
+                                               **more)
         fileio.finish(plan, out)
         if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
             from ..library import report

@@ -286,6 +286,19 @@ common_memory = click.option(
     "--memory", "memory_limit", metavar="LIMIT", callback=_memory_option, default=None,
     help=f"Refuse a file whose decoding needs more than LIMIT of tables and buffers, e.g. "
          f"512M or 2GiB (default: {limits.format_size(limits.DEFAULT_MEMORY_LIMIT)}).")
+
+
+def _encode_memory_option(ctx, param, value):
+    try:
+        return limits.DEFAULT_MEMORY_LIMIT if value is None else limits.parse_size(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--memory") from None
+
+
+common_encode_memory = click.option(
+    "--memory", "memory_limit", metavar="LIMIT", callback=_encode_memory_option, default=None,
+    help=f"Refuse to compress when the encoder would hold more than LIMIT of buffers and "
+         f"tables, e.g. 512M or 2GiB (default: {limits.format_size(limits.DEFAULT_MEMORY_LIMIT)}).")
 common_threads = click.option("-T", "--threads", type=click.IntRange(min=0), default=None,
                               help="Worker threads; 0 or none given: all cores (the output "
                                    "is identical).")

@@ -140,10 +140,19 @@ class Codec:
         # a crafted file (a huge scale, codebook or centre value) can overflow the
         # arithmetic of spec section 12; its chunk is refused rather than infinities handed
         # on (13.4).  One pass over a chunk still in cache: about 2% of the decode.
-        if not np.isfinite(out).all():
+        if not _all_finite(out):
             raise FormatError("decoded values overflow to infinity (corrupt or crafted file)",
                               rule="decoded-finite")
         return out
+
+
+def _all_finite(out: np.ndarray) -> bool:
+    """np.isfinite(out).all() in pieces of rows, so that its boolean temporary stays small
+    (tqcli/format/memory.py PIECE)."""
+    step = max(1, (1 << 22) // max(1, out.shape[1] * out.itemsize)) if out.ndim == 2 else 0
+    if not step or out.shape[0] <= step:
+        return bool(np.isfinite(out).all())
+    return all(np.isfinite(out[a:a + step]).all() for a in range(0, out.shape[0], step))
 
 
 def _check_scales(scales: np.ndarray, stored: np.ndarray, scale_dtype: str,

@@ -76,19 +76,22 @@ def open_compress_input(plan: CompressPlan, input_dtype: str | None = None):
 
 def compress_planned(plan: CompressPlan, source, options: EncodeOptions | None = None, *,
                      force: bool = False, progress=None, bits_for=(), lossless=(),
-                     vector_size=None, strict: bool = False, warn=None, **keywords):
+                     vector_size=None, strict: bool = False, warn=None,
+                     memory_limit: int | None = None, **keywords):
     """Compress as planned with `options` (an EncodeOptions or its fields as keywords; a
     collection: every member, with its width from bits_for); --rm deletes the input once
     the output is complete (finish).  Returns the header (one array) or the table of
-    contents (a collection)."""
+    contents (a collection).  memory_limit: the encoder's budget (compress_to; None: none)."""
     options = options_of(options, **keywords)
     inp = plan.input
     if inp.collection:
         return compress_collection_file(inp.path, plan.output, group=inp.group, force=force,
                                         progress=progress, bits_for=bits_for,
                                         lossless=lossless, vector_size=vector_size,
-                                        strict=strict, warn=warn, **options.to_kwargs())
-    return compress_file(source, plan.output, options, force=force, progress=progress)
+                                        strict=strict, warn=warn,
+                                        memory_limit=memory_limit, **options.to_kwargs())
+    return compress_file(source, plan.output, options, force=force, progress=progress,
+                         memory_limit=memory_limit)
 
 
 @dataclass

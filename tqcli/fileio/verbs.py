@@ -14,6 +14,7 @@ from ..arrayio.pipeline import BackgroundConsumer
 from ..codec.options import EncodeOptions, option_keywords, options_of
 from ..errors import TqError
 from ..arrayio.members import reserved_name_problem
+from ..format import memory
 from ..format.collection import portable_names_problem
 from ..format.header import Header
 from ..library import report
@@ -30,7 +31,7 @@ from .probe import is_path, refuse_same_file, stdin
 @option_keywords
 def compress_file(input, output, options: EncodeOptions | None = None, *,
                   dataset: str | None = None, force: bool = False, progress=None,
-                  **keywords) -> Header:
+                  memory_limit: int | None = None, **keywords) -> Header:
     """Compress the array in `input` into the container `output`; returns its header.
 
     input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
@@ -40,7 +41,7 @@ def compress_file(input, output, options: EncodeOptions | None = None, *,
     format, such as .npy: files.check_container_output_name), '-' for stdout, or a binary
     stream.  Errors name the file.  The options: an EncodeOptions or its fields as
     keywords (bits, mode, seed, rounds, scale_rule, scale_dtype, chunk_rows, rotation,
-    coding, center, nmse), as for compress_to.
+    coding, center, nmse), as for compress_to, and memory_limit (the encoder's budget).
     """
     options = options_of(options, **keywords)
     opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
@@ -51,7 +52,8 @@ def compress_file(input, output, options: EncodeOptions | None = None, *,
             files.check_container_output_name(os.fspath(output))
         try:
             with files.open_output(output, force) as sink:
-                header = compress_to(source, sink.stream, options, progress=progress)
+                header = compress_to(source, sink.stream, options, progress=progress,
+                                     memory_limit=memory_limit)
                 sink.commit()
         except TqError as e:
             raise e.with_source(source.name)
@@ -103,12 +105,7 @@ def decompress_file(input, output, *, rows=None, dtype: str | None = None,
                 else:
                     writer = arrayio.NpySink(sink.stream, shape, dt)
                 try:
-                    # three buffers in turn and a queue of one keep the block being written
-                    # out of the decoder's way
-                    with BackgroundConsumer(writer.write, depth=1) as background:
-                        for block in f.iter_runs(starts, stops, progress=progress,
-                                                 buffers=3):
-                            background.put(block)
+                    write_runs(f, starts, stops, writer.write, progress)
                 finally:
                     writer.close()
                 sink.commit()
@@ -135,16 +132,30 @@ def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force,
                        rotation=h.rotation, coding=h.coding, center=h.centered)
     with arrayio.ZarrSink(output, shape, dt, codec=zarr_codec, options=options,
                           chunk_rows=h.chunk_rows, force=force) as writer:
-        with BackgroundConsumer(writer.write, depth=1) as background:
-            for block in f.iter_runs(starts, stops, progress=progress, buffers=3):
-                background.put(block)
+        write_runs(f, starts, stops, writer.write, progress)
         writer.commit()
+
+
+def write_runs(f: TqFile, starts, stops, write, progress=None) -> None:
+    """write(block) for the decoded rows of the runs, in order.  While a decoded chunk is
+    small, three buffers in turn and a queue of one keep the block being written out of
+    the decoder's way; a large one (format/memory.py decoding_buffers) has one buffer,
+    written before the next chunk is decoded, so the budget holds one chunk, not three."""
+    buffers = memory.decoding_buffers(f.header)
+    blocks = f.iter_runs(starts, stops, progress=progress, buffers=buffers)
+    if buffers == 1:
+        for block in blocks:
+            write(block)
+        return
+    with BackgroundConsumer(write, depth=1) as background:
+        for block in blocks:
+            background.put(block)
 
 
 def compress_collection_file(input, output, *, group: str | None = None,
                              force: bool = False, progress=None, bits: int = 4,
                              bits_for=(), lossless=(), vector_size: int | None = None,
-                             **options) -> list[dict]:
+                             memory_limit: int | None = None, **options) -> list[dict]:
     """Compress every array of an HDF5 file (or `group`), .safetensors or .npz into one
     collection .tqz at `output` (atomic, as compress_file); returns the table of contents."""
     name = os.fspath(input)
@@ -156,7 +167,8 @@ def compress_collection_file(input, output, *, group: str | None = None,
         with files.open_output(output, force) as sink:
             toc = compress_collection(mems, sink.stream, info=info, bits=bits,
                                       bits_for=bits_for, lossless=lossless,
-                                      vector_size=vector_size, progress=progress, **options)
+                                      vector_size=vector_size, progress=progress,
+                                      memory_limit=memory_limit, **options)
             sink.commit()
     except TqError as e:
         raise e.with_source(name if e.source is None else e.source)
@@ -204,16 +216,17 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
                     raise TqError(problem, out)
             with files.open_output(out, force) as sink:
                 if kind is None:
-                    ((rec, arr),) = list(c.items(members, dtype)) or [(None, None)]
-                    if rec is None:
+                    written = []
+                    for rec, arr in c.stream_items(members, dtype):  # one chunk at a time
+                        containers.write_npy(sink.stream, arr)
+                        written.append(rec["name"])
+                    if not written:
                         raise TqError(f"no member {members[0]!r}")
-                    containers.write_npy(sink.stream, arr)
-                    written = [rec["name"]]
                 else:
                     written = []
 
                     def items():
-                        for rec, arr in _reading(c.items(members, dtype), name):
+                        for rec, arr in _reading(c.stream_items(members, dtype), name):
                             written.append(rec["name"])
                             if progress is not None:
                                 progress(len(written), len(members or []) or
@@ -257,7 +270,7 @@ def _decompress_directory(c, name: str, out: str, members, dtype) -> dict:
     written = []
     try:
         def items():
-            for rec, arr in _reading(c.items(members, dtype), name):
+            for rec, arr in _reading(c.stream_items(members, dtype), name):
                 written.append(rec["name"])
                 yield rec, arr
 

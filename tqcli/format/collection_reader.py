@@ -8,6 +8,7 @@ import struct
 
 import numpy as np
 
+from .. import limits
 from ..errors import FormatError
 from .collection import (
     COLLECTION_FLAG,
@@ -105,11 +106,47 @@ def parse_header(read) -> dict:
     return info, size
 
 
-def _read_record(read, i: int, expect: dict | None = None,
-                 hdf5: bool = False) -> tuple[dict, int]:
-    """A record, checked (18.3).  A record whose JSON is byte for byte the compact form
-    of `expect` (its TOC entry, checked already; what tq writes) is that entry: it is
-    neither parsed nor checked again, so that a member costs one check, not two."""
+# Bytes parsing a table of contents may take per construct of its JSON text, measured
+# with tracemalloc on texts made of nothing else and rounded up (a list of empty lists
+# takes 22 times its text, a record as tq writes it about 7): the keys of a record are
+# shared by every record (json's memo), the keys of attributes are not.
+TOC_COSTS = {b"{": 200, b"[": 80, b",": 40, b":": 40}
+TOC_STRING = 160  # per string (a pair of quotes) that is not a record's key
+RECORD_KEYS = (b'"name":', b'"shape":', b'"dtype":', b'"attrs":', b'"kind":', b'"length":',
+               b'"bits":', b'"vector":', b'"offset":', b'"record":')
+
+
+def toc_memory(toc: bytes, shared_keys: bool = True) -> int:
+    """An upper bound of the memory the parsed table of contents `toc` takes (its bytes,
+    their text, and the objects TOC_COSTS counts; brackets or quotes inside strings only
+    make it larger).  shared_keys=False: records parsed one by one (a stream's), whose
+    keys are not shared."""
+    need = 3 * len(toc) + sum(cost * toc.count(ch) for ch, cost in TOC_COSTS.items())
+    strings = toc.count(b'"') // 2
+    if shared_keys:
+        strings -= sum(toc.count(k) for k in RECORD_KEYS)
+    return need + TOC_STRING * max(0, strings)
+
+
+def _check_toc_memory(length: int, toc: bytes | None, limit: int) -> None:
+    """Refuse (`memory`) a table of contents whose bytes (toc None: before they are read)
+    or parsed records (toc_memory) would exceed the budget."""
+    need = length if toc is None else toc_memory(toc)
+    if need > limit:
+        what = "reading" if toc is None else "parsing"
+        raise FormatError(f"{what} its table of contents ({length} bytes) needs "
+                          f"{limits.format_size(need)}, above the memory limit of "
+                          f"{limits.format_size(limit)} (raise it with --memory or "
+                          f"memory_limit=)", rule="memory")
+
+
+def _read_record(read, i: int, expect: dict | None = None, hdf5: bool = False,
+                 cost=None) -> tuple[dict, int]:
+    """(record, its size), checked (18.3).  A record whose JSON is byte for byte the
+    compact form of `expect` (its TOC entry, checked already; what tq writes) is that
+    entry: it is neither parsed nor checked again, so that a member costs one check, not
+    two.  cost, if given, is called with the memory its parsed form may take (toc_memory,
+    keys not shared) before it is parsed."""
     head = _read_exact(read, RECORD_HEAD.size, f"record of member {i}")
     magic, size = RECORD_HEAD.unpack(head)
     if magic != RECORD_MAGIC:
@@ -121,6 +158,8 @@ def _read_record(read, i: int, expect: dict | None = None,
         _fail("record-crc", f"member {i}: record checksum mismatch")
     if expect is not None and raw[8:-4] == dump_json(expect):
         return expect, size
+    if cost is not None:
+        cost(toc_memory(raw[8:-4], shared_keys=False))
     return check_record(parse_json(raw[8:-4], f"record of member {i}", "member-record"),
                         i, hdf5=hdf5), size
 
@@ -130,11 +169,14 @@ class CollectionReader:
 
     layout = "collection"
 
-    def __init__(self, stream, size: int | None = None, prefix: bytes = b""):
+    def __init__(self, stream, size: int | None = None, prefix: bytes = b"",
+                 memory_limit: int | None = None):
         if isinstance(stream, Window):  # a tqz member whose flags have bit 15 set
             _fail("member-nested", "the member is itself a collection (a tqz member is a "
                                    "single-array .tqz)")
         self.stream, self.size = stream, size
+        self.memory_limit = limits.DEFAULT_MEMORY_LIMIT if memory_limit is None \
+            else memory_limit
 
         def read(n, _state=[prefix]):
             head, _state[0] = _state[0][:n], _state[0][n:]
@@ -173,8 +215,10 @@ class CollectionReader:
         if count != self.info["members"]:
             _fail("footer-layout", f"footer says {count} members, the header "
                                    f"{self.info['members']}")
+        _check_toc_memory(toc_len, None, self.memory_limit)
         self.stream.seek(toc_off)
         toc = _read_exact(self.stream.read, toc_len, "table of contents")
+        _check_toc_memory(toc_len, toc, self.memory_limit)
         if crc32(toc + raw[:20]) != crc:
             _fail("toc-crc", "table of contents checksum mismatch (corrupt)")
         if toc[:4] != TOC_MAGIC:
@@ -214,6 +258,16 @@ class CollectionReader:
                 _fail("toc", f"entry {i}: {k} {e.get(k)!r} is not a byte count")
         return e
 
+    def _hold(self, need: int) -> None:
+        """A stream keeps every record it has read (to check the TOC at its end): refuse
+        (`memory`) the record that would take them past the budget."""
+        self._held = getattr(self, "_held", 0) + need
+        if self._held > self.memory_limit:
+            raise FormatError(f"the records of its first {self._streamed + 1} members "
+                              f"need {limits.format_size(self._held)}, above the memory "
+                              f"limit of {limits.format_size(self.memory_limit)} (raise it "
+                              f"with --memory or memory_limit=)", rule="memory")
+
     def entry(self, name: str) -> dict:
         found = self._by_name.get(name) if isinstance(name, str) else None
         if found is None:
@@ -246,7 +300,8 @@ class CollectionReader:
         if self._streamed == count:
             self._finish_stream()
             return None
-        rec, size = _read_record(self.stream.read, self._streamed, hdf5=self._hdf5)
+        rec, size = _read_record(self.stream.read, self._streamed, hdf5=self._hdf5,
+                                 cost=self._hold)
         name = rec["name"]
         if name in self._group_folders:
             _fail("member-name", f"member name {name!r} is also a group's name")
@@ -323,3 +378,35 @@ def read_raw(window: Window, rec: dict, name: str) -> np.ndarray:
     if rec["dtype"] == "bool" and n and int(buf.max()) > 1:
         _fail("member-values", f"member {name!r}: bool values other than 0 and 1")
     return buf.view(dt).reshape(rec["shape"])
+
+
+RAW_PIECE = 1 << 24
+
+
+def iter_raw(window: Window, rec: dict, name: str, piece: int = RAW_PIECE):
+    """A raw member's values as consecutive 1-d pieces of at most `piece` bytes (whole
+    values), in the stored dtype as read_raw gives it; the CRC is checked after the last
+    piece (a consumer writes an output it throws away on error, 13.3), bool values in each."""
+    n = rec["length"] - CRC.size
+    dt = numpy_dtype(rec["dtype"], required=False)
+    if dt is None:
+        dt = np.dtype("<u2")
+    step = max(dt.itemsize, piece - piece % dt.itemsize)
+    crc, got = 0, 0
+    while got < n:
+        want = min(step, n - got)
+        buf = np.empty(want, np.uint8)
+        view, have = memoryview(buf), 0
+        while have < want:
+            k = window.readinto(view[have:])
+            if not k:
+                _fail("truncated", f"truncated collection (ends inside member {name!r})")
+            have += k
+        crc = crc32(buf, crc)
+        got += want
+        if rec["dtype"] == "bool" and int(buf.max()) > 1:
+            _fail("member-values", f"member {name!r}: bool values other than 0 and 1")
+        yield buf.view(dt)
+    tail = _read_exact(window.read, CRC.size, f"member {name!r}")
+    if crc != CRC.unpack(tail)[0]:
+        _fail("member-crc", f"member {name!r}: checksum mismatch (corrupt data)")

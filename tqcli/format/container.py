@@ -232,9 +232,8 @@ class ContainerReader:
                 self._lengths.append((off, n))
         if self.seekable and hasattr(self.stream, "readinto"):
             data = self._read_reused(n + CRC.size, f"chunk {i}")
-        elif prefix:
-            data = prefix + _read_exact(self.stream.read, n + CRC.size - len(prefix),
-                                        f"chunk {i}")
+        elif prefix:  # one join of the prefix and the pieces: at most twice the payload
+            data = _read_exact(_after(prefix, self.stream.read), n + CRC.size, f"chunk {i}")
         else:
             data = _read_exact(self.stream.read, n + CRC.size, f"chunk {i}")
         self.pos = off + n + CRC.size
@@ -281,3 +280,21 @@ class ContainerReader:
         self._tail = entries
         if self.stream.read(1):
             raise FormatError("trailing data after the container", rule="trailing")
+
+
+def _after(prefix: bytes, read):
+    """read(n) that first returns the bytes of `prefix` already read (_read_exact then
+    joins them with the rest once, rather than copying the whole payload again)."""
+    pending = [prefix]
+
+    def reader(n: int) -> bytes:
+        if pending:
+            head = pending.pop()
+            if len(head) >= n:
+                if len(head) > n:
+                    pending.append(head[n:])
+                return head[:n]
+            return head + read(n - len(head))
+        return read(n)
+
+    return reader

@@ -168,18 +168,13 @@ class Header:
 
     @property
     def decode_memory(self) -> int:
-        """Bytes of decoding state this header implies before a vector is decoded (spec
-        13.7): the rotation's tables, prod mode's d x d sketch, the largest chunk's payload
-        and its decoded rows.  0 when the file holds no vector (nothing is built)."""
-        if self.n_vectors == 0:
-            return 0
-        d, rows = self.dim, min(self.chunk_rows, self.n_vectors)
-        tables = self.rotation_kind.plan_bytes(d, self.rounds)
-        sketch = 4 * d * d if self.mode == "prod" else 0
-        width = 8 if self.scale_dtype == "float64" else 4  # decoded binary32 or binary64
-        stages = sum(stage.block_size(d) for stage, _ in STAGES.present(self))  # the centre: 4 d
-        return (tables + sketch + self.payload_coding.decode_state_bytes(self, rows)
-                + self.max_payload_size(rows) + CRC.size + rows * d * width + stages)
+        """Bytes tq's decoder holds at its peak for this header (spec 13.7,
+        tqcli/format/memory.py): the rotation's tables and their building, prod mode's
+        d x d sketch, the largest chunk's payload, its decoded rows in every buffer they
+        pass through, and the kernels' scratch.  0 when the file holds no vector."""
+        from . import memory
+
+        return memory.decode_need(self)
 
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:

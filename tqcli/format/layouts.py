@@ -33,7 +33,8 @@ class ArrayLayout:
         return _version_one(prefix) and not int.from_bytes(prefix[10:12], "little") \
             & COLLECTION_BIT
 
-    def reader(self, stream, size: int | None, prefix: bytes) -> ContainerReader:
+    def reader(self, stream, size: int | None, prefix: bytes,
+               memory_limit: int | None = None) -> ContainerReader:
         return ContainerReader(stream, size=size, prefix=prefix)
 
 
@@ -46,10 +47,11 @@ class CollectionLayout:
         return _version_one(prefix) and bool(int.from_bytes(prefix[10:12], "little")
                                               & COLLECTION_BIT)
 
-    def reader(self, stream, size: int | None, prefix: bytes):
+    def reader(self, stream, size: int | None, prefix: bytes,
+               memory_limit: int | None = None):
         from .collection_reader import CollectionReader
 
-        return CollectionReader(stream, size=size, prefix=prefix)
+        return CollectionReader(stream, size=size, prefix=prefix, memory_limit=memory_limit)
 
 
 ARRAY = ArrayLayout()
@@ -57,16 +59,17 @@ COLLECTION = CollectionLayout()
 LAYOUTS = (ARRAY, COLLECTION)
 
 
-def open_reader(stream, size: int | None = None):
-    """A reader for the container in `stream` (positioned at its start), by layout."""
+def open_reader(stream, size: int | None = None, memory_limit: int | None = None):
+    """A reader for the container in `stream` (positioned at its start), by layout;
+    memory_limit bounds what the reader holds (a collection's table of contents)."""
     prefix = stream.read(PREFIX)
     for layout in LAYOUTS:
         if layout.matches(prefix):
-            return layout.reader(stream, size, prefix)
+            return layout.reader(stream, size, prefix, memory_limit)
     return ARRAY.reader(stream, size, prefix)  # refuses with the reason that applies
 
 
-def open_source(src):
+def open_source(src, memory_limit: int | None = None):
     """(reader, file opened here or None) for bytes, a path or a binary stream.
 
     A path is opened here (the caller closes the file it gets back).  A FIFO, /dev/stdin
@@ -75,12 +78,13 @@ def open_source(src):
     """
     if isinstance(src, (bytes, bytearray, memoryview)):
         stream = io.BytesIO(bytes(src))
-        return open_reader(stream, size=len(stream.getbuffer())), None
+        return open_reader(stream, len(stream.getbuffer()), memory_limit), None
     if isinstance(src, (str, os.PathLike)):
         own = io.open(src, "rb")
         try:
             st = os.fstat(own.fileno())
-            return open_reader(own, size=st.st_size if stat.S_ISREG(st.st_mode) else None), own
+            return open_reader(own, st.st_size if stat.S_ISREG(st.st_mode) else None,
+                               memory_limit), own
         except BaseException:
             own.close()
             raise
@@ -90,7 +94,7 @@ def open_source(src):
             size = src.seek(0, os.SEEK_END) - src.seek(0)
     except (OSError, AttributeError):
         size = None
-    return open_reader(src, size=size), None
+    return open_reader(src, size, memory_limit), None
 
 
 class OpenContainer:
@@ -101,8 +105,8 @@ class OpenContainer:
     def __init__(self, src, reader=None, own=None):
         self._own = own  # the file this object opened and must close
         try:
-            if reader is None:
-                reader, self._own = open_source(src)
+            if reader is None:  # a subclass's memory_limit, if it has one, bounds the reader
+                reader, self._own = open_source(src, getattr(self, "memory_limit", None))
             self._reader = reader
             self._check()
         except BaseException:

@@ -73,14 +73,8 @@ __all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod"
 
 def thread_limit() -> int:
     """The most worker threads the kernels use: NUMBA_NUM_THREADS if set, else the cores
-    this process may run on."""
-    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    this process may run on (limits.thread_limit)."""
+    return limits.thread_limit()
 
 
 _threads = thread_limit()

@@ -24,6 +24,7 @@ import numpy as np
 from .. import arrayio
 from ..codec import codings, rotations, stages
 from ..codec.state import Codec
+from ..format import memory
 from ..format.header import make_header
 from ..codec.codings import CODINGS
 from ..format.container import ContainerWriter
@@ -35,7 +36,7 @@ from .tqfile import CollectionError, TqFile, output_dtype, plan_read, resolve_ro
 
 ROTATION = rotations.DEFAULT  # the rotation kind new files get
 CODING = codings.DEFAULT      # the payload coding new files get
-BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (16 MiB)
+BATCH_INPUT_BYTES = memory.BATCH_INPUT_BYTES  # float32 input per kernel call (16 MiB)
 
 
 # ---------------------------------------------------------------------- compress
@@ -43,7 +44,7 @@ BATCH_INPUT_BYTES = 1 << 24  # float32 input per kernel call when compressing (1
 
 @option_keywords
 def compress_to(source, out, options: EncodeOptions | None = None, *, progress=None,
-                **keywords) -> Header:
+                memory_limit: int | None = None, **keywords) -> Header:
     """Compress every row of `source` (an array, or an arrayio.ArraySource) into a container
     written to the binary stream `out`; returns its header.
 
@@ -67,22 +68,27 @@ def compress_to(source, out, options: EncodeOptions | None = None, *, progress=N
     same size); with the entropy coding, `bits` is any rate from 1 to 8 bits per
     coordinate (2.5, say), or None with `nmse`, the expected error to meet (0.01 = 1% of
     the energy).  tqcli.codec.codings.CODINGS says which coding takes what.
+
+    memory_limit: bytes the encoder may hold at its peak (tqcli/format/memory.py
+    encode_need; None: no limit, the command line's --memory gives 256 MiB); a header
+    that needs more is refused (InputError, kind "memory") before anything is written.
     """
     options = options_of(options, **keywords)
     if not isinstance(source, arrayio.ArraySource):
         source = arrayio.from_array(source)
     # one set of options for both attempts, so that the restart cannot lose one
     if options.scale_dtype != "auto":
-        return _compress_once(source, out, options, options.scale_dtype, progress)
+        return _compress_once(source, out, options, options.scale_dtype, progress,
+                              memory_limit)
     start = _tell(out)
     try:
-        return _compress_once(source, out, options, "float32", progress)
+        return _compress_once(source, out, options, "float32", progress, memory_limit)
     except ScaleRangeError:
         if start is None or not source.rereadable:
             raise
     out.seek(start)
     out.truncate()
-    return _compress_once(source, out, options, "float64", progress)
+    return _compress_once(source, out, options, "float64", progress, memory_limit)
 
 
 def _tell(out) -> int | None:
@@ -93,13 +99,15 @@ def _tell(out) -> int | None:
 
 
 def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
-                   progress) -> Header:
+                   progress, memory_limit=None) -> Header:
     fields = dict(scale_dtype=scale_dtype, source_dtype=source.dtype.newbyteorder("=").name,
                   shape=source.shape)
     header = _new_header(source.dim, options, fields)
+    memory.check_encode(header, source.dtype.itemsize, memory_limit,
+                        getattr(source, "chunk_bytes", 0))
     # several chunks go through the kernels at once (fewer calls, fewer thread launches);
     # each is checksummed and written while the next batch is encoded
-    batch = max(1, BATCH_INPUT_BYTES // (header.chunk_rows * header.dim * 4))
+    batch = memory.batch_chunks(header)
     blocks = source.blocks(header.chunk_rows * batch)
     if arrayio.bf16.is_bf16(source.dtype):  # exact float32 values: no new kernel
         blocks = (arrayio.bf16.to_f32(b) for b in blocks)
@@ -240,6 +248,7 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
             requested = [b for b, _, _ in requested]
             size = evaluation.default_sample(n, d, len(settings)) if sample is None \
                 else sample
+            _check_eval_memory(n, d, len(settings), size, source.dtype, memory_limit)
             try:
                 return _evaluate_fresh(source, settings, requested, size, queries, progress,
                                        "float32")
@@ -278,8 +287,9 @@ def _evaluate_container(source, container, queries, sample, memory_limit,
             h = f.header
             if h.n_vectors != n or h.dim != d:
                 raise TqError(f"holds {h.n_vectors} x {h.dim} vectors, INPUT has {n} x {d}")
-            ev = evaluation.Evaluator(n, d, 1, evaluation.default_sample(n, d, 1)
-                                      if sample is None else sample, queries, source.dtype)
+            size = evaluation.default_sample(n, d, 1) if sample is None else sample
+            _check_eval_memory(n, d, 1, size, source.dtype, memory_limit, h.decode_memory)
+            ev = evaluation.Evaluator(n, d, 1, size, queries, source.dtype)
 
             def pairs():
                 decoded = f.iter_blocks()
@@ -292,6 +302,27 @@ def _evaluate_container(source, container, queries, sample, memory_limit,
         raise e.with_source(container)
     (r,) = ev.results()
     return evaluation.finish_report(r, h, os.path.getsize(container), h.centered)
+
+
+def _check_eval_memory(n: int, d: int, settings: int, sample: int, dtype,
+                       limit: int | None, decoding: int = 0) -> None:
+    """Refuse (InputError, kind "memory") an evaluation whose running state would pass the
+    budget (None: limits.DEFAULT_MEMORY_LIMIT), before any of it is allocated: per width,
+    the bias sums (BIAS_GROUPS x d binary64) and the sample's decoded rows; the sample's
+    source rows; a block of rows in binary64 (source, error, decoded); and the decoding."""
+    from . import evaluation
+    from .. import limits
+
+    limit = limits.DEFAULT_MEMORY_LIMIT if limit is None else limit
+    rows = min(n, sample)
+    block = min(n, limits.default_chunk_rows(d)) * d * 8 * 4
+    need = (settings * (evaluation.BIAS_GROUPS * d * 8 + rows * d * 4)
+            + rows * d * np.dtype(dtype).itemsize + block + decoding)
+    if need > limit:
+        raise InputError(f"evaluating vectors of {d} values needs {limits.format_size(need)}"
+                         f" (running sums of {settings} setting{'s' * (settings != 1)} and a "
+                         f"sample of {rows} rows), above the memory limit of "
+                         f"{limits.format_size(limit)} (raise it with --memory)", kind="memory")
 
 
 def _feed(ev, pairs, progress) -> None:

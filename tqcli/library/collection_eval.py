@@ -20,7 +20,7 @@ same with the decoded K and V.  Reported: ||W' - W|| / ||W|| and ||O' - O|| / ||
 
 from __future__ import annotations
 
-import io
+import tempfile
 
 import numpy as np
 
@@ -50,15 +50,18 @@ def member_errors(pairs, codings=None) -> tuple[list[dict], dict]:
     rows, ratio_sum, count = [], 0.0, 0
     for rec, x, y in pairs:
         if rec["kind"] == "raw":
-            same = np.array_equal(np.ascontiguousarray(x).view(np.uint8),
-                                  np.ascontiguousarray(y).view(np.uint8))
+            same = _same(x, y) if y is not None else x
             rows.append({"name": rec["name"], "bits": None, "lossless": True,
                          "exact": bool(same), "nmse": 0.0 if same else None})
             continue
         d = rec["vector"]
-        r = vector_ratios(_flat(_as_float(x), d), _flat(_as_float(y), d))
-        ratio_sum, count = ratio_sum + float(r.sum()), count + r.size
-        nm = float(r.mean()) if r.size else 0.0
+        if y is None:  # streamed: x is (sum of the ratios, their count)
+            r_sum, r_count = x
+        else:
+            r = vector_ratios(_flat(_as_float(x), d), _flat(_as_float(y), d))
+            r_sum, r_count = float(r.sum()), r.size
+        ratio_sum, count = ratio_sum + r_sum, count + r_count
+        nm = r_sum / r_count if r_count else 0.0
         coding = codings.get(rec["name"])
         if coding:  # bits: the rate achieved; the optimum: the law's error of its grid
             bits = coding["achieved_bits"]
@@ -71,6 +74,46 @@ def member_errors(pairs, codings=None) -> tuple[list[dict], dict]:
                      "nmse": nm, "optimum": opt, "nmse_over_optimum": nm / opt})
     total = {"nmse": ratio_sum / count if count else 0.0, "vectors": count}
     return rows, total
+
+
+def _same(x, y) -> bool:
+    return np.array_equal(np.ascontiguousarray(x).view(np.uint8),
+                          np.ascontiguousarray(y).view(np.uint8))
+
+
+def streamed_stats(rec: dict, original, decoded):
+    """member_errors' figures of one member from two streams of its values in C order
+    (MemberInput.flat_values, StreamedArray.blocks): (ratio sum, count) of a compressed
+    member, whether a raw one is exact; a block of about a million values at a time."""
+    d = rec["vector"] if rec["kind"] != "raw" else 1
+    size = d * max(1, (1 << 20) // d)
+    total, count, same = 0.0, 0, True
+    for a, b in zip(_fixed(original, size), _fixed(decoded, size)):
+        if rec["kind"] == "raw":
+            same = same and a.size == b.size and _same(a, b)
+        else:
+            r = vector_ratios(_flat(_as_float(a), d), _flat(_as_float(b), d))
+            total, count = total + float(r.sum()), count + r.size
+    return same if rec["kind"] == "raw" else (total, count)
+
+
+def _fixed(pieces, size: int):
+    """Consecutive pieces of values as new arrays of exactly `size` values (the last may
+    be shorter); a piece is copied out before the next is asked for."""
+    out, have = None, 0
+    for p in pieces:
+        p = p.reshape(-1)
+        while p.size:
+            if out is None:
+                out, have = np.empty(size, p.dtype), 0
+            take = min(size - have, p.size)
+            out[have:have + take] = p[:take]
+            have, p = have + take, p[take:]
+            if have == size:
+                yield out
+                out = None
+    if out is not None and have:
+        yield out[:have]
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -135,25 +178,37 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
 
     info, members = containers.read_members(input, group)
     originals = {m.name: m for m in members}
-    if container is None:
-        buf = io.BytesIO()
-        compress_collection(members, buf, info=info, bits=bits, bits_for=bits_for,
-                            lossless=lossless, vector_size=vector_size, **options)
-        container = buf.getvalue()
-    decoded, recs = {}, {}
-    if container == "-":  # FILE.tqz from stdin, as for a single array
-        container = binary_stdin()
-    with open_collection(container, memory_limit) as c:
-        for rec, y in c.items():
-            decoded[rec["name"]], recs[rec["name"]] = y, rec
-        codings = c.codings
-    missing = sorted(set(originals) ^ set(decoded))
+    paired = {n for _, k, v in kv_pairs(list(originals)) for n in (k, v)}
+    with tempfile.TemporaryFile() as tmp:
+        if container is None:  # compressed to a file, not held in memory
+            compress_collection(members, tmp, info=info, bits=bits, bits_for=bits_for,
+                                lossless=lossless, vector_size=vector_size,
+                                memory_limit=memory_limit, **options)
+            tmp.seek(0)
+            container = tmp
+        if container == "-":  # FILE.tqz from stdin, as for a single array
+            container = binary_stdin()
+        decoded, recs, stats = {}, {}, {}
+        with open_collection(container, memory_limit) as c:
+            # a key or value of a KV pair is held for the attention error; every other
+            # member is compared with its source as both are read, block by block
+            for rec, y in c.stream_items():
+                name = rec["name"]
+                recs[name] = rec
+                if name in paired or name not in originals:
+                    decoded[name] = _whole(y)
+                else:
+                    stats[name] = streamed_stats(rec, originals[name].flat_values(),
+                                                 y.blocks())
+            codings = c.codings
+    missing = sorted(set(originals) ^ set(recs))
     if missing:
         from ..errors import TqError
 
         raise TqError(f"the container and INPUT hold different members ({missing[0]!r})")
     values = {n: originals[n].values() for n in decoded}
-    rows, total = member_errors(((recs[n], values[n], decoded[n]) for n in decoded), codings)
+    rows, total = member_errors(((recs[n], values[n], decoded[n]) if n in decoded else
+                                 (recs[n], stats[n], None) for n in recs), codings)
     attention = []
     for layer, kn, vn in kv_pairs(list(decoded)):
         if values[kn].shape == values[vn].shape and values[kn].ndim >= 2:
@@ -162,6 +217,16 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
                      value_bits=_bits(recs[vn], codings))
             attention.append(r)
     return {"input": input, "members": rows, "total": total, "attention": attention}
+
+
+def _whole(y) -> np.ndarray:
+    """A StreamedArray's values as one array of its shape."""
+    out = np.empty(y.size, y.dtype)
+    at = 0
+    for piece in y.blocks():
+        out[at:at + piece.size] = piece.reshape(-1)
+        at += piece.size
+    return out.reshape(y.shape)
 
 
 def _bits(rec: dict, codings: dict):

@@ -13,9 +13,11 @@ from ..arrayio.lazyarray import LazyArray, split_index
 from ..errors import FormatError, TqError
 from ..format import collection
 from ..format.collection import stored_shape
-from ..format.collection_reader import read_raw
+from ..arrayio.members import StreamedArray
+from ..arrayio.sinks import cast_pieces
+from ..format.collection_reader import iter_raw, read_raw
 from ..format.layouts import OpenContainer
-from .tqfile import TqFile
+from .tqfile import TqFile, output_dtype
 
 # ---------------------------------------------------------------------- reading
 
@@ -227,10 +229,69 @@ class CollectionFile(OpenContainer, Mapping):
             else:
                 window.skip_rest()
 
+    def stream_items(self, names=None, dtype: str | None = None):
+        """(record, StreamedArray) of every member in file order (only `names`, if given),
+        as items() but decoded while it is consumed: the array's blocks() gives its values
+        chunk by chunk (a raw member's bytes in pieces), each checked as read_member checks
+        it, so that a member of any size costs one chunk of memory (spec 13.7).  Consume
+        (or drop) each array before asking for the next item."""
+        wanted = None if names is None else set(names)
+        if self.seekable:
+            for rec in self.members:
+                if wanted is None or rec["name"] in wanted:
+                    yield from self._streamed(rec, self._reader.open_member(rec), dtype)
+            return
+        while True:
+            nxt = self._reader.next_member()
+            if nxt is None:
+                return
+            rec, window = nxt
+            if wanted is None or rec["name"] in wanted:
+                yield from self._streamed(rec, window, dtype)
+            else:
+                window.skip_rest()
+
+    def _streamed(self, rec: dict, window, dtype):
+        """Yield (rec, StreamedArray) of one member; after the consumer is done with it,
+        read what it left (a stream's next member follows its bytes)."""
+        name, shape = rec["name"], tuple(rec["shape"])
+        try:
+            if rec["kind"] == "raw":
+                dt = collection.numpy_dtype(rec["dtype"], required=False)
+                member = StreamedArray(name, shape, np.dtype("<u2") if dt is None else dt,
+                                       iter_raw(window, rec, name))
+            else:
+                f = TqFile(window, self.memory_limit)
+                _check_member_header(f.header, rec)
+                member = StreamedArray(name, shape, output_dtype(f.header, dtype),
+                                       self._member_blocks(f, name, dtype))
+        except TqError as e:
+            e.reason = f"member {name!r}: {e.reason}"
+            raise
+        yield rec, member
+        rest = member._blocks
+        if rest is not None:  # not consumed: read it through all the same (every check)
+            for _ in _named(rest, name):
+                pass
+        if not self.seekable:
+            window.skip_rest()
+
+    def _member_blocks(self, f: TqFile, name: str, dtype):
+        """A compressed member's values: chunk by chunk, cast in pieces, flattened."""
+        out = output_dtype(f.header, dtype)
+        with f:
+            for block in _named(f.iter_blocks(), name):
+                for _, piece in cast_pieces(block, out):
+                    yield piece.reshape(-1)
+            self._note(name, f)
+
     def verify(self) -> list[dict]:
-        """Read every member (checksums, every rule); returns the records."""
+        """Read every member (checksums, every rule; a compressed one decoded chunk by
+        chunk); returns the records."""
         recs = []
-        for rec, _ in self.items():
+        for rec, arr in self.stream_items():
+            for _ in _named(arr.blocks(), rec["name"]):
+                pass
             recs.append(rec)
         return recs
 
@@ -238,9 +299,7 @@ class CollectionFile(OpenContainer, Mapping):
         """The inspect report: every member's name, shape, dtype, bits or lossless, bytes,
         ratio; and the total."""
         if verify or not self.seekable:
-            recs = []
-            for rec, _ in self.items():
-                recs.append(rec)
+            recs = self.verify()
         else:
             recs = self.members
             for rec in recs:  # each member's header, checked against its record
@@ -274,6 +333,16 @@ class CollectionFile(OpenContainer, Mapping):
             out["verified"] = True
         return out
 
+
+
+def _named(blocks, name: str):
+    """The blocks of a member, an error among them naming the member."""
+    try:
+        yield from blocks
+    except TqError as e:
+        if not e.reason.startswith("member "):
+            e.reason = f"member {name!r}: {e.reason}"
+        raise
 
 
 def _check_member_header(h, rec: dict) -> None:

@@ -22,11 +22,11 @@ import tempfile
 import numpy as np
 
 from .. import arrayio
-from ..arrayio.members import MemberInput
+from ..arrayio.members import MemberInput, le_bytes
 from ..errors import InputError, TqError
 from ..format import collection
 from ..format.collection import CollectionWriter
-from ..format.header import CRC
+from ..format.header import CRC, crc32
 
 COPY_PIECE = 1 << 22
 MIN_VALUES = 256  # fewer float values than this are stored raw
@@ -136,6 +136,10 @@ class _Reblocked(arrayio.ArraySource):
     def rereadable(self) -> bool:
         return self.inner.rereadable
 
+    @property
+    def chunk_bytes(self) -> int:
+        return getattr(self.inner, "chunk_bytes", 0)
+
     def blocks(self, rows: int):
         d, pending, have = self.dim, [], 0
         for block in self.inner.blocks(max(1, rows // self.per)):
@@ -154,14 +158,15 @@ class _Reblocked(arrayio.ArraySource):
 def compress_collection(members, out, *, info: dict | None = None, bits: int = 4,
                         bits_for=(), lossless=(), vector_size: int | None = None,
                         progress=None, strict: bool = False, warn=None,
-                        **options) -> list[dict]:
+                        memory_limit: int | None = None, **options) -> list[dict]:
     """Write `members` (a dict name -> array, or MemberInputs) as a collection to the binary
     stream `out`; returns the table of contents.  info: "source" (hdf5, safetensors, npz,
     arrays), "groups" (group name -> attrs) and "metadata" (str -> str) of the source.
     A bits_for or lossless pattern that matches no member is a warning (warn(text), by
     default warnings.warn), or with `strict` an InputError before anything is written.
     options: EncodeOptions' fields but bits (mode, seed, center, ...), checked once here and
-    given to compress_to for every compressed member with its width."""
+    given to compress_to for every compressed member with its width (and memory_limit, the
+    encoder's budget, applied to each)."""
     from ..codec.options import EncodeOptions
     from .api import compress_to
 
@@ -186,7 +191,8 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
         if kind == "tqz":
             with tempfile.TemporaryFile() as tmp, m.source() as src:
                 try:
-                    h = compress_to(_Reblocked(src, d), tmp, base.replace(bits=b))
+                    h = compress_to(_Reblocked(src, d), tmp, base.replace(bits=b),
+                                    memory_limit=memory_limit)
                 except TqError as e:
                     raise TqError(f"member {m.name!r}: {e.reason}") from None
                 length = tmp.tell()
@@ -204,17 +210,33 @@ def compress_collection(members, out, *, info: dict | None = None, bits: int = 4
                 if progress is not None:
                     progress(i + 1, len(members))
                 continue
-        values = m.values()
-        if collection.dtype_name(values.dtype) == "bfloat16":
-            values = values.view("<u2")
-        elif values.dtype.kind in "iuf" and not values.dtype.isnative or \
-                values.dtype.byteorder == ">":
-            values = values.astype(values.dtype.newbyteorder("<"))
-        writer.add_raw(dict(rec, kind="raw"), np.ascontiguousarray(values))
+        _add_raw(writer, dict(rec, kind="raw"), m)
         if progress is not None:
             progress(i + 1, len(members))
     writer.finish()
     return writer.toc
+
+
+def _add_raw(writer: CollectionWriter, rec: dict, m: MemberInput) -> None:
+    """A member stored as it is (little-endian, bfloat16 as its 16-bit patterns), written
+    piece by piece as its reader gives it: a member of any size costs one piece."""
+    size = 1
+    for s in m.shape:
+        size *= int(s)
+    length = size * np.dtype(m.dtype).itemsize
+    writer.begin(dict(rec, length=length + CRC.size))
+    crc, done = 0, 0
+    for piece in m.flat_values():
+        raw = le_bytes(piece)
+        done += raw.nbytes
+        if done > length:
+            break
+        crc = crc32(raw, crc)
+        writer.write_data(raw)
+    if done != length:
+        raise InputError(f"member {m.name!r}: its values are not the {length} bytes its "
+                         f"shape and dtype say (the input changed while it was read)")
+    writer.write_data(CRC.pack(crc))
 
 
 def _jsonable(attrs, name: str) -> dict:

@@ -105,7 +105,7 @@ class TqFile(OpenContainer, LazyArray):
         """memory_limit: bytes of decoding state the header may imply (spec 13.7; None:
         limits.DEFAULT_MEMORY_LIMIT, 256 MiB; math.inf: none); a file above it is refused
         here, before any table is built (FormatError, rule "memory")."""
-        self._memory_limit = memory_limit
+        self._memory_limit = self.memory_limit = memory_limit  # the reader's too (its TOC)
         super().__init__(src)
 
     def _check(self) -> None:

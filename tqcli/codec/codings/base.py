@@ -159,6 +159,20 @@ class PayloadCoding:
         """Bytes of decoding state beyond payload and rows (spec 13.7): 0 for packed."""
         return 0
 
+    def kernel_scratch_bytes(self, header) -> int:
+        """Bytes one decoding task of the kernels allocates for itself (spec 13.7): the
+        packed coding's two lane-interleaved float32 groups (8 lanes of d values) and the
+        unpacked codes of 8 rows; prod mode adds the correction, the signs and their bytes."""
+        d = header.dim
+        return 144 * d + 32 if header.mode == "prod" else 72 * d
+
+    def encode_scratch_bytes(self, header) -> int:
+        """Bytes one encoding task of the kernels allocates (tqcli/kernels/encode.py
+        _encode_scratch: 8 lanes of d values in binary64, three in binary32, the codes in
+        bytes and 32-bit counts, the packed codes; prod mode adds its projection)."""
+        d = header.dim
+        return (240 if header.mode == "prod" else 208) * d + 256
+
     def min_payload_size(self, header, rows: int) -> int:
         """Smallest payload a chunk of `rows` vectors can have."""
         return self.payload_size(header, rows)

@@ -303,6 +303,15 @@ class Entropy(PayloadCoding):
         """The symbols of a chunk (uint16 each) and the decoder's slot table (2^P uint16)."""
         return 2 * rows * header.dim + 2 * (1 << header.model.precision)
 
+    def kernel_scratch_bytes(self, header) -> int:
+        """One decoding task's two lane-interleaved float32 groups (8 lanes of d values)."""
+        return 64 * header.dim
+
+    def encode_scratch_bytes(self, header) -> int:
+        """One encoding task's lanes (tqcli/kernels/symbols.py): binary64, three binary32
+        and the uint16 cells, 8 lanes of d values each."""
+        return 176 * header.dim + 256
+
     # ------------------------------------------------------------------ encode
 
     def encode_chunks(self, codec, x, first_row: int) -> list[list[memoryview]]:
