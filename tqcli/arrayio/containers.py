@@ -1,7 +1,7 @@
 """Files of many arrays: an HDF5 tree, a .safetensors file and an .npz, read as the named
 members of a collection (tqcli/library/collections.py) and written back as the same kind of file.
 
-* HDF5: every dataset under the file (or a group), recursively, with the attributes of
+* HDF5 (h5members.py): every dataset under the file (or a group), recursively, with the attributes of
   every dataset and group (stored exactly: numbers as their little-endian bytes in hex,
   strings as strings).  External links, soft links, external storage and virtual datasets
   over other files are refused -- tq reads only the file it is given.
@@ -23,12 +23,11 @@ import zipfile
 import numpy as np
 
 from ..errors import InputError, TqError
-from . import bf16, h5attrs, jsontext
+from . import bf16, h5members, jsontext
 from .base import ArraySource, check_shape
 from .npy import npy_header_bytes, read_npy_header
-from .streamed import ZipMemberSource, file_pieces, h5_pieces, zip_pieces
-from .members import (MemberInput, StreamedArray, flat_pieces, le_bytes,
-                      reserved_name_problem, write_slabs)
+from .streamed import ZipMemberSource, file_pieces, zip_pieces
+from .members import MemberInput, flat_pieces, le_bytes, reserved_name_problem
 from ..limits import stored_itemsize
 
 SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32",
@@ -82,7 +81,7 @@ def read_members(path: str, group: str | None = None):
             return _directory_members(path)
         kind = kind_of(path)
         if kind == "hdf5":
-            return _hdf5_members(path, group)
+            return h5members.read_hdf5_members(path, group)
         if group is not None:
             raise InputError("--dataset given but the file is not HDF5")
         if kind == "safetensors":
@@ -92,73 +91,6 @@ def read_members(path: str, group: str | None = None):
         raise InputError("not an HDF5, .safetensors or .npz file")
     except InputError as e:
         raise e.with_source(path)
-
-
-def _hdf5_members(path: str, group: str | None):
-    import h5py
-
-    from .hdf5 import H5Source, _check_self_contained, _h5_reason
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InputError(f"cannot open as HDF5 ({_h5_reason(e)})") from None
-    with f:
-        root = f if group in (None, "/", "") else f.get(group)
-        if root is None:
-            raise InputError(f"no group {group!r}")
-        if isinstance(root, h5py.Dataset):
-            raise InputError(f"{group!r} is a dataset, not a group")
-        base = root.name.rstrip("/")
-        found, groups = [], {"": h5attrs.read_attrs(root)}
-
-        problems = []
-
-        def visit(name, link):
-            # an exception raised inside HDF5's iteration is mangled by h5py: record the
-            # first problem and stop the walk (a non-None return value), raise it after
-            full = f"{root.name.rstrip('/')}/{name}"
-            try:
-                _visit(name, link, full)
-            except InputError as e:
-                problems.append(e)
-                return True
-            return None
-
-        def _visit(name, link, full):
-            if isinstance(link, h5py.ExternalLink):
-                raise InputError(f"{full} is a link into another file (tq reads only the "
-                                 f"file it is given)")
-            if isinstance(link, h5py.SoftLink):
-                raise InputError(f"{full} is a soft link (tq stores each dataset once; "
-                                 f"name the target instead)")
-            obj = root.get(name)
-            if isinstance(obj, h5py.Group):
-                groups[name] = h5attrs.read_attrs(obj)
-            elif isinstance(obj, h5py.Dataset):
-                _check_self_contained(f, obj, full)
-                if obj.shape is None:
-                    raise InputError(f"dataset {full} is empty (it has no dataspace)")
-                found.append((name, tuple(obj.shape), np.dtype(obj.dtype),
-                              h5attrs.read_attrs(obj)))
-
-        root.visititems_links(visit)
-        if problems:
-            raise problems[0]
-        if not found:
-            raise InputError("holds no dataset" + (f" under {root.name}" if base else ""))
-    members = []
-    for name, shape, dt, attrs in found:
-        full = f"{base}/{name}"
-        if dt.kind == "f" and shape:
-            members.append(MemberInput(name, shape, dt, attrs,
-                                       open=lambda full=full: H5Source(path, full)))
-        else:  # stored raw: read in pieces when it is written, never whole
-            if dt.kind not in "biuf" or dt.fields is not None:
-                raise InputError(f"dataset {full} has dtype {dt}, which tq cannot store")
-            members.append(MemberInput(name, shape, dt, attrs,
-                                       pieces=lambda full=full: h5_pieces(path, full)))
-    return {"source": "hdf5", "groups": groups}, members
 
 
 def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
@@ -414,7 +346,7 @@ def write_members(path: str, kind: str, info: dict, items, name: str | None = No
     name = name or path
     try:
         if kind == "hdf5":
-            _write_hdf5(path, info, items, name)
+            h5members.write_hdf5(path, info, items, name)
         elif kind == "safetensors":
             _write_safetensors(path, info, items, name)
         elif kind == "npz":
@@ -423,60 +355,6 @@ def write_members(path: str, kind: str, info: dict, items, name: str | None = No
             raise TqError(f"cannot write a collection as {kind!r}")
     except OSError as e:
         raise TqError(f"write failed ({e.strerror or e})", name) from None
-
-
-def _write_hdf5(path: str, info: dict, items, name: str) -> None:
-    """Groups (with their attributes), then each member as a dataset with its own.  After
-    a failed write the file is given up as H5Sink does (hdf5.py): HDF5 cannot always
-    close a file whose writes failed, and must not be made to touch it again."""
-    import h5py
-
-    from .hdf5 import H5Sink, _h5_write_reason
-
-    errors = (OSError, RuntimeError, ValueError, TypeError)
-    try:
-        f = h5py.File(path, "w")
-    except errors as e:
-        raise TqError(f"cannot create HDF5 output ({_h5_write_reason(e)})", name) from None
-    try:
-        hdf5 = info.get("source") == "hdf5"
-        for g, attrs in sorted((info.get("groups") or {}).items()):
-            try:
-                obj = f if g == "" else f.require_group(g)
-                for k, v in attrs.items():
-                    h5attrs.write_attr(obj.attrs, k, v, hdf5)
-            except errors as e:
-                raise TqError(f"write failed ({_h5_write_reason(e)})", name) from None
-        for rec, arr in items:
-            if bf16.is_bf16(arr.dtype):
-                raise TqError(f"member {rec['name']!r} is bfloat16, which HDF5 cannot hold; "
-                              f"write .safetensors or .npz instead")
-            try:
-                if isinstance(arr, StreamedArray):
-                    ds = f.create_dataset(rec["name"], shape=arr.shape, dtype=arr.dtype)
-                    write_slabs(ds, arr)
-                else:
-                    ds = f.create_dataset(rec["name"], data=arr)
-                for k, v in (rec.get("attrs") or {}).items():
-                    h5attrs.write_attr(ds.attrs, k, v, hdf5)
-            except errors as e:
-                raise TqError(f"write failed ({_h5_write_reason(e)})", name) from None
-        try:
-            f.flush()
-            f.close()
-        except errors as e:
-            raise TqError(f"write failed ({_h5_write_reason(e)})", name) from None
-    except BaseException:
-        if f.id.valid:
-            try:
-                os.truncate(path, 0)  # free the space at once
-            except OSError:
-                pass
-            try:
-                f.close()
-            except Exception:  # noqa: BLE001 - HDF5 may fail in any way here; never retry
-                H5Sink.broken.append(f)
-        raise
 
 
 def _write_safetensors(path: str, info: dict, items, name: str | None = None) -> None:
