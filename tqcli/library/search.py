@@ -1,0 +1,317 @@
+"""Search inside a .tqz: the exact top-k of the DECODED vectors, streamed or from an index.
+
+    with tqcli.open("db.tqz") as f:
+        ids, scores = f.search(queries, k=10, metric="ip")
+    index = tqcli.load_index("db.tqz")        # the file's codes held in memory
+    ids, scores = index.search(queries, k=10, rerank="db.npy", candidates=100)
+
+The result of a search without `rerank` is exactly what numpy gives on `tq decompress`'s
+output: for every query the k rows with the largest canonical key (search_topk: float64
+scores summed pairwise; ip, cosine, or l2 as the squared distance), ties broken by the
+smaller id.  Blocks of rows are decoded chunk by chunk (a chunk's decode is the
+decoder's own, bit for bit) and scored by search_topk.block_topk, which proves every
+block's answer exact, so the merge of blocks -- in whatever order threads finish them --
+gives the same ids and scores on any thread count.  With `rerank` (an array or a file
+of the original floats), the best `candidates` hits of the decoded vectors are re-scored
+from the original rows, read by id (search_rerank).
+
+Memory: a few decoded chunks and, per worker thread, one queries-by-chunk block of
+float64 scores, with queries taken in batches that keep it within the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import limits
+from ..codec.state import Codec
+from ..errors import InputError, TqError
+from . import search_rerank, search_topk as st
+from .tqfile import resolve_rows
+
+DEFAULT_K = 10
+DEFAULT_CANDIDATES = 100
+
+
+def prepare_queries(queries, d: int) -> tuple[np.ndarray, bool]:
+    """Queries as float64 (m, d) and whether one 1-D query was given; refuses a wrong
+    dimension, a non-float array and NaN or infinite values (InputError)."""
+    q = np.asarray(queries)
+    single = q.ndim == 1
+    if q.ndim not in (1, 2):
+        raise InputError(f"queries must be one vector or a 2-D array of vectors, got "
+                         f"shape {q.shape}")
+    if q.shape[-1] != d:
+        raise InputError(f"queries have {q.shape[-1]} values per vector, the file {d}")
+    if q.dtype.kind not in "fiu" and q.dtype.name != "bfloat16":
+        raise InputError(f"queries must hold numbers, not {q.dtype}")
+    q = np.atleast_2d(q.astype(np.float64))
+    bad = ~np.isfinite(q).all(axis=1)
+    if bad.any():
+        raise InputError(f"query {int(np.flatnonzero(bad)[0])} holds NaN or infinity")
+    return np.ascontiguousarray(q), single
+
+
+def allow_list(ids, n: int, rows=None) -> np.ndarray:
+    """Sorted unique allowed ids from an integer array-like, each in [0, n) (InputError
+    otherwise), restricted to `rows` (a range from resolve_rows) when given."""
+    a = np.asarray(ids)
+    if a.size and a.dtype.kind not in "iu":
+        if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise InputError(f"allow-list ids must be integers, not {a.dtype}")
+    a = np.unique(a.reshape(-1).astype(np.int64))
+    if a.size and (a[0] < 0 or a[-1] >= n):
+        worst = int(a[0] if a[0] < 0 else a[-1])
+        raise InputError(f"allow-list id {worst} is out of range for {n} vectors")
+    if rows is not None:
+        a = a[(a >= rows[0]) & (a < rows[1])]
+    return a
+
+
+class _Query:
+    """One search's settings, checked once."""
+
+    def __init__(self, header, queries, k, metric, rows, ids, candidates, rerank):
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        self.metric = st.check_metric(metric)
+        n, d = header.n_vectors, header.dim
+        if n == 0:
+            raise InputError("the file holds no vectors to search")
+        self.q, self.single = prepare_queries(queries, d)
+        self.k = int(k)
+        try:
+            self.rows = resolve_rows(rows, n, clip=False)
+        except ValueError as e:
+            raise InputError(f"rows: {e}") from None
+        self.allowed = None if ids is None else allow_list(ids, n, self.rows)
+        self.count = (self.rows[1] - self.rows[0]) if self.allowed is None \
+            else int(self.allowed.size)
+        self.rerank = rerank
+        if candidates is not None and (not isinstance(candidates, (int, np.integer))
+                                       or candidates <= 0):
+            raise InputError(f"candidates must be a positive integer, got {candidates!r}")
+        if rerank is not None:
+            self.depth = max(self.k, int(candidates or DEFAULT_CANDIDATES))
+        elif candidates is not None:
+            raise InputError("candidates are re-scored from a source: give rerank too")
+        else:
+            self.depth = self.k
+
+    def mask(self, first: int, rows: int):
+        """The allow mask of rows [first, first + rows), or None when all may be hits."""
+        if self.allowed is None:
+            return None
+        a, b = np.searchsorted(self.allowed, [first, first + rows])
+        m = np.zeros(rows, bool)
+        m[self.allowed[a:b] - first] = True
+        return m
+
+    def chunks(self, header) -> list[int]:
+        """The chunks that hold a row that may be a hit."""
+        cr = header.chunk_rows
+        a, b = self.rows
+        if self.allowed is not None:
+            return np.unique(self.allowed // cr).tolist()
+        return list(range(a // cr, -(-b // cr))) if b > a else []
+
+
+def _query_batch(m: int, rows: int, d: int, depth: int, budget: int) -> int:
+    """Queries scored at once against a block of `rows` so that the scores, their
+    partition and the candidates' float64 rows stay within `budget` bytes."""
+    per_query = 8 * (4 * rows + (depth + st.MARGIN) * (d + 2))
+    return int(max(1, min(m, budget // max(per_query, 1))))
+
+
+def _score_block(query: _Query, block: np.ndarray, first: int, batch: int):
+    """(ids, keys) of every query among a decoded block's rows (exact, search_topk)."""
+    rows = block.shape[0]
+    lo, hi = max(query.rows[0] - first, 0), min(query.rows[1] - first, rows)
+    mask = query.mask(first, rows)  # an allow-list is already within query.rows
+    if mask is None and (lo > 0 or hi < rows):
+        mask = np.zeros(rows, bool)
+        mask[lo:hi] = True
+    x64 = block.astype(np.float64)
+    qn = st.row_norms(query.q)
+    parts_ids, parts_keys = [], []
+    for a in range(0, query.q.shape[0], batch):
+        ids, keys = st.block_topk(query.q[a:a + batch], x64, query.depth, first, mask,
+                                  query.metric, qn[a:a + batch])
+        parts_ids.append(ids)
+        parts_keys.append(keys)
+    return np.concatenate(parts_ids), np.concatenate(parts_keys)
+
+
+def run_search(header, blocks, query: _Query, threads: int | None = None,
+               memory_limit: int | None = None, progress=None):
+    """The exact top `query.depth` over decoded `blocks` ((first row, rows) pairs in
+    order): (ids, keys), the ids -1 where fewer rows may be hits.  Blocks are scored by
+    worker threads while the next is decoded; merged in order."""
+    from .. import kernels
+
+    workers = kernels.thread_count() if threads is None else max(1, int(threads))
+    budget = limits.DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
+    if budget == math.inf:
+        budget = 1 << 40
+    d = header.dim
+    batch = _query_batch(query.q.shape[0], header.chunk_rows, d, query.depth,
+                         max(1 << 20, int(budget) // (2 * workers + 2)))
+    top = st.TopK(query.q.shape[0], query.depth)
+    total = query.count
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tq-search") \
+        if workers > 1 else None
+    pending = []
+    try:
+        for first, block in blocks:
+            if pool is None:
+                top.merge(*_score_block(query, block, first, batch))
+            else:
+                pending.append(pool.submit(_score_block, query, block, first, batch))
+                if len(pending) >= workers:
+                    top.merge(*pending.pop(0).result())
+            done += _hits_in(query, first, block.shape[0])
+            if progress is not None:
+                progress(done, total)
+        for f in pending:
+            top.merge(*f.result())
+        pending = []
+    finally:
+        for f in pending:
+            f.cancel()
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return top.result(query.count)
+
+
+def _hits_in(query: _Query, first: int, rows: int) -> int:
+    a, b = max(first, query.rows[0]), min(first + rows, query.rows[1])
+    if b <= a:
+        return 0
+    if query.allowed is None:
+        return b - a
+    return int(np.searchsorted(query.allowed, b) - np.searchsorted(query.allowed, a))
+
+
+def _finish(query: _Query, ids: np.ndarray, keys: np.ndarray):
+    """Re-rank if asked, cut to k, keys -> scores, a 1-D query's result 1-D."""
+    if query.rerank is not None:
+        own = not isinstance(query.rerank, search_rerank.RowSource)
+        src = search_rerank.RowSource(query.rerank) if own else query.rerank
+        try:
+            ids, keys = search_rerank.rerank(src, query.q, ids, query.k, query.metric)
+        finally:
+            if own:
+                src.close()
+    ids, keys = ids[:, :query.k], keys[:, :query.k]
+    scores = st.scores_of_keys(keys, query.metric)
+    if query.single:
+        return ids[0], scores[0]
+    return ids, scores
+
+
+def search_tqfile(f, queries, k: int = DEFAULT_K, *, metric: str = "ip", rows=None,
+                  ids=None, rerank=None, candidates: int | None = None,
+                  threads: int | None = None, memory_limit: int | None = None,
+                  progress=None):
+    """TqFile.search: the exact top-k of the decoded rows, chunk by chunk (module
+    docstring).  Returns (ids (m, k) int64, scores (m, k) float64), 1-D for one 1-D
+    query; fewer than k columns when fewer rows may be hits (rows, ids)."""
+    h = f.header
+    query = _Query(h, queries, k, metric, rows, ids, candidates, rerank)
+    blocks = _file_blocks(f, query, memory_limit)
+    out = run_search(h, blocks, query, threads, memory_limit, progress)
+    return _finish(query, *out)
+
+
+def _file_blocks(f, query: _Query, memory_limit):
+    """(first row, decoded chunk) for each chunk holding a candidate row; a stream is
+    read through to its end (its index and footer checked)."""
+    h = f.header
+    wanted = query.chunks(h)
+    if f.seekable:
+        runs = wanted
+    else:
+        runs = range(h.n_chunks)
+    want = set(wanted)
+    codec = None
+    for i in runs:
+        if i not in want:
+            f._reader.read_chunk(i)
+            continue
+        payload = f._reader.read_chunk(i)
+        codec = codec or f.codec
+        yield i * h.chunk_rows, _decode(codec, payload, h.chunk_rows_of(i), i)
+    f._reader.finish_stream()
+
+
+def _decode(codec: Codec, payload, rows: int, i: int) -> np.ndarray:
+    from ..errors import FormatError
+
+    try:
+        return codec.decode(payload, rows)
+    except FormatError as e:
+        e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
+        raise
+
+
+class Index:
+    """A .tqz held in memory for repeated searches: its header and every chunk's payload
+    (the codes as the file stores them; RSS about the file's size).  search() decodes
+    chunk by chunk into fresh buffers, so one Index serves many threads at once."""
+
+    def __init__(self, f):
+        h = f.header
+        self.header = h
+        self.codec = f.codec
+        self._payloads = [bytes(f._reader.read_chunk(i)) for i in range(h.n_chunks)]
+        f._reader.finish_stream()
+
+    def __len__(self) -> int:
+        return self.header.n_vectors
+
+    @property
+    def dim(self) -> int:
+        return self.header.dim
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of codes held."""
+        return sum(len(p) for p in self._payloads)
+
+    def search(self, queries, k: int = DEFAULT_K, *, metric: str = "ip", rows=None,
+               ids=None, rerank=None, candidates: int | None = None,
+               threads: int | None = None, memory_limit: int | None = None):
+        """As TqFile.search, over the codes in memory."""
+        h = self.header
+        query = _Query(h, queries, k, metric, rows, ids, candidates, rerank)
+        blocks = ((i * h.chunk_rows, _decode(self.codec, self._payloads[i],
+                                             h.chunk_rows_of(i), i))
+                  for i in query.chunks(h))
+        out = run_search(h, blocks, query, threads, memory_limit)
+        return _finish(query, *out)
+
+    def __repr__(self) -> str:
+        h = self.header
+        return f"<Index {h.n_vectors} x {h.dim} {h.mode} {h.bits} bits, {self.nbytes} bytes>"
+
+
+def load_index(src, memory_limit: int | None = None) -> Index:
+    """An Index of the container `src` (a path, bytes or a binary stream), every chunk's
+    CRC checked as it is read."""
+    from .tqfile import TqFile
+
+    try:
+        with TqFile(src, memory_limit) as f:
+            return Index(f)
+    except TqError as e:
+        if e.source is None and isinstance(src, str):
+            raise e.with_source(src)
+        raise
