@@ -1,0 +1,146 @@
+"""The scan's portable numba kernels and the top-k step every scan kernel shares.
+
+The layouts (tqcli/kernels/scan.py builds them) hold blocks of BLOCK = 32 rows:
+
+    nibble  (bits 1..4): a row's codes grouped into 4-bit "nibbles" (4, 2, 1, 1 codes for
+            bits 1, 2, 3, 4), G nibbles per row, G even; block byte g * 16 + r holds
+            nibble g of row r (low half) and of row r + 16 (high half), r < 16
+    byte    (bits 5..8): block byte g * 32 + r is code g of row r
+
+and the query tables are uint8, one 16-entry (nibble) or 2**bits-entry (byte) table per
+nibble or coordinate.  A block's integer sums S[r] = sum_g table[g][code] are exact in
+uint32; the score of row j is then, in float64 and in this order,
+
+    a = delta * S;  a = a + offset;  s = scale[j] * a;  s = s + qconst * vweight[j];
+    s = s + vbias[j]
+
+(the last two only when given), the same operations as the numpy twin in scan_ref.py.
+
+Top-k: a query keeps its kk best (score, id) in a binary min-heap whose root is the worst
+kept entry; (s, j) is better than (s', j') when s > s', or s == s' and j < j'.  Empty
+slots hold (-inf, EMPTY_ID) so that any row, even one scoring -inf, displaces them; a NaN
+score never enters.  The kk best under that total order do not depend on the order rows
+are offered, so splitting rows into calls (or blocks into threads) cannot change a result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+BLOCK = 32  # rows per block
+EMPTY_ID = np.int64(1) << np.int64(62)  # an empty heap slot (reported as id -1)
+
+
+@njit(cache=True, inline="always")
+def _better(s, j, s2, j2):
+    return s > s2 or (s == s2 and j < j2)
+
+
+@njit(cache=True)
+def heap_offer(hs, hi, s, j):
+    """Offer (s, j) to the heap (hs, hi) of one query (root at 0 = the worst kept)."""
+    if not _better(s, j, hs[0], hi[0]):
+        return
+    kk = hs.shape[0]
+    p = 0
+    while True:
+        c = 2 * p + 1
+        if c >= kk:
+            break
+        if c + 1 < kk and _better(hs[c], hi[c], hs[c + 1], hi[c + 1]):
+            c += 1  # the worse child
+        if _better(s, j, hs[c], hi[c]):
+            hs[p] = hs[c]
+            hi[p] = hi[c]
+            p = c
+        else:
+            break
+    hs[p] = s
+    hi[p] = j
+
+
+@njit(cache=True)
+def block_topk(sums, nq, q0, b, rows, delta, offset, scale, qconst, vweight, vbias,
+               use_q, use_b, allow, use_allow, row_offset, hs, hi):
+    """Offer rows of block b to the heaps of queries q0 .. q0 + nq - 1, given their integer
+    sums (sums[q * 32 + r], q < nq).  hs, hi: (m, kk) heaps."""
+    r0 = b * BLOCK
+    nr = min(BLOCK, rows - r0)
+    for q in range(nq):
+        i = q0 + q
+        d = delta[i]
+        o = offset[i]
+        hsi = hs[i]
+        hii = hi[i]
+        worst = hsi[0]
+        for r in range(nr):
+            j = r0 + r
+            if use_allow and not allow[j]:
+                continue
+            a = d * np.float64(sums[q * BLOCK + r])
+            a = a + o
+            s = scale[j] * a
+            if use_q:
+                s = s + qconst[i] * vweight[j]
+            if use_b:
+                s = s + vbias[j]
+            if s >= worst:
+                heap_offer(hsi, hii, s, np.int64(j + row_offset))
+                worst = hsi[0]
+
+
+@njit(cache=True)
+def _nib_block_sums(data, b, tables, q0, nq, sums):
+    """Integer sums of block b of a nibble layout for queries q0 .. q0 + nq - 1."""
+    blk = data[b]
+    npos = tables.shape[1]
+    for q in range(nq):
+        t = tables[q0 + q]
+        acc = np.zeros(BLOCK, np.uint32)
+        for g in range(npos):
+            tg = t[g]
+            base = g * 16
+            for r in range(16):
+                v = blk[base + r]
+                acc[r] += tg[v & 15]
+                acc[r + 16] += tg[v >> 4]
+        for r in range(BLOCK):
+            sums[q * BLOCK + r] = acc[r]
+
+
+@njit(cache=True)
+def _byte_block_sums(data, b, tables, q0, nq, sums):
+    """Integer sums of block b of a byte layout for queries q0 .. q0 + nq - 1."""
+    blk = data[b]
+    npos = tables.shape[1]
+    for q in range(nq):
+        t = tables[q0 + q]
+        acc = np.zeros(BLOCK, np.uint32)
+        for g in range(npos):
+            tg = t[g]
+            base = g * BLOCK
+            for r in range(BLOCK):
+                acc[r] += tg[blk[base + r]]
+        for r in range(BLOCK):
+            sums[q * BLOCK + r] = acc[r]
+
+
+@njit(cache=True, nogil=True)
+def scan_portable_kernel(data, nibble, rows, tables, delta, offset, scale, qconst, vweight,
+                         vbias, use_q, use_b, allow, use_allow, row_offset, hs, hi):
+    """Every block of `data` against every query, into the heaps (hs, hi)."""
+    m = tables.shape[0]
+    sums = np.empty(BLOCK, np.uint32)
+    for b in range(data.shape[0]):
+        if use_allow:
+            r0 = b * BLOCK
+            if not allow[r0:min(rows, r0 + BLOCK)].any():
+                continue
+        for i in range(m):
+            if nibble:
+                _nib_block_sums(data, b, tables, i, 1, sums)
+            else:
+                _byte_block_sums(data, b, tables, i, 1, sums)
+            block_topk(sums, 1, i, b, rows, delta, offset, scale, qconst, vweight, vbias,
+                       use_q, use_b, allow, use_allow, row_offset, hs, hi)
