@@ -55,9 +55,9 @@ def __getattr__(name):
 
         return getattr(tqfile, name)
     if name in _SEARCH:
-        from .library import search
+        from .library import search_index
 
-        return getattr(search, name)
+        return getattr(search_index, name)
     if name in _ERRORS:
         from . import errors
 

@@ -2,7 +2,7 @@
 
     with tqcli.open("db.tqz") as f:
         ids, scores = f.search(queries, k=10, metric="ip")
-    index = tqcli.load_index("db.tqz")        # the file's codes held in memory
+    index = tqcli.load_index("db.tqz")        # the file's codes held in memory (search_index)
     ids, scores = index.search(queries, k=10, rerank="db.npy", candidates=100)
 
 The result of a search without `rerank` is exactly what numpy gives on `tq decompress`'s
@@ -30,7 +30,6 @@ from .. import limits
 from ..codec.state import Codec
 from ..errors import InputError, TqError
 from . import search_rerank, search_topk as st
-from .tqfile import resolve_rows
 
 DEFAULT_K = 10
 DEFAULT_CANDIDATES = 100
@@ -73,10 +72,18 @@ def allow_list(ids, n: int, rows=None) -> np.ndarray:
     return a
 
 
+def rows_span(rows, n: int, resolve) -> tuple[int, int]:
+    """`rows` as a (start, stop) by `resolve` (tqfile.resolve_rows; out of range refused)."""
+    try:
+        return resolve(rows, n, clip=False)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"rows: {e}") from None
+
+
 class _Query:
     """One search's settings, checked once."""
 
-    def __init__(self, header, queries, k, metric, rows, ids, candidates, rerank):
+    def __init__(self, header, queries, k, metric, span, ids, candidates, rerank):
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise InputError(f"k must be a positive integer, got {k!r}")
         self.metric = st.check_metric(metric)
@@ -85,10 +92,7 @@ class _Query:
             raise InputError("the file holds no vectors to search")
         self.q, self.single = prepare_queries(queries, d)
         self.k = int(k)
-        try:
-            self.rows = resolve_rows(rows, n, clip=False)
-        except ValueError as e:
-            raise InputError(f"rows: {e}") from None
+        self.rows = (0, n) if span is None else (int(span[0]), int(span[1]))
         self.allowed = None if ids is None else allow_list(ids, n, self.rows)
         self.count = (self.rows[1] - self.rows[0]) if self.allowed is None \
             else int(self.allowed.size)
@@ -217,21 +221,22 @@ def _finish(query: _Query, ids: np.ndarray, keys: np.ndarray):
     return ids, scores
 
 
-def search_tqfile(f, queries, k: int = DEFAULT_K, *, metric: str = "ip", rows=None,
+def search_tqfile(f, queries, k: int = DEFAULT_K, *, metric: str = "ip", span=None,
                   ids=None, rerank=None, candidates: int | None = None,
                   threads: int | None = None, memory_limit: int | None = None,
-                  progress=None):
+                  progress=None, out_dtype=None):
     """TqFile.search: the exact top-k of the decoded rows, chunk by chunk (module
-    docstring).  Returns (ids (m, k) int64, scores (m, k) float64), 1-D for one 1-D
-    query; fewer than k columns when fewer rows may be hits (rows, ids)."""
+    docstring); span the (start, stop) of rows searched, out_dtype the dtype decompress
+    gives.  Returns (ids (m, k) int64, scores (m, k) float64), 1-D for one 1-D query;
+    fewer than k columns when fewer rows may be hits (rows, ids)."""
     h = f.header
-    query = _Query(h, queries, k, metric, rows, ids, candidates, rerank)
-    blocks = _file_blocks(f, query, memory_limit)
+    query = _Query(h, queries, k, metric, span, ids, candidates, rerank)
+    blocks = _file_blocks(f, query, out_dtype)
     out = run_search(h, blocks, query, threads, memory_limit, progress)
     return _finish(query, *out)
 
 
-def _file_blocks(f, query: _Query, memory_limit):
+def _file_blocks(f, query: _Query, out_dtype):
     """(first row, decoded chunk) for each chunk holding a candidate row; a stream is
     read through to its end (its index and footer checked)."""
     h = f.header
@@ -248,70 +253,20 @@ def _file_blocks(f, query: _Query, memory_limit):
             continue
         payload = f._reader.read_chunk(i)
         codec = codec or f.codec
-        yield i * h.chunk_rows, _decode(codec, payload, h.chunk_rows_of(i), i)
+        yield i * h.chunk_rows, decode_chunk(codec, payload, h.chunk_rows_of(i), i,
+                                             out_dtype)
     f._reader.finish_stream()
 
 
-def _decode(codec: Codec, payload, rows: int, i: int) -> np.ndarray:
+def decode_chunk(codec: Codec, payload, rows: int, i: int, out_dtype=None) -> np.ndarray:
+    """Chunk i decoded as decompress gives it: the decoder's rows cast to out_dtype, the
+    original dtype (float32 for a float32 source, whatever the scale dtype)."""
+    from .. import arrayio
     from ..errors import FormatError
 
     try:
-        return codec.decode(payload, rows)
+        block = codec.decode(payload, rows)
+        return block if out_dtype is None else arrayio.saturating_cast(block, out_dtype)
     except FormatError as e:
         e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
-        raise
-
-
-class Index:
-    """A .tqz held in memory for repeated searches: its header and every chunk's payload
-    (the codes as the file stores them; RSS about the file's size).  search() decodes
-    chunk by chunk into fresh buffers, so one Index serves many threads at once."""
-
-    def __init__(self, f):
-        h = f.header
-        self.header = h
-        self.codec = f.codec
-        self._payloads = [bytes(f._reader.read_chunk(i)) for i in range(h.n_chunks)]
-        f._reader.finish_stream()
-
-    def __len__(self) -> int:
-        return self.header.n_vectors
-
-    @property
-    def dim(self) -> int:
-        return self.header.dim
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of codes held."""
-        return sum(len(p) for p in self._payloads)
-
-    def search(self, queries, k: int = DEFAULT_K, *, metric: str = "ip", rows=None,
-               ids=None, rerank=None, candidates: int | None = None,
-               threads: int | None = None, memory_limit: int | None = None):
-        """As TqFile.search, over the codes in memory."""
-        h = self.header
-        query = _Query(h, queries, k, metric, rows, ids, candidates, rerank)
-        blocks = ((i * h.chunk_rows, _decode(self.codec, self._payloads[i],
-                                             h.chunk_rows_of(i), i))
-                  for i in query.chunks(h))
-        out = run_search(h, blocks, query, threads, memory_limit)
-        return _finish(query, *out)
-
-    def __repr__(self) -> str:
-        h = self.header
-        return f"<Index {h.n_vectors} x {h.dim} {h.mode} {h.bits} bits, {self.nbytes} bytes>"
-
-
-def load_index(src, memory_limit: int | None = None) -> Index:
-    """An Index of the container `src` (a path, bytes or a binary stream), every chunk's
-    CRC checked as it is read."""
-    from .tqfile import TqFile
-
-    try:
-        with TqFile(src, memory_limit) as f:
-            return Index(f)
-    except TqError as e:
-        if e.source is None and isinstance(src, str):
-            raise e.with_source(src)
         raise
