@@ -18,9 +18,11 @@ delta[i] = max_g (max_k E - lo) / 255 and the uint8 table q = rint((E - lo) / de
     approx_unscaled(i, v) = delta[i] * S + offset[i],  S = sum_g q[i, g, v_g] (exact integer),
     offset[i] = sum_g lo[i, g],
 
-and for EVERY code vector v, |approx_unscaled(i, v) - sum_t y[i, t] c[v_t]| <= bound[i],
-bound[i] = sum_g max_k |E - lo - delta q| (the rounding actually made, at most delta / 2 per
-position) plus a margin for the float64 rounding of every step (see _margin).
+and for EVERY code vector v, |approx_unscaled(i, v) - sum_t y[i, t] c[v_t]| <= bound[i]:
+with err[g, k] = delta q + lo - E (the rounding actually made, at most delta / 2),
+bound[i] = max(sum_g max_k err, sum_g max_k -err) plus a margin for the float64 rounding of
+every step (see _margin).  Both sums are reached by a code vector (each position taking its
+most positive, or most negative, error), so no smaller bound holds for every v.
 
 The scan's score of row j is scale[j] * approx_unscaled + qconst[i] * vweight[j] + vbias[j]
 (scan_portable.py gives the exact float64 order), best first, ties to the smaller id.
@@ -33,6 +35,7 @@ the CPU has.  Bits 5..8 always take the portable path.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -248,14 +251,14 @@ def exact_tables(y: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 
 def _margin(e: np.ndarray, lo: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """A bound on every float64 rounding between the exact sum and approx_unscaled: E's
-    sums (at most 3 additions of terms bounded by max|E|), the residues, offset's
-    summation and delta * S + offset (each at most 2**-53 relative).  Generous: a
-    relative 2**-50 times (positions + 8) times the largest magnitude involved."""
+    """A bound on every float64 rounding between the exact sum and approx_unscaled, each
+    at most 2**-53 relative: E's sums (at most 3 additions), the residues err (2 operations
+    per entry), offset (math.fsum: rounded once) and delta * S + offset (S <= 255 per
+    position).  Generous: 2**-50 (8 sum_g max|E| + 4 sum_g |lo| + 4 * 255 positions delta)."""
     npos = e.shape[1]
-    big = (np.abs(e).max(axis=2).sum(axis=1) + np.abs(lo).sum(axis=1)
-           + 255.0 * npos * delta)
-    return big * (npos + 8) * 2.0 ** -50
+    big = (8.0 * np.abs(e).max(axis=2, initial=0.0).sum(axis=1)
+           + 4.0 * np.abs(lo).sum(axis=1) + 4.0 * 255.0 * npos * delta)
+    return big * 2.0 ** -50
 
 
 def prepare_queries(y: np.ndarray, centroids: np.ndarray) -> QueryTables:
@@ -278,9 +281,10 @@ def prepare_queries(y: np.ndarray, centroids: np.ndarray) -> QueryTables:
     delta = np.where(span > 0, span / 255.0, 1.0)
     q = np.rint((e - lo[:, :, None]) / delta[:, None, None])
     q = np.clip(q, 0, 255)
-    resid = np.abs(e - lo[:, :, None] - delta[:, None, None] * q).max(axis=2)
-    bound = resid.sum(axis=1) + _margin(e, lo, delta)
-    offset = lo.sum(axis=1)
+    err = delta[:, None, None] * q + lo[:, :, None] - e  # approx - exact, per entry
+    over, under = err.max(axis=2).sum(axis=1), (-err).max(axis=2).sum(axis=1)
+    bound = np.maximum(over, under) + _margin(e, lo, np.where(span > 0, delta, 0.0))  # S = 0
+    offset = np.array([math.fsum(row) for row in lo], np.float64).reshape(y.shape[0])
     return QueryTables(np.ascontiguousarray(q.astype(np.uint8)), delta, offset, bound,
                        bits, y.shape[1])
 
