@@ -1,0 +1,222 @@
+"""Candidates from the codes themselves (tqcli.kernels.scan), proven, then scored exactly.
+
+For an mse file of the packed coding (bits 1..8) whose only fitted stage is a centre c,
+a decoded row is x_j = c + s_j R^T c[idx_j] up to float32 rounding (codec/codes.py), so
+with y = R (q - c) (blocks.query_transform)
+
+    <q, x_j> = s_j <y, c[idx_j]> + <c, x_j - c> + <q, c>
+
+and each metric's key (search_topk) is scale_j * <y, c[idx_j]> + qconst_i * vweight_j +
+vbias_j plus a per-query constant:
+
+    ip      scale s_j        vweight 1        vbias <c, x_j - c>                + 0
+    cosine  s_j / |x_j|      1 / |x_j|        <c, x_j - c> / |x_j|              / |q| after
+    l2      2 s_j            2                2 <c, x_j - c> - |x_j|^2          - |q|^2
+
+(|x_j| and <c, x_j - c> from the decoded rows, once, when the index is built, and kept
+as float32: 4 or 8 bytes per row beside the codes and the scale).  The scan
+returns each query's kk best rows by that approximation; the kernel's proven table bound
+b_i gives |approx - key| <= |scale_j| b_i + E_i for every row, where E_i covers the
+float32 roundings of the query's rotation and of the decoded rows (a relative 2^-12 of
+the magnitudes involved: a thousand times the largest rounding seen, stated in the README).
+The candidates are decoded (only those rows) and scored canonically; a query whose k-th
+exact key does not exceed the kk-th approximation plus that bound is scanned again with
+4 kk, and past a quarter of the rows, scored on every decoded row (search.run_search).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..codec import reference
+from ..codec.codes import ChunkCodes
+from ..codec.stages import STAGES
+from . import search_topk as st
+from .blocks import decode_block, query_transform
+
+REL = 2.0 ** -12
+
+
+def scannable(header) -> bool:
+    """Whether the scan applies: mse, the packed coding, at most a centre as stage."""
+    stages = {s.name for s, _ in STAGES.present(header)}
+    return (header.mode == "mse" and header.payload_coding.name == "packed"
+            and 1 <= header.bits <= 8 and stages <= {"center"})
+
+
+class ScanData:
+    """What the scan needs of every row, built once from the chunks' codes and their
+    decoded rows: the codes in the scan's layout, the scales, |x_j|, <c, x_j - c>."""
+
+    def __init__(self, codec, chunks):
+        """chunks: (ChunkCodes, decoded rows as decompress gives them) per chunk."""
+        from ..kernels import scan
+
+        h = codec.header
+        self.codec, self.dim, self.bits = codec, h.dim, h.bits
+        self.centre = -np.asarray(codec.to_format(np.zeros((1, h.dim))), np.float64)[0]
+        parts, scales, norms, cdot = [], [], [], []
+        self.scale_dtype = np.dtype(np.float32)
+        for cc, x in chunks:
+            self.scale_dtype = cc.scales.dtype
+            parts.append(scan.layout_codes(cc.codes, h.bits, cc.rows, h.dim))
+            scales.append(np.asarray(cc.scales))
+            x64 = np.asarray(x, np.float64)
+            norms.append(st.row_norms(x64))
+            cdot.append((x64 - self.centre) @ self.centre if h.centered else
+                        np.zeros(cc.rows))
+        self.codes = scan.concat_codes(parts)
+        self.scales = np.concatenate(scales).astype(self.scale_dtype)
+        # approximations only (float32): the exact keys come from the decoded candidates,
+        # and REL covers their rounding
+        self.norms = np.concatenate(norms).astype(np.float32)
+        self.cdot = np.concatenate(cdot).astype(np.float32) if h.centered else None
+        self.spread = float(np.max(st.row_norms(self.centre) + self.norms) * (1 + 2 ** -20)
+                            if self.norms.size else 0.0)
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.nbytes + self.scales.nbytes + self.norms.nbytes + (
+            0 if self.cdot is None else self.cdot.nbytes)
+
+    def terms(self, metric: str):
+        """(scale, vweight, vbias, row weight bound) of the metric (module docstring)."""
+        s, nx = self.scales.astype(np.float64), self.norms.astype(np.float64)
+        cd = np.zeros_like(s) if self.cdot is None else self.cdot.astype(np.float64)
+        if metric == "ip":
+            return s, np.ones_like(s), cd, 1.0
+        if metric == "l2":
+            return 2 * s, np.full_like(s, 2.0), 2 * cd - nx * nx, 2.0
+        inv = np.where(nx > 0, 1.0 / np.where(nx > 0, nx, 1.0), 0.0)
+        return s * inv, inv, cd * inv, float(inv.max()) if inv.size else 0.0
+
+    def decode_rows(self, rows: np.ndarray, out_dtype) -> np.ndarray:
+        """The decoded rows `rows` (sorted unique), as the decoder gives them: their codes
+        repacked into a block of their own (a row's decode does not depend on the others)."""
+        from .. import arrayio
+        from ..kernels.scan import BLOCK
+
+        blocks = np.unique(rows // BLOCK)
+        sub = type(self.codes)(np.ascontiguousarray(self.codes.data[blocks]),
+                               blocks.size * BLOCK, self.dim, self.bits)
+        idx = sub.indices()
+        where = np.searchsorted(blocks, rows // BLOCK) * BLOCK + rows % BLOCK
+        idx = idx[where]
+        cc = ChunkCodes("packed", rows.size, self.dim, self.bits,
+                        reference.pack(idx, self.bits),
+                        self.scales[rows])
+        return arrayio.saturating_cast(decode_block(cc, self.codec), out_dtype)
+
+
+def scan_search(data: ScanData, query, out_dtype, threads: int = 1):
+    """(ids, keys) of the exact top query.depth for every query, or for the queries the
+    scan could not prove: their positions in `left` (to be scored on decoded rows).
+    Returns ids, keys, left."""
+    from ..kernels import scan
+
+    q, metric, depth = query.q, query.metric, query.depth
+    m, n = q.shape[0], data.codes.rows
+    allow = _allow(query, n)
+    count = query.count
+    scale, vweight, vbias, wmax = data.terms(metric)
+    y = query_transform(q, data.codec)
+    tables = scan.prepare_queries(y, data.codec.centroids)
+    qc = q @ data.centre
+    qn = st.row_norms(q)
+    qd = st.row_norms(q - data.centre)
+    smax = float(np.abs(scale).max()) if scale.size else 0.0
+    err = smax * tables.bound + REL * wmax * (qd + qn) * data.spread \
+        + REL * (np.abs(qc) * wmax + float(np.abs(vbias).max() if vbias.size else 0.0))
+    if metric == "l2":
+        err = err + REL * (qn + data.spread) ** 2
+    ids_out = np.full((m, min(depth, count)), -1, np.int64)
+    keys_out = np.full((m, min(depth, count)), -np.inf)
+    todo = np.arange(m)
+    kk = min(count, max(2 * depth, depth + 32))
+    left = []
+    while todo.size:
+        sub = scan.QueryTables(tables.tables[todo], tables.delta[todo], tables.offset[todo],
+                               tables.bound[todo], tables.bits, tables.dim)
+        cand, approx = _scan(data, sub, kk, scale, qc[todo], vweight, vbias, allow, threads)
+        keys = _exact(data, q[todo], cand, metric, out_dtype)
+        ids, keys = st.sort_hits(cand, keys, depth)
+        last = approx[:, -1] if kk < count else np.full(todo.size, -np.inf)
+        if metric == "cosine":
+            last = last / np.where(qn[todo] > 0, qn[todo], 1.0)
+            bound = err[todo] / np.where(qn[todo] > 0, qn[todo], 1.0)
+        elif metric == "l2":
+            last = last - qn[todo] ** 2
+            bound = err[todo]
+        else:
+            bound = err[todo]
+        proven = keys[:, -1] > last + bound if kk < count else np.ones(todo.size, bool)
+        done = todo[proven]
+        ids_out[done], keys_out[done] = ids[proven], keys[proven]
+        todo = todo[~proven]
+        if kk >= count:
+            break
+        kk = min(count, 4 * kk)
+        if kk > count // 4 and todo.size:
+            left = todo
+            break
+    return ids_out, keys_out, np.asarray(left, np.int64)
+
+
+def _allow(query, n: int):
+    if query.allowed is not None:
+        mask = np.zeros(n, bool)
+        mask[query.allowed] = True
+        return mask
+    if query.rows == (0, n):
+        return None
+    mask = np.zeros(n, bool)
+    mask[query.rows[0]:query.rows[1]] = True
+    return mask
+
+
+def _scan(data: ScanData, tables, kk, scale, qconst, vweight, vbias, allow, threads):
+    """scan_topk over the rows, in `threads` ranges of whole blocks run at once (the
+    kernel releases the GIL), merged by approximation then id."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..kernels import scan
+
+    codes = data.codes
+    nb = codes.nblocks
+    parts = max(1, min(threads, nb))
+    cuts = [nb * i // parts for i in range(parts + 1)]
+
+    def one(i):
+        b0, b1 = cuts[i], cuts[i + 1]
+        r0, r1 = b0 * scan.BLOCK, min(codes.rows, b1 * scan.BLOCK)
+        sl = slice(r0, r1)
+        return scan.scan_topk(codes.blocks(b0, b1), tables, kk, scale=scale[sl],
+                              qconst=qconst, vweight=vweight[sl], vbias=vbias[sl],
+                              allow=None if allow is None else allow[sl], row_offset=r0)
+
+    if parts == 1:
+        return one(0)
+    with ThreadPoolExecutor(parts) as pool:
+        res = list(pool.map(one, range(parts)))
+    ids = np.concatenate([r[0] for r in res], 1)
+    approx = np.concatenate([r[1] for r in res], 1)
+    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -approx), axis=1)
+    order = order[:, :kk]
+    return np.take_along_axis(ids, order, 1), np.take_along_axis(approx, order, 1)
+
+
+def _exact(data: ScanData, q, cand, metric, out_dtype):
+    """Canonical keys of each query's candidates (-1: none, key -inf) from their decoded
+    rows."""
+    valid = cand >= 0
+    rows = np.unique(cand[valid])
+    if rows.size == 0:
+        return np.full(cand.shape, -np.inf)
+    x = data.decode_rows(rows, out_dtype).astype(np.float64)
+    pos = np.searchsorted(rows, np.where(valid, cand, rows[0]))
+    keys = np.empty(cand.shape)
+    step = max(1, (1 << 21) // max(1, cand.shape[1] * data.dim))
+    for a in range(0, cand.shape[0], step):
+        g = x[pos[a:a + step]]
+        keys[a:a + step] = st.canonical_keys(q[a:a + step, None, :], g, metric)
+    return np.where(valid, keys, -np.inf)
