@@ -323,3 +323,18 @@ def test_index_scan_falls_back_when_the_bound_cannot_separate():
     q = np.stack([x[0] * 2, x[0] + 0.01 * rng.standard_normal(24)])
     ids, _ = index.search(q, 10)
     np.testing.assert_array_equal(ids, reference(tqcli.decompress(blob), q, 10)[0])
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_fast_pack_and_unpack_equal_the_reference(bits):
+    from tqcli.codec import reference
+    from tqcli.codec.codes import ChunkCodes
+    from tqcli.library.search_scan import pack_rows, unpack_rows
+
+    rng = np.random.default_rng(bits)
+    for rows, d in ((1, 1), (3, 5), (17, 97), (64, 8)):
+        idx = rng.integers(0, 1 << bits, (rows, d)).astype(np.uint8)
+        packed = pack_rows(idx, bits)
+        np.testing.assert_array_equal(packed, reference.pack(idx, bits))
+        cc = ChunkCodes("packed", rows, d, bits, packed, np.ones(rows, np.float32))
+        np.testing.assert_array_equal(unpack_rows(cc), idx)

@@ -35,6 +35,8 @@ from . import search_topk as st
 from .blocks import decode_block, query_transform
 
 REL = 2.0 ** -12
+MAX_DEPTH = 4096  # candidates per query past which an unproven query is scored on every row
+EXACT_ELEMENTS = 1 << 22  # decoded candidate values held at once (float64: 32 MiB)
 
 
 def scannable(header) -> bool:
@@ -42,6 +44,38 @@ def scannable(header) -> bool:
     stages = {s.name for s, _ in STAGES.present(header)}
     return (header.mode == "mse" and header.payload_coding.name == "packed"
             and 1 <= header.bits <= 8 and stages <= {"center"})
+
+
+def unpack_rows(cc: ChunkCodes) -> np.ndarray:
+    """The (rows, dim) codebook indices of packed codes: by shifts and masks when codes
+    do not straddle bytes (1, 2, 4, 8 bits; ~20x numpy's bit planes), else by bit planes."""
+    bits, count = cc.bits, cc.rows * cc.dim
+    if bits in (1, 2, 4, 8):
+        per = 8 // bits
+        buf = np.asarray(cc.codes, np.uint8)[: -(-count // per)]
+        out = np.empty((buf.size, per), np.uint8)
+        mask = np.uint8((1 << bits) - 1)
+        for j in range(per):
+            np.bitwise_and(np.right_shift(buf, np.uint8(j * bits)), mask, out=out[:, j])
+        return out.reshape(-1)[:count].reshape(cc.rows, cc.dim)
+    return cc.indices()
+
+
+def pack_rows(idx: np.ndarray, bits: int) -> np.ndarray:
+    """The LSB-first bit stream of indices idx (spec section 6), by shifts and ors for 1,
+    2, 4, 8 bits (codec.reference.pack, its bit-plane twin, otherwise)."""
+    if bits not in (1, 2, 4, 8):
+        return reference.pack(idx, bits)
+    per = 8 // bits
+    flat = np.ascontiguousarray(idx, np.uint8).reshape(-1)
+    pad = (-flat.size) % per
+    if pad:
+        flat = np.concatenate([flat, np.zeros(pad, np.uint8)])
+    g = flat.reshape(-1, per)
+    out = g[:, 0].copy()
+    for j in range(1, per):
+        out |= np.left_shift(g[:, j], np.uint8(j * bits))
+    return out
 
 
 class ScanData:
@@ -59,7 +93,7 @@ class ScanData:
         self.scale_dtype = np.dtype(np.float32)
         for cc, x in chunks:
             self.scale_dtype = cc.scales.dtype
-            parts.append(scan.layout_codes(cc.codes, h.bits, cc.rows, h.dim))
+            parts.append(scan.layout_indices(unpack_rows(cc), h.bits))
             scales.append(np.asarray(cc.scales))
             x64 = np.asarray(x, np.float64)
             norms.append(st.row_norms(x64))
@@ -103,7 +137,7 @@ class ScanData:
         where = np.searchsorted(blocks, rows // BLOCK) * BLOCK + rows % BLOCK
         idx = idx[where]
         cc = ChunkCodes("packed", rows.size, self.dim, self.bits,
-                        reference.pack(idx, self.bits),
+                        pack_rows(idx, self.bits),
                         self.scales[rows])
         return arrayio.saturating_cast(decode_block(cc, self.codec), out_dtype)
 
@@ -156,7 +190,7 @@ def scan_search(data: ScanData, query, out_dtype, threads: int = 1):
         if kk >= count:
             break
         kk = min(count, 4 * kk)
-        if kk > count // 4 and todo.size:
+        if (kk > count // 4 or kk > MAX_DEPTH) and todo.size:
             left = todo
             break
     return ids_out, keys_out, np.asarray(left, np.int64)
@@ -209,14 +243,15 @@ def _exact(data: ScanData, q, cand, metric, out_dtype):
     """Canonical keys of each query's candidates (-1: none, key -inf) from their decoded
     rows."""
     valid = cand >= 0
-    rows = np.unique(cand[valid])
-    if rows.size == 0:
-        return np.full(cand.shape, -np.inf)
-    x = data.decode_rows(rows, out_dtype).astype(np.float64)
-    pos = np.searchsorted(rows, np.where(valid, cand, rows[0]))
-    keys = np.empty(cand.shape)
-    step = max(1, (1 << 21) // max(1, cand.shape[1] * data.dim))
-    for a in range(0, cand.shape[0], step):
-        g = x[pos[a:a + step]]
-        keys[a:a + step] = st.canonical_keys(q[a:a + step, None, :], g, metric)
-    return np.where(valid, keys, -np.inf)
+    keys = np.full(cand.shape, -np.inf)
+    step = max(1, EXACT_ELEMENTS // max(1, cand.shape[1] * data.dim))
+    for a in range(0, cand.shape[0], step):  # a batch of queries: their rows, decoded once
+        c, ok = cand[a:a + step], valid[a:a + step]
+        rows = np.unique(c[ok])
+        if rows.size == 0:
+            continue
+        x = data.decode_rows(rows, out_dtype).astype(np.float64)
+        g = x[np.searchsorted(rows, np.where(ok, c, rows[0]))]
+        keys[a:a + step] = np.where(ok, st.canonical_keys(q[a:a + step, None, :], g, metric),
+                                    -np.inf)
+    return keys
