@@ -159,6 +159,14 @@ def test_k_beyond_the_rows_returns_every_row():
         assert ids.shape == (2, 3)
 
 
+def test_no_queries_give_no_hits():
+    x = gaussian(100, 16, seed=3)
+    blob = tqcli.compress(x, bits=4)
+    for searcher in (tqcli.open(blob), tqcli.load_index(blob)):
+        ids, scores = searcher.search(np.zeros((0, 16)), 5)
+        assert ids.shape == (0, 5) and scores.shape == (0, 5) and ids.dtype == np.int64
+
+
 def test_a_stream_is_searched_as_the_file():
     x = gaussian(900, 24, seed=2)
     blob = tqcli.compress(x, bits=2, chunk_rows=64)

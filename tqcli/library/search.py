@@ -158,6 +158,9 @@ def run_search(header, blocks, query: _Query, threads: int | None = None,
     worker threads while the next is decoded; merged in order."""
     from .. import kernels
 
+    if query.q.shape[0] == 0:  # no queries: no hits, nothing to read
+        width = min(query.depth, query.count)
+        return np.zeros((0, width), np.int64), np.zeros((0, width))
     workers = kernels.thread_count() if threads is None else max(1, int(threads))
     budget = limits.DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
     if budget == math.inf:

@@ -150,6 +150,9 @@ def scan_search(data: ScanData, query, out_dtype, threads: int = 1):
 
     q, metric, depth = query.q, query.metric, query.depth
     m, n = q.shape[0], data.codes.rows
+    if m == 0:
+        width = min(depth, query.count)
+        return np.zeros((0, width), np.int64), np.zeros((0, width)), np.zeros(0, np.int64)
     allow = _allow(query, n)
     count = query.count
     scale, vweight, vbias, wmax = data.terms(metric)
