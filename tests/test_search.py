@@ -346,3 +346,25 @@ def test_fast_pack_and_unpack_equal_the_reference(bits):
         np.testing.assert_array_equal(packed, reference.pack(idx, bits))
         cc = ChunkCodes("packed", rows, d, bits, packed, np.ones(rows, np.float32))
         np.testing.assert_array_equal(unpack_rows(cc), idx)
+
+
+@pytest.mark.parametrize("bits, center", [(1, False), (2, True), (4, False), (8, True)])
+def test_streamed_scan_of_each_chunk_is_exact(bits, center):
+    """f.search(scan=True): each chunk's candidates from its codes, proven per chunk,
+    unproven queries scored on the chunk's decoded rows: the same hits."""
+    x = gaussian(1300, 40, seed=bits) + 0.2
+    x[1200:1208] = x[9]
+    blob = tqcli.compress(x, bits=bits, chunk_rows=256, center=center)
+    xh = tqcli.decompress(blob)
+    q = queries_for(x, 30, bits)
+    q[0] = x[9] * 2
+    allowed = np.arange(1, 1300, 3)
+    inside = allowed[(allowed >= 200) & (allowed < 1100)]
+    for metric in ("ip", "cosine", "l2"):
+        with tqcli.open(blob) as f:
+            ids, scores = f.search(q, 10, metric=metric, scan=True, threads=2)
+            sub, _ = f.search(q, 10, metric=metric, scan=True, ids=allowed, rows=(200, 1100))
+        want_ids, want_scores = reference(xh, q, 10, metric)
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-12)
+        np.testing.assert_array_equal(sub, reference(xh, q, 10, metric, allowed=inside)[0])

@@ -132,8 +132,14 @@ def _query_batch(m: int, rows: int, d: int, depth: int, budget: int) -> int:
     return int(max(1, min(m, budget // max(per_query, 1))))
 
 
-def _score_block(query: _Query, block: np.ndarray, first: int, batch: int):
-    """(ids, keys) of every query among a decoded block's rows (exact, search_topk)."""
+def _score_block(query: _Query, block, first: int, batch: int):
+    """(ids, keys) of every query among a decoded block's rows (exact, search_topk), or
+    for a block given as (codes, rows), by the scan of its codes (search_scan)."""
+    if isinstance(block, tuple):
+        from . import search_scan
+
+        cc, x, codec, tables, out_dtype = block
+        return search_scan.chunk_search(query, first, cc, x, codec, tables, out_dtype)
     rows = block.shape[0]
     lo, hi = max(query.rows[0] - first, 0), min(query.rows[1] - first, rows)
     mask = query.mask(first, rows)  # an allow-list is already within query.rows
@@ -184,7 +190,8 @@ def run_search(header, blocks, query: _Query, threads: int | None = None,
                 pending.append(pool.submit(_score_block, query, block, first, batch))
                 if len(pending) >= workers:
                     top.merge(*pending.pop(0).result())
-            done += _hits_in(query, first, block.shape[0])
+            done += _hits_in(query, first, (block[1] if isinstance(block, tuple)
+                                            else block).shape[0])
             if progress is not None:
                 progress(done, total)
         for f in pending:
@@ -227,16 +234,44 @@ def _finish(query: _Query, ids: np.ndarray, keys: np.ndarray):
 def search_tqfile(f, queries, k: int = DEFAULT_K, *, metric: str = "ip", span=None,
                   ids=None, rerank=None, candidates: int | None = None,
                   threads: int | None = None, memory_limit: int | None = None,
-                  progress=None, out_dtype=None):
+                  progress=None, out_dtype=None, scan: bool | None = None):
     """TqFile.search: the exact top-k of the decoded rows, chunk by chunk (module
     docstring); span the (start, stop) of rows searched, out_dtype the dtype decompress
-    gives.  Returns (ids (m, k) int64, scores (m, k) float64), 1-D for one 1-D query;
-    fewer than k columns when fewer rows may be hits (rows, ids)."""
+    gives; scan (mse packed files) takes each chunk's candidates from its codes.  Returns
+    (ids (m, k) int64, scores (m, k) float64), 1-D for one 1-D query; fewer than k
+    columns when fewer rows may be hits (rows, ids)."""
     h = f.header
     query = _Query(h, queries, k, metric, span, ids, candidates, rerank)
-    blocks = _file_blocks(f, query, out_dtype)
+    from . import search_scan
+
+    # scan=True: candidates of each chunk from its codes (search_scan.chunk_search).  Off by
+    # default: measured on the sentence set (1000 queries, one thread) it was no faster
+    # than one BLAS product per chunk, its per-chunk proofs failing more often than an
+    # index's (a chunk's own k-th hit is less separated than the whole file's).
+    if scan and search_scan.scannable(h) and query.q.shape[0]:
+        tables = search_scan.prepare(query.q, f.codec)
+        blocks = ((first, (cc, x, f.codec, tables, out_dtype))
+                  for first, cc, x in _file_chunks(f, query, out_dtype))
+    else:
+        blocks = _file_blocks(f, query, out_dtype)
     out = run_search(h, blocks, query, threads, memory_limit, progress)
     return _finish(query, *out)
+
+
+def _file_chunks(f, query: _Query, out_dtype):
+    """(first row, ChunkCodes (own copy), decoded rows) of each chunk holding a candidate
+    row, read as _file_blocks reads them."""
+    h = f.header
+    want = set(query.chunks(h))
+    codec = f.codec
+    for i in (sorted(want) if f.seekable else range(h.n_chunks)):
+        payload = f._reader.read_chunk(i)
+        if i not in want:
+            continue
+        x = decode_chunk(codec, payload, h.chunk_rows_of(i), i, out_dtype)
+        cc = h.payload_coding.chunk_codes(codec, payload, h.chunk_rows_of(i)).copy()
+        yield i * h.chunk_rows, cc, x
+    f._reader.finish_stream()
 
 
 def _file_blocks(f, query: _Query, out_dtype):

@@ -82,8 +82,9 @@ class ScanData:
     """What the scan needs of every row, built once from the chunks' codes and their
     decoded rows: the codes in the scan's layout, the scales, |x_j|, <c, x_j - c>."""
 
-    def __init__(self, codec, chunks):
-        """chunks: (ChunkCodes, decoded rows as decompress gives them) per chunk."""
+    def __init__(self, codec, chunks, keep_decoded: bool = False):
+        """chunks: (ChunkCodes, decoded rows as decompress gives them) per chunk;
+        keep_decoded (one streamed chunk): keep its decoded rows for the candidates."""
         from ..kernels import scan
 
         h = codec.header
@@ -99,6 +100,7 @@ class ScanData:
             norms.append(st.row_norms(x64))
             cdot.append((x64 - self.centre) @ self.centre if h.centered else
                         np.zeros(cc.rows))
+        self.decoded = x if keep_decoded and len(parts) == 1 else None
         self.codes = scan.concat_codes(parts)
         self.scales = np.concatenate(scales).astype(self.scale_dtype)
         # approximations only (float32): the exact keys come from the decoded candidates,
@@ -130,6 +132,8 @@ class ScanData:
         from .. import arrayio
         from ..kernels.scan import BLOCK
 
+        if self.decoded is not None:
+            return self.decoded[rows]
         blocks = np.unique(rows // BLOCK)
         sub = type(self.codes)(np.ascontiguousarray(self.codes.data[blocks]),
                                blocks.size * BLOCK, self.dim, self.bits)
@@ -142,10 +146,17 @@ class ScanData:
         return arrayio.saturating_cast(decode_block(cc, self.codec), out_dtype)
 
 
-def scan_search(data: ScanData, query, out_dtype, threads: int = 1):
+def prepare(q: np.ndarray, codec):
+    """The scan's tables of queries q (float64, (m, d)): once per search."""
+    from ..kernels import scan
+
+    return scan.prepare_queries(query_transform(q, codec), codec.centroids)
+
+
+def scan_search(data: ScanData, query, out_dtype, threads: int = 1, tables=None):
     """(ids, keys) of the exact top query.depth for every query, or for the queries the
     scan could not prove: their positions in `left` (to be scored on decoded rows).
-    Returns ids, keys, left."""
+    Returns ids, keys, left.  tables: prepare(query.q, codec), if made already."""
     from ..kernels import scan
 
     q, metric, depth = query.q, query.metric, query.depth
@@ -156,8 +167,8 @@ def scan_search(data: ScanData, query, out_dtype, threads: int = 1):
     allow = _allow(query, n)
     count = query.count
     scale, vweight, vbias, wmax = data.terms(metric)
-    y = query_transform(q, data.codec)
-    tables = scan.prepare_queries(y, data.codec.centroids)
+    if tables is None:
+        tables = prepare(q, data.codec)
     qc = q @ data.centre
     qn = st.row_norms(q)
     qd = st.row_norms(q - data.centre)
@@ -197,6 +208,40 @@ def scan_search(data: ScanData, query, out_dtype, threads: int = 1):
             left = todo
             break
     return ids_out, keys_out, np.asarray(left, np.int64)
+
+
+class LocalQuery:
+    """A search's query restricted to one chunk's rows [first, first + rows), ids local."""
+
+    def __init__(self, query, first: int, rows: int):
+        self.q, self.metric, self.depth = query.q, query.metric, query.depth
+        a, b = max(query.rows[0] - first, 0), min(query.rows[1] - first, rows)
+        self.rows = (a, max(a, b))
+        if query.allowed is None:
+            self.allowed = None
+            self.count = self.rows[1] - self.rows[0]
+        else:
+            lo, hi = np.searchsorted(query.allowed, [first, first + rows])
+            self.allowed = query.allowed[lo:hi] - first
+            self.count = int(self.allowed.size)
+
+
+def chunk_search(query, first: int, cc: ChunkCodes, x: np.ndarray, codec, tables,
+                 out_dtype):
+    """The exact top query.depth of one streamed chunk (codes cc, decoded rows x): the
+    scan's candidates, proven, and for unproven queries every row (block_topk); global
+    ids."""
+    local = LocalQuery(query, first, cc.rows)
+    m = query.q.shape[0]
+    if local.count == 0:
+        return np.full((m, 0), -1, np.int64), np.full((m, 0), -np.inf)
+    data = ScanData(codec, [(cc, x)], keep_decoded=True)
+    ids, keys, left = scan_search(data, local, out_dtype, 1, tables)
+    if left.size:
+        mask = _allow(local, cc.rows)
+        ids[left], keys[left] = st.block_topk(query.q[left], x, query.depth, 0, mask,
+                                              query.metric)
+    return np.where(ids >= 0, ids + first, -1), keys
 
 
 def _allow(query, n: int):
