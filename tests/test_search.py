@@ -329,8 +329,11 @@ def test_index_scan_falls_back_when_the_bound_cannot_separate():
     blob = tqcli.compress(x, bits=8, chunk_rows=512)  # 8 bits: finer than a uint8 table
     index = tqcli.load_index(blob)
     q = np.stack([x[0] * 2, x[0] + 0.01 * rng.standard_normal(24)])
+    want = reference(tqcli.decompress(blob), q, 10)[0]
     ids, _ = index.search(q, 10)
-    np.testing.assert_array_equal(ids, reference(tqcli.decompress(blob), q, 10)[0])
+    np.testing.assert_array_equal(ids, want)
+    with tqcli.open(blob) as f:  # the streamed scan: each chunk falls back on its own rows
+        np.testing.assert_array_equal(f.search(q, 10, scan=True)[0], want)
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
