@@ -162,7 +162,9 @@ def test_refusals_are_one_line_and_leave_no_output(db, tmp_path):
         (["search", "missing.tqz", "q.npy"], "missing.tqz", "no such file"),
         (["search", "x.npy.tqz", "q.npy", "--rows", "0:99999"], "x.npy.tqz", "out of range"),
         (["search", "x.npy.tqz", "q.npy", "--rerank", "q.npy", "-o", "o.npz"], "q.npy",
-         "fewer"),
+         "3 vectors, the file 1500"),
+        (["search", "x.npy.tqz", "q.npy", "--rerank", "wrongdim.npy", "-o", "o.npz"],
+         "wrongdim.npy", "10 values"),
     ]
     for args, name, words in cases:
         assert_error(run(args, folder), name, words)

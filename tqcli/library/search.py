@@ -88,6 +88,7 @@ class _Query:
             raise InputError(f"k must be a positive integer, got {k!r}")
         self.metric = st.check_metric(metric)
         n, d = header.n_vectors, header.dim
+        self.n = n
         if n == 0:
             raise InputError("the file holds no vectors to search")
         self.q, self.single = prepare_queries(queries, d)
@@ -220,7 +221,8 @@ def _finish(query: _Query, ids: np.ndarray, keys: np.ndarray):
         own = not isinstance(query.rerank, search_rerank.RowSource)
         src = search_rerank.RowSource(query.rerank) if own else query.rerank
         try:
-            ids, keys = search_rerank.rerank(src, query.q, ids, query.k, query.metric)
+            ids, keys = search_rerank.rerank(src, query.q, ids, query.k, query.metric,
+                                             query.n)
         finally:
             if own:
                 src.close()

@@ -35,10 +35,13 @@ class RowSource:
         self.n, self.dim = self._array.shape[0], self._array.shape[1]
 
     def _open(self, spec: str) -> None:
+        from ..arrayio.hdf5 import H5Source
+        from ..arrayio.sources import NpyStreamSource
+        from ..arrayio.zarrio import ZarrSource
+
         src = arrayio.open_input(spec)
         self.name = self.name or spec
-        kind = type(src).__name__
-        if kind == "NpyStreamSource":
+        if isinstance(src, NpyStreamSource):
             path = src.name
             src.close()
             if path == "-":
@@ -48,11 +51,11 @@ class RowSource:
             except (ValueError, OSError) as e:
                 raise InputError(f"cannot map as .npy ({e})", path) from None
             self._array = a.reshape(-1, a.shape[-1]) if a.ndim else a
-        elif kind == "H5Source":
+        elif isinstance(src, H5Source):
             self._close = src.close
             ds = src.ds
             self._array = _NdRows(lambda sel: ds[sel], tuple(ds.shape))
-        elif kind == "ZarrSource":
+        elif isinstance(src, ZarrSource):
             arr = src.array
             self._array = _NdRows(lambda sel: np.asarray(arr[sel]), tuple(arr.shape))
         else:  # pragma: no cover - open_input gives only these
@@ -99,16 +102,18 @@ class _NdRows:
         return out
 
 
-def rerank(source: RowSource, q: np.ndarray, cand: np.ndarray, k: int, metric: str):
+def rerank(source: RowSource, q: np.ndarray, cand: np.ndarray, k: int, metric: str,
+           n: int):
     """The best k of each query's candidate ids (m, c) (-1: none) by the canonical key
-    against the source's rows: (ids, keys)."""
+    against the source's rows: (ids, keys).  The source must hold n vectors of q's
+    dimension, as the file does (another array would re-rank by the wrong rows)."""
     m, c = cand.shape
     if source.dim != q.shape[1]:
         raise InputError(f"the re-rank source has vectors of {source.dim} values, the "
                          f"file {q.shape[1]}", source.name)
-    if cand.size and int(cand.max()) >= source.n:
-        raise InputError(f"the re-rank source has {source.n} vectors, fewer than the "
-                         f"file's hit {int(cand.max())}", source.name)
+    if source.n != n:
+        raise InputError(f"the re-rank source has {source.n} vectors, the file {n} "
+                         f"(it must be the file's source)", source.name)
     out_ids = np.full((m, min(k, c)), -1, np.int64)
     out_keys = np.full((m, min(k, c)), -np.inf)
     per_query = max(1, c * q.shape[1] * 8)
