@@ -58,7 +58,7 @@ def search(db, queries, k, metric, output, as_json, rerank, candidates, rows, id
                                "give --rerank SOURCE")
     if output is not None and as_json:
         raise click.UsageError("-o writes the hits to a file; --json prints them: give one")
-    fileio = process.load_fileio()
+    process.load_fileio()  # the library, as the other commands load it
     from ..fileio import search as searching
     from .options import usage_errors
 
@@ -71,7 +71,6 @@ def search(db, queries, k, metric, output, as_json, rerank, candidates, rows, id
                                       member=member, rerank=rerank, candidates=candidates,
                                       output=output, force=force, memory_limit=memory_limit,
                                       threads=threads, progress=bar)
-    del fileio
     if r["k"] < k and not quiet:
         click.echo(f"tq: {db}: warning: -k {k} but {r['k']} vectors can be hits; "
                    f"{r['k']} hits per query", err=True)
