@@ -144,3 +144,81 @@ def scan_portable_kernel(data, nibble, rows, tables, delta, offset, scale, qcons
                 _byte_block_sums(data, b, tables, i, 1, sums)
             block_topk(sums, 1, i, b, rows, delta, offset, scale, qconst, vweight, vbias,
                        use_q, use_b, allow, use_allow, row_offset, hs, hi)
+
+
+# ---------------------------------------------------------------------- query tables
+
+
+@njit(cache=True, inline="always")
+def _entry(y, c, bits, cpn, dim, g, k):
+    """E[g, k]: sum over the codes u of position g of y[t_u] * c[code u of k], in order."""
+    mask = (1 << bits) - 1
+    t = g * cpn
+    yt = y[t] if t < dim else 0.0
+    e = yt * c[k & mask]
+    for u in range(1, cpn):
+        t = g * cpn + u
+        yt = y[t] if t < dim else 0.0
+        e = e + yt * c[(k >> (u * bits)) & mask]
+    return e
+
+
+@njit(cache=True, nogil=True)
+def tables_kernel(y, c, bits, cpn, npos, nent, tables, delta, offset, bound):
+    """Per query (row of y, float64): uint8 tables, delta, offset and bound as the numpy
+    twin (scan_ref.prepare_queries_reference) computes them, operation for operation:
+    every sum over positions in position order, offset by Neumaier's compensated sum."""
+    m, dim = y.shape
+    e = np.empty((npos, nent))
+    lo = np.empty(npos)
+    for i in range(m):
+        yi = y[i]
+        span = 0.0
+        for g in range(npos):
+            mn = np.inf
+            mx = -np.inf
+            for k in range(nent):
+                v = _entry(yi, c, bits, cpn, dim, g, k)
+                e[g, k] = v
+                mn = min(mn, v)
+                mx = max(mx, v)
+            lo[g] = mn
+            span = max(span, mx - mn)
+        d = span / 255.0 if span > 0 else 1.0
+        over = 0.0
+        under = 0.0
+        s = 0.0
+        comp = 0.0
+        big_e = 0.0
+        big_lo = 0.0
+        for g in range(npos):
+            l = lo[g]
+            emax = 0.0
+            eplus = 0.0
+            eminus = 0.0
+            for k in range(nent):
+                v = e[g, k]
+                q = np.rint((v - l) / d)
+                q = min(max(q, 0.0), 255.0)
+                tables[i, g, k] = np.uint8(q)
+                err = d * q + l - v
+                eplus = max(eplus, err)
+                eminus = max(eminus, -err)
+                emax = max(emax, abs(v))
+            over = over + eplus
+            under = under + eminus
+            big_e = big_e + emax
+            big_lo = big_lo + abs(l)
+            t = s + l
+            if abs(s) >= abs(l):
+                comp = comp + ((s - t) + l)
+            else:
+                comp = comp + ((l - t) + s)
+            s = t
+        delta[i] = d
+        offset[i] = s + comp
+        dm = d if span > 0 else 0.0  # S = 0 when every entry is 0
+        worst = max(over, under)
+        margin = (8.0 * big_e + 4.0 * big_lo + 4.0 * 255.0 * npos * dm
+                  + (npos + 2) * worst) * 2.0 ** -50
+        bound[i] = worst + margin
