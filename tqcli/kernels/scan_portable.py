@@ -62,31 +62,40 @@ def heap_offer(hs, hi, s, j):
 
 @njit(cache=True)
 def block_topk(sums, nq, q0, b, rows, delta, offset, scale, qconst, vweight, vbias,
-               use_q, use_b, allow, use_allow, row_offset, hs, hi):
+               use_q, use_b, allow, use_allow, row_offset, hs, hi, buf):
     """Offer rows of block b to the heaps of queries q0 .. q0 + nq - 1, given their integer
-    sums (sums[q * 32 + r], q < nq).  hs, hi: (m, kk) heaps."""
+    sums (sums[q * 32 + r], q < nq).  hs, hi: (m, kk) heaps; buf: 32 float64 of scratch.
+    The scores of the block are computed first in branch-free loops (SIMD), then only the
+    rows at least as good as the heap's worst entry are offered."""
     r0 = b * BLOCK
     nr = min(BLOCK, rows - r0)
+    sc = scale[r0:r0 + nr]
     for q in range(nq):
         i = q0 + q
         d = delta[i]
         o = offset[i]
+        sq = sums[q * BLOCK:q * BLOCK + nr]
+        for r in range(nr):
+            a = d * np.float64(sq[r])
+            a = a + o
+            buf[r] = sc[r] * a
+        if use_q:
+            qc = qconst[i]
+            vw = vweight[r0:r0 + nr]
+            for r in range(nr):
+                buf[r] = buf[r] + qc * vw[r]
+        if use_b:
+            vb = vbias[r0:r0 + nr]
+            for r in range(nr):
+                buf[r] = buf[r] + vb[r]
         hsi = hs[i]
         hii = hi[i]
         worst = hsi[0]
         for r in range(nr):
-            j = r0 + r
-            if use_allow and not allow[j]:
-                continue
-            a = d * np.float64(sums[q * BLOCK + r])
-            a = a + o
-            s = scale[j] * a
-            if use_q:
-                s = s + qconst[i] * vweight[j]
-            if use_b:
-                s = s + vbias[j]
-            if s >= worst:
-                heap_offer(hsi, hii, s, np.int64(j + row_offset))
+            if buf[r] >= worst:
+                if use_allow and not allow[r0 + r]:
+                    continue
+                heap_offer(hsi, hii, buf[r], np.int64(r0 + r + row_offset))
                 worst = hsi[0]
 
 
@@ -132,6 +141,7 @@ def scan_portable_kernel(data, nibble, rows, tables, delta, offset, scale, qcons
     """Every block of `data` against every query, into the heaps (hs, hi)."""
     m = tables.shape[0]
     sums = np.empty(BLOCK, np.uint32)
+    buf = np.empty(BLOCK)
     for b in range(data.shape[0]):
         if use_allow:
             r0 = b * BLOCK
@@ -143,7 +153,7 @@ def scan_portable_kernel(data, nibble, rows, tables, delta, offset, scale, qcons
             else:
                 _byte_block_sums(data, b, tables, i, 1, sums)
             block_topk(sums, 1, i, b, rows, delta, offset, scale, qconst, vweight, vbias,
-                       use_q, use_b, allow, use_allow, row_offset, hs, hi)
+                       use_q, use_b, allow, use_allow, row_offset, hs, hi, buf)
 
 
 # ---------------------------------------------------------------------- query tables

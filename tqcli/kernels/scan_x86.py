@@ -154,6 +154,7 @@ def scan_avx2(data, rows, tables, delta, offset, scale, qconst, vweight, vbias, 
     tstride = np.int64(npos * 16)
     npairs = np.int64(npos // 2)
     sums = np.empty(QBATCH * BLOCK, np.uint32)
+    buf = np.empty(BLOCK)
     tile = max(1, TILE_BYTES // bbytes)
     live = np.ones(nblocks, np.bool_)
     if use_allow:
@@ -175,5 +176,5 @@ def scan_avx2(data, rows, tables, delta, offset, scale, qconst, vweight, vbias, 
                 else:
                     _sums1(flat, boff, tflat, toff, tstride, npairs, sums)
                 block_topk(sums, nq, q0, b, rows, delta, offset, scale, qconst, vweight,
-                           vbias, use_q, use_b, allow, use_allow, row_offset, hs, hi)
+                           vbias, use_q, use_b, allow, use_allow, row_offset, hs, hi, buf)
             q0 += nq
