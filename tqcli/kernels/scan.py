@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scan_portable import BLOCK, EMPTY_ID, scan_portable_kernel, tables_kernel
+from .scan_portable import BLOCK, EMPTY_ID, layout_kernel, scan_portable_kernel, tables_kernel
 
 ISAS = ("avx2", "portable")  # fastest first
 ISA_ENV = "TQ_SCAN_ISA"
@@ -193,8 +193,18 @@ def layout_codes(packed: np.ndarray, bits: int, rows: int, dim: int) -> ScanCode
     need = -(-rows * dim * bits // 8)
     if packed.size < need:
         raise ValueError(f"{packed.size} bytes do not hold {rows} x {dim} codes of {bits} bits")
-    idx = _unpack(packed, bits, rows * dim).reshape(rows, dim)
-    return layout_indices(idx, bits)
+    npos = positions_of(bits, dim)
+    nb = -(-rows // BLOCK)
+    data = np.zeros((nb, npos * (16 if bits <= 4 else BLOCK)), np.uint8)
+    layout_kernel(packed, bits, rows, dim, _CPN.get(bits, 1), npos, data)
+    data.setflags(write=False)
+    return ScanCodes(data, rows, dim, bits)
+
+
+def layout_codes_reference(packed: np.ndarray, bits: int, rows: int, dim: int) -> ScanCodes:
+    """layout_codes in numpy (its twin; unpacks the whole stream first)."""
+    packed = np.asarray(packed, np.uint8).reshape(-1)
+    return layout_indices(_unpack(packed, bits, rows * dim).reshape(rows, dim), bits)
 
 
 def concat_codes(parts) -> ScanCodes:

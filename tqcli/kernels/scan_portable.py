@@ -232,3 +232,54 @@ def tables_kernel(y, c, bits, cpn, npos, nent, tables, delta, offset, bound):
         margin = (8.0 * big_e + 4.0 * big_lo + 4.0 * 255.0 * npos * dm
                   + (npos + 2) * worst) * 2.0 ** -50
         bound[i] = worst + margin
+
+
+# ---------------------------------------------------------------------- layout
+
+
+@njit(cache=True, nogil=True)
+def layout_kernel(packed, bits, rows, dim, cpn, npos, out):
+    """The scan's layout (module docstring) of `rows` x `dim` codes packed LSB first
+    (spec section 6) into `out` (nblocks, bytes per block), which must be zeroed: each row
+    read once, no unpacked copy of the whole stream."""
+    mask = (1 << bits) - 1
+    nibble = bits <= 4
+    if bits == 4:  # the common case: codes are the stream's nibbles
+        for j in range(rows):
+            ob = out[j // BLOCK]
+            r = j % BLOCK
+            hi = r >= 16
+            rr = r - 16 if hi else r
+            t0 = np.int64(j) * dim
+            for g in range(dim):
+                t = t0 + g
+                v = (packed[t >> 1] >> ((t & 1) * 4)) & 15
+                if hi:
+                    ob[g * 16 + rr] |= np.uint8(v << 4)
+                else:
+                    ob[g * 16 + rr] |= np.uint8(v)
+        return
+    for j in range(rows):
+        b = j // BLOCK
+        r = j % BLOCK
+        ob = out[b]
+        base = np.int64(j) * dim * bits
+        for g in range(npos):
+            v = 0
+            for u in range(cpn):
+                t = g * cpn + u
+                if t < dim:
+                    bit = base + t * bits
+                    byte = bit >> 3
+                    sh = bit & 7
+                    w = np.int64(packed[byte])
+                    if sh + bits > 8:
+                        w |= np.int64(packed[byte + 1]) << 8
+                    v |= ((w >> sh) & mask) << (u * bits)
+            if nibble:
+                if r < 16:
+                    ob[g * 16 + r] |= np.uint8(v)
+                else:
+                    ob[g * 16 + r - 16] |= np.uint8(v << 4)
+            else:
+                ob[g * BLOCK + r] = np.uint8(v)
