@@ -221,6 +221,13 @@ def test_scan_options_allow_offset_and_tail(path):
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     assert (got[0][:, :6] >= 1000).all() and (got[0][:, 6:] == -1).all()
     assert np.isneginf(got[1][:, 6:]).all()
+    # blocks rejected on their bounds (scales >= 0) and blocks that cannot be (a negative
+    # scale in the first block, -inf and +inf ones in the others)
+    for k, bad in ((3, -1.0), (40, -np.inf), (100, np.inf), (170, 0.0)):
+        scale = scale.copy()
+        scale[k] = bad
+        got, want = run_both(codes, idx, t, 4, path, scale=scale, qconst=qconst, vweight=vweight)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     none = scan.scan_topk(codes, t, 3, scale=scale, allow=np.zeros(rows, bool), isa=path)
     assert (none[0] == -1).all() and np.isneginf(none[1]).all()
 

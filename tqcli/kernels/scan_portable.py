@@ -61,12 +61,47 @@ def heap_offer(hs, hi, s, j):
 
 
 @njit(cache=True)
+def block_extremes(rows, scale, vweight, vbias, use_q, use_b):
+    """Per block: (largest scale, smallest scale, largest and smallest vweight, largest
+    vbias), and whether block_topk may reject the block on them: every value not NaN and
+    every scale >= 0."""
+    nb = (rows + BLOCK - 1) // BLOCK
+    ext = np.zeros((nb, 5))
+    ok = np.ones(nb, np.bool_)
+    for b in range(nb):
+        r0 = b * BLOCK
+        r1 = min(rows, r0 + BLOCK)
+        sc = scale[r0:r1]
+        smax = sc.max()
+        smin = sc.min()
+        good = not (np.isnan(smax) or np.isnan(smin) or smin < 0)
+        ext[b, 0] = smax
+        ext[b, 1] = smin
+        if use_q:
+            vw = vweight[r0:r1]
+            ext[b, 2] = vw.max()
+            ext[b, 3] = vw.min()
+            good = good and not (np.isnan(ext[b, 2]) or np.isnan(ext[b, 3]))
+        if use_b:
+            ext[b, 4] = vbias[r0:r1].max()
+            good = good and not np.isnan(ext[b, 4])
+        ok[b] = good
+    return ext, ok
+
+
+@njit(cache=True)
 def block_topk(sums, nq, q0, b, rows, delta, offset, scale, qconst, vweight, vbias,
-               use_q, use_b, allow, use_allow, row_offset, hs, hi, buf):
+               use_q, use_b, allow, use_allow, row_offset, hs, hi, buf, ext, ok):
     """Offer rows of block b to the heaps of queries q0 .. q0 + nq - 1, given their integer
-    sums (sums[q * 32 + r], q < nq).  hs, hi: (m, kk) heaps; buf: 32 float64 of scratch.
-    The scores of the block are computed first in branch-free loops (SIMD), then only the
-    rows at least as good as the heap's worst entry are offered."""
+    sums (sums[q * 32 + r], q < nq).  hs, hi: (m, kk) heaps; buf: 32 float64 of scratch;
+    ext, ok: block_extremes.
+
+    A block whose upper bound is below the heap's worst entry is skipped: with S the
+    largest sum, a = delta * S + offset bounds every row's a (float rounding is monotone),
+    so scale * a <= (largest scale if a >= 0 else smallest scale) * a when every scale is
+    >= 0, and the extra terms are bounded by their extremes the same way.  Otherwise the
+    block's scores are computed in branch-free loops (SIMD) and only the rows at least as
+    good as the heap's worst entry are offered."""
     r0 = b * BLOCK
     nr = min(BLOCK, rows - r0)
     sc = scale[r0:r0 + nr]
@@ -75,6 +110,17 @@ def block_topk(sums, nq, q0, b, rows, delta, offset, scale, qconst, vweight, vbi
         d = delta[i]
         o = offset[i]
         sq = sums[q * BLOCK:q * BLOCK + nr]
+        if ok[b]:
+            a = d * np.float64(sq.max())
+            a = a + o
+            ub = ext[b, 0] * a if a >= 0 else ext[b, 1] * a
+            if use_q:
+                qc = qconst[i]
+                ub = ub + qc * (ext[b, 2] if qc >= 0 else ext[b, 3])
+            if use_b:
+                ub = ub + ext[b, 4]
+            if ub < hs[i, 0]:
+                continue
         for r in range(nr):
             a = d * np.float64(sq[r])
             a = a + o
@@ -142,6 +188,7 @@ def scan_portable_kernel(data, nibble, rows, tables, delta, offset, scale, qcons
     m = tables.shape[0]
     sums = np.empty(BLOCK, np.uint32)
     buf = np.empty(BLOCK)
+    ext, ok = block_extremes(rows, scale, vweight, vbias, use_q, use_b)
     for b in range(data.shape[0]):
         if use_allow:
             r0 = b * BLOCK
@@ -153,7 +200,7 @@ def scan_portable_kernel(data, nibble, rows, tables, delta, offset, scale, qcons
             else:
                 _byte_block_sums(data, b, tables, i, 1, sums)
             block_topk(sums, 1, i, b, rows, delta, offset, scale, qconst, vweight, vbias,
-                       use_q, use_b, allow, use_allow, row_offset, hs, hi, buf)
+                       use_q, use_b, allow, use_allow, row_offset, hs, hi, buf, ext, ok)
 
 
 # ---------------------------------------------------------------------- query tables
