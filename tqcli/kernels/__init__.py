@@ -17,6 +17,10 @@ The package, by concern:
     groups.py    the group/task scaffold and per-group code packing
     encode.py    the fused encoder;  decode.py  the decoders
     gaussian.py  SplitMix64 and the polar method (the prod-mode sketch)
+    scan.py      search on codes: the scan's layout, query tables, scan_topk and the
+                 choice of instruction set (TQ_SCAN_ISA); scan_portable.py its numba
+                 kernels and top-k step, scan_x86.py the AVX2 path, scan_ref.py the
+                 numpy twins (scan.py is imported on its own: tqcli.kernels.scan)
 
 The functions below are the interface: plain Python functions over the jitted kernels,
 taking arrays the caller prepared once (a Codec holds its plan, thresholds and search

@@ -21,7 +21,10 @@ delta[i] = max_g (max_k E - lo) / 255 and the uint8 table q = rint((E - lo) / de
 and for EVERY code vector v, |approx_unscaled(i, v) - sum_t y[i, t] c[v_t]| <= bound[i]:
 with err[g, k] = delta q + lo - E (the rounding actually made, at most delta / 2),
 bound[i] = max(sum_g max_k err, sum_g max_k -err) plus a margin for the float64 rounding of
-every step (see _margin).  Both sums are reached by a code vector (each position taking its
+every step: 2**-50 (8 sum_g max_k |E| + 4 sum_g |lo| + 4 * 255 * positions * delta +
+(positions + 2) * the larger sum), covering E's sums (at most 3 additions), the residues,
+offset (Neumaier's compensated sum), delta * S + offset (S <= 255 per position) and the
+sums over positions, each rounding at most 2**-53 relative.  Both sums are reached by a code vector (each position taking its
 most positive, or most negative, error), so no smaller bound holds for every v.
 
 The scan's score of row j is scale[j] * approx_unscaled + qconst[i] * vweight[j] + vbias[j]
@@ -35,13 +38,14 @@ the CPU has.  Bits 5..8 always take the portable path.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from .scan_portable import BLOCK, EMPTY_ID, scan_portable_kernel
+from .scan_portable import BLOCK, EMPTY_ID, layout_kernel, scan_portable_kernel, tables_kernel
 
 ISAS = ("avx2", "portable")  # fastest first
 ISA_ENV = "TQ_SCAN_ISA"
@@ -50,6 +54,7 @@ _CPN = {1: 4, 2: 2, 3: 1, 4: 1}  # codes per nibble (nibble layouts)
 
 # ---------------------------------------------------------------------- dispatch
 
+@functools.lru_cache(maxsize=None)
 def cpu_isas() -> tuple[str, ...]:
     """The scan paths this CPU can run, fastest first (read from LLVM's host features)."""
     try:
@@ -188,8 +193,18 @@ def layout_codes(packed: np.ndarray, bits: int, rows: int, dim: int) -> ScanCode
     need = -(-rows * dim * bits // 8)
     if packed.size < need:
         raise ValueError(f"{packed.size} bytes do not hold {rows} x {dim} codes of {bits} bits")
-    idx = _unpack(packed, bits, rows * dim).reshape(rows, dim)
-    return layout_indices(idx, bits)
+    npos = positions_of(bits, dim)
+    nb = -(-rows // BLOCK)
+    data = np.zeros((nb, npos * (16 if bits <= 4 else BLOCK)), np.uint8)
+    layout_kernel(packed, bits, rows, dim, _CPN.get(bits, 1), npos, data)
+    data.setflags(write=False)
+    return ScanCodes(data, rows, dim, bits)
+
+
+def layout_codes_reference(packed: np.ndarray, bits: int, rows: int, dim: int) -> ScanCodes:
+    """layout_codes in numpy (its twin; unpacks the whole stream first)."""
+    packed = np.asarray(packed, np.uint8).reshape(-1)
+    return layout_indices(_unpack(packed, bits, rows * dim).reshape(rows, dim), bits)
 
 
 def concat_codes(parts) -> ScanCodes:
@@ -227,43 +242,10 @@ class QueryTables:
         return self.tables.shape[0]
 
 
-def exact_tables(y: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """E (m, positions, entries) float64: each position's exact table (module docstring)."""
-    c = np.asarray(centroids, np.float32).astype(np.float64)
-    bits = int(c.size).bit_length() - 1
-    if c.size != 1 << bits or not 1 <= bits <= 8:
-        raise ValueError(f"{c.size} centroids: expected 2**bits for bits 1..8")
-    y = np.asarray(y, np.float32).astype(np.float64)
-    m, dim = y.shape
-    npos = positions_of(bits, dim)
-    if bits > 4:
-        return y[:, :, None] * c[None, None, :]
-    cpn = _CPN[bits]
-    yy = np.zeros((m, npos * cpn))
-    yy[:, :dim] = y
-    yy = yy.reshape(m, npos, cpn)
-    k = np.arange(16)
-    mask = (1 << bits) - 1
-    e = yy[:, :, 0, None] * c[k & mask][None, None, :]
-    for u in range(1, cpn):
-        e = e + yy[:, :, u, None] * c[(k >> (u * bits)) & mask][None, None, :]
-    return e
-
-
-def _margin(e: np.ndarray, lo: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """A bound on every float64 rounding between the exact sum and approx_unscaled, each
-    at most 2**-53 relative: E's sums (at most 3 additions), the residues err (2 operations
-    per entry), offset (math.fsum: rounded once) and delta * S + offset (S <= 255 per
-    position).  Generous: 2**-50 (8 sum_g max|E| + 4 sum_g |lo| + 4 * 255 positions delta)."""
-    npos = e.shape[1]
-    big = (8.0 * np.abs(e).max(axis=2, initial=0.0).sum(axis=1)
-           + 4.0 * np.abs(lo).sum(axis=1) + 4.0 * 255.0 * npos * delta)
-    return big * 2.0 ** -50
-
-
 def prepare_queries(y: np.ndarray, centroids: np.ndarray) -> QueryTables:
     """Tables of transformed queries y (m, dim) (float32; a 1-D y is one query) for codes
-    of the codebook `centroids` (2**bits float32).  Refuses non-finite queries."""
+    of the codebook `centroids` (2**bits float32), by scan_portable.tables_kernel (its
+    numpy twin: scan_ref.prepare_queries_reference).  Refuses non-finite input."""
     y = np.asarray(y, np.float32)
     if y.ndim == 1:
         y = y[None, :]
@@ -271,22 +253,21 @@ def prepare_queries(y: np.ndarray, centroids: np.ndarray) -> QueryTables:
         raise ValueError(f"queries must be (m, dim), got shape {y.shape}")
     if not np.isfinite(y).all():
         raise ValueError("queries must be finite")
-    c = np.asarray(centroids, np.float32)
+    c = np.asarray(centroids, np.float32).reshape(-1)
+    bits = int(c.size).bit_length() - 1
+    if c.size != 1 << bits or not 1 <= bits <= 8:
+        raise ValueError(f"{c.size} centroids: expected 2**bits for bits 1..8")
     if not np.isfinite(c).all():
         raise ValueError("centroids must be finite")
-    e = exact_tables(y, c)
-    bits = int(c.size).bit_length() - 1
-    lo = e.min(axis=2)
-    span = (e.max(axis=2) - lo).max(axis=1) if e.shape[1] else np.zeros(y.shape[0])
-    delta = np.where(span > 0, span / 255.0, 1.0)
-    q = np.rint((e - lo[:, :, None]) / delta[:, None, None])
-    q = np.clip(q, 0, 255)
-    err = delta[:, None, None] * q + lo[:, :, None] - e  # approx - exact, per entry
-    over, under = err.max(axis=2).sum(axis=1), (-err).max(axis=2).sum(axis=1)
-    bound = np.maximum(over, under) + _margin(e, lo, np.where(span > 0, delta, 0.0))  # S = 0
-    offset = np.array([math.fsum(row) for row in lo], np.float64).reshape(y.shape[0])
-    return QueryTables(np.ascontiguousarray(q.astype(np.uint8)), delta, offset, bound,
-                       bits, y.shape[1])
+    m, dim = y.shape
+    npos = positions_of(bits, dim)
+    cpn = _CPN.get(bits, 1)
+    nent = 16 if bits <= 4 else 1 << bits
+    tables = np.empty((m, npos, nent), np.uint8)
+    delta, offset, bound = np.empty(m), np.empty(m), np.empty(m)
+    tables_kernel(np.ascontiguousarray(y, np.float64), c.astype(np.float64), bits, cpn, npos,
+                  nent, tables, delta, offset, bound)
+    return QueryTables(tables, delta, offset, bound, bits, dim)
 
 
 # ---------------------------------------------------------------------- the scan

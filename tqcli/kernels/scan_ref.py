@@ -74,3 +74,56 @@ def exact_unscaled(idx, y, centroids) -> np.ndarray:
     """sum_t y[i, t] c[idx[j, t]] in float64 (the right side the bound is for)."""
     c = np.asarray(centroids, np.float32).astype(np.float64)
     return np.asarray(y, np.float32).astype(np.float64) @ c[np.asarray(idx)].T
+
+
+def exact_tables(y: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """E (m, positions, entries) float64: each position's exact table (module scan)."""
+    c = np.asarray(centroids, np.float32).astype(np.float64)
+    bits = int(c.size).bit_length() - 1
+    y = np.asarray(y, np.float32).astype(np.float64)
+    m, dim = y.shape
+    npos = positions_of(bits, dim)
+    if bits > 4:
+        return y[:, :, None] * c[None, None, :]
+    cpn = _CPN[bits]
+    yy = np.zeros((m, npos * cpn))
+    yy[:, :dim] = y
+    yy = yy.reshape(m, npos, cpn)
+    k = np.arange(16)
+    mask = (1 << bits) - 1
+    e = yy[:, :, 0, None] * c[k & mask][None, None, :]
+    for u in range(1, cpn):
+        e = e + yy[:, :, u, None] * c[(k >> (u * bits)) & mask][None, None, :]
+    return e
+
+
+def prepare_queries_reference(y: np.ndarray, centroids: np.ndarray) -> QueryTables:
+    """The numpy twin of scan.prepare_queries (scan_portable.tables_kernel)."""
+    y = np.atleast_2d(np.asarray(y, np.float32))
+    e = exact_tables(y, centroids)
+    m, npos, _ = e.shape
+    bits = int(np.asarray(centroids).size).bit_length() - 1
+    lo = e.min(axis=2)
+    span = (e.max(axis=2) - lo).max(axis=1)
+    delta = np.where(span > 0, span / 255.0, 1.0)
+    q = np.clip(np.rint((e - lo[:, :, None]) / delta[:, None, None]), 0.0, 255.0)
+    err = delta[:, None, None] * q + lo[:, :, None] - e
+    eplus, eminus = err.max(axis=2), (-err).max(axis=2)
+    eplus, eminus = np.maximum(eplus, 0.0), np.maximum(eminus, 0.0)
+    emax = np.abs(e).max(axis=2)
+    over, under, big_e, big_lo = (np.zeros(m) for _ in range(4))
+    s, comp = np.zeros(m), np.zeros(m)
+    for g in range(npos):  # in position order, as the kernel
+        over = over + eplus[:, g]
+        under = under + eminus[:, g]
+        big_e = big_e + emax[:, g]
+        big_lo = big_lo + np.abs(lo[:, g])
+        x = lo[:, g]
+        t = s + x
+        comp = comp + np.where(np.abs(s) >= np.abs(x), (s - t) + x, (x - t) + s)
+        s = t
+    dm = np.where(span > 0, delta, 0.0)
+    worst = np.maximum(over, under)
+    margin = (8.0 * big_e + 4.0 * big_lo + 4.0 * 255.0 * float(npos) * dm
+              + float(npos + 2) * worst) * 2.0 ** -50
+    return QueryTables(q.astype(np.uint8), delta, s + comp, worst + margin, bits, y.shape[1])

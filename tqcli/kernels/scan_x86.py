@@ -26,7 +26,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .lanes import _array_ptr
-from .scan_portable import BLOCK, block_topk
+from .scan_portable import BLOCK, block_extremes, block_topk
 
 QBATCH = 2            # queries per pass over a block (4 spill the 16 accumulators: slower)
 TILE_BYTES = 192 * 1024  # codes per tile (fits the L2 cache with the tables)
@@ -154,6 +154,8 @@ def scan_avx2(data, rows, tables, delta, offset, scale, qconst, vweight, vbias, 
     tstride = np.int64(npos * 16)
     npairs = np.int64(npos // 2)
     sums = np.empty(QBATCH * BLOCK, np.uint32)
+    buf = np.empty(BLOCK)
+    ext, ok = block_extremes(rows, scale, vweight, vbias, use_q, use_b)
     tile = max(1, TILE_BYTES // bbytes)
     live = np.ones(nblocks, np.bool_)
     if use_allow:
@@ -175,5 +177,6 @@ def scan_avx2(data, rows, tables, delta, offset, scale, qconst, vweight, vbias, 
                 else:
                     _sums1(flat, boff, tflat, toff, tstride, npairs, sums)
                 block_topk(sums, nq, q0, b, rows, delta, offset, scale, qconst, vweight,
-                           vbias, use_q, use_b, allow, use_allow, row_offset, hs, hi)
+                           vbias, use_q, use_b, allow, use_allow, row_offset, hs, hi, buf,
+                           ext, ok)
             q0 += nq
