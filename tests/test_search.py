@@ -371,3 +371,15 @@ def test_streamed_scan_of_each_chunk_is_exact(bits, center):
         np.testing.assert_array_equal(ids, want_ids)
         np.testing.assert_allclose(scores, want_scores, rtol=1e-12)
         np.testing.assert_array_equal(sub, reference(xh, q, 10, metric, allowed=inside)[0])
+
+
+def test_index_of_chunks_that_are_not_whole_scan_blocks():
+    """Chunks of 24 rows (not a multiple of the scan's 32-row blocks) are laid out again
+    as one array; the hits are still those of the decoded file."""
+    x = gaussian(250, 20, seed=8)
+    blob = tqcli.compress(x, bits=3, chunk_rows=24)
+    index = tqcli.load_index(blob)
+    assert index.scan is not None and index.scan.codes.rows == 250
+    q = queries_for(x, 6, 8)
+    np.testing.assert_array_equal(index.search(q, 7)[0],
+                                  reference(tqcli.decompress(blob), q, 7)[0])

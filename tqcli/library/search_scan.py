@@ -37,6 +37,7 @@ from .blocks import decode_block, query_transform
 REL = 2.0 ** -12
 MAX_DEPTH = 4096  # candidates per query past which an unproven query is scored on every row
 EXACT_ELEMENTS = 1 << 22  # decoded candidate values held at once (float64: 32 MiB)
+UNLAYOUT_ROWS = 1 << 22  # codes of whole blocks unpacked at once to reach candidates
 
 
 def scannable(header) -> bool:
@@ -92,16 +93,31 @@ class ScanData:
         self.centre = -np.asarray(codec.to_format(np.zeros((1, h.dim))), np.float64)[0]
         parts, scales, norms, cdot = [], [], [], []
         self.scale_dtype = np.dtype(np.float32)
+        # chunks of whole blocks go straight into one array: no second copy of the codes
+        whole = h.chunk_rows % scan.BLOCK == 0 and not keep_decoded
+        data, filled = None, 0
         for cc, x in chunks:
             self.scale_dtype = cc.scales.dtype
-            parts.append(scan.layout_indices(unpack_rows(cc), h.bits))
+            laid = scan.layout_indices(unpack_rows(cc), h.bits)
+            if whole:
+                if data is None:
+                    data = np.empty((-(-h.n_vectors // scan.BLOCK), laid.data.shape[1]),
+                                    np.uint8)
+                data[filled:filled + laid.nblocks] = laid.data
+                filled += laid.nblocks
+            else:
+                parts.append(laid)
             scales.append(np.asarray(cc.scales))
             x64 = np.asarray(x, np.float64)
             norms.append(st.row_norms(x64))
             cdot.append((x64 - self.centre) @ self.centre if h.centered else
                         np.zeros(cc.rows))
         self.decoded = x if keep_decoded and len(parts) == 1 else None
-        self.codes = scan.concat_codes(parts)
+        if whole and data is not None:
+            data.setflags(write=False)
+            self.codes = scan.ScanCodes(data[:filled], h.n_vectors, h.dim, h.bits)
+        else:
+            self.codes = scan.concat_codes(parts)
         self.scales = np.concatenate(scales).astype(self.scale_dtype)
         # approximations only (float32): the exact keys come from the decoded candidates,
         # and REL covers their rounding
@@ -134,12 +150,18 @@ class ScanData:
 
         if self.decoded is not None:
             return self.decoded[rows]
-        blocks = np.unique(rows // BLOCK)
-        sub = type(self.codes)(np.ascontiguousarray(self.codes.data[blocks]),
-                               blocks.size * BLOCK, self.dim, self.bits)
-        idx = sub.indices()
-        where = np.searchsorted(blocks, rows // BLOCK) * BLOCK + rows % BLOCK
-        idx = idx[where]
+        idx = np.empty((rows.size, self.dim), np.uint8)
+        step = max(1, UNLAYOUT_ROWS // (BLOCK * self.dim))  # blocks unpacked at once
+        a = 0
+        while a < rows.size:  # the rows of at most `step` blocks at a time
+            blocks = np.unique(rows[a:a + step * BLOCK] // BLOCK)[:step]
+            b = int(np.searchsorted(rows, (blocks[-1] + 1) * BLOCK))
+            sub = type(self.codes)(np.ascontiguousarray(self.codes.data[blocks]),
+                                   blocks.size * BLOCK, self.dim, self.bits)
+            part = rows[a:b]
+            idx[a:b] = sub.indices()[np.searchsorted(blocks, part // BLOCK) * BLOCK
+                                     + part % BLOCK]
+            a = b
         cc = ChunkCodes("packed", rows.size, self.dim, self.bits,
                         pack_rows(idx, self.bits),
                         self.scales[rows])
