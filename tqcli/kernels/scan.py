@@ -286,6 +286,16 @@ def _check(codes: ScanCodes, tables: QueryTables, kk: int, scale, qconst, vweigh
     if kk < 1:
         raise ValueError("kk must be at least 1")
     n, m = codes.rows, tables.m
+    # the kernels index without checking: shapes that would read out of bounds are refused
+    npos = positions_of(codes.bits, codes.dim)
+    nent = 16 if codes.nibble else 1 << codes.bits
+    if (codes.data.dtype != np.uint8 or codes.data.ndim != 2
+            or codes.data.shape[1] != npos * (16 if codes.nibble else BLOCK)
+            or not 0 <= n <= codes.nblocks * BLOCK or n <= (codes.nblocks - 1) * BLOCK):
+        raise ValueError("codes do not have the scan's layout for their rows, dim and bits")
+    if (tables.tables.dtype != np.uint8 or tables.tables.shape != (m, npos, nent)
+            or np.shape(tables.delta) != (m,) or np.shape(tables.offset) != (m,)):
+        raise ValueError("query tables do not have the shape of their bits and dim")
 
     def vec(a, size, what, dtype=np.float64):
         if a is None:
@@ -329,14 +339,17 @@ def scan_topk(codes: ScanCodes, tables: QueryTables, kk: int, *, scale, qconst=N
         codes, tables, kk, scale, qconst, vweight, vbias, allow)
     hs, hi = new_heaps(tables.m, kk)
     if codes.rows and tables.m:
+        data = np.ascontiguousarray(codes.data)
+        tabs = np.ascontiguousarray(tables.tables)
+        delta = np.ascontiguousarray(tables.delta, np.float64)
+        offset = np.ascontiguousarray(tables.offset, np.float64)
         path = scan_isa(codes, isa)
         if path == "avx2":
             from .scan_x86 import scan_avx2
-            scan_avx2(codes.data, codes.rows, tables.tables, tables.delta, tables.offset,
-                      scale, qconst, vweight, vbias, use_q, use_b, allow, use_allow,
-                      np.int64(row_offset), hs, hi)
+            scan_avx2(data, codes.rows, tabs, delta, offset, scale, qconst, vweight, vbias,
+                      use_q, use_b, allow, use_allow, np.int64(row_offset), hs, hi)
         else:
-            scan_portable_kernel(codes.data, codes.nibble, codes.rows, tables.tables,
-                                 tables.delta, tables.offset, scale, qconst, vweight, vbias,
-                                 use_q, use_b, allow, use_allow, np.int64(row_offset), hs, hi)
+            scan_portable_kernel(data, codes.nibble, codes.rows, tabs, delta, offset, scale,
+                                 qconst, vweight, vbias, use_q, use_b, allow, use_allow,
+                                 np.int64(row_offset), hs, hi)
     return finish_heaps(hs, hi)
