@@ -162,7 +162,7 @@ def build_faiss(tool, x, bits):
     else:
         raise ValueError(tool)
     if not ix.is_trained:
-        ix.train(x[:min(len(x), 50000)])
+        ix.train(x[:min(len(x), 20000)])
     ix.add(x)
     nbytes = ix.sa_code_size() if hasattr(ix, "sa_code_size") and tool != "faiss-pqfs" else d * bits / 8
     return (lambda q: ix.search(q, K)[1]), float(nbytes), ""
@@ -278,7 +278,7 @@ def main():
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--nq", default="1,1000", help="query counts: a single query, then a batch")
     ap.add_argument("--slow-nq", type=int, default=20)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--tq-api", choices=("kernels", "index"), default="kernels")
     ap.add_argument("--workdir", default="/dev/shm/tq-bench-search")

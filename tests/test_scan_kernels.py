@@ -362,3 +362,29 @@ def test_largest_sums_do_not_wrap(path, bits, dim):
     ref = scan_ref.scan_topk_reference(idx, t, 42, scale=np.ones(42))
     assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
     assert got[0][0, 0] == 0 and got[0][1, 0] == 1
+
+
+def test_scan_refuses_shapes_that_would_read_out_of_bounds():
+    """The kernels index without checking: a hand-built ScanCodes or QueryTables whose
+    shapes do not fit its bits and dim is refused before they run."""
+    idx = np.zeros((40, 8), np.uint8)
+    codes = scan.layout_indices(idx, 4)
+    t = scan.prepare_queries(np.ones((2, 8), np.float32), np.arange(16, dtype=np.float32))
+    ones = np.ones(40)
+    bad_codes = [scan.ScanCodes(codes.data[:, :-16], 40, 8, 4),   # one position short
+                 scan.ScanCodes(codes.data, 40, 40, 4),            # dim of another layout
+                 scan.ScanCodes(codes.data[:1], 40, 8, 4),         # rows beyond the blocks
+                 scan.ScanCodes(codes.data, 20, 8, 4)]             # a block of no rows
+    for c in bad_codes:
+        with pytest.raises(ValueError):
+            scan.scan_topk(c, t, 1, scale=np.ones(c.rows))
+    bad_tables = [scan.QueryTables(t.tables[:, :-1], t.delta, t.offset, t.bound, 4, 8),
+                  scan.QueryTables(t.tables, t.delta[:1], t.offset, t.bound, 4, 8),
+                  scan.QueryTables(t.tables.astype(np.int16), t.delta, t.offset, t.bound, 4, 8)]
+    for tt in bad_tables:
+        with pytest.raises(ValueError):
+            scan.scan_topk(codes, tt, 1, scale=ones)
+    # views that are not contiguous are accepted (copied)
+    tt = scan.QueryTables(np.repeat(t.tables, 2, axis=0)[::2], t.delta, t.offset, t.bound, 4, 8)
+    assert np.array_equal(scan.scan_topk(codes, tt, 3, scale=ones)[0],
+                          scan.scan_topk(codes, t, 3, scale=ones)[0])

@@ -62,6 +62,8 @@ from . import encode as _encode
 from . import gaussian as _gaussian
 from . import rans as _rans
 from . import rotate as _rotate
+from . import scan_portable as _scan_portable
+from . import scan_x86 as _scan_x86
 from . import symbols as _symbols
 from .groups import GROUPS_PER_TASK, task_count
 from .lanes import LANES
@@ -154,12 +156,18 @@ def _run_task_range(driver, ntasks: int, *args) -> None:
 COMPILE_SECONDS = {"encode_mse_kernel": 5, "encode_prod_kernel": 5, "decode_mse_kernel": 4,
                    "decode_prod_kernel": 5, "rotate_rows_kernel": 3,
                    "encode_symbols_kernel": 5, "decode_symbols_kernel": 4,
-                   "encode_kernel": 2, "decode_kernel": 2}
+                   "encode_kernel": 2, "decode_kernel": 2,
+                   # search (kernels/scan*.py); measured at 2-3x these on the VM under a
+                   # load of 6-8: 11 s, 5 s, 2 s, 2 s
+                   "scan_avx2": 5, "scan_portable_kernel": 3, "tables_kernel": 1,
+                   "layout_kernel": 1}
 _DRIVERS = {"encode_mse_kernel": _encode, "encode_prod_kernel": _encode,
             "decode_mse_kernel": _decode, "decode_prod_kernel": _decode,
             "rotate_rows_kernel": _rotate, "encode_symbols_kernel": _symbols,
             "decode_symbols_kernel": _symbols, "encode_kernel": _rans,
-            "decode_kernel": _rans}
+            "decode_kernel": _rans, "scan_avx2": _scan_x86,
+            "scan_portable_kernel": _scan_portable, "tables_kernel": _scan_portable,
+            "layout_kernel": _scan_portable}
 
 
 def on_first_compile(callback):
