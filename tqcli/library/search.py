@@ -169,7 +169,7 @@ def run_search(header, blocks, query: _Query, threads: int | None = None,
     if query.q.shape[0] == 0:  # no queries: no hits, nothing to read
         width = min(query.depth, query.count)
         return np.zeros((0, width), np.int64), np.zeros((0, width))
-    workers = kernels.thread_count() if threads is None else max(1, int(threads))
+    workers = kernels.thread_count() if not threads or threads <= 0 else int(threads)
     budget = limits.DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
     if budget == math.inf:
         budget = 1 << 40

@@ -84,7 +84,7 @@ class Index:
                                               memory_limit))
         from .. import kernels
 
-        workers = kernels.thread_count() if threads is None else max(1, int(threads))
+        workers = kernels.thread_count() if not threads or threads <= 0 else int(threads)
         ids, keys, left = search_scan.scan_search(self.scan, query, self.out_dtype, workers)
         if left.size:  # unproven by the scan: every decoded row
             rest = copy.copy(query)
