@@ -111,13 +111,21 @@ def test_rows_ids_member_and_rerank(db):
 
 
 def test_same_bytes_on_any_thread_count(db):
+    """3 queries (BLAS candidates) and 40 (the codes' scan): the same bytes at -T 1, 2, 3,
+    and the ids numpy gives on the decoded file."""
     folder, x, q = db
-    jobs = [["search", "x.npy.tqz", "q.npy", "-k", "9", "-T", str(t), "-o", f"t{t}.npz"]
-            for t in (1, 2, 3)]
+    many = np.concatenate([q, gaussian(37, 48, seed=5)])
+    np.save(folder / "many.npy", many)
+    jobs = [["search", "x.npy.tqz", qf, "-k", "9", "-T", str(t), "-o", f"{qf}{t}.npz"]
+            for t in (1, 2, 3) for qf in ("q.npy", "many.npy")]
     for r in run_many(jobs, folder):
         ok(r)
-    data = [(folder / f"t{t}.npz").read_bytes() for t in (1, 2, 3)]
-    assert data[0] == data[1] == data[2]
+    xh = decoded(folder)
+    for qf, qq in (("q.npy", q), ("many.npy", many)):
+        data = [(folder / f"{qf}{t}.npz").read_bytes() for t in (1, 2, 3)]
+        assert data[0] == data[1] == data[2]
+        with np.load(folder / f"{qf}1.npz") as z:
+            np.testing.assert_array_equal(z["ids"], reference(xh, qq, 9)[0])
 
 
 def test_k_beyond_the_vectors_is_a_result_and_says_so(db):
