@@ -121,9 +121,14 @@ def test_same_bytes_on_any_thread_count(db):
     for r in run_many(jobs, folder):
         ok(r)
     xh = decoded(folder)
+    import time
+
+    time.sleep(2.1)  # a zip's time stamps have a 2 s resolution: later bytes must not differ
+    ok(run(["search", "x.npy.tqz", "many.npy", "-k", "9", "-o", "many.npy4.npz"], folder))
     for qf, qq in (("q.npy", q), ("many.npy", many)):
         data = [(folder / f"{qf}{t}.npz").read_bytes() for t in (1, 2, 3)]
         assert data[0] == data[1] == data[2]
+        assert qf == "q.npy" or (folder / "many.npy4.npz").read_bytes() == data[0]
         with np.load(folder / f"{qf}1.npz") as z:
             np.testing.assert_array_equal(z["ids"], reference(xh, qq, 9)[0])
 

@@ -73,8 +73,16 @@ def write_hits(output, ids: np.ndarray, scores: np.ndarray, force: bool = False)
     """ids and scores (float32) as .npz, or the ids alone as .npy, atomically."""
     npz = str(output).lower().endswith(".npz")
     buf = io.BytesIO()
-    if npz:
-        np.savez(buf, ids=ids.astype(np.int64), scores=scores.astype(np.float32))
+    if npz:  # np.savez would stamp each member with the time: the same hits, other bytes
+        import zipfile
+
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+            for name, a in (("ids", ids.astype(np.int64)),
+                            ("scores", scores.astype(np.float32))):
+                member = io.BytesIO()
+                np.save(member, a)
+                z.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)),
+                           member.getvalue())
     else:
         np.save(buf, ids.astype(np.int64))
     with files.open_output(output, force) as sink:
