@@ -547,3 +547,58 @@ def test_hostile_collections_on_the_command_line(pool, tmp_path):
     assert sorted(os.listdir(tmp_path)) == []
     assert not bad, f"{len(bad)} failures, first: {bad[:5]}"
     print(f"\n[collections] {len(cases)} hostile collections x 3 commands: all refused")
+
+
+# ---------------------------------------------------------------------------- search
+
+
+def _search_all(src) -> None:
+    """Search every row of a container (streamed), as `tq search` does."""
+    with tqcli.open(src) as f:
+        q = np.full((2, f.header.dim), 0.5)
+        f.search(q, 3)
+
+
+def _index_all(src) -> None:
+    index = tqcli.load_index(src)
+    index.search(np.full((2, index.dim), 0.5), 3)
+
+
+def test_corpus_through_search():
+    """Every mutant through the streamed search (bytes and a pipe) and load_index: the
+    same FormatError, with an expected reader rule, as decompress gives."""
+    bad = []
+    for rec in MUTANTS:
+        data = (CORPUS / rec["file"]).read_bytes()
+        for via, call in (("search bytes", lambda: _search_all(data)),
+                          ("search pipe", lambda: _search_all(pipe_stream(data))),
+                          ("load_index", lambda: _index_all(data))):
+            problems, exc = check_library_failure(call, f"{rec['file']} via {via}")
+            if exc is not None:
+                problems += _rule_problem(rec, exc)
+            if problems:
+                bad.append((rec["file"], rec["detail"], via, problems))
+    assert not bad, f"{len(bad)} failures, first: {bad[:5]}"
+
+
+def test_sampled_corpus_through_tq_search(pool, tmp_path):
+    """A mutant of each sampled family through `tq search MUTANT q.npy -o hits.npz`:
+    exit 1, one line naming the mutant (the library's refusal), no hits file left."""
+    picked = {}
+    for rec in MUTANTS:
+        picked.setdefault(rec["mutation"], rec)
+
+    def one(p, rec):
+        folder = tmp_path / rec["file"].replace("/", "_")[:-4]
+        folder.mkdir()
+        name = Path(rec["file"]).name
+        shutil.copyfile(CORPUS / rec["file"], folder / name)
+        dim = tqcli.read_header(BASES[rec["base"]]).dim if rec["base"] in BASES else 16
+        np.save(folder / "q.npy", np.full((2, dim), 0.5, np.float32))
+        r = p.run(["search", name, "q.npy", "-o", "hits.npz"], folder)
+        return check_cli_failure(r, name, folder, [name, "q.npy"],
+                                 f"tq search {rec['file']}", p.base_rss)
+
+    results = pool.map(one, [picked[f] for f in SAMPLE_FAMILIES if f in picked])
+    bad = [b for b in results if b]
+    assert len(picked) >= 5 and not bad, bad

@@ -286,8 +286,8 @@ def test_every_block_is_run_or_listed():
     firsts = {b.text.splitlines()[0] for b in ALL_BLOCKS if b.kind == "shell"}
     assert set(NOT_COMMANDS) <= firsts, "NOT_COMMANDS lists a block README no longer has"
     kinds = [b.kind for b in ALL_BLOCKS if b.readme == "README.md"]
-    # README's two Python blocks (the API, zarr and Dask) and its command blocks
-    assert kinds.count("python") == 2 and kinds.count("shell") >= 8, kinds
+    # README's three Python blocks (the API, search, zarr and Dask) and its command blocks
+    assert kinds.count("python") == 3 and kinds.count("shell") >= 8, kinds
     for b in COMMAND_BLOCKS:
         assert b.kind == "python" or b.commands, b.id
 

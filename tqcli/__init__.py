@@ -12,6 +12,10 @@
     tqcli.compress_file("x.npy", "x.tqz")              # atomic, like `tq compress`
     tqcli.decompress_file("x.tqz", "y.h5", rows=(0, 100))
 
+    with tqcli.open("db.tqz") as f:            # search: the exact top-k of the decoded rows
+        ids, scores = f.search(queries, k=10, metric="ip")
+    index = tqcli.load_index("db.tqz")         # codes in memory, for repeated queries
+
 The heavy modules (numpy kernels, numba, scipy) load on first use, so importing the
 package and running `tq --help` stay fast.
 """
@@ -25,6 +29,7 @@ _COLLECTION_FILE = {"open_collection"}
 _FILEIO = {"compress_file", "decompress_file", "compress_collection_file",
            "decompress_collection_file", "inspect"}  # files by name: the per-file policy
 _TQFILE = {"open", "TqFile"}
+_SEARCH = {"load_index", "Index"}
 _ERRORS = {"TqError", "FormatError", "InputError", "ScaleRangeError"}
 
 
@@ -49,6 +54,10 @@ def __getattr__(name):
         from .library import tqfile
 
         return getattr(tqfile, name)
+    if name in _SEARCH:
+        from .library import search_index
+
+        return getattr(search_index, name)
     if name in _ERRORS:
         from . import errors
 
@@ -60,7 +69,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'tqcli' has no attribute {name!r}")
 
 
-__all__ = sorted(_API | _COLLECTIONS | _COLLECTION_FILE | _FILEIO | _TQFILE | _ERRORS
+__all__ = sorted(_API | _COLLECTIONS | _COLLECTION_FILE | _FILEIO | _TQFILE | _SEARCH
+                 | _ERRORS
                  | {"Header", "__version__"})
 
 

@@ -30,6 +30,7 @@ def main():
       tq decompress embeddings.npy.tqz     # -> embeddings.npy
       tq inspect embeddings.npy.tqz        # header, sizes, ratio
       tq eval embeddings.npy -b 2,3,4      # distortion against the theory
+      tq search embeddings.npy.tqz q.npy   # the nearest vectors of each query
     """
     _install_signals()
     process.quiet_idle_threads()
@@ -41,8 +42,9 @@ from .compress import compress  # noqa: E402
 from .decompress import decompress  # noqa: E402
 from .eval import eval_cmd  # noqa: E402
 from .inspect import inspect  # noqa: E402
+from .search import search  # noqa: E402
 
-for _command in (compress, decompress, inspect, eval_cmd):
+for _command in (compress, decompress, inspect, eval_cmd, search):
     main.add_command(_command)
 
 __all__ = ["main", "parse_rows", "parse_bit_list"]

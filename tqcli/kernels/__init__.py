@@ -17,6 +17,10 @@ The package, by concern:
     groups.py    the group/task scaffold and per-group code packing
     encode.py    the fused encoder;  decode.py  the decoders
     gaussian.py  SplitMix64 and the polar method (the prod-mode sketch)
+    scan.py      search on codes: the scan's layout, query tables, scan_topk and the
+                 choice of instruction set (TQ_SCAN_ISA); scan_portable.py its numba
+                 kernels and top-k step, scan_x86.py the AVX2 path, scan_ref.py the
+                 numpy twins (scan.py is imported on its own: tqcli.kernels.scan)
 
 The functions below are the interface: plain Python functions over the jitted kernels,
 taking arrays the caller prepared once (a Codec holds its plan, thresholds and search
@@ -58,6 +62,8 @@ from . import encode as _encode
 from . import gaussian as _gaussian
 from . import rans as _rans
 from . import rotate as _rotate
+from . import scan_portable as _scan_portable
+from . import scan_x86 as _scan_x86
 from . import symbols as _symbols
 from .groups import GROUPS_PER_TASK, task_count
 from .lanes import LANES
@@ -144,12 +150,18 @@ def _run_task_range(driver, ntasks: int, *args) -> None:
 COMPILE_SECONDS = {"encode_mse_kernel": 5, "encode_prod_kernel": 5, "decode_mse_kernel": 4,
                    "decode_prod_kernel": 5, "rotate_rows_kernel": 3,
                    "encode_symbols_kernel": 5, "decode_symbols_kernel": 4,
-                   "encode_kernel": 2, "decode_kernel": 2}
+                   "encode_kernel": 2, "decode_kernel": 2,
+                   # search (kernels/scan*.py); measured at 2-3x these on the VM under a
+                   # load of 6-8: 11 s, 5 s, 2 s, 2 s
+                   "scan_avx2": 5, "scan_portable_kernel": 3, "tables_kernel": 1,
+                   "layout_kernel": 1}
 _DRIVERS = {"encode_mse_kernel": _encode, "encode_prod_kernel": _encode,
             "decode_mse_kernel": _decode, "decode_prod_kernel": _decode,
             "rotate_rows_kernel": _rotate, "encode_symbols_kernel": _symbols,
             "decode_symbols_kernel": _symbols, "encode_kernel": _rans,
-            "decode_kernel": _rans}
+            "decode_kernel": _rans, "scan_avx2": _scan_x86,
+            "scan_portable_kernel": _scan_portable, "tables_kernel": _scan_portable,
+            "layout_kernel": _scan_portable}
 
 
 def on_first_compile(callback):

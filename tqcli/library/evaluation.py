@@ -26,7 +26,7 @@ import numpy as np
 
 from ..codec import codebook
 from .. import limits
-from . import precompile
+from . import precompile, search_topk
 from ..codec.state import Codec
 from ..format.header import make_header
 from ..codec.codings import CODINGS
@@ -88,21 +88,14 @@ def sample_rows(n: int, size: int) -> np.ndarray:
 def _top_ids(q: np.ndarray, x: np.ndarray, k: int, rows: np.ndarray,
              block: int = SEARCH_BLOCK) -> np.ndarray:
     """Positions in `rows` (the database rows of x) of the k largest inner products of
-    each query, best first (ties in the order a stable sort gives), scoring the database
-    in blocks of `block` rows so that memory stays a few queries-by-block arrays."""
-    n = len(rows)
-    best = np.full((q.shape[0], k), -np.inf)
-    best_id = np.zeros((q.shape[0], k), np.int64)
-    for a in range(0, n, block):
-        scores = q @ x[rows[a:a + block]].astype(np.float64).T
-        ids = np.arange(a, a + scores.shape[1])
-        allscores = np.concatenate([best, scores], axis=1)
-        allids = np.concatenate([best_id, np.broadcast_to(ids, scores.shape)], axis=1)
-        sel = np.argpartition(-allscores, k - 1, axis=1)[:, :k]
-        best = np.take_along_axis(allscores, sel, 1)
-        best_id = np.take_along_axis(allids, sel, 1)
-    order = np.argsort(-best, axis=1, kind="stable")
-    return np.take_along_axis(best_id, order, 1)
+    each query, best first, ties by the smaller position: the exact top-k that `tq
+    search` computes (search_topk, one implementation), over blocks of `block` rows so
+    that memory stays a few queries-by-block arrays."""
+    top = search_topk.TopK(q.shape[0], k)
+    qn = search_topk.row_norms(q)
+    for a in range(0, len(rows), block):
+        top.merge(*search_topk.block_topk(q, x[rows[a:a + block]], k, first=a, qn=qn))
+    return top.result(len(rows))[0]
 
 
 class Search:

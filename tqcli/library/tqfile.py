@@ -307,6 +307,16 @@ class TqFile(OpenContainer, LazyArray):
 
         return query_transform(q, self.codec, normalize)
 
+    def search(self, queries, k: int = 10, *, rows=None, **options):
+        """The exact top-k of the decoded rows for each query: (ids, scores), streamed
+        chunk by chunk (tqcli.library.search.search_tqfile: metric, ids, rerank,
+        candidates, threads, memory_limit, progress); rows a range as for read."""
+        from .search import rows_span, search_tqfile
+
+        return search_tqfile(self, queries, k, span=rows_span(rows, self.n_vectors,
+                                                              resolve_rows),
+                             out_dtype=self.dtype, **options)
+
     def verify(self, checksums: bool = True) -> None:
         """Read every chunk and check its CRC-32 and floats, then index and footer (what
         `tq inspect --verify` does); raises FormatError at the first fault.
