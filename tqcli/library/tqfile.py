@@ -308,14 +308,25 @@ class TqFile(OpenContainer, LazyArray):
         return query_transform(q, self.codec, normalize)
 
     def verify(self, checksums: bool = True) -> None:
-        """Read every chunk and check its CRC-32 and floats, then index and footer (what
-        `tq inspect --verify` does); raises FormatError at the first fault.
+        """Make every check the decoder makes except the finiteness of the decoded values
+        (spec 13.5; what `tq inspect --verify` does): every chunk's CRC-32, stored floats
+        and the coding's own checks (the entropy coding's rANS streams, by the decoder's
+        code: Coding.check_decodable), then index and footer; raises FormatError at the
+        first fault.
 
         checksums=False reads a stream through to check only its index and footer (what
         a plain `tq inspect -` does; for a seekable container those were checked at open).
         """
+        h = self.header
+        scratch: dict = {}
         for i in range(self.n_chunks):
-            self._reader.read_chunk(i, verify=checksums)
+            payload = self._reader.read_chunk(i, verify=checksums)
+            if checksums:
+                try:
+                    h.payload_coding.check_decodable(h, payload, h.chunk_rows_of(i), scratch)
+                except FormatError as e:
+                    e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
+                    raise
         self._reader.finish_stream()
 
     # ------------------------------------------------------------------ lifetime
