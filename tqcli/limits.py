@@ -47,6 +47,15 @@ MAX_CODEBOOK = 1 << MAX_BITS
 # while the largest legal headers ask for 256 MiB of rotation tables (d = 2^20, 32 rounds)
 # from a file of 131 KB.  --memory / memory_limit= raise or lower it.
 DEFAULT_MEMORY_LIMIT = 256 << 20
+# The expansion limit (spec 13.9): a file may declare at most this many decoded bytes (in its
+# source dtype) per byte it holds, per chunk (its payload and CRC) and per file.  The packed
+# coding spends at least 1 bit per coordinate (at most 64 x, float64 from 1-bit codes);
+# tq's entropy coding at its rates 1-8 spends at least 0.3695 bits on any coordinate (the
+# cheapest symbol of the rate-1 model, 50,727 of 2^16) -- at most 173 x, all-zero float64
+# rows -- so the default refuses no file tq writes at a rate.  Error targets (--nmse) near
+# 1 and crafted models go much further (the format allows 2.9 million x).  --max-ratio /
+# max_ratio= raise it for files one trusts.
+DEFAULT_MAX_RATIO = 256
 
 DEFAULT_BITS = 4
 DEFAULT_MODE = "mse"
@@ -119,6 +128,17 @@ def parse_size(text: str) -> int:
     if not number or unit not in _SIZE_UNITS:
         raise ValueError(f"expected a size such as 512M or 2GiB, got {text!r}")
     return int(number) << _SIZE_UNITS[unit]
+
+
+def parse_ratio(text) -> float:
+    """A --max-ratio value: a number > 0 ("inf": no limit).  ValueError otherwise."""
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise ValueError(f"the ratio must be a number above 0, got {text!r}")
+    return v
 
 
 def format_size(n: int) -> str:

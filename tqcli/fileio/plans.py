@@ -133,6 +133,7 @@ def plan_decompress(spec: str, *, output: str | None = None, to_stdout: bool = F
 
 def decompress_planned(plan: DecompressPlan, *, members=None, progress=None,
                        output_dir: str | None = None, memory_limit: int | None = None,
+                       max_ratio: float | None = None,
                        dtype: str | None = None, force: bool = False, **one_array):
     """Decompress as planned: a collection (decompress_collection_file: {"output",
     "members"}) or one array (decompress_file, one_array its rows, select, dataset,
@@ -143,9 +144,11 @@ def decompress_planned(plan: DecompressPlan, *, members=None, progress=None,
             return decompress_collection_file(src, plan.target, members=members, dtype=dtype,
                                               force=force, progress=progress,
                                               memory_limit=memory_limit,
+                                              max_ratio=max_ratio,
                                               output_dir=output_dir)
         return decompress_file(src, plan.output, dtype=dtype, force=force, progress=progress,
-                               memory_limit=memory_limit, clip_rows=False, **one_array)
+                               memory_limit=memory_limit, max_ratio=max_ratio,
+                               clip_rows=False, **one_array)
     except TqError as e:  # a refusal of the stream as it opened names no file yet
         raise e.with_source(plan.container.spec)
 

@@ -163,7 +163,8 @@ def compress(array, options: EncodeOptions | None = None, **keywords) -> bytes:
 
 
 def decompress(src, rows=None, dtype: str | None = None,
-               memory_limit: int | None = None, select=None) -> np.ndarray:
+               memory_limit: int | None = None, select=None,
+               max_ratio: float | None = None) -> np.ndarray:
     """Decode a container (bytes, path or stream) into an array of its original shape.
 
     rows (None, a slice, or (start, stop)) selects vectors of the flattened (n, d) view
@@ -172,15 +173,17 @@ def decompress(src, rows=None, dtype: str | None = None,
     "3,0" or "2:4"; out-of-range is a ValueError; tqcli.arrayio.selection), reading only the
     chunks that hold it.  dtype is None/"original", "float32", "float16" or "float64".
     memory_limit: bytes of decoding state the header may ask for (spec 13.7; None: 256 MiB).
+    max_ratio: decoded bytes the file may declare per byte it holds, per chunk and per file
+    (spec 13.9; None: 256; math.inf: no limit), for a file one trusts.
     """
-    with TqFile(src, memory_limit) as f:
+    with TqFile(src, memory_limit, max_ratio) as f:
         return f.read(rows, dtype, select=select)
 
 
 def read_header(src) -> Header:
     """The header of a container given as bytes, a path, or a binary stream (read whatever
     its decoding would cost: nothing is decoded)."""
-    with TqFile(src, memory_limit=math.inf) as f:
+    with TqFile(src, memory_limit=math.inf, max_ratio=math.inf) as f:
         return f.header
 
 
