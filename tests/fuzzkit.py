@@ -243,6 +243,10 @@ def _apply_fault(fault: dict) -> None:
     interrupt: the same stream raises KeyboardInterrupt (as Ctrl-C would) after `after` bytes.
     rename_error: publishing the finished output (os.replace) fails with OSError(errno).
     mkstemp_error: creating the temporary output fails with OSError(errno).
+    change_input: the input file `path` changes while tq compresses it ("how": truncate to
+      half, grow by a block, rewrite its last bytes in place, replace it with a copy
+      under the same name, or remove it), once the encoder has taken `after` blocks (0: before the
+      first block is read).
     """
     import errno as errno_mod
 
@@ -276,6 +280,49 @@ def _apply_fault(fault: dict) -> None:
             raise OSError(code, os.strerror(code))
 
         files.tempfile.mkstemp = mkstemp
+    elif kind == "change_input":
+        from tqcli.codec import state
+
+        path, how, after = fault["path"], fault["how"], fault.get("after", 1)
+        calls = {"n": 0}
+
+        def change():
+            size = os.path.getsize(path)
+            if how == "truncate":
+                os.truncate(path, size // 2)
+            elif how == "grow":
+                with open(path, "ab") as f:
+                    f.write(bytes(1 << 16))
+            elif how == "rewrite":
+                with open(path, "r+b") as f:
+                    f.seek(size - 8)
+                    f.write(b"\x01" * 8)
+                os.utime(path, ns=(1, 1))  # a new modification time, whatever the clock
+            elif how == "remove":
+                os.remove(path)
+            elif how == "replace":
+                with open(path, "rb") as f:
+                    data = f.read()
+                with open(path + ".new", "wb") as f:
+                    f.write(data)
+                os.replace(path + ".new", path)
+
+        encode, init = state.Codec.encode_chunks, state.Codec.__init__
+
+        def encode_chunks(self, *a, **k):
+            out = encode(self, *a, **k)
+            calls["n"] += 1
+            if calls["n"] == after:
+                change()
+            return out
+
+        def codec_init(self, *a, **k):
+            init(self, *a, **k)
+            if after == 0 and calls["n"] == 0:
+                calls["n"] = -1
+                change()
+
+        state.Codec.encode_chunks, state.Codec.__init__ = encode_chunks, codec_init
     else:
         raise ValueError(f"unknown fault {kind!r}")
 

@@ -26,6 +26,7 @@ from ..errors import InputError, TqError
 from . import bf16, jsontext
 from .base import ArraySource, check_shape
 from .npy import npy_header_bytes, read_npy_header
+from .stable import StableFile
 from .members import MemberInput
 from ..limits import stored_itemsize
 
@@ -264,31 +265,36 @@ def parse_safetensors_header(f, size: int) -> tuple[dict, dict, int]:
 class SafetensorsSource(ArraySource):
     """A float tensor of a .safetensors file, read block by block through a memory map."""
 
-    def __init__(self, path: str, dt: str, shape: tuple, start: int):
+    def __init__(self, path: str, dt: str, shape: tuple, start: int,
+                 opened: os.stat_result | None = None):
+        """opened: the file's status when its header was read (a change since is
+        refused)."""
         check_shape(shape)
         self.name, self.shape, self.dtype = path, shape, _dtype(dt)
-        self._stored, self._start = dt, start
+        self._stored, self._start, self._opened = dt, start, opened
 
     def blocks(self, rows: int):
+        """Blocks by positioned reads, each a new array, the file checked around every
+        read (arrayio.stable: no memory map, so no SIGBUS if it is truncated meanwhile)."""
         n, d = self.n_rows, self.dim
         if n == 0:
             return
         bf = self._stored == "bfloat16"
-        mm = np.memmap(self.name, dtype="<u2" if bf else np.dtype(self._stored).newbyteorder(
-            "<"), mode="r", offset=self._start, shape=(n, d))
-        try:
+        stored = np.dtype("<u2") if bf else np.dtype(self._stored).newbyteorder("<")
+        with open(self.name, "rb", buffering=0) as fh:
+            f = StableFile(fh.fileno(), self.name, self._opened)
             for a in range(0, n, rows):
-                block = np.array(mm[a:a + rows])
+                block = np.empty((min(rows, n - a), d), stored)
+                f.read_into(block, self._start + a * d * stored.itemsize)
                 yield block.view(self.dtype) if bf else block.astype(
-                    self.dtype.newbyteorder("="))
-        finally:
-            del mm
+                    self.dtype.newbyteorder("="), copy=False)
 
 
 def _safetensors_members(path: str):
 
-    size = os.path.getsize(path)
     with open(path, "rb") as f:
+        opened = os.fstat(f.fileno())  # what every read checks the file against
+        size = opened.st_size
         tensors, meta, start = parse_safetensors_header(f, size)
     members = []
     for name in sorted(tensors, key=lambda k: tensors[k][2]):
@@ -296,7 +302,7 @@ def _safetensors_members(path: str):
         if dt in ("float16", "bfloat16", "float32", "float64") and len(shape) >= 1:
             members.append(MemberInput(name, shape, _dtype(dt), {}, open=(
                 lambda dt=dt, shape=shape, a=a: SafetensorsSource(path, dt, shape,
-                                                                  start + a))))
+                                                                  start + a, opened))))
         else:
             raw = np.fromfile(path, dtype=np.uint8, count=b - a, offset=start + a)
             arr = raw.view(np.dtype(dt).newbyteorder("<") if dt != "bool" else bool)
