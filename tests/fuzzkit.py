@@ -388,6 +388,7 @@ def _serve() -> None:
     kernels.warm_up()
     import click.testing  # noqa: F401
     import h5py  # noqa: F401
+    import zarr  # noqa: F401 - zarr inputs and outputs (the zarr extra, installed for the tests)
 
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     proto_out.write(b"ready\n")

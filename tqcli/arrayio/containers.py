@@ -23,7 +23,7 @@ import zipfile
 import numpy as np
 
 from ..errors import InputError, TqError
-from . import bf16, jsontext
+from . import bf16, inflation, jsontext
 from .base import ArraySource, check_shape
 from .npy import npy_header_bytes, read_npy_header
 from .stable import StableFile
@@ -73,21 +73,23 @@ def _dtype(name: str) -> np.dtype:
 # ---------------------------------------------------------------------- reading
 
 
-def read_members(path: str, group: str | None = None):
+def read_members(path: str, group: str | None = None, *, memory_limit=None,
+                 max_ratio=None):
     """(info, [MemberInput]) of the arrays in `path` (a folder: its .npy files, by their
-    paths inside it without .npy); errors name the file."""
+    paths inside it without .npy); errors name the file.  memory_limit and max_ratio bound
+    what a compressed member inflates to (arrayio.inflation)."""
     try:
         if os.path.isdir(path):
             return _directory_members(path)
         kind = kind_of(path)
         if kind == "hdf5":
-            return _hdf5_members(path, group)
+            return _hdf5_members(path, group, memory_limit, max_ratio)
         if group is not None:
             raise InputError("--dataset given but the file is not HDF5")
         if kind == "safetensors":
             return _safetensors_members(path)
         if kind == "npz":
-            return _npz_members(path)
+            return _npz_members(path, max_ratio)
         raise InputError("not an HDF5, .safetensors or .npz file")
     except InputError as e:
         raise e.with_source(path)
@@ -131,10 +133,10 @@ def _attrs(obj) -> dict:
     return out
 
 
-def _hdf5_members(path: str, group: str | None):
+def _hdf5_members(path: str, group: str | None, memory_limit=None, max_ratio=None):
     import h5py
 
-    from .hdf5 import H5Source, _check_self_contained, _h5_reason
+    from .hdf5 import H5Source, _check_self_contained, _h5_reason, check_filtered
 
     try:
         f = h5py.File(path, "r")
@@ -174,6 +176,7 @@ def _hdf5_members(path: str, group: str | None):
                 groups[name] = _attrs(obj)
             elif isinstance(obj, h5py.Dataset):
                 _check_self_contained(f, obj, full)
+                check_filtered(obj, full, memory_limit, max_ratio)
                 if obj.shape is None:
                     raise InputError(f"dataset {full} is empty (it has no dataspace)")
                 found.append((name, tuple(obj.shape), np.dtype(obj.dtype), _attrs(obj)))
@@ -188,7 +191,8 @@ def _hdf5_members(path: str, group: str | None):
         full = f"{base}/{name}"
         if dt.kind == "f" and shape:
             members.append(MemberInput(name, shape, dt, attrs,
-                                       open=lambda full=full: H5Source(path, full)))
+                                       open=lambda full=full: H5Source(
+                                           path, full, memory_limit, max_ratio)))
         else:
             members.append(MemberInput(name, shape, dt, attrs,
                                        array=_read_h5(path, full)))
@@ -285,7 +289,8 @@ class SafetensorsSource(ArraySource):
             f = StableFile(fh.fileno(), self.name, self._opened)
             for a in range(0, n, rows):
                 block = np.empty((min(rows, n - a), d), stored)
-                f.read_into(block, self._start + a * d * stored.itemsize)
+                f.read_into(block.reshape(-1).view(np.uint8),
+                            self._start + a * d * stored.itemsize)
                 yield block.view(self.dtype) if bf else block.astype(
                     self.dtype.newbyteorder("="), copy=False)
 
@@ -322,7 +327,7 @@ def _refuse_torch_zip(path: str, z: zipfile.ZipFile) -> None:
             f"\"{stem}.safetensors\")", kind="pickle")
 
 
-def _npz_members(path: str):
+def _npz_members(path: str, max_ratio=None):
 
     members = []
     try:
@@ -331,6 +336,9 @@ def _npz_members(path: str):
             for info in z.infolist():
                 if not info.filename.endswith(".npy"):
                     raise InputError(f"member {info.filename!r} is not a .npy")
+                # zipfile inflates no more than the declared size: judge that, unread
+                inflation.check_ratio(f"member {info.filename!r}", info.file_size,
+                                      info.compress_size, max_ratio)
                 with z.open(info) as m:
                     dt, fortran, shape, offset = read_npy_header(m.read, check=False)
                     count = 1

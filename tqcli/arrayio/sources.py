@@ -107,7 +107,7 @@ class NpyStreamSource(ArraySource):
         for a in range(0, n, rows):
             k = min(rows, n - a)
             block = np.empty((k, d), self.dtype)
-            f.read_into(block, self.data_offset + a * row_bytes)
+            f.read_into(block.reshape(-1).view(np.uint8), self.data_offset + a * row_bytes)
             yield block if block.dtype.isnative else block.astype(native)
 
     def blocks(self, rows: int):
@@ -208,12 +208,15 @@ def _npy_source(f, path: str, prefix: bytes, input_dtype=None) -> NpyStreamSourc
 
 
 def open_input(spec: str, dataset: str | None = None,
-               input_dtype: str | None = None) -> ArraySource:
+               input_dtype: str | None = None, *, memory_limit=None,
+               max_ratio=None) -> ArraySource:
     """The source for a command-line input: '-' (a .npy on stdin), a .npy file, an
     HDF5 file (FILE.h5:/path or `dataset` chooses the dataset), or a local zarr array
     (a folder with zarr metadata: STORE or STORE/ARRAY).  The kind is decided by the
     file's first bytes, not its name; errors name the file.  The file is opened once, so
-    a FIFO or a process substitution (<(cat x.npy)) is read as the stream it is."""
+    a FIFO or a process substitution (<(cat x.npy)) is read as the stream it is.
+    memory_limit, max_ratio: what a zarr or HDF5 chunk may inflate to (arrayio.inflation;
+    None: the defaults)."""
     if spec == "-":
         refuse_terminal_input(sys.stdin, "-")
         try:
@@ -232,7 +235,7 @@ def open_input(spec: str, dataset: str | None = None,
                 if ds is not None:
                     raise InputError("--dataset given but the input is a zarr store "
                                      "(name the array as STORE/ARRAY)")
-                return ZarrSource(path)
+                return ZarrSource(path, memory_limit, max_ratio)
             raise InputError("is a directory")
         f = open(path, "rb", buffering=0)
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -245,7 +248,7 @@ def open_input(spec: str, dataset: str | None = None,
                 if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                     raise InputError("HDF5 input must be a regular file, not a pipe or device")
                 f.close()
-                return H5Source(path, ds)
+                return H5Source(path, ds, memory_limit, max_ratio)
             if ds is not None:
                 raise InputError("--dataset given but the file is not HDF5")
             if magic.startswith(NPY_MAGIC):

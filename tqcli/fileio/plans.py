@@ -58,13 +58,15 @@ def plan_compress(spec: str, *, output: str | None = None, to_stdout: bool = Fal
 
 
 @contextlib.contextmanager
-def open_compress_input(plan: CompressPlan, input_dtype: str | None = None):
+def open_compress_input(plan: CompressPlan, input_dtype: str | None = None, *,
+                        memory_limit: int | None = None, max_ratio: float | None = None):
     """The open arrayio source of a single array (None for a collection, which
     compress_planned reads), its --rm refused for zarr and HDF5 once it has opened."""
     if plan.input.collection:
         yield None
         return
-    with arrayio.open_input(plan.input.spec, plan.input.dataset, input_dtype) as source:
+    with arrayio.open_input(plan.input.spec, plan.input.dataset, input_dtype,
+                            memory_limit=memory_limit, max_ratio=max_ratio) as source:
         if plan.remove and plan.input.kind == "zarr":
             raise TqError("--rm refused for zarr input (a store is a folder that may hold "
                           "other data)", source.name)
@@ -76,7 +78,9 @@ def open_compress_input(plan: CompressPlan, input_dtype: str | None = None):
 
 def compress_planned(plan: CompressPlan, source, options: EncodeOptions | None = None, *,
                      force: bool = False, progress=None, bits_for=(), lossless=(),
-                     vector_size=None, strict: bool = False, warn=None, **keywords):
+                     vector_size=None, strict: bool = False, warn=None,
+                     memory_limit: int | None = None, max_ratio: float | None = None,
+                     **keywords):
     """Compress as planned with `options` (an EncodeOptions or its fields as keywords; a
     collection: every member, with its width from bits_for); --rm deletes the input once
     the output is complete (finish).  Returns the header (one array) or the table of
@@ -87,7 +91,9 @@ def compress_planned(plan: CompressPlan, source, options: EncodeOptions | None =
         return compress_collection_file(inp.path, plan.output, group=inp.group, force=force,
                                         progress=progress, bits_for=bits_for,
                                         lossless=lossless, vector_size=vector_size,
-                                        strict=strict, warn=warn, **options.to_kwargs())
+                                        strict=strict, warn=warn,
+                                        memory_limit=memory_limit, max_ratio=max_ratio,
+                                        **options.to_kwargs())
     return compress_file(source, plan.output, options, force=force, progress=progress)
 
 

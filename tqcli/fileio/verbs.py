@@ -28,6 +28,7 @@ from .probe import is_path, refuse_same_file, stdin
 @option_keywords
 def compress_file(input, output, options: EncodeOptions | None = None, *,
                   dataset: str | None = None, force: bool = False, progress=None,
+                  memory_limit: int | None = None, max_ratio: float | None = None,
                   **keywords) -> Header:
     """Compress the array in `input` into the container `output`; returns its header.
 
@@ -38,11 +39,13 @@ def compress_file(input, output, options: EncodeOptions | None = None, *,
     format, such as .npy: files.check_container_output_name), '-' for stdout, or a binary
     stream.  Errors name the file.  The options: an EncodeOptions or its fields as
     keywords (bits, mode, seed, rounds, scale_rule, scale_dtype, chunk_rows, rotation,
-    coding, center, nmse), as for compress_to.
+    coding, center, nmse), as for compress_to.  memory_limit and max_ratio bound what a
+    compressed input (a zarr or HDF5 chunk) may inflate to (arrayio.inflation).
     """
     options = options_of(options, **keywords)
     opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
-              else arrayio.open_input(os.fspath(input), dataset))
+              else arrayio.open_input(os.fspath(input), dataset, memory_limit=memory_limit,
+                                      max_ratio=max_ratio))
     with opened as source:
         refuse_same_file(source.name, output)
         if is_path(output):
@@ -144,11 +147,13 @@ def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force,
 def compress_collection_file(input, output, *, group: str | None = None,
                              force: bool = False, progress=None, bits: int = 4,
                              bits_for=(), lossless=(), vector_size: int | None = None,
+                             memory_limit: int | None = None, max_ratio: float | None = None,
                              **options) -> list[dict]:
     """Compress every array of an HDF5 file (or `group`), .safetensors or .npz into one
     collection .tqz at `output` (atomic, as compress_file); returns the table of contents."""
     name = os.fspath(input)
-    info, mems = containers.read_members(name, group)
+    info, mems = containers.read_members(name, group, memory_limit=memory_limit,
+                                         max_ratio=max_ratio)
     refuse_same_file(name, output)
     if is_path(output):
         files.check_container_output_name(os.fspath(output))
