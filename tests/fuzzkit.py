@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # The `tq` command line as a user runs it, one definition for every test file: the module
 # of the interpreter running the tests, so that it works in any virtual environment and
@@ -33,28 +33,77 @@ TQ = [sys.executable, "-m", "tqcli"]
 # ---------------------------------------------------------------------------- counters
 
 
-@dataclass
-class Counts:
-    """What the fuzz and fault suites tried and what went wrong (printed by conftest.py)."""
+KINDS = ("crashes", "undetected", "partial", "outside", "over_budget", "out_of_bound")
+# The families the summary table has a row for, in its order.  conftest.py sets the family of
+# each test from its name (family_of); a test that mixes families sets COUNTS.family itself.
+FAMILIES = ("packed", "entropy", "collections", "inputs")
 
-    tried: int = 0
-    crashes: int = 0          # a traceback, an exception other than TqError, a signal, a hang
-    undetected: int = 0       # a corrupt input that decoded, or exited 0
-    partial: int = 0          # an output or temporary file left behind after a failure
-    over_budget: int = 0      # a case that took >= 1 s or >= 100 MB of extra memory
-    out_of_bound: int = 0     # a round trip whose error exceeded the stated bound
-    notes: list = field(default_factory=list)
+
+class Counts:
+    """What the fuzz and fault suites tried and what went wrong (printed by conftest.py),
+    in all and per family of input: single-array packed .tqz, entropy-coded .tqz,
+    collections, and the inputs tq compresses (arrays, faults, inflating containers)."""
+
+    def __init__(self):
+        self.family = "packed"
+        self.by_family = {f: dict.fromkeys(("tried",) + KINDS, 0) for f in FAMILIES}
+        self.notes: list = []
+
+    # crashes: a traceback, an exception other than TqError, a signal, a hang
+    # undetected: a corrupt input that decoded, or exited 0
+    # partial: an output or temporary file left behind after a failure
+    # outside: a file written outside the output's folder (a crafted member name)
+    # over_budget: a case that took >= 1 s or >= 100 MB of extra memory
+    # out_of_bound: a round trip whose error exceeded the stated bound
+
+    def total(self, kind: str) -> int:
+        return sum(c[kind] for c in self.by_family.values())
+
+    def __getattr__(self, kind):
+        if kind in ("tried",) + KINDS:
+            return self.total(kind)
+        raise AttributeError(kind)
+
+    def __setattr__(self, kind, value):
+        if kind in ("tried",) + KINDS:  # COUNTS.tried += 1 counts in the current family
+            self.by_family[self.family][kind] += value - self.total(kind)
+        else:
+            object.__setattr__(self, kind, value)
 
     def note(self, kind: str, what: str) -> None:
-        setattr(self, kind, getattr(self, kind) + 1)
+        self.by_family[self.family][kind] += 1
         if len(self.notes) < 50:
-            self.notes.append(f"{kind}: {what}")
+            self.notes.append(f"{kind} ({self.family}): {what}")
 
     def summary(self) -> str:
-        return (f"fuzz: {self.tried} cases tried, {self.crashes} crashes, "
+        fam = ", ".join(f"{self.by_family[f]['tried']} {f}" for f in FAMILIES)
+        return (f"fuzz: {self.tried} cases tried ({fam}), {self.crashes} crashes, "
                 f"{self.undetected} undetected corruptions, {self.partial} partial outputs, "
+                f"{self.outside} files outside the output, "
                 f"{self.over_budget} over the 1 s / 100 MB budget, "
                 f"{self.out_of_bound} round trips out of bound")
+
+    def table(self) -> list[str]:
+        """The counts per family, one line each (all zeros is the promise)."""
+        cols = ("tried",) + KINDS
+        head = ["family"] + [c.replace("_", " ") for c in cols]
+        rows = [[f] + [str(self.by_family[f][c]) for c in cols] for f in FAMILIES]
+        widths = [max(len(r[k]) for r in [head] + rows) for k in range(len(head))]
+        return ["  ".join(v.rjust(w) if k else v.ljust(w) for k, (v, w) in
+                          enumerate(zip(r, widths))) for r in [head] + rows]
+
+
+def family_of(nodeid: str) -> str:
+    """The family a test's cases count in, from its file and name."""
+    low = nodeid.lower()
+    if "collection" in low:
+        return "collections"
+    if "entropy" in low or "test_expansion" in low:
+        return "entropy"
+    if any(m in low for m in ("test_changing_inputs", "test_input_bombs",
+                              "test_hostile_arrays", "test_faults")):
+        return "inputs"
+    return "packed"
 
 
 COUNTS = Counts()

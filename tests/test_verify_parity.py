@@ -149,7 +149,7 @@ ENTROPY = tqcli.compress(np.random.default_rng(6).standard_normal((20, 24))
                          .astype(np.float32), bits=2.5, coding="entropy", chunk_rows=8)
 
 
-def test_the_damages_the_audit_named_are_refused_by_both():
+def test_the_entropy_damages_the_audit_named_are_refused_by_both():
     """Before: decompress refused each (entropy-stream), inspect --verify said OK."""
     cases = entropy_stream_cases(ENTROPY)
     assert len(cases) >= 20
@@ -204,7 +204,7 @@ def test_every_truncation_flip_and_inserted_byte_of_an_entropy_file_alike(part):
     assert not bad, f"{len(bad)} disagreements, first: {bad[:5]}"
 
 
-def test_every_stream_byte_changed_under_recomputed_checksums_alike():
+def test_every_entropy_stream_byte_changed_under_recomputed_checksums_alike():
     """Every byte of every rANS stream +1, checksums recomputed (test_fuzz's family)."""
     bad = []
     ps = payloads_of(ENTROPY)
@@ -217,7 +217,7 @@ def test_every_stream_byte_changed_under_recomputed_checksums_alike():
     assert not bad, f"{len(bad)} disagreements, first: {bad[:5]}"
 
 
-def test_a_file_refused_only_for_its_decoded_values_passes_verify():
+def test_an_entropy_file_refused_only_for_its_decoded_values_passes_verify():
     """The one check verify leaves out (13.5): a codebook of huge but finite values and
     huge scales, whose decoded values overflow; decompress refuses it (decoded-finite),
     verify accepts it."""
