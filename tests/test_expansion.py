@@ -144,3 +144,14 @@ def test_a_collection_member_is_held_to_the_limit(tmp_path):
         with open_collection(pipe_stream(blob), max_ratio=2) as c:
             list(c.items())
     assert e.value.rule == "ratio"
+
+
+def test_eval_holds_a_container_to_the_limit_and_takes_the_flag(tq):
+    small = entropy_bomb(chunks=3, dim=4096)
+    with open("s.tqz", "wb") as f:
+        f.write(small)
+    np.save("z.npy", np.zeros((24, 4096)))
+    code, _, err = tq("eval", "z.npy", "s.tqz", "--queries", "0")
+    assert code == 1 and "--max-ratio" in err[0], err
+    code, out, err = tq("eval", "z.npy", "s.tqz", "--queries", "0", "--max-ratio", "inf")
+    assert code == 0, err
