@@ -89,7 +89,10 @@ def main() -> int:
         print(f"{'tree':10} {'case':22} {'command':10} {'exit':>4} {'s':>6} {'MB':>7} "
               f"{'extra MB':>8}  message")
         for label, tree in trees:
-            base = min(peak(tree, ["--version"], tmp)[2] for _ in range(3))
+            starts = [peak(tree, ["--version"], tmp) for _ in range(3)]
+            base, base_s = min(r[2] for r in starts), min(r[1] for r in starts)
+            print(f"{label:10} {'(tq --version)':22} {'':10} {0:>4} {base_s:6.2f} "
+                  f"{base:7.0f} {0:8.0f}")
             for what, args, stdin in cases:
                 code, s, mb, line = peak(tree, args, tmp, stdin and os.path.join(tmp, stdin))
                 print(f"{label:10} {what:22} {args[0]:10} {code:>4} {s:6.2f} {mb:7.0f} "
