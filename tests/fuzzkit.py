@@ -521,6 +521,31 @@ def check_cli_failure(r: CliResult, name: str, folder, keep, what: str,
     return problems
 
 
+def verify_disagrees(data: bytes, refused) -> list[str]:
+    """inspect --verify (the library call it makes) on data that the decoder refused with
+    `refused` (its exception): the problems, empty when the verifier refuses it by the same
+    rule -- or accepts it where the decoder's rule was decoded-finite, the one check a
+    verifier leaves out (spec 13.5)."""
+    import tqcli
+    from tqcli.fileio import verbs
+
+    want = getattr(refused, "rule", type(refused).__name__)
+    try:
+        verbs.inspect(data, verify=True)
+    except tqcli.FormatError as e:
+        got = e.rule
+    except tqcli.TqError as e:
+        got = type(e).__name__
+    else:
+        got = None
+    if got == want or (got is None and want == "decoded-finite"):
+        return []
+    if got is None:
+        COUNTS.note("undetected", f"inspect --verify accepts what decompress refuses "
+                                  f"({want}: {refused})")
+    return [f"inspect --verify: {got!r}, decompress: {want!r} ({refused})"]
+
+
 _WARM = []
 
 

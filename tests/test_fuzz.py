@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import tqcli
 from fuzzkit import (COUNTS, TQ, CliPool, check_cli_failure, check_library_failure,
-                     patch_header, pipe_stream)
+                     patch_header, pipe_stream, verify_disagrees)
 
 CORPUS = Path(__file__).parent / "corpus"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
@@ -276,9 +276,11 @@ def test_hypothesis_mutated_containers_are_refused(blob, ops):
     data = mutate(blob, ops)
     assume(data != blob)
     for via, src in (("bytes", lambda: data), ("pipe", lambda: pipe_stream(data))):
-        problems, _ = check_library_failure(lambda: tqcli.decompress(src()),
-                                            f"mutation {ops} via {via}")
+        problems, exc = check_library_failure(lambda: tqcli.decompress(src()),
+                                              f"mutation {ops} via {via}")
         assert not problems, (via, ops, problems)
+        if via == "bytes":  # the verifier refuses it too, by the same rule (spec 13.5)
+            assert not verify_disagrees(data, exc), (ops, verify_disagrees(data, exc))
 
 
 @pytest.fixture(scope="module")
@@ -407,6 +409,8 @@ def test_entropy_streams_damaged_under_recomputed_checksums_are_refused():
                                                       f"{what} via {via}")
                 assert not problems, (what, via, problems)
                 assert exc.rule in rules, (what, exc.rule, str(exc))
+                if via == "bytes":  # inspect --verify refused these as OK before
+                    assert not verify_disagrees(data, exc), (what, verify_disagrees(data, exc))
                 count += 1
     assert count > 400
 
