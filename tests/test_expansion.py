@@ -155,3 +155,33 @@ def test_eval_holds_a_container_to_the_limit_and_takes_the_flag(tq):
     assert code == 1 and "--max-ratio" in err[0], err
     code, out, err = tq("eval", "z.npy", "s.tqz", "--queries", "0", "--max-ratio", "inf")
     assert code == 0, err
+
+
+def test_a_segment_too_short_for_its_symbols_is_refused_from_its_length():
+    """The entropy coding's own limit (spec 19.3, 13.9): a stream of Y words holds at most
+    limits.most_symbols(Y) symbols of its model.  A rate-8 segment cut to the shortest
+    length 19.4 allows (8 J bytes) declares 1024 symbols it cannot hold: refused from the
+    length, before decoding -- a plain `tq inspect -`, which decodes nothing, said OK."""
+    from test_verify_parity import payloads_of, rebuild, streams_of
+    from tqcli.fileio import verbs
+
+    blob = tqcli.compress(np.random.default_rng(4).standard_normal((16, 64))
+                          .astype(np.float32), bits=8.0, coding="entropy", chunk_rows=16)
+    h = tqcli.read_header(blob)
+    p = payloads_of(blob)[0]
+    (s0, n0), = streams_of(blob, 0, p)
+    cut = 8 * h.model.lanes
+    short = bytearray(cut.to_bytes(4, "little")) + p[s0:s0 + cut] + p[s0 + n0:]
+    data = rebuild(blob, [short])
+    f_max = int(h.model.frequencies.max())
+    assert limits.most_symbols(cut // 4, h.model.precision, h.model.lanes, f_max) < 16 * 64
+    for via in (lambda: data, lambda: pipe_stream(data)):
+        with pytest.raises(tqcli.FormatError) as e:
+            tqcli.decompress(via())
+        assert e.value.rule == "entropy-stream"
+    with pytest.raises(tqcli.FormatError) as e:
+        verbs.inspect(pipe_stream(data))
+    assert e.value.rule == "entropy-stream" and "cannot hold 1024 symbols" in str(e.value)
+    # at the other end, the bound admits the most a model can give: the 625 GiB file's
+    # 8 Mi symbols in 8 words (its model spends 2.2e-5 bits on its common symbol)
+    assert limits.most_symbols(8, 16, 1, (1 << 16) - 1) >= 8 << 20

@@ -161,3 +161,26 @@ def max_stream_words(count: int, precision: int, lanes: int) -> int:
     most 2 L + ceil(count (P + 2) / 32) + L, rounded up here to 4 L + ceil(...).
     """
     return 4 * lanes + (count * (precision + 2) + 31) // 32
+
+
+def min_symbol_bits(precision: int, f_max: int) -> float:
+    """A lower bound on the bits of state one decoded symbol consumes (spec 19.3), for a
+    model whose largest frequency is f_max < 2^P: a step takes x to f (x div 2^P) + slot
+    - F_s, at most x - a (2^P - f_max) with a = x div 2^P >= 2^(31 - P) >= 2^15 (x >= 2^31
+    when a symbol is decoded, P <= 16), so x shrinks by a factor of at least
+    1 - (1 - f_max/2^P) 2^15/(2^15 + 1)."""
+    import math
+
+    eps = (1 - f_max / (1 << precision)) * (1 << 15) / ((1 << 15) + 1)
+    return -math.log2(1 - eps)
+
+
+def most_symbols(words: int, precision: int, lanes: int, f_max: int) -> int:
+    """The most symbols a stream of `words` u32 words can decode to (spec 19.3), by what the
+    coder can spend: each lane starts below 2^63 and ends at 2^31 (32 bits), every further
+    word adds at most 32 + 2^-14 bits (it is appended to a state of at least 2^15), and a
+    symbol consumes at least min_symbol_bits.  A segment that declares more symbols than
+    this cannot decode: the reader refuses it from its length, before decoding
+    (entropy-stream).  Rounded generously (the bound is far from tight)."""
+    spare = 32 * lanes + (32 + 2 ** -14) * max(0, words - 2 * lanes)
+    return int(spare / min_symbol_bits(precision, f_max) * (1 + 1e-9)) + lanes

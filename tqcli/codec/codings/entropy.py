@@ -286,13 +286,22 @@ class Entropy(PayloadCoding):
 
         segs = self.segments(header, rows)
         lengths = np.frombuffer(prefix, "<u4", count=len(segs)).astype(np.int64)
+        m = header.model
+        f_max = int(np.max(m.frequencies))
+        where = f"chunk {chunk}: " if chunk >= 0 else ""
         for j, (r, n) in enumerate(zip(segs, lengths)):
             lo, hi = self._stream_bounds(header, r)
             if not lo <= n <= hi or n % 4:
-                where = f"chunk {chunk}: " if chunk >= 0 else ""
                 raise FormatError(f"{where}segment {j} claims {int(n)} bytes (allowed "
                                   f"{lo}..{hi}, a multiple of 4)", rule="entropy-stream",
                                   chunk=chunk)
+            # what the coder can spend (19.3): fewer bytes than any stream of these
+            # symbols takes under this model cannot decode; refused before decoding
+            most = limits.most_symbols(int(n) // 4, m.precision, m.lanes, f_max)
+            if r * header.dim > most:
+                raise FormatError(f"{where}segment {j}: {int(n)} bytes cannot hold "
+                                  f"{r * header.dim} symbols of this model (at most {most})",
+                                  rule="entropy-stream", chunk=chunk)
         return segs, lengths
 
     def payload_size_from_prefix(self, header, rows: int, prefix, chunk: int) -> int:
