@@ -136,7 +136,7 @@ def _attrs(obj) -> dict:
 def _hdf5_members(path: str, group: str | None, memory_limit=None, max_ratio=None):
     import h5py
 
-    from .hdf5 import H5Source, _check_self_contained, _h5_reason, check_filtered
+    from .hdf5 import H5Source, _check_self_contained, _h5_reason
 
     try:
         f = h5py.File(path, "r")
@@ -176,7 +176,7 @@ def _hdf5_members(path: str, group: str | None, memory_limit=None, max_ratio=Non
                 groups[name] = _attrs(obj)
             elif isinstance(obj, h5py.Dataset):
                 _check_self_contained(f, obj, full)
-                check_filtered(obj, full, memory_limit, max_ratio)
+                inflation.check_filtered(obj, full, memory_limit, max_ratio)
                 if obj.shape is None:
                     raise InputError(f"dataset {full} is empty (it has no dataspace)")
                 found.append((name, tuple(obj.shape), np.dtype(obj.dtype), _attrs(obj)))

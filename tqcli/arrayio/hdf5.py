@@ -22,34 +22,9 @@ import re
 import numpy as np
 
 from ..errors import InputError, TqError
+from . import inflation
 from .base import SelectionSource, check_dtype, check_shape, row_runs
 from .sinks import saturating_cast
-
-
-def check_filtered(ds, name: str, memory_limit=None, max_ratio=None) -> None:
-    """A chunked dataset behind a filter (gzip, lzf, ...) inflates each chunk whole when
-    read: a chunk must fit the memory budget, and the chunks stored must not inflate to
-    more than the expansion limit times their bytes (arrayio.inflation), judged from
-    the metadata before any chunk is read.  Chunks never written cost nothing (HDF5 fills
-    them)."""
-    from . import inflation
-
-    if ds.chunks is None or ds.shape is None:
-        return
-    try:
-        filtered = ds.id.get_create_plist().get_nfilters() > 0
-    except Exception:  # noqa: BLE001 - an unreadable property list: h5py refuses the reads
-        return
-    if not filtered:
-        return
-    unit = int(np.prod(ds.chunks, dtype=object)) * ds.dtype.itemsize
-    inflation.check_unit(f"dataset {name}: a chunk", unit, memory_limit)
-    try:
-        count, stored = ds.id.get_num_chunks(), ds.id.get_storage_size()
-    except Exception:  # noqa: BLE001 - an old HDF5 library: the chunk check above stands
-        return
-    inflation.check_ratio(f"dataset {name}: its {count} stored chunk{'s' * (count != 1)}",
-                          count * unit, stored, max_ratio)
 
 
 class H5Source(SelectionSource):
@@ -89,7 +64,7 @@ class H5Source(SelectionSource):
             if not isinstance(obj, h5py.Dataset):
                 raise InputError(f"{dataset!r} is a group, not a dataset")
             _check_self_contained(self.file, obj, dataset)
-            check_filtered(obj, obj.name, memory_limit, max_ratio)
+            inflation.check_filtered(obj, obj.name, memory_limit, max_ratio)
             self.ds = obj
             self.dataset = obj.name
             if obj.shape is None:

@@ -81,6 +81,7 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
                 remove=remove, members=member,
                 one_array_options=select is not None or rows is not None)
         with plan:
+            fileio.check_container(plan, memory_limit, max_ratio)  # before the kernels load
             engine.start()
             with _Progress(_progress_enabled(progress, quiet),
                            "decompress members" if plan.collection else "decompress") as bar:

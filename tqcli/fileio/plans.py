@@ -8,6 +8,7 @@ import contextlib
 from dataclasses import dataclass
 
 from .. import arrayio
+from ..arrayio import inflation
 from ..codec.options import EncodeOptions, options_of
 from ..errors import TqError
 from .names import compressed_output, decompressed_output, refuse_rm, remove_input
@@ -63,6 +64,11 @@ def open_compress_input(plan: CompressPlan, input_dtype: str | None = None, *,
     """The open arrayio source of a single array (None for a collection, which
     compress_planned reads), its --rm refused for zarr and HDF5 once it has opened."""
     if plan.input.collection:
+        try:  # what the members inflate to, from their metadata, before the kernels load
+            inflation.check_collection(plan.input.path, plan.input.source,
+                                       plan.input.group, memory_limit, max_ratio)
+        except TqError as e:
+            raise e.with_source(plan.input.path)
         yield None
         return
     with arrayio.open_input(plan.input.spec, plan.input.dataset, input_dtype,
@@ -135,6 +141,25 @@ def plan_decompress(spec: str, *, output: str | None = None, to_stdout: bool = F
         c.close()
         raise
     return DecompressPlan(c, out, "-" if to_stdout else output, remove)
+
+
+def check_container(plan: DecompressPlan, memory_limit: int | None = None,
+                    max_ratio: float | None = None) -> None:
+    """The checks a single array of known length allows before anything is decoded --
+    header, index and footer, the memory it implies (spec 13.7) and its expansion (13.9)
+    -- made before the command loads its kernels, so that a refused file costs no start-up
+    (decompress_planned makes them again on the file it reads).  A collection's members
+    and a pipe are checked as they are read."""
+    c = plan.container
+    if c.collection or not isinstance(c.src, str):
+        return
+    from ..library.tqfile import TqFile
+
+    try:
+        with TqFile(c.src, memory_limit, max_ratio):
+            pass
+    except TqError as e:
+        raise e.with_source(c.spec)
 
 
 def decompress_planned(plan: DecompressPlan, *, members=None, progress=None,
