@@ -284,8 +284,9 @@ def _memory_option(ctx, param, value):
 
 common_memory = click.option(
     "--memory", "memory_limit", metavar="LIMIT", callback=_memory_option, default=None,
-    help=f"Refuse a file whose decoding needs more than LIMIT of tables and buffers, e.g. "
-         f"512M or 2GiB (default: {limits.format_size(limits.DEFAULT_MEMORY_LIMIT)}).")
+    help=f"Refuse a file whose decoding needs more than LIMIT of tables and buffers (an "
+         f"input's zarr or HDF5 chunk decoded at once, for compress), e.g. 512M or 2GiB "
+         f"(default: {limits.format_size(limits.DEFAULT_MEMORY_LIMIT)}).")
 def _ratio_option(ctx, param, value):
     try:
         return None if value is None else limits.parse_ratio(value)
