@@ -435,6 +435,20 @@ def _serve() -> None:
     from tqcli import kernels
 
     kernels.warm_up()
+    # the entropy coding's kernels too (loaded from numba's cache, not compiled): on one
+    # thread, so that no worker thread is alive at a fork; the children set their own count
+    import numpy as np
+
+    import tqcli
+
+    threads = kernels.thread_count()
+    kernels.set_threads(1)
+    x = np.random.default_rng(0).standard_normal((9, 12)).astype(np.float32)
+    tqcli.decompress(tqcli.compress(x, bits=2.5, coding="entropy", chunk_rows=8))
+    kernels.set_threads(threads)
+    import threading
+
+    assert threading.active_count() == 1, threading.enumerate()  # safe to fork
     import click.testing  # noqa: F401
     import h5py  # noqa: F401
     import zarr  # noqa: F401 - zarr inputs and outputs (the zarr extra, installed for the tests)
