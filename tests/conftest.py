@@ -106,6 +106,8 @@ def pytest_terminal_summary(terminalreporter):
     if fuzzkit is None or not fuzzkit.COUNTS.tried:
         return
     terminalreporter.write_line(fuzzkit.COUNTS.summary())
+    for line in fuzzkit.COUNTS.table():
+        terminalreporter.write_line(f"  {line}")
     for note in fuzzkit.COUNTS.notes[:20]:
         terminalreporter.write_line(f"  {note}")
 
@@ -143,3 +145,14 @@ def tq(monkeypatch, tmp_path):
         return result.exit_code, result.stdout_bytes, result.stderr.splitlines()
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fuzz_family(request):
+    """The family the fuzz counters of this test count in (tests/fuzzkit.py, family_of)."""
+    import sys
+
+    fuzzkit = sys.modules.get("fuzzkit")
+    if fuzzkit is not None:
+        fuzzkit.COUNTS.family = fuzzkit.family_of(request.node.nodeid)
+    yield

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # The `tq` command line as a user runs it, one definition for every test file: the module
 # of the interpreter running the tests, so that it works in any virtual environment and
@@ -33,28 +33,77 @@ TQ = [sys.executable, "-m", "tqcli"]
 # ---------------------------------------------------------------------------- counters
 
 
-@dataclass
-class Counts:
-    """What the fuzz and fault suites tried and what went wrong (printed by conftest.py)."""
+KINDS = ("crashes", "undetected", "partial", "outside", "over_budget", "out_of_bound")
+# The families the summary table has a row for, in its order.  conftest.py sets the family of
+# each test from its name (family_of); a test that mixes families sets COUNTS.family itself.
+FAMILIES = ("packed", "entropy", "collections", "inputs")
 
-    tried: int = 0
-    crashes: int = 0          # a traceback, an exception other than TqError, a signal, a hang
-    undetected: int = 0       # a corrupt input that decoded, or exited 0
-    partial: int = 0          # an output or temporary file left behind after a failure
-    over_budget: int = 0      # a case that took >= 1 s or >= 100 MB of extra memory
-    out_of_bound: int = 0     # a round trip whose error exceeded the stated bound
-    notes: list = field(default_factory=list)
+
+class Counts:
+    """What the fuzz and fault suites tried and what went wrong (printed by conftest.py),
+    in all and per family of input: single-array packed .tqz, entropy-coded .tqz,
+    collections, and the inputs tq compresses (arrays, faults, inflating containers)."""
+
+    def __init__(self):
+        self.family = "packed"
+        self.by_family = {f: dict.fromkeys(("tried",) + KINDS, 0) for f in FAMILIES}
+        self.notes: list = []
+
+    # crashes: a traceback, an exception other than TqError, a signal, a hang
+    # undetected: a corrupt input that decoded, or exited 0
+    # partial: an output or temporary file left behind after a failure
+    # outside: a file written outside the output's folder (a crafted member name)
+    # over_budget: a case that took >= 1 s or >= 100 MB of extra memory
+    # out_of_bound: a round trip whose error exceeded the stated bound
+
+    def total(self, kind: str) -> int:
+        return sum(c[kind] for c in self.by_family.values())
+
+    def __getattr__(self, kind):
+        if kind in ("tried",) + KINDS:
+            return self.total(kind)
+        raise AttributeError(kind)
+
+    def __setattr__(self, kind, value):
+        if kind in ("tried",) + KINDS:  # COUNTS.tried += 1 counts in the current family
+            self.by_family[self.family][kind] += value - self.total(kind)
+        else:
+            object.__setattr__(self, kind, value)
 
     def note(self, kind: str, what: str) -> None:
-        setattr(self, kind, getattr(self, kind) + 1)
+        self.by_family[self.family][kind] += 1
         if len(self.notes) < 50:
-            self.notes.append(f"{kind}: {what}")
+            self.notes.append(f"{kind} ({self.family}): {what}")
 
     def summary(self) -> str:
-        return (f"fuzz: {self.tried} cases tried, {self.crashes} crashes, "
+        fam = ", ".join(f"{self.by_family[f]['tried']} {f}" for f in FAMILIES)
+        return (f"fuzz: {self.tried} cases tried ({fam}), {self.crashes} crashes, "
                 f"{self.undetected} undetected corruptions, {self.partial} partial outputs, "
+                f"{self.outside} files outside the output, "
                 f"{self.over_budget} over the 1 s / 100 MB budget, "
                 f"{self.out_of_bound} round trips out of bound")
+
+    def table(self) -> list[str]:
+        """The counts per family, one line each (all zeros is the promise)."""
+        cols = ("tried",) + KINDS
+        head = ["family"] + [c.replace("_", " ") for c in cols]
+        rows = [[f] + [str(self.by_family[f][c]) for c in cols] for f in FAMILIES]
+        widths = [max(len(r[k]) for r in [head] + rows) for k in range(len(head))]
+        return ["  ".join(v.rjust(w) if k else v.ljust(w) for k, (v, w) in
+                          enumerate(zip(r, widths))) for r in [head] + rows]
+
+
+def family_of(nodeid: str) -> str:
+    """The family a test's cases count in, from its file and name."""
+    low = nodeid.lower()
+    if "collection" in low:
+        return "collections"
+    if "entropy" in low or "test_expansion" in low:
+        return "entropy"
+    if any(m in low for m in ("test_changing_inputs", "test_input_bombs",
+                              "test_hostile_arrays", "test_faults")):
+        return "inputs"
+    return "packed"
 
 
 COUNTS = Counts()
@@ -243,6 +292,10 @@ def _apply_fault(fault: dict) -> None:
     interrupt: the same stream raises KeyboardInterrupt (as Ctrl-C would) after `after` bytes.
     rename_error: publishing the finished output (os.replace) fails with OSError(errno).
     mkstemp_error: creating the temporary output fails with OSError(errno).
+    change_input: the input file `path` changes while tq compresses it ("how": truncate to
+      half, grow by a block, rewrite its last bytes in place, replace it with a copy
+      under the same name, or remove it), once the encoder has taken `after` blocks (0: before the
+      first block is read).
     """
     import errno as errno_mod
 
@@ -276,6 +329,49 @@ def _apply_fault(fault: dict) -> None:
             raise OSError(code, os.strerror(code))
 
         files.tempfile.mkstemp = mkstemp
+    elif kind == "change_input":
+        from tqcli.codec import state
+
+        path, how, after = fault["path"], fault["how"], fault.get("after", 1)
+        calls = {"n": 0}
+
+        def change():
+            size = os.path.getsize(path)
+            if how == "truncate":
+                os.truncate(path, size // 2)
+            elif how == "grow":
+                with open(path, "ab") as f:
+                    f.write(bytes(1 << 16))
+            elif how == "rewrite":
+                with open(path, "r+b") as f:
+                    f.seek(size - 8)
+                    f.write(b"\x01" * 8)
+                os.utime(path, ns=(1, 1))  # a new modification time, whatever the clock
+            elif how == "remove":
+                os.remove(path)
+            elif how == "replace":
+                with open(path, "rb") as f:
+                    data = f.read()
+                with open(path + ".new", "wb") as f:
+                    f.write(data)
+                os.replace(path + ".new", path)
+
+        encode, init = state.Codec.encode_chunks, state.Codec.__init__
+
+        def encode_chunks(self, *a, **k):
+            out = encode(self, *a, **k)
+            calls["n"] += 1
+            if calls["n"] == after:
+                change()
+            return out
+
+        def codec_init(self, *a, **k):
+            init(self, *a, **k)
+            if after == 0 and calls["n"] == 0:
+                calls["n"] = -1
+                change()
+
+        state.Codec.encode_chunks, state.Codec.__init__ = encode_chunks, codec_init
     else:
         raise ValueError(f"unknown fault {kind!r}")
 
@@ -339,8 +435,23 @@ def _serve() -> None:
     from tqcli import kernels
 
     kernels.warm_up()
+    # the entropy coding's kernels too (loaded from numba's cache, not compiled): on one
+    # thread, so that no worker thread is alive at a fork; the children set their own count
+    import numpy as np
+
+    import tqcli
+
+    threads = kernels.thread_count()
+    kernels.set_threads(1)
+    x = np.random.default_rng(0).standard_normal((9, 12)).astype(np.float32)
+    tqcli.decompress(tqcli.compress(x, bits=2.5, coding="entropy", chunk_rows=8))
+    kernels.set_threads(threads)
+    import threading
+
+    assert threading.active_count() == 1, threading.enumerate()  # safe to fork
     import click.testing  # noqa: F401
     import h5py  # noqa: F401
+    import zarr  # noqa: F401 - zarr inputs and outputs (the zarr extra, installed for the tests)
 
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     proto_out.write(b"ready\n")
@@ -422,6 +533,31 @@ def check_cli_failure(r: CliResult, name: str, folder, keep, what: str,
         COUNTS.note("over_budget", f"{what}: {r.seconds:.2f} s, {extra / 2**20:.0f} MB")
         problems.append(f"{r.seconds:.2f} s, {extra / 2**20:.0f} MB extra")
     return problems
+
+
+def verify_disagrees(data: bytes, refused) -> list[str]:
+    """inspect --verify (the library call it makes) on data that the decoder refused with
+    `refused` (its exception): the problems, empty when the verifier refuses it by the same
+    rule -- or accepts it where the decoder's rule was decoded-finite, the one check a
+    verifier leaves out (spec 13.5)."""
+    import tqcli
+    from tqcli.fileio import verbs
+
+    want = getattr(refused, "rule", type(refused).__name__)
+    try:
+        verbs.inspect(data, verify=True)
+    except tqcli.FormatError as e:
+        got = e.rule
+    except tqcli.TqError as e:
+        got = type(e).__name__
+    else:
+        got = None
+    if got == want or (got is None and want == "decoded-finite"):
+        return []
+    if got is None:
+        COUNTS.note("undetected", f"inspect --verify accepts what decompress refuses "
+                                  f"({want}: {refused})")
+    return [f"inspect --verify: {got!r}, decompress: {want!r} ({refused})"]
 
 
 _WARM = []

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import tqcli
 from fuzzkit import (COUNTS, TQ, CliPool, check_cli_failure, check_library_failure,
-                     patch_header, pipe_stream)
+                     patch_header, pipe_stream, verify_disagrees)
 
 CORPUS = Path(__file__).parent / "corpus"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
@@ -272,12 +272,15 @@ def mutate(blob: bytes, ops) -> bytes:
 @given(blob=st.sampled_from(sorted(BASES.values()) + [NEW_FORMS, ENTROPY_FORM]),
        ops=st.lists(OPS, min_size=1, max_size=4))
 def test_hypothesis_mutated_containers_are_refused(blob, ops):
+    COUNTS.family = "entropy" if blob is ENTROPY_FORM else "packed"
     data = mutate(blob, ops)
     assume(data != blob)
     for via, src in (("bytes", lambda: data), ("pipe", lambda: pipe_stream(data))):
-        problems, _ = check_library_failure(lambda: tqcli.decompress(src()),
-                                            f"mutation {ops} via {via}")
+        problems, exc = check_library_failure(lambda: tqcli.decompress(src()),
+                                              f"mutation {ops} via {via}")
         assert not problems, (via, ops, problems)
+        if via == "bytes":  # the verifier refuses it too, by the same rule (spec 13.5)
+            assert not verify_disagrees(data, exc), (ops, verify_disagrees(data, exc))
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +292,7 @@ def hyp_folder(tmp_path_factory):
 @given(blob=st.sampled_from(sorted(BASES.values()) + [ENTROPY_FORM]),
        ops=st.lists(OPS, min_size=1, max_size=3), pipe=st.booleans())
 def test_hypothesis_mutated_containers_on_the_command_line(pool, hyp_folder, blob, ops, pipe):
+    COUNTS.family = "entropy" if blob is ENTROPY_FORM else "packed"
     data = mutate(blob, ops)
     assume(data != blob)
     (hyp_folder / "m.tqz").write_bytes(data)
@@ -405,6 +409,8 @@ def test_entropy_streams_damaged_under_recomputed_checksums_are_refused():
                                                       f"{what} via {via}")
                 assert not problems, (what, via, problems)
                 assert exc.rule in rules, (what, exc.rule, str(exc))
+                if via == "bytes":  # inspect --verify refused these as OK before
+                    assert not verify_disagrees(data, exc), (what, verify_disagrees(data, exc))
                 count += 1
     assert count > 400
 
@@ -544,6 +550,8 @@ def test_hostile_collections_on_the_command_line(pool, tmp_path):
             if problems:
                 bad.append((what, args, problems))
         shutil.rmtree(folder)
+        for stray in os.listdir(tmp_path):  # a crafted name written beside the folder
+            COUNTS.note("outside", f"{what}: {stray}")
     assert sorted(os.listdir(tmp_path)) == []
     assert not bad, f"{len(bad)} failures, first: {bad[:5]}"
     print(f"\n[collections] {len(cases)} hostile collections x 3 commands: all refused")

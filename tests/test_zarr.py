@@ -459,3 +459,18 @@ def test_entropy_coding_with_a_fractional_rate_in_both_codecs(tmp_path):
     conf = meta["codecs"][0]["configuration"]
     assert conf["coding"] == "entropy" and 2.4 < conf["bits"] < 2.7
     assert zarr.open_array(str(tmp_path / "e.zarr"))[:].shape == x.shape
+
+
+def test_a_chunk_past_the_file_expansion_limit_reads_back(tmp_path):
+    """Zero rows at an error target near 1 compress past the expansion limit of a file
+    (spec 13.9); a chunk that declares no more values than the array's chunk is decoded at
+    any expansion, so what tq wrote into zarr reads back."""
+    x = np.zeros((512, 256), np.float32)
+    x[-1] = 1.0  # the last row: no trailing fill rows for the codec to leave out
+    blob = tqcli.compress(x, coding="entropy", nmse=0.999, scale_dtype="float16")
+    assert x.nbytes / len(blob) > 256  # past the file limit
+    z = v3_array(tmp_path / "z.zarr", x=x, chunks=(512, 256),
+                 serializer=TurboQuantCodec(coding="entropy", nmse=0.999, scale_dtype="float16"))
+    y = zarr.open_array(str(tmp_path / "z.zarr"), mode="r")[...]
+    assert np.array_equal(y, tqcli.decompress(blob, max_ratio=float("inf")))
+    del z

@@ -47,6 +47,15 @@ MAX_CODEBOOK = 1 << MAX_BITS
 # while the largest legal headers ask for 256 MiB of rotation tables (d = 2^20, 32 rounds)
 # from a file of 131 KB.  --memory / memory_limit= raise or lower it.
 DEFAULT_MEMORY_LIMIT = 256 << 20
+# The expansion limit (spec 13.9): a file may declare at most this many decoded bytes (in its
+# source dtype) per byte it holds, per chunk (its payload and CRC) and per file.  The packed
+# coding spends at least 1 bit per coordinate (at most 64 x, float64 from 1-bit codes);
+# tq's entropy coding at its rates 1-8 spends at least 0.3695 bits on any coordinate (the
+# cheapest symbol of the rate-1 model, 50,727 of 2^16) -- at most 173 x, all-zero float64
+# rows -- so the default refuses no file tq writes at a rate.  Error targets (--nmse) near
+# 1 and crafted models go much further (the format allows 2.9 million x).  --max-ratio /
+# max_ratio= raise it for files one trusts.
+DEFAULT_MAX_RATIO = 256
 
 DEFAULT_BITS = 4
 DEFAULT_MODE = "mse"
@@ -136,6 +145,17 @@ def parse_size(text: str) -> int:
     return int(number) << _SIZE_UNITS[unit]
 
 
+def parse_ratio(text) -> float:
+    """A --max-ratio value: a number > 0 ("inf": no limit).  ValueError otherwise."""
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise ValueError(f"the ratio must be a number above 0, got {text!r}")
+    return v
+
+
 def format_size(n: int) -> str:
     """n bytes as the largest binary unit that keeps one decimal (for messages)."""
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
@@ -156,3 +176,26 @@ def max_stream_words(count: int, precision: int, lanes: int) -> int:
     most 2 L + ceil(count (P + 2) / 32) + L, rounded up here to 4 L + ceil(...).
     """
     return 4 * lanes + (count * (precision + 2) + 31) // 32
+
+
+def min_symbol_bits(precision: int, f_max: int) -> float:
+    """A lower bound on the bits of state one decoded symbol consumes (spec 19.3), for a
+    model whose largest frequency is f_max < 2^P: a step takes x to f (x div 2^P) + slot
+    - F_s, at most x - a (2^P - f_max) with a = x div 2^P >= 2^(31 - P) >= 2^15 (x >= 2^31
+    when a symbol is decoded, P <= 16), so x shrinks by a factor of at least
+    1 - (1 - f_max/2^P) 2^15/(2^15 + 1)."""
+    import math
+
+    eps = (1 - f_max / (1 << precision)) * (1 << 15) / ((1 << 15) + 1)
+    return -math.log2(1 - eps)
+
+
+def most_symbols(words: int, precision: int, lanes: int, f_max: int) -> int:
+    """The most symbols a stream of `words` u32 words can decode to (spec 19.3), by what the
+    coder can spend: each lane starts below 2^63 and ends at 2^31 (32 bits), every further
+    word adds at most 32 + 2^-14 bits (it is appended to a state of at least 2^15), and a
+    symbol consumes at least min_symbol_bits.  A segment that declares more symbols than
+    this cannot decode: the reader refuses it from its length, before decoding
+    (entropy-stream).  Rounded generously (the bound is far from tight)."""
+    spare = 32 * lanes + (32 + 2 ** -14) * max(0, words - 2 * lanes)
+    return int(spare / min_symbol_bits(precision, f_max) * (1 + 1e-9)) + lanes

@@ -23,9 +23,10 @@ import zipfile
 import numpy as np
 
 from ..errors import InputError, TqError
-from . import bf16, h5members, jsontext
+from . import bf16, h5members, inflation, jsontext
 from .base import ArraySource, check_shape
 from .npy import npy_header_bytes, read_npy_header
+from .stable import StableFile
 from .streamed import ZipMemberSource, file_pieces, zip_pieces
 from .members import MemberInput, flat_pieces, le_bytes, reserved_name_problem
 from ..limits import stored_itemsize
@@ -73,21 +74,23 @@ def _dtype(name: str) -> np.dtype:
 # ---------------------------------------------------------------------- reading
 
 
-def read_members(path: str, group: str | None = None):
+def read_members(path: str, group: str | None = None, *, memory_limit=None,
+                 max_ratio=None):
     """(info, [MemberInput]) of the arrays in `path` (a folder: its .npy files, by their
-    paths inside it without .npy); errors name the file."""
+    paths inside it without .npy); errors name the file.  memory_limit and max_ratio bound
+    what a compressed member inflates to (arrayio.inflation)."""
     try:
         if os.path.isdir(path):
             return _directory_members(path)
         kind = kind_of(path)
         if kind == "hdf5":
-            return h5members.read_hdf5_members(path, group)
+            return h5members.read_hdf5_members(path, group, memory_limit, max_ratio)
         if group is not None:
             raise InputError("--dataset given but the file is not HDF5")
         if kind == "safetensors":
             return _safetensors_members(path)
         if kind == "npz":
-            return _npz_members(path)
+            return _npz_members(path, max_ratio)
         raise InputError("not an HDF5, .safetensors or .npz file")
     except InputError as e:
         raise e.with_source(path)
@@ -154,29 +157,37 @@ class SafetensorsSource(ArraySource):
     """A float tensor of a .safetensors file, read block by block (plain reads: a memory
     map would keep every page it touched resident until the tensor is done)."""
 
-    def __init__(self, path: str, dt: str, shape: tuple, start: int):
+    def __init__(self, path: str, dt: str, shape: tuple, start: int,
+                 opened: os.stat_result | None = None):
+        """opened: the file's status when its header was read (a change since is
+        refused)."""
         check_shape(shape)
         self.name, self.shape, self.dtype = path, shape, _dtype(dt)
-        self._stored, self._start = dt, start
+        self._stored, self._start, self._opened = dt, start, opened
 
     def blocks(self, rows: int):
-        from .streamed import file_pieces
-
+        """Blocks by positioned reads, each a new array, the file checked around every
+        read (arrayio.stable: no memory map, so no SIGBUS if it is truncated meanwhile)."""
         n, d = self.n_rows, self.dim
         if n == 0:
             return
         bf = self._stored == "bfloat16"
-        stored = np.dtype("<u2" if bf else np.dtype(self._stored).newbyteorder("<"))
-        pieces = file_pieces(self.name, self._start, stored, n * d, step=rows * d)
-        for block in pieces:
-            block = block.reshape(-1, d)
-            yield block.view(self.dtype) if bf else block.astype(self.dtype.newbyteorder("="))
+        stored = np.dtype("<u2") if bf else np.dtype(self._stored).newbyteorder("<")
+        with open(self.name, "rb", buffering=0) as fh:
+            f = StableFile(fh.fileno(), self.name, self._opened)
+            for a in range(0, n, rows):
+                block = np.empty((min(rows, n - a), d), stored)
+                f.read_into(block.reshape(-1).view(np.uint8),
+                            self._start + a * d * stored.itemsize)
+                yield block.view(self.dtype) if bf else block.astype(
+                    self.dtype.newbyteorder("="), copy=False)
 
 
 def _safetensors_members(path: str):
 
-    size = os.path.getsize(path)
     with open(path, "rb") as f:
+        opened = os.fstat(f.fileno())  # what every read checks the file against
+        size = opened.st_size
         tensors, meta, start = parse_safetensors_header(f, size)
     members = []
     for name in sorted(tensors, key=lambda k: tensors[k][2]):
@@ -184,7 +195,7 @@ def _safetensors_members(path: str):
         if dt in ("float16", "bfloat16", "float32", "float64") and len(shape) >= 1:
             members.append(MemberInput(name, shape, _dtype(dt), {}, open=(
                 lambda dt=dt, shape=shape, a=a: SafetensorsSource(path, dt, shape,
-                                                                  start + a))))
+                                                                  start + a, opened))))
         else:
             sdt = np.dtype(np.dtype(dt).newbyteorder("<") if dt != "bool" else bool)
             members.append(MemberInput(name, shape, sdt, {}, pieces=(
@@ -204,7 +215,7 @@ def _refuse_torch_zip(path: str, z: zipfile.ZipFile) -> None:
             f"\"{stem}.safetensors\")", kind="pickle")
 
 
-def _npz_members(path: str):
+def _npz_members(path: str, max_ratio=None):
 
     members = []
     try:
@@ -213,6 +224,9 @@ def _npz_members(path: str):
             for info in z.infolist():
                 if not info.filename.endswith(".npy"):
                     raise InputError(f"member {info.filename!r} is not a .npy")
+                # zipfile inflates no more than the declared size: judge that, unread
+                inflation.check_ratio(f"member {info.filename!r}", info.file_size,
+                                      info.compress_size, max_ratio)
                 with z.open(info) as m:
                     dt, fortran, shape, offset = read_npy_header(m.read, check=False)
                     count = 1

@@ -9,12 +9,12 @@ import os
 import numpy as np
 
 from ..errors import InputError, TqError
-from . import bf16, h5attrs
+from . import bf16, h5attrs, inflation
 from .members import MemberInput, StreamedArray, write_slabs
 from .streamed import h5_pieces
 
 
-def read_hdf5_members(path: str, group: str | None):
+def read_hdf5_members(path: str, group: str | None, memory_limit=None, max_ratio=None):
     """The datasets under `group` of the HDF5 file `path` as collection members (floats
     read through H5Source, the rest in pieces) and the attributes of every group."""
     import h5py
@@ -59,6 +59,7 @@ def read_hdf5_members(path: str, group: str | None):
                 groups[name] = h5attrs.read_attrs(obj)
             elif isinstance(obj, h5py.Dataset):
                 _check_self_contained(f, obj, full)
+                inflation.check_filtered(obj, full, memory_limit, max_ratio)
                 if obj.shape is None:
                     raise InputError(f"dataset {full} is empty (it has no dataspace)")
                 found.append((name, tuple(obj.shape), np.dtype(obj.dtype),
@@ -74,7 +75,8 @@ def read_hdf5_members(path: str, group: str | None):
         full = f"{base}/{name}"
         if dt.kind == "f" and shape:
             members.append(MemberInput(name, shape, dt, attrs,
-                                       open=lambda full=full: H5Source(path, full)))
+                                       open=lambda full=full: H5Source(
+                                           path, full, memory_limit, max_ratio)))
         else:  # stored raw: read in pieces when it is written, never whole
             if dt.kind not in "biuf" or dt.fields is not None:
                 raise InputError(f"dataset {full} has dtype {dt}, which tq cannot store")

@@ -22,6 +22,7 @@ import re
 import numpy as np
 
 from ..errors import InputError, TqError
+from . import inflation
 from .base import SelectionSource, check_dtype, check_shape, row_runs
 from .sinks import cast_pieces, saturating_cast
 
@@ -33,7 +34,9 @@ class H5Source(SelectionSource):
     compressed dataset costs one block of memory as a contiguous one does.
     """
 
-    def __init__(self, path: str, dataset: str | None):
+    def __init__(self, path: str, dataset: str | None, memory_limit=None, max_ratio=None):
+        """memory_limit, max_ratio: what a chunk behind a filter may inflate to
+        (check_filtered)."""
         import h5py
 
         self.name = path
@@ -61,6 +64,7 @@ class H5Source(SelectionSource):
             if not isinstance(obj, h5py.Dataset):
                 raise InputError(f"{dataset!r} is a group, not a dataset")
             _check_self_contained(self.file, obj, dataset)
+            inflation.check_filtered(obj, obj.name, memory_limit, max_ratio)
             self.ds = obj
             self.dataset = obj.name
             if obj.shape is None:

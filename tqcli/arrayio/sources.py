@@ -2,8 +2,9 @@
 open_input, which picks the source for a name on the command line.
 
 A source is n rows of d values (the last axis is the vector) that the encoder reads block
-by block, so that an input of any size costs a block of memory: a .npy file is memory-
-mapped and the pages already read are released, stdin is read into one reused buffer.
+by block, so that an input of any size costs a block of memory: a .npy file is read by
+position, block by block, and checked for changes around every read (arrayio.stable),
+stdin is read into one reused buffer.
 Each source checks dtype and shape (arrayio.base) before it reads a data byte; the .npy
 header rules are in arrayio.npy, HDF5 input in arrayio.hdf5.
 """
@@ -11,7 +12,6 @@ header rules are in arrayio.npy, HDF5 input in arrayio.hdf5.
 from __future__ import annotations
 
 import io
-import mmap
 import os
 import stat
 import sys
@@ -23,6 +23,7 @@ from .files import refuse_terminal_input
 from . import bf16
 from .base import ArraySource, check_dtype, check_shape
 from .hdf5 import H5Source, split_h5_spec
+from .stable import StableFile
 from .npy import NPY_MAGIC, TQZ_MAGIC, read_npy_header, what_it_is
 from .zarrio import ZarrSource, is_zarr_store
 
@@ -31,9 +32,12 @@ class NpyStreamSource(ArraySource):
     """A C-order .npy read sequentially from a binary stream (a file or stdin)."""
 
     def __init__(self, stream, name: str, size: int | None = None,
-                 input_dtype: str | None = None):
+                 input_dtype: str | None = None, opened: os.stat_result | None = None):
+        """size: a regular file's size (None: a stream); opened: its status when opened,
+        which every read checks it against (arrayio.stable)."""
         self.stream = stream
         self.name = name
+        self._opened = opened
         dtype, fortran, shape, offset = read_npy_header(stream.read, input_dtype is None)
         dtype = _reinterpret(dtype, input_dtype)
         check_shape(shape)
@@ -79,44 +83,37 @@ class NpyStreamSource(ArraySource):
 
     @property
     def rereadable(self) -> bool:
-        return self.size is not None  # a file (memory-mapped); not a pipe
+        return self.size is not None  # a file (read by position); not a pipe
 
-    def _mapped_blocks(self, rows: int):
-        """Blocks of a regular file through a read-only memory map: no copy for native
-        C-order data, and pages already used are dropped from this process's mapping so
-        that its resident memory stays bounded however large the file is."""
+    def _file_blocks(self, rows: int):
+        """Blocks of a regular file by positioned reads, each into a new array (a consumer
+        may keep them): no memory map, whose pages would turn a file truncated while tq
+        reads it into SIGBUS.  The file is checked around every read (StableFile): one
+        truncated, grown, rewritten or replaced meanwhile is refused with one line."""
         d, n = self.dim, self.n_rows
-        mm = mmap.mmap(self.stream.fileno(), 0, access=mmap.ACCESS_READ)
-        if hasattr(mmap, "MADV_SEQUENTIAL"):
-            mm.madvise(mmap.MADV_SEQUENTIAL)
-        order = "F" if self.fortran else "C"
-        arr = np.ndarray(self.shape, dtype=self.dtype, buffer=mm, offset=self.data_offset,
-                         order=order)
-        flat = arr.reshape(n, d) if order == "C" else None
+        f = StableFile(self.stream.fileno(), self.name, self._opened)
         native = self.dtype.newbyteorder("=")
-        page = mmap.PAGESIZE
-        done = 0  # bytes of the map already released
+        row_bytes = d * self.dtype.itemsize
+        if self.fortran and len(self.shape) > 1:
+            # each row is strided across the whole file: read it whole, as from a pipe
+            raw = bytearray(self.nbytes)
+            for a in range(0, self.nbytes, 1 << 24):
+                f.read_into(memoryview(raw)[a:a + (1 << 24)], self.data_offset + a)
+            flat = np.frombuffer(raw, dtype=self.dtype).reshape(self.shape, order="F") \
+                .reshape(n, d)
+            for a in range(0, n, rows):
+                yield np.ascontiguousarray(flat[a:a + rows], dtype=native)
+            return
         for a in range(0, n, rows):
             k = min(rows, n - a)
-            if flat is not None:
-                block = flat[a:a + k]
-                if not block.dtype.isnative:
-                    block = block.astype(native)
-            else:  # Fortran order: gather the rows (each is strided across the file)
-                lead = np.unravel_index(np.arange(a, a + k), self.shape[:-1])
-                block = np.ascontiguousarray(arr[lead], dtype=native)
-            yield block
-            del block
-            if flat is not None and hasattr(mmap, "MADV_DONTNEED"):
-                end = (self.data_offset + (a + k) * d * self.dtype.itemsize) // page * page
-                if end > done:
-                    mm.madvise(mmap.MADV_DONTNEED, done, end - done)
-                    done = end
+            block = np.empty((k, d), self.dtype)
+            f.read_into(block.reshape(-1).view(np.uint8), self.data_offset + a * row_bytes)
+            yield block if block.dtype.isnative else block.astype(native)
 
     def blocks(self, rows: int):
         d, n = self.dim, self.n_rows
         if self.size is not None and n > 0:
-            yield from self._mapped_blocks(rows)
+            yield from self._file_blocks(rows)
             return
         if self.fortran and len(self.shape) > 1:
             raw = self._read_all()
@@ -188,7 +185,7 @@ class _Replayed:
 
 
 def open_npy(path: str, input_dtype: str | None = None) -> NpyStreamSource:
-    """A .npy file (memory-mapped when read), or stdin for '-' (read once, in order)."""
+    """A .npy file (read by position), or stdin for '-' (read once, in order)."""
     if path == "-":
         return NpyStreamSource(sys.stdin.buffer, "-", input_dtype=input_dtype)
     f = open(path, "rb", buffering=0)
@@ -200,23 +197,26 @@ def open_npy(path: str, input_dtype: str | None = None) -> NpyStreamSource:
 
 
 def _npy_source(f, path: str, prefix: bytes, input_dtype=None) -> NpyStreamSource:
-    """The source of an open file: memory-mapped when it is a regular file (its size is
+    """The source of an open file: read by position when it is a regular file (its size is
     known and it can seek), read as a stream otherwise (a FIFO, /dev/stdin, a socket)."""
     st = os.fstat(f.fileno())
     if stat.S_ISREG(st.st_mode):
         f.seek(0)
-        return NpyStreamSource(f, path, size=st.st_size, input_dtype=input_dtype)
+        return NpyStreamSource(f, path, size=st.st_size, input_dtype=input_dtype, opened=st)
     return NpyStreamSource(_Replayed(prefix, f) if prefix else f, path,
                            input_dtype=input_dtype)
 
 
 def open_input(spec: str, dataset: str | None = None,
-               input_dtype: str | None = None) -> ArraySource:
+               input_dtype: str | None = None, *, memory_limit=None,
+               max_ratio=None) -> ArraySource:
     """The source for a command-line input: '-' (a .npy on stdin), a .npy file, an
     HDF5 file (FILE.h5:/path or `dataset` chooses the dataset), or a local zarr array
     (a folder with zarr metadata: STORE or STORE/ARRAY).  The kind is decided by the
     file's first bytes, not its name; errors name the file.  The file is opened once, so
-    a FIFO or a process substitution (<(cat x.npy)) is read as the stream it is."""
+    a FIFO or a process substitution (<(cat x.npy)) is read as the stream it is.
+    memory_limit, max_ratio: what a zarr or HDF5 chunk may inflate to (arrayio.inflation;
+    None: the defaults)."""
     if spec == "-":
         refuse_terminal_input(sys.stdin, "-")
         try:
@@ -235,7 +235,7 @@ def open_input(spec: str, dataset: str | None = None,
                 if ds is not None:
                     raise InputError("--dataset given but the input is a zarr store "
                                      "(name the array as STORE/ARRAY)")
-                return ZarrSource(path)
+                return ZarrSource(path, memory_limit, max_ratio)
             raise InputError("is a directory")
         f = open(path, "rb", buffering=0)
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -248,7 +248,7 @@ def open_input(spec: str, dataset: str | None = None,
                 if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                     raise InputError("HDF5 input must be a regular file, not a pipe or device")
                 f.close()
-                return H5Source(path, ds)
+                return H5Source(path, ds, memory_limit, max_ratio)
             if ds is not None:
                 raise InputError("--dataset given but the file is not HDF5")
             if magic.startswith(NPY_MAGIC):

@@ -72,7 +72,8 @@ def _reason(e: Exception) -> str:
 class ZarrSource(SelectionSource):
     """One array of a local zarr store (v2 or v3), read a block of rows at a time."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, memory_limit=None, max_ratio=None):
+        """memory_limit, max_ratio: what a chunk may inflate to (_check_chunks)."""
         self.name = path
         try:
             zarr = _zarr()
@@ -97,6 +98,7 @@ class ZarrSource(SelectionSource):
                              "from the file); tq does not read pickles", kind="pickle")
         check_dtype(node.dtype)
         check_shape(tuple(node.shape))
+        _check_chunks(node, memory_limit, max_ratio)
         self.dtype, self.shape = np.dtype(node.dtype), tuple(int(s) for s in node.shape)
 
     def _read_whole(self, out):
@@ -132,6 +134,24 @@ def _check_inside(path: str) -> None:
                                      f"is given)")
             elif entry.is_dir(follow_symlinks=False):
                 pending.append(entry.path)
+
+
+def _check_chunks(node, memory_limit=None, max_ratio=None) -> None:
+    """zarr decodes a chunk whole (v2 compressors, v3 codecs): a chunk must fit the memory
+    budget, and the chunks stored must not inflate to more than the expansion limit times
+    the bytes they take (arrayio.inflation), judged from the metadata and the store's
+    sizes before any chunk is decoded."""
+    from . import inflation
+
+    shape = tuple(int(c) for c in node.chunks)  # a sharded array's inner chunks
+    unit = int(np.prod(shape, dtype=object)) * np.dtype(node.dtype).itemsize
+    inflation.check_unit("a zarr chunk", unit, memory_limit)
+    try:
+        count, stored = int(node.nchunks_initialized), int(node.nbytes_stored())
+    except Exception:  # noqa: BLE001 - a store that cannot say: the chunk check stands
+        return
+    inflation.check_ratio(f"its {count} stored zarr chunk{'s' * (count != 1)}",
+                          count * unit, stored, max_ratio)
 
 
 def _uses_pickle(meta) -> bool:

@@ -21,6 +21,7 @@ from .options import (
     coding_choices,
     common_force,
     common_keep,
+    common_max_ratio,
     common_mode,
     common_output_dir,
     common_progress,
@@ -95,12 +96,13 @@ from .progress import _Progress, _progress_enabled
 @common_rm("INPUT")
 @common_quiet_verbose
 @common_progress
+@common_max_ratio
 @common_threads
 @common_encode_memory
 def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_rule,
              scale_dtype, rounds, rotation, center, chunk_rows, dataset, bits_for, lossless,
              vector_size, strict, directory, input_dtype, to_stdout, force, keep, remove,
-             quiet, verbose, progress, threads, memory_limit):
+             quiet, verbose, progress, threads, memory_limit, max_ratio):
     """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, a zarr array folder STORE
     or STORE/ARRAY, or '-' for a .npy on stdin; none: stdin) into a .tqz file.  An HDF5
     file (or group), a .safetensors file and an .npz become one collection of named
@@ -128,13 +130,14 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
         coll, out = plan.input.collection, plan.output
         more = dict(bits_for=bits_for, lossless=lossless, vector_size=vector_size,
                     strict=strict, warn=_warner(plan.input.path)) if coll else {}
-        with fileio.open_compress_input(plan, input_dtype) as source:
+        with fileio.open_compress_input(plan, input_dtype, memory_limit=memory_limit,
+                                        max_ratio=max_ratio) as source:
             engine.start()  # the kernels load once the input is good
             with _Progress(_progress_enabled(progress, quiet),
                            "compress members" if coll else "compress") as bar:
                 done = fileio.compress_planned(plan, source, options, force=force,
                                                progress=bar, memory_limit=memory_limit,
-                                               **more)
+                                               max_ratio=max_ratio, **more)
         fileio.finish(plan, out)
         if verbose or (not quiet and sys.stderr.isatty() and out != "-"):
             from ..library import report

@@ -16,6 +16,7 @@ from .options import (
     _select_option,
     common_force,
     common_keep,
+    common_max_ratio,
     common_memory,
     common_output_dir,
     common_progress,
@@ -58,10 +59,11 @@ from .progress import _Progress, _progress_enabled
 @common_quiet_verbose
 @common_progress
 @common_memory
+@common_max_ratio
 @common_threads
 def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member, zarr_codec,
                to_stdout, force, keep, remove, quiet, verbose, progress, memory_limit,
-               threads):
+               max_ratio, threads):
     """Decompress each IN.tqz ('-' or none: stdin) into a .npy or HDF5 file, or a zarr
     store (OUT.zarr); a collection into the kind of file it came from."""
     if select is not None and rows is not None:
@@ -79,12 +81,13 @@ def decompress(inputs, output, output_dir, dtype, select, rows, dataset, member,
                 remove=remove, members=member,
                 one_array_options=select is not None or rows is not None)
         with plan:
+            fileio.check_container(plan, memory_limit, max_ratio)  # before the kernels load
             engine.start()
             with _Progress(_progress_enabled(progress, quiet),
                            "decompress members" if plan.collection else "decompress") as bar:
                 done = fileio.decompress_planned(
                     plan, members=list(member) or None, progress=bar, output_dir=output_dir,
-                    memory_limit=memory_limit, dtype=dtype, force=force, rows=rows,
+                    memory_limit=memory_limit, max_ratio=max_ratio, dtype=dtype, force=force, rows=rows,
                     select=select, dataset=dataset, zarr_codec=zarr_codec)
         out = done["output"] if plan.collection else plan.output
         with usage_errors():

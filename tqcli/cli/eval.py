@@ -16,6 +16,7 @@ from .options import (
     _bit_list,
     _warner,
     coding_choices,
+    common_max_ratio,
     common_memory,
     common_progress,
     common_threads,
@@ -71,11 +72,12 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @common_progress
 @common_memory
+@common_max_ratio
 @common_threads
 def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sample,
              target_nmse,
              target_recall, center, dataset, bits_for, lossless, vector_size, kv_axis, plot,
-             force, as_json, progress, memory_limit, threads):
+             force, as_json, progress, memory_limit, max_ratio, threads):
     """Report distortion and search quality of tq on INPUT against the theory, and the
     smallest setting that meets a goal.
 
@@ -100,14 +102,14 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     if probe.collection:  # per member, in total, and attention for key/value pairs
         _eval_collection((probe.path, probe.group), container, bits, mode, seed, scale_rule,
                          center, bits_for, lossless, vector_size, as_json, memory_limit,
-                         threads)
+                         threads, max_ratio)
         return
     if bits_for or lossless or vector_size:
         raise click.UsageError("--bits-for, --lossless and --vector-size apply to "
                                "collections (HDF5, .safetensors, .npz input)")
     if kv_axis is not None:
         _eval_kv_array(input, container, kv_axis, bits, mode, seed, scale_rule, center,
-                       dataset, as_json, memory_limit, threads)
+                       dataset, as_json, memory_limit, threads, max_ratio)
         return
     targeted = target_nmse is not None or target_recall is not None
     widths_given = bits is not None
@@ -147,7 +149,8 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     with _Progress(_progress_enabled(progress, False), "eval") as bar:
         reports = api.evaluate_file(input, container, bits=bits, mode=mode, seed=seed,
                                     scale_rule=scale_rule, queries=queries, dataset=dataset,
-                                    center=center, memory_limit=memory_limit, sample=sample,
+                                    center=center, memory_limit=memory_limit,
+                                    max_ratio=max_ratio, sample=sample,
                                     codings=codings, progress=bar)
     from ..library import evaluation, report
 
@@ -193,7 +196,8 @@ def _with_target_rate(input, dataset, bits, target_nmse, target_recall) -> list:
 
 
 def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits_for,
-                     lossless, vector_size, as_json, memory_limit, threads) -> None:
+                     lossless, vector_size, as_json, memory_limit, threads,
+                     max_ratio=None) -> None:
     from ..library import collection_eval
 
     if bits is not None and len(bits) != 1:
@@ -208,14 +212,14 @@ def _eval_collection(coll, container, bits, mode, seed, scale_rule, center, bits
             coll[0], container, group=coll[1], bits=bits[0] if bits else limits.DEFAULT_BITS,
             bits_for=bits_for, lossless=lossless, vector_size=vector_size, mode=mode,
             seed=seed, scale_rule=scale_rule, center=center, memory_limit=memory_limit,
-            **({} if container is not None else {"warn": _warner(coll[0])}))
+            max_ratio=max_ratio, **({} if container is not None else {"warn": _warner(coll[0])}))
     except TqError as e:
         raise e.with_source(container or coll[0])
     click.echo(json.dumps(r, indent=2) if as_json else collection_eval.report_text(r))
 
 
 def _eval_kv_array(input, container, axis, bits, mode, seed, scale_rule, center, dataset,
-                   as_json, memory_limit, threads) -> None:
+                   as_json, memory_limit, threads, max_ratio=None) -> None:
     from ..library import collection_eval
 
     if bits is not None and len(bits) != 1:
@@ -225,7 +229,8 @@ def _eval_kv_array(input, container, axis, bits, mode, seed, scale_rule, center,
     try:
         r = collection_eval.evaluate_kv_file(
             input, container, axis=axis, bits=bits[0] if bits else limits.DEFAULT_BITS,
-            dataset=dataset, memory_limit=memory_limit, mode=mode, seed=seed,
+            dataset=dataset, memory_limit=memory_limit, max_ratio=max_ratio, mode=mode,
+            seed=seed,
             scale_rule=scale_rule, center=center)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--kv-axis") from None

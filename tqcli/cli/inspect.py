@@ -7,7 +7,7 @@ import json
 import click
 
 from . import process
-from .options import CONTEXT, _each, _input_list, common_memory
+from .options import CONTEXT, _each, _input_list, common_max_ratio, common_memory
 
 
 @click.command(context_settings=CONTEXT)
@@ -16,7 +16,8 @@ from .options import CONTEXT, _each, _input_list, common_memory
               "each with its \"file\", for several files).")
 @click.option("--verify", is_flag=True, help="Read every chunk and check its checksum.")
 @common_memory
-def inspect(inputs, as_json, verify, memory_limit):
+@common_max_ratio
+def inspect(inputs, as_json, verify, memory_limit, max_ratio):
     """Show the header, sizes and ratio of IN.tqz ('-' or none: stdin); a table of one line
     per file for several."""
     from ..library.report import collection_text, inspect_table, inspect_text
@@ -33,7 +34,8 @@ def inspect(inputs, as_json, verify, memory_limit):
 
     def one(input):
         result = process.load_fileio().inspect(input, verify=verify,
-                                                memory_limit=memory_limit)
+                                                memory_limit=memory_limit,
+                                                max_ratio=max_ratio)
         if len(inputs) == 1:
             click.echo(json.dumps(result, indent=2) if as_json else
                        collection_text(result) if result.get("layout") == "collection" else

@@ -298,7 +298,24 @@ def _encode_memory_option(ctx, param, value):
 common_encode_memory = click.option(
     "--memory", "memory_limit", metavar="LIMIT", callback=_encode_memory_option, default=None,
     help=f"Refuse to compress when the encoder would hold more than LIMIT of buffers and "
-         f"tables, e.g. 512M or 2GiB (default: {limits.format_size(limits.DEFAULT_MEMORY_LIMIT)}).")
+         f"tables (an input's zarr or HDF5 chunk decoded at once included), e.g. 512M or "
+         f"2GiB (default: {limits.format_size(limits.DEFAULT_MEMORY_LIMIT)}).")
+
+
+def _ratio_option(ctx, param, value):
+    try:
+        return None if value is None else limits.parse_ratio(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--max-ratio") from None
+
+
+common_max_ratio = click.option(
+    "--max-ratio", "max_ratio", metavar="N", callback=_ratio_option, default=None,
+    help=f"Refuse a file that declares more than N times its size decoded, per chunk or in "
+         f"all (default: {limits.DEFAULT_MAX_RATIO}; inf: no limit); raise it for a file "
+         f"you trust.")
+
+
 common_threads = click.option("-T", "--threads", type=click.IntRange(min=0), default=None,
                               help="Worker threads; 0 or none given: all cores (the output "
                                    "is identical).")

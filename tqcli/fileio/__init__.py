@@ -38,6 +38,7 @@ from .names import (  # noqa: F401
 from .plans import (  # noqa: F401
     CompressPlan,
     DecompressPlan,
+    check_container,
     compress_planned,
     decompress_planned,
     finish,

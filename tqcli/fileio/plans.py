@@ -8,6 +8,7 @@ import contextlib
 from dataclasses import dataclass
 
 from .. import arrayio
+from ..arrayio import inflation
 from ..codec.options import EncodeOptions, options_of
 from ..errors import TqError
 from .names import compressed_output, decompressed_output, refuse_rm, remove_input
@@ -58,13 +59,20 @@ def plan_compress(spec: str, *, output: str | None = None, to_stdout: bool = Fal
 
 
 @contextlib.contextmanager
-def open_compress_input(plan: CompressPlan, input_dtype: str | None = None):
+def open_compress_input(plan: CompressPlan, input_dtype: str | None = None, *,
+                        memory_limit: int | None = None, max_ratio: float | None = None):
     """The open arrayio source of a single array (None for a collection, which
     compress_planned reads), its --rm refused for zarr and HDF5 once it has opened."""
     if plan.input.collection:
+        try:  # what the members inflate to, from their metadata, before the kernels load
+            inflation.check_collection(plan.input.path, plan.input.source,
+                                       plan.input.group, memory_limit, max_ratio)
+        except TqError as e:
+            raise e.with_source(plan.input.path)
         yield None
         return
-    with arrayio.open_input(plan.input.spec, plan.input.dataset, input_dtype) as source:
+    with arrayio.open_input(plan.input.spec, plan.input.dataset, input_dtype,
+                            memory_limit=memory_limit, max_ratio=max_ratio) as source:
         if plan.remove and plan.input.kind == "zarr":
             raise TqError("--rm refused for zarr input (a store is a folder that may hold "
                           "other data)", source.name)
@@ -77,7 +85,8 @@ def open_compress_input(plan: CompressPlan, input_dtype: str | None = None):
 def compress_planned(plan: CompressPlan, source, options: EncodeOptions | None = None, *,
                      force: bool = False, progress=None, bits_for=(), lossless=(),
                      vector_size=None, strict: bool = False, warn=None,
-                     memory_limit: int | None = None, **keywords):
+                     memory_limit: int | None = None, max_ratio: float | None = None,
+                     **keywords):
     """Compress as planned with `options` (an EncodeOptions or its fields as keywords; a
     collection: every member, with its width from bits_for); --rm deletes the input once
     the output is complete (finish).  Returns the header (one array) or the table of
@@ -89,7 +98,8 @@ def compress_planned(plan: CompressPlan, source, options: EncodeOptions | None =
                                         progress=progress, bits_for=bits_for,
                                         lossless=lossless, vector_size=vector_size,
                                         strict=strict, warn=warn,
-                                        memory_limit=memory_limit, **options.to_kwargs())
+                                        memory_limit=memory_limit, max_ratio=max_ratio,
+                                        **options.to_kwargs())
     return compress_file(source, plan.output, options, force=force, progress=progress,
                          memory_limit=memory_limit)
 
@@ -134,8 +144,28 @@ def plan_decompress(spec: str, *, output: str | None = None, to_stdout: bool = F
     return DecompressPlan(c, out, "-" if to_stdout else output, remove)
 
 
+def check_container(plan: DecompressPlan, memory_limit: int | None = None,
+                    max_ratio: float | None = None) -> None:
+    """The checks a single array of known length allows before anything is decoded --
+    header, index and footer, the memory it implies (spec 13.7) and its expansion (13.9)
+    -- made before the command loads its kernels, so that a refused file costs no start-up
+    (decompress_planned makes them again on the file it reads).  A collection's members
+    and a pipe are checked as they are read."""
+    c = plan.container
+    if c.collection or not isinstance(c.src, str):
+        return
+    from ..library.tqfile import TqFile
+
+    try:
+        with TqFile(c.src, memory_limit, max_ratio):
+            pass
+    except TqError as e:
+        raise e.with_source(c.spec)
+
+
 def decompress_planned(plan: DecompressPlan, *, members=None, progress=None,
                        output_dir: str | None = None, memory_limit: int | None = None,
+                       max_ratio: float | None = None,
                        dtype: str | None = None, force: bool = False, **one_array):
     """Decompress as planned: a collection (decompress_collection_file: {"output",
     "members"}) or one array (decompress_file, one_array its rows, select, dataset,
@@ -146,9 +176,11 @@ def decompress_planned(plan: DecompressPlan, *, members=None, progress=None,
             return decompress_collection_file(src, plan.target, members=members, dtype=dtype,
                                               force=force, progress=progress,
                                               memory_limit=memory_limit,
+                                              max_ratio=max_ratio,
                                               output_dir=output_dir)
         return decompress_file(src, plan.output, dtype=dtype, force=force, progress=progress,
-                               memory_limit=memory_limit, clip_rows=False, **one_array)
+                               memory_limit=memory_limit, max_ratio=max_ratio,
+                               clip_rows=False, **one_array)
     except TqError as e:  # a refusal of the stream as it opened names no file yet
         raise e.with_source(plan.container.spec)
 

@@ -17,7 +17,6 @@ import numpy as np
 from .. import arrayio
 from ..arrayio import files
 from ..errors import InputError, TqError
-from ..library import search as searching
 from ..library.collection_file import CollectionFile
 from ..library.tqfile import CollectionError
 from .probe import is_path, refuse_same_file

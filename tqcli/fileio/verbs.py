@@ -31,7 +31,8 @@ from .probe import is_path, refuse_same_file, stdin
 @option_keywords
 def compress_file(input, output, options: EncodeOptions | None = None, *,
                   dataset: str | None = None, force: bool = False, progress=None,
-                  memory_limit: int | None = None, **keywords) -> Header:
+                  memory_limit: int | None = None, max_ratio: float | None = None,
+                  **keywords) -> Header:
     """Compress the array in `input` into the container `output`; returns its header.
 
     input: a .npy or HDF5 path ('FILE.h5:/dataset' or `dataset`), '-' for a .npy on stdin,
@@ -41,11 +42,14 @@ def compress_file(input, output, options: EncodeOptions | None = None, *,
     format, such as .npy: files.check_container_output_name), '-' for stdout, or a binary
     stream.  Errors name the file.  The options: an EncodeOptions or its fields as
     keywords (bits, mode, seed, rounds, scale_rule, scale_dtype, chunk_rows, rotation,
-    coding, center, nmse), as for compress_to, and memory_limit (the encoder's budget).
+    coding, center, nmse), as for compress_to, and memory_limit (the encoder's budget, which
+    also bounds what a compressed input -- a zarr or HDF5 chunk -- may inflate to, as
+    max_ratio does: arrayio.inflation).
     """
     options = options_of(options, **keywords)
     opened = (contextlib.nullcontext(input) if isinstance(input, arrayio.ArraySource)
-              else arrayio.open_input(os.fspath(input), dataset))
+              else arrayio.open_input(os.fspath(input), dataset, memory_limit=memory_limit,
+                                      max_ratio=max_ratio))
     with opened as source:
         refuse_same_file(source.name, output)
         if is_path(output):
@@ -63,7 +67,8 @@ def compress_file(input, output, options: EncodeOptions | None = None, *,
 def decompress_file(input, output, *, rows=None, dtype: str | None = None,
                     dataset: str = "data", force: bool = False, progress=None,
                     memory_limit: int | None = None, select=None,
-                    clip_rows: bool = True, zarr_codec: str = "plain") -> Decompressed:
+                    clip_rows: bool = True, zarr_codec: str = "plain",
+                    max_ratio: float | None = None) -> Decompressed:
     """Decode the container `input` into the array file `output`.
 
     input: a path, '-' for stdin, or a binary stream.  output: a .npy path, or HDF5 when it
@@ -74,12 +79,13 @@ def decompress_file(input, output, *, rows=None, dtype: str | None = None,
     With rows, the result is the 2-D (rows, d) view; with select (as for decompress) the
     shape numpy gives x[select].  clip_rows=False refuses a rows range beyond the array
     (the command line's --rows) instead of clipping it.  Chunk k is written while chunk
-    k+1 is decoded.  Errors name the file.  memory_limit as for decompress.
+    k+1 is decoded.  Errors name the file.  memory_limit and max_ratio as for decompress.
     An output named *.zarr is a zarr v3 store (the zarr extra; arrayio.ZarrSink) holding
     the array at its root, with zarr's default codecs (zarr_codec "plain": the decoded
     values exactly) or the tq.turboquant codec with this container's settings ("tq").
     """
-    f, name = open_named(input, refuse_directory=True, memory_limit=memory_limit)
+    f, name = open_named(input, refuse_directory=True, memory_limit=memory_limit,
+                         max_ratio=max_ratio)
     try:
         with f:
             h = f.header
@@ -155,11 +161,13 @@ def write_runs(f: TqFile, starts, stops, write, progress=None) -> None:
 def compress_collection_file(input, output, *, group: str | None = None,
                              force: bool = False, progress=None, bits: int = 4,
                              bits_for=(), lossless=(), vector_size: int | None = None,
-                             memory_limit: int | None = None, **options) -> list[dict]:
+                             memory_limit: int | None = None, max_ratio: float | None = None,
+                             **options) -> list[dict]:
     """Compress every array of an HDF5 file (or `group`), .safetensors or .npz into one
     collection .tqz at `output` (atomic, as compress_file); returns the table of contents."""
     name = os.fspath(input)
-    info, mems = containers.read_members(name, group)
+    info, mems = containers.read_members(name, group, memory_limit=memory_limit,
+                                         max_ratio=max_ratio)
     refuse_same_file(name, output)
     if is_path(output):
         files.check_container_output_name(os.fspath(output))
@@ -177,7 +185,8 @@ def compress_collection_file(input, output, *, group: str | None = None,
 
 def decompress_collection_file(input, output, *, members=None, dtype: str | None = None,
                                force: bool = False, memory_limit: int | None = None,
-                               output_dir: str | None = None, progress=None) -> dict:
+                               output_dir: str | None = None, progress=None,
+                               max_ratio: float | None = None) -> dict:
     """Decode a collection into the same kind of file it came from (or the kind `output`
     names: .h5/.hdf5, .safetensors, .npz); `members` (names) writes only those.  One member
     to a .npy name or '-' writes that array as .npy.  Returns {"output", "members"}."""
@@ -187,7 +196,7 @@ def decompress_collection_file(input, output, *, members=None, dtype: str | None
     else:
         name, src = getattr(input, "name", None) or "-", input
     try:
-        with CollectionFile(src, memory_limit) as c:
+        with CollectionFile(src, memory_limit, max_ratio=max_ratio) as c:
             if output is None:
                 if name == "-":
                     raise TqError("a collection on stdin needs an output name: -o OUT "
@@ -298,42 +307,47 @@ def _reading(items, name: str):
 
 
 def open_named(src, refuse_directory: bool,
-                memory_limit: int | None = None) -> tuple[TqFile, str | None]:
+                memory_limit: int | None = None,
+                max_ratio: float | None = None) -> tuple[TqFile, str | None]:
     """TqFile of `src`, with '-' for stdin (never a terminal) and one-line errors for a
     path that is missing (or a directory); returns it and the name errors should carry."""
     if isinstance(src, (str, os.PathLike)):
         name = os.fspath(src)
         try:
             if name == "-":
-                return TqFile(stdin(), memory_limit), name
+                return TqFile(stdin(), memory_limit, max_ratio), name
             if not os.path.exists(name):
                 raise TqError("no such file")
             if refuse_directory and os.path.isdir(name):
                 raise TqError("is a directory")
-            return TqFile(name, memory_limit), name
+            return TqFile(name, memory_limit, max_ratio), name
         except TqError as e:
             raise e.with_source(name)
-    return TqFile(src, memory_limit), getattr(src, "name", None) if not isinstance(
+    return TqFile(src, memory_limit, max_ratio), getattr(src, "name", None) if not isinstance(
         src, (bytes, bytearray, memoryview)) else None
 
 
-def inspect(src, verify: bool = False, memory_limit: int | None = None) -> dict:
+def inspect(src, verify: bool = False, memory_limit: int | None = None,
+            max_ratio: float | None = None) -> dict:
     """The inspect report of a container (path, '-' for stdin, bytes or a stream).
 
     The keys and values are the schema of `tq inspect --json` (spec/vectors/*.inspect.json).
     A stream is always read to its end, so that its index and footer are checked; verify
     reads every chunk of any container and checks its CRC-32 (FormatError at a fault) and
     adds "verified": true.  A file whose decoding would need more than memory_limit
-    (as for decompress) is refused like any file a decoder refuses.
+    (as for decompress), or that declares more than max_ratio times its size decoded
+    (spec 13.9), is refused like any file a decoder refuses.
     """
     try:
-        f, name = open_named(src, refuse_directory=False, memory_limit=memory_limit)
+        f, name = open_named(src, refuse_directory=False, memory_limit=memory_limit,
+                             max_ratio=max_ratio)
     except CollectionError as e:  # a collection: its members and the total
         name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
         try:
             reopen = name not in (None, "-")
             with CollectionFile(src if reopen else None, memory_limit,
-                                reader=None if reopen else e.reader) as c:
+                                reader=None if reopen else e.reader,
+                                max_ratio=max_ratio) as c:
                 return c.report(verify)
         except TqError as e:
             raise e.with_source(name if e.source is None else e.source)

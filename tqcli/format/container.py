@@ -13,6 +13,7 @@ import struct
 
 
 from ..errors import FormatError
+from . import expansion
 from .header import (CRC, END_MAGIC, FOOTER, INDEX_ENTRY, MAGIC, MIN_HEADER, VERSION,  # noqa: F401
                      READ_PIECE, Header, _read_exact, _require, check_memory, crc32,
                      max_header_size)
@@ -95,10 +96,14 @@ def check_index(header: Header, tail: bytes) -> list[tuple[int, int, int]]:
                                   rule="index-layout")
         return entries
     coding, at = header.payload_coding, header.header_size
+    bounds = {}  # rows -> (min, max) payload: two row counts at most (a file of 10^4+ chunks)
     for i, (o, length, _) in enumerate(entries):
         rows = header.chunk_rows_of(i)
-        if (o != at or not coding.min_payload_size(header, rows) <= length
-                <= coding.max_payload_size(header, rows)):
+        if rows not in bounds:
+            bounds[rows] = (coding.min_payload_size(header, rows),
+                            coding.max_payload_size(header, rows))
+        lo, hi = bounds[rows]
+        if o != at or not lo <= length <= hi:
             raise FormatError(f"index entry {i} does not match the layout", rule="index-layout")
         at = o + length + CRC.size
     if off != at:
@@ -157,6 +162,7 @@ class ContainerReader:
         self._lengths: list[tuple[int, int]] = []  # a stream's (offset, length) per chunk
         self._tail = None  # a stream's index entries, once read
         self._buf: bytearray | None = None
+        self.max_ratio = None  # the expansion limit a stream's chunks are held to (13.9)
         if size is not None and not self.header.fixed_layout:
             def read_tail(offset, n):
                 stream.seek(offset)
@@ -179,6 +185,14 @@ class ContainerReader:
     @property
     def seekable(self) -> bool:
         return self.index is not None
+
+    def check_expansion(self, max_ratio=None) -> None:
+        """Hold the container to the expansion limit (spec 13.9): a file of known length
+        at once, every chunk from its index; a stream chunk by chunk as it is read."""
+        self.max_ratio = max_ratio
+        if self.seekable:
+            lengths = None if self.header.fixed_layout else [e[1] for e in self.index]
+            expansion.check_file(self.header, self.file_size, lengths, max_ratio)
 
     @property
     def file_size(self) -> int:
@@ -230,6 +244,9 @@ class ContainerReader:
                                      f"chunk {i}")
                 n = coding.payload_size_from_prefix(hdr, rows, prefix, i)
                 self._lengths.append((off, n))
+            # before the payload is read: what is decoded stays within the limit times
+            # the bytes that arrived (a stream's length is unknown, 13.9)
+            expansion.check_chunk(hdr, i, n + CRC.size, self.max_ratio)
         if self.seekable and hasattr(self.stream, "readinto"):
             data = self._read_reused(n + CRC.size, f"chunk {i}")
         elif prefix:  # one join of the prefix and the pieces: at most twice the payload

@@ -130,8 +130,14 @@ def decode_chunk(data, shape, dtype, who: str, fill_value=None) -> np.ndarray:
 
     shape = tuple(int(s) for s in shape)
     dtype = np.dtype(dtype)
+    data = bytes(data) if not isinstance(data, bytes) else data
     try:
-        y = api.decompress(bytes(data) if not isinstance(data, bytes) else data)
+        # the array's metadata bounds what a chunk may hold: a chunk that declares no more
+        # values than that is decoded at any expansion (zero rows at an error target
+        # compress past the file limit of spec 13.9); one that declares more is held to it
+        h = api.read_header(data)
+        fits = h.n_vectors * h.dim <= int(np.prod(shape, dtype=object))
+        y = api.decompress(data, max_ratio=float("inf") if fits else None)
     except TqError as e:
         raise ChunkError(f"{who}: chunk of shape {shape}: {e.reason}") from None
     if y.dtype != dtype:

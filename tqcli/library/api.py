@@ -171,7 +171,8 @@ def compress(array, options: EncodeOptions | None = None, **keywords) -> bytes:
 
 
 def decompress(src, rows=None, dtype: str | None = None,
-               memory_limit: int | None = None, select=None) -> np.ndarray:
+               memory_limit: int | None = None, select=None,
+               max_ratio: float | None = None) -> np.ndarray:
     """Decode a container (bytes, path or stream) into an array of its original shape.
 
     rows (None, a slice, or (start, stop)) selects vectors of the flattened (n, d) view
@@ -180,15 +181,17 @@ def decompress(src, rows=None, dtype: str | None = None,
     "3,0" or "2:4"; out-of-range is a ValueError; tqcli.arrayio.selection), reading only the
     chunks that hold it.  dtype is None/"original", "float32", "float16" or "float64".
     memory_limit: bytes of decoding state the header may ask for (spec 13.7; None: 256 MiB).
+    max_ratio: decoded bytes the file may declare per byte it holds, per chunk and per file
+    (spec 13.9; None: 256; math.inf: no limit), for a file one trusts.
     """
-    with TqFile(src, memory_limit) as f:
+    with TqFile(src, memory_limit, max_ratio) as f:
         return f.read(rows, dtype, select=select)
 
 
 def read_header(src) -> Header:
     """The header of a container given as bytes, a path, or a binary stream (read whatever
     its decoding would cost: nothing is decoded)."""
-    with TqFile(src, memory_limit=math.inf) as f:
+    with TqFile(src, memory_limit=math.inf, max_ratio=math.inf) as f:
         return f.header
 
 
@@ -213,13 +216,14 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
                   seed: int = 0, scale_rule: str | None = None, queries: int = 1000,
                   dataset: str | None = None, center: bool = False,
                   memory_limit: int | None = None, sample: int | None = None,
-                  codings=(CODINGS.default.cli_name,), progress=None) -> list[dict]:
+                  codings=(CODINGS.default.cli_name,), progress=None,
+                  max_ratio: float | None = None) -> list[dict]:
     """Distortion and search quality (tqcli.library.evaluation) of tq on the array in `input`.
 
     Without `container`, one report per bit width of a fresh compression -- two with
     `center`, without and with mean-centring, to show what it gains; with `container`,
-    one report of that container against its source `input` (memory_limit as for
-    decompress).  Each report says whether the vectors were centred ("centered").
+    one report of that container against its source `input` (memory_limit and max_ratio
+    as for decompress).  Each report says whether the vectors were centred ("centered").
 
     The source is read once, block by block, whatever its size: nmse, cosine and the
     inner-product bias cover every vector; recall and the inner-product rmse a sample of
@@ -239,7 +243,7 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
                 raise InputError("holds no vectors to evaluate", kind="empty")
             if container is not None:
                 return [_evaluate_container(source, container, queries, sample,
-                                            memory_limit, progress)]
+                                            memory_limit, progress, max_ratio)]
             requested = [(b, k, c) for b in bits for k in codings
                          if CODINGS.resolve(k).fractional_rates or float(b).is_integer()
                          for c in ((False, True) if center else (False,))]
@@ -276,14 +280,14 @@ def _evaluate_fresh(source, settings, requested, sample, queries, progress,
 
 
 def _evaluate_container(source, container, queries, sample, memory_limit,
-                        progress) -> dict:
+                        progress, max_ratio=None) -> dict:
     from . import evaluation
 
     n, d = source.n_rows, source.dim
     try:
         if not os.path.exists(container):
             raise TqError("no such file")
-        with TqFile(container, memory_limit) as f:
+        with TqFile(container, memory_limit, max_ratio) as f:
             h = f.header
             if h.n_vectors != n or h.dim != d:
                 raise TqError(f"holds {h.n_vectors} x {h.dim} vectors, INPUT has {n} x {d}")

@@ -167,7 +167,7 @@ def attention_error(k, v, k2, v2) -> dict:
 
 def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4,
                         bits_for=(), lossless=(), vector_size=None, memory_limit=None,
-                        **options) -> dict:
+                        max_ratio=None, **options) -> dict:
     """Per-member and total error of a collection against its source `input`, and the
     attention error of every key/value pair; without `container`, of a fresh compression
     with the given bits (bits_for, lossless, vector_size as for compress)."""
@@ -189,7 +189,7 @@ def evaluate_collection(input: str, container=None, *, group=None, bits: int = 4
         if container == "-":  # FILE.tqz from stdin, as for a single array
             container = binary_stdin()
         decoded, recs, stats = {}, {}, {}
-        with open_collection(container, memory_limit) as c:
+        with open_collection(container, memory_limit, max_ratio) as c:
             # a key or value of a KV pair is held for the attention error; every other
             # member is compared with its source as both are read, block by block
             for rec, y in c.stream_items():
@@ -307,7 +307,7 @@ def evaluate_kv_array(x: np.ndarray, y: np.ndarray, axis: int, name: str = "<arr
 
 def evaluate_kv_file(input: str, container=None, *, axis: int, bits: float = 4,
                      dataset: str | None = None, memory_limit: int | None = None,
-                     **options) -> dict:
+                     max_ratio: float | None = None, **options) -> dict:
     """evaluate_kv_array of the single-array KV dump in the file `input` (`axis`, of length
     2, holds keys and values) against its compression now with `bits` and `options`
     (mode, seed, scale_rule, center), or against the container `container`.  A wrong axis
@@ -322,7 +322,8 @@ def evaluate_kv_file(input: str, container=None, *, axis: int, bits: float = 4,
         except TqError as e:
             raise e.with_source(src.name)
     try:
-        y = api.decompress(container, memory_limit=memory_limit) if container else \
+        y = api.decompress(container, memory_limit=memory_limit,
+                           max_ratio=max_ratio) if container else \
             api.decompress(api.compress(x, bits=bits, **options))
         if y.shape != x.shape:
             raise TqError(f"holds shape {y.shape}, INPUT has {x.shape}")

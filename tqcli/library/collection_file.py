@@ -126,8 +126,10 @@ class CollectionFile(OpenContainer, Mapping):
     def __contains__(self, name) -> bool:
         return self.members is not None and self._reader.has(name)  # a stream: TqError
 
-    def __init__(self, src, memory_limit: int | None = None, reader=None, own=None):
+    def __init__(self, src, memory_limit: int | None = None, reader=None, own=None,
+                 max_ratio: float | None = None):
         self.memory_limit = memory_limit
+        self.max_ratio = max_ratio  # each tqz member's expansion limit (spec 13.9)
         self._codings = {}  # member name -> its coding's member_report, where it has one
         super().__init__(src, reader, own)
 
@@ -176,7 +178,7 @@ class CollectionFile(OpenContainer, Mapping):
         try:
             if rec["kind"] == "raw":
                 return read_raw(window, rec, name)
-            with TqFile(window, self.memory_limit) as f:
+            with TqFile(window, self.memory_limit, self.max_ratio) as f:
                 _check_member_header(f.header, rec)
                 out = f.read(dtype=dtype).reshape(rec["shape"])
                 self._note(name, f)
@@ -192,7 +194,8 @@ class CollectionFile(OpenContainer, Mapping):
         rec = self._entry(name)
         if rec["kind"] != "tqz":
             raise TqError(f"member {name!r} is stored losslessly (use read)")
-        f = TqFile(self._reader.open_member(rec), self.memory_limit)
+        f = TqFile(self._reader.open_member(rec), self.memory_limit,
+                   self.max_ratio)
         _check_member_header(f.header, rec)
         self._note(name, f)
         return f
@@ -352,9 +355,11 @@ def _check_member_header(h, rec: dict) -> None:
                           f"from its record", rule="member-header")
 
 
-def open_collection(src, memory_limit: int | None = None) -> CollectionFile:
-    """Open a collection given as bytes, a path or a binary stream."""
-    return CollectionFile(src, memory_limit)
+def open_collection(src, memory_limit: int | None = None,
+                    max_ratio: float | None = None) -> CollectionFile:
+    """Open a collection given as bytes, a path or a binary stream (memory_limit and
+    max_ratio hold each compressed member as TqFile does)."""
+    return CollectionFile(src, memory_limit, max_ratio=max_ratio)
 
 
 __all__ = ["open_collection", "CollectionFile", "Member"]

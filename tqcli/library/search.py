@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import limits
 from ..codec.state import Codec
-from ..errors import InputError, TqError
+from ..errors import InputError
 from . import search_rerank, search_topk as st
 
 DEFAULT_K = 10

@@ -101,16 +101,21 @@ class TqFile(OpenContainer, LazyArray):
     equals `tqcli.decompress(src)[key]` exactly.  A stream can be read once.
     """
 
-    def __init__(self, src, memory_limit: int | None = None):
+    def __init__(self, src, memory_limit: int | None = None, max_ratio: float | None = None):
         """memory_limit: bytes of decoding state the header may imply (spec 13.7; None:
         limits.DEFAULT_MEMORY_LIMIT, 256 MiB; math.inf: none); a file above it is refused
-        here, before any table is built (FormatError, rule "memory")."""
+        here, before any table is built (FormatError, rule "memory").  max_ratio: decoded
+        bytes the file may declare per byte it holds, per chunk and per file (spec 13.9;
+        None: limits.DEFAULT_MAX_RATIO, 256; math.inf: none); a file of known length above
+        it is refused here, a stream at the first chunk above it (rule "ratio")."""
         self._memory_limit = self.memory_limit = memory_limit  # the reader's too (its TOC)
+        self._max_ratio = max_ratio
         super().__init__(src)
 
     def _check(self) -> None:
         if getattr(self._reader, "layout", "array") == "collection":
             raise CollectionError(self._reader)
+        self._reader.check_expansion(self._max_ratio)
         check_memory(self._reader.header, self._memory_limit)
 
     # ------------------------------------------------------------------ what it holds
@@ -318,14 +323,25 @@ class TqFile(OpenContainer, LazyArray):
                              out_dtype=self.dtype, **options)
 
     def verify(self, checksums: bool = True) -> None:
-        """Read every chunk and check its CRC-32 and floats, then index and footer (what
-        `tq inspect --verify` does); raises FormatError at the first fault.
+        """Make every check the decoder makes except the finiteness of the decoded values
+        (spec 13.5; what `tq inspect --verify` does): every chunk's CRC-32, stored floats
+        and the coding's own checks (the entropy coding's rANS streams, by the decoder's
+        code: Coding.check_decodable), then index and footer; raises FormatError at the
+        first fault.
 
         checksums=False reads a stream through to check only its index and footer (what
         a plain `tq inspect -` does; for a seekable container those were checked at open).
         """
+        h = self.header
+        scratch: dict = {}
         for i in range(self.n_chunks):
-            self._reader.read_chunk(i, verify=checksums)
+            payload = self._reader.read_chunk(i, verify=checksums)
+            if checksums:
+                try:
+                    h.payload_coding.check_decodable(h, payload, h.chunk_rows_of(i), scratch)
+                except FormatError as e:
+                    e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
+                    raise
         self._reader.finish_stream()
 
     # ------------------------------------------------------------------ lifetime
@@ -363,6 +379,7 @@ def _gather_index(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.arange(int(lengths.sum()), dtype=np.int64) + offsets
 
 
-def open(src, memory_limit: int | None = None) -> TqFile:  # noqa: A001 - tqcli.open
+def open(src, memory_limit: int | None = None,  # noqa: A001 - tqcli.open
+         max_ratio: float | None = None) -> TqFile:
     """Open a container given as bytes, a path, or a binary stream (see TqFile)."""
-    return TqFile(src, memory_limit)
+    return TqFile(src, memory_limit, max_ratio)

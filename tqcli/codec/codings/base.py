@@ -210,6 +210,12 @@ class PayloadCoding:
     def check_payload(self, header, payload, rows: int, chunk: int) -> None:
         """Reader checks on a payload whose CRC matched (FormatError if one fails)."""
 
+    def check_decodable(self, header, payload, rows: int, scratch: dict) -> None:
+        """The checks the decoder makes on a checked payload while decoding it, except the
+        finiteness of the decoded values (spec 13.5): what a verifier adds to check_payload
+        (FormatError if one fails).  The packed coding has none: any bit pattern of a
+        payload of the right length decodes."""
+
     def __repr__(self) -> str:
         return f"<payload coding {self.name} ({self.code})>"
 

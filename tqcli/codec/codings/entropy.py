@@ -286,13 +286,22 @@ class Entropy(PayloadCoding):
 
         segs = self.segments(header, rows)
         lengths = np.frombuffer(prefix, "<u4", count=len(segs)).astype(np.int64)
+        m = header.model
+        f_max = int(np.max(m.frequencies))
+        where = f"chunk {chunk}: " if chunk >= 0 else ""
         for j, (r, n) in enumerate(zip(segs, lengths)):
             lo, hi = self._stream_bounds(header, r)
             if not lo <= n <= hi or n % 4:
-                where = f"chunk {chunk}: " if chunk >= 0 else ""
                 raise FormatError(f"{where}segment {j} claims {int(n)} bytes (allowed "
                                   f"{lo}..{hi}, a multiple of 4)", rule="entropy-stream",
                                   chunk=chunk)
+            # what the coder can spend (19.3): fewer bytes than any stream of these
+            # symbols takes under this model cannot decode; refused before decoding
+            most = limits.most_symbols(int(n) // 4, m.precision, m.lanes, f_max)
+            if r * header.dim > most:
+                raise FormatError(f"{where}segment {j}: {int(n)} bytes cannot hold "
+                                  f"{r * header.dim} symbols of this model (at most {most})",
+                                  rule="entropy-stream", chunk=chunk)
         return segs, lengths
 
     def payload_size_from_prefix(self, header, rows: int, prefix, chunk: int) -> int:
@@ -359,21 +368,50 @@ class Entropy(PayloadCoding):
         """The cell indices after the rANS stage, uint16 (rows, d), and the scales."""
         import numpy as np
 
-        from ... import kernels
         from ..codes import ChunkCodes
 
-        h, m = codec.header, codec.header.model
-        buf = np.frombuffer(payload, dtype=np.uint8)
-        ns = len(self.segments(h, rows))
-        segs, lengths = self.stream_lengths(h, rows, buf[:4 * ns], -1)
-        starts = 4 * ns + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        counts = np.asarray(segs, np.int64) * h.dim
+        h = codec.header
         symbols = np.empty(rows * h.dim, np.uint16)
-        kernels.rans_decode(buf, starts, lengths, counts, m.frequencies, m.precision,
-                            m.lanes, symbols, slot_table=codec.slot_table)
-        at = 4 * ns + int(lengths.sum())
+        at = self.decode_streams(h, payload, rows, codec.slot_table, symbols)
+        buf = np.frombuffer(payload, dtype=np.uint8)
         scales = codec.load_floats(buf[at:at + rows * h.scale_size])
         return ChunkCodes("entropy", rows, h.dim, 0, symbols.reshape(rows, h.dim), scales)
+
+    def decode_streams(self, header, payload, rows: int, slot_table, symbols) -> int:
+        """The rANS stage of a chunk (spec 19.3): every segment's stream decoded into
+        `symbols` (uint16, rows * d), FormatError (entropy-stream) for a stream the decoder
+        refuses.  The one implementation of these checks: the decoder (chunk_codes) and the
+        verifier (check_decodable) both run it.  Returns the offset of the scales."""
+        import numpy as np
+
+        from ... import kernels
+
+        m = header.model
+        buf = np.frombuffer(payload, dtype=np.uint8)
+        ns = len(self.segments(header, rows))
+        segs, lengths = self.stream_lengths(header, rows, buf[:4 * ns], -1)
+        starts = 4 * ns + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        counts = np.asarray(segs, np.int64) * header.dim
+        kernels.rans_decode(buf, starts, lengths, counts, m.frequencies, m.precision,
+                            m.lanes, symbols[:rows * header.dim], slot_table=slot_table)
+        return 4 * ns + int(lengths.sum())
+
+    def check_decodable(self, header, payload, rows: int, scratch: dict) -> None:
+        """What the decoder checks beyond check_payload, short of the floats: every
+        segment's stream through the rANS decoder of 19.3 (coder states in range, every
+        word read, every state back at its start), the symbols thrown away.  `scratch`
+        keeps the slot table and the symbol buffer from one chunk to the next."""
+        import numpy as np
+
+        from ... import kernels
+
+        m = header.model
+        if "slots" not in scratch:
+            scratch["slots"] = kernels.rans_slot_table(m.frequencies, m.precision)
+        need = rows * header.dim
+        if scratch.get("symbols") is None or scratch["symbols"].size < need:
+            scratch["symbols"] = np.empty(need, np.uint16)
+        self.decode_streams(header, payload, rows, scratch["slots"], scratch["symbols"])
 
     def encode_codes(self, codec, x, first_row: int = 0):
         import numpy as np
