@@ -37,6 +37,7 @@ import gc
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -244,6 +245,7 @@ def run_config(args, d, bits, out):
         p.stdin.write(json.dumps({"quit": True}) + "\n")
         out[(d, bits, tool)]["peak"] = json.loads(p.stdout.readline())["peak"]
         p.wait()
+    shutil.rmtree(folder, ignore_errors=True)  # up to 0.6 GB of floats in memory (/dev/shm)
 
 
 def table(args, out) -> str:

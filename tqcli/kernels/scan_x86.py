@@ -31,6 +31,7 @@ from .scan_portable import BLOCK, block_extremes, block_topk
 QBATCH = 2            # queries per pass over a block (4 spill the 16 accumulators: slower)
 TILE_BYTES = 192 * 1024  # codes per tile (fits the L2 cache with the tables)
 FLUSH = 256          # steps before the 16-bit accumulators are widened
+PREFETCH = 1024       # bytes ahead a single query prefetches its codes (0 -> 1024: ~+20%)
 
 _I8 = ir.IntType(8)
 _I16 = ir.IntType(16)
@@ -49,6 +50,17 @@ def _c(ty, v):
 def _load32(builder, base, off):
     ptr = builder.gep(base, [off])
     return builder.load(builder.bitcast(ptr, _V32I8.as_pointer()), align=1)
+
+
+def _prefetch(builder, base, off):
+    """Ask for the cache line at base + off (llvm.prefetch: read, keep in all levels); a
+    hint only, harmless past the end of the array."""
+    i8p = ir.IntType(8).as_pointer()
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [i8p, _I32, _I32, _I32]),
+        "llvm.prefetch.p0i8")
+    ptr = builder.bitcast(builder.gep(base, [off]), i8p)
+    builder.call(fn, [ptr, _c(_I32, 0), _c(_I32, 3), _c(_I32, 1)])
 
 
 def _pshufb(builder, table, idx):
@@ -114,6 +126,9 @@ def _block_sums_intrinsic(nq: int):
                     step = builder.add(start, inner.index)
                     off = builder.mul(step, _c(_I64, 32))
                     v = _load32(builder, dp, builder.add(boff, off))
+                    if nq == 1:  # one query streams the codes from memory: run ahead
+                        _prefetch(builder, dp, builder.add(builder.add(boff, off),
+                                                           _c(_I64, PREFETCH)))
                     lo = builder.and_(v, lowmask)
                     hi = builder.bitcast(builder.lshr(builder.bitcast(v, _V16I16),
                                                       _c(_V16I16, [4] * 16)), _V32I8)
