@@ -16,7 +16,8 @@ from .base import ArraySource, check_shape
 
 class ZipMemberSource(ArraySource):
     """A float .npy member of an .npz, read in blocks of rows through the zip stream (the
-    header was checked when the members were listed)."""
+    header was checked when the members were listed).  Each block is inflated straight into
+    its own array (read_into): the block is the only copy, never bytes beside it."""
 
     def __init__(self, path: str, info, dt, shape: tuple, offset: int):
         check_shape(shape)
@@ -29,12 +30,30 @@ class ZipMemberSource(ArraySource):
         with zipfile.ZipFile(self.name) as z, z.open(self._info) as m:
             m.read(self._offset)
             for a in range(0, n, rows):
-                k = min(rows, n - a)
-                want = k * d * self._stored.itemsize
-                data = m.read(want)
-                if len(data) != want:
-                    raise InputError(f"member {self._info.filename!r} is truncated")
-                yield np.frombuffer(data, self._stored).reshape(k, d).astype(self.dtype)
+                block = np.empty((min(rows, n - a), d), self._stored)
+                read_into(m, block, self._info.filename)
+                if self._stored != self.dtype:  # the same values, in native byte order
+                    block = block.byteswap(inplace=True).view(self.dtype)
+                yield block
+                del block  # not held while the next block is read
+
+
+READ = 1 << 18  # bytes inflated by one read of a zip member
+
+
+def read_into(m, out: np.ndarray, member: str) -> None:
+    """Fill the C-contiguous array `out` from the zip member stream `m`, READ bytes at a
+    time: zipfile's read(n) inflates n bytes into pieces and joins them (twice n at its
+    peak) before a caller could copy them, so a whole block read at once costs three
+    blocks."""
+    view = memoryview(out).cast("B")
+    at = 0
+    while at < len(view):
+        data = m.read(min(READ, len(view) - at))
+        if not data:
+            raise InputError(f"member {member!r} is truncated")
+        view[at:at + len(data)] = data
+        at += len(data)
 
 
 PIECE = 1 << 24  # bytes of one piece of a raw member
@@ -45,15 +64,15 @@ def _step(dt: np.dtype) -> int:
 
 
 def zip_pieces(path: str, info, dt: np.dtype, offset: int, count: int):
-    """The `count` values of dtype `dt` after `offset` bytes of a zip member, in pieces."""
+    """The `count` values of dtype `dt` after `offset` bytes of a zip member, in pieces
+    (each inflated straight into its array, as ZipMemberSource's blocks)."""
     with zipfile.ZipFile(path) as z, z.open(info) as m:
         m.read(offset)
         for a in range(0, count, _step(dt)):
-            k = min(_step(dt), count - a)
-            data = m.read(k * dt.itemsize)
-            if len(data) != k * dt.itemsize:
-                raise InputError(f"member {info.filename!r} is truncated")
-            yield np.frombuffer(data, dt)
+            piece = np.empty(min(_step(dt), count - a), dt)
+            read_into(m, piece, info.filename)
+            yield piece
+            del piece
 
 
 def file_pieces(path: str, offset: int, dt: np.dtype, count: int, step: int | None = None):

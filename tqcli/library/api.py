@@ -131,6 +131,7 @@ def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
             for payload in codec.encode_chunks(block, row):
                 background.put(payload)
             row += block.shape[0]
+            del block  # not held while the source reads the next one
             if progress is not None:
                 progress(row, source.n_rows)
     writer.finish()

@@ -141,16 +141,20 @@ class _Reblocked(arrayio.ArraySource):
         return getattr(self.inner, "chunk_bytes", 0)
 
     def blocks(self, rows: int):
+        # no reference to a block outlives its use here: while the next one is read or
+        # encoded, the one before it is gone (the encoder's count holds two at most)
         d, pending, have = self.dim, [], 0
         for block in self.inner.blocks(max(1, rows // self.per)):
-            block = block.reshape(-1, d)
-            pending.append(block)
-            have += block.shape[0]
+            pending.append(block.reshape(-1, d))
+            have += pending[-1].shape[0]
+            del block
             while have >= rows:
                 joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                yield joined[:rows]
-                rest = joined[rows:]
+                out, rest = joined[:rows], joined[rows:]
                 pending, have = ([rest] if rest.shape[0] else []), rest.shape[0]
+                del joined, rest
+                yield out
+                del out
         if have:
             yield np.concatenate(pending)
 
@@ -233,6 +237,7 @@ def _add_raw(writer: CollectionWriter, rec: dict, m: MemberInput) -> None:
             break
         crc = crc32(raw, crc)
         writer.write_data(raw)
+        del piece, raw  # not held while the next piece is read
     if done != length:
         raise InputError(f"member {m.name!r}: its values are not the {length} bytes its "
                          f"shape and dtype say (the input changed while it was read)")
