@@ -415,7 +415,7 @@ def entropy_rate_for_nmse(d: int, nmse: float) -> float | None:
     rate is continuous and the integer widths alone would miss the smallest file that
     meets the goal.  None when no rate from 1 to 8 bits does."""
     from ..codec.codings import entropy_model as em
-    from ..codec.codings.entropy import rate_overhead
+    from ..codec.codings.entropy_model import rate_overhead
 
     overhead = rate_overhead(d)  # as the header of `-b R --coding entropy` sets it aside
     rate = math.ceil((em.rate_for_nmse(d, nmse) + overhead) * 100) / 100

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ... import limits
 from .base import PayloadCoding
+from .entropy_model import rate_overhead, segment_rows_for
 
 _BLOCK = struct.Struct("<HBBIdd")  # symbols, precision, lanes, segment rows, step, rate
 RANS_LOW = 1 << 31                 # the coder's state interval is [2^31, 2^63)
@@ -43,25 +44,6 @@ class EntropyModel:
     @property
     def symbols(self) -> int:
         return len(self.frequencies)
-
-
-def segment_rows_for(dim: int, chunk_rows: int) -> int:
-    """tq's segment: the largest power of two of rows with at most 64K symbols, 8 at least,
-    at most a chunk (so that a chunk's segments decode in parallel)."""
-    from .entropy_model import SEGMENT_SYMBOLS
-
-    rows = max(1, SEGMENT_SYMBOLS // dim)
-    rows = 1 << (rows.bit_length() - 1)
-    return int(min(chunk_rows, max(8, rows)))
-
-
-def rate_overhead(dim: int) -> float:
-    """Bits per coordinate that tq's rate control sets aside for the coder's flush and stream
-    lengths, about 4 + 6 L bytes a segment, so that a file meets the requested size: over a
-    segment as tq cuts it from d alone, so that the grid does not depend on the chunk size."""
-    from .entropy_model import LANES
-
-    return (4 + 6 * LANES) * 8 / (segment_rows_for(dim, limits.MAX_CHUNK_ROWS) * dim)
 
 
 class Entropy(PayloadCoding):

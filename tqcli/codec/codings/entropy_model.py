@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import limits
 from .. import codebook
 
 SPAN = 7.0            # the grid covers +-SPAN standard deviations of the law (sigma = 1/sqrt(d))
@@ -243,3 +244,18 @@ def law_theory(d: int, step: float) -> dict:
     """The law's error of the grid of `step` ("optimum") and the rate-distortion bound at
     its rate ("lower_bound"), as eval reports them."""
     return {"optimum": nmse_of(d, step), "lower_bound": 4.0 ** -rate_of(d, step)}
+
+
+def segment_rows_for(dim: int, chunk_rows: int) -> int:
+    """tq's segment: the largest power of two of rows with at most 64K symbols, 8 at least,
+    at most a chunk (so that a chunk's segments decode in parallel)."""
+    rows = max(1, SEGMENT_SYMBOLS // dim)
+    rows = 1 << (rows.bit_length() - 1)
+    return int(min(chunk_rows, max(8, rows)))
+
+
+def rate_overhead(dim: int) -> float:
+    """Bits per coordinate that tq's rate control sets aside for the coder's flush and stream
+    lengths, about 4 + 6 L bytes a segment, so that a file meets the requested size: over a
+    segment as tq cuts it from d alone, so that the grid does not depend on the chunk size."""
+    return (4 + 6 * LANES) * 8 / (segment_rows_for(dim, limits.MAX_CHUNK_ROWS) * dim)
