@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 from ... import limits
 from .base import PayloadCoding
-from .entropy_model import rate_overhead, segment_rows_for
 
 _BLOCK = struct.Struct("<HBBIdd")  # symbols, precision, lanes, segment rows, step, rate
 RANS_LOW = 1 << 31                 # the coder's state interval is [2^31, 2^63)
@@ -70,11 +69,11 @@ class Entropy(PayloadCoding):
         problem = limits.dim_problem(options.mode, dim)
         if problem:
             raise ValueError(problem)
-        seg = segment_rows_for(dim, chunk_rows)
+        seg = em.segment_rows_for(dim, chunk_rows)
         if options.nmse is not None:
             model = em.model_for(dim, nmse=float(options.nmse))
         else:
-            model = em.model_for(dim, rate=float(options.bits), overhead=rate_overhead(dim))
+            model = em.model_for(dim, rate=float(options.bits), overhead=em.rate_overhead(dim))
         entropy = EntropyModel(precision=em.PRECISION, lanes=em.LANES, segment_rows=seg,
                                step=model.step, rate=float(model.rate),
                                frequencies=model.frequencies)
