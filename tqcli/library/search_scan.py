@@ -37,7 +37,7 @@ from .blocks import decode_block, query_transform
 REL = 2.0 ** -12
 MAX_DEPTH = 4096  # candidates per query past which an unproven query is scored on every row
 EXACT_ELEMENTS = 1 << 22  # decoded candidate values held at once (float64: 32 MiB)
-UNLAYOUT_ROWS = 1 << 22  # codes of whole blocks unpacked at once to reach candidates
+UNLAYOUT_ROWS = 1 << 22  # codes of candidate rows gathered at once
 
 
 def scannable(header) -> bool:
@@ -146,22 +146,13 @@ class ScanData:
         """The decoded rows `rows` (sorted unique), as the decoder gives them: their codes
         repacked into a block of their own (a row's decode does not depend on the others)."""
         from .. import arrayio
-        from ..kernels.scan import BLOCK
 
         if self.decoded is not None:
             return self.decoded[rows]
         idx = np.empty((rows.size, self.dim), np.uint8)
-        step = max(1, UNLAYOUT_ROWS // (BLOCK * self.dim))  # blocks unpacked at once
-        a = 0
-        while a < rows.size:  # the rows of at most `step` blocks at a time
-            blocks = np.unique(rows[a:a + step * BLOCK] // BLOCK)[:step]
-            b = int(np.searchsorted(rows, (blocks[-1] + 1) * BLOCK))
-            sub = type(self.codes)(np.ascontiguousarray(self.codes.data[blocks]),
-                                   blocks.size * BLOCK, self.dim, self.bits)
-            part = rows[a:b]
-            idx[a:b] = sub.indices()[np.searchsorted(blocks, part // BLOCK) * BLOCK
-                                     + part % BLOCK]
-            a = b
+        step = max(1, UNLAYOUT_ROWS // self.dim)  # rows gathered at once
+        for a in range(0, rows.size, step):  # only these rows' bytes are read
+            idx[a:a + step] = self.codes.row_indices(rows[a:a + step])
         cc = ChunkCodes("packed", rows.size, self.dim, self.bits,
                         pack_rows(idx, self.bits),
                         self.scales[rows])
