@@ -368,8 +368,8 @@ def test_deeper_passes_decode_only_the_rows_that_can_still_win(monkeypatch):
             ids, scores = index.search(q, 10, metric=metric, threads=threads)
             np.testing.assert_array_equal(ids, want_ids)
             np.testing.assert_allclose(scores, want_scores, rtol=1e-12, atol=0)
-            assert len(seen) >= 2 and seen[0] == (6, 42)  # a second pass was needed
-            assert 10 <= seen[1][1] < 672  # ... and decoded a fraction of its 672
+            assert len(seen) >= 2 and seen[0][0] == 6  # a second pass was needed ...
+            assert 10 <= seen[0][1] <= 42 and 10 <= seen[1][1] < 672  # ... each narrowed
     np.testing.assert_array_equal(want_ids[0], np.r_[3, 100:109])  # the copies, by id
     with tqcli.open(blob) as f:  # the streamed scan narrows the same way
         np.testing.assert_array_equal(f.search(q, 10, scan=True)[0], want_ids)

@@ -309,10 +309,15 @@ def _scan(data: ScanData, tables, kk, scale, qconst, vweight, vbias, allow, thre
 def _narrow(cand, approx, bound, floor, depth):
     """The candidates that can still be among the best `depth`: a row whose approximation
     plus its bound is below `floor` (the depth-th exact key of an earlier, shallower pass:
-    depth rows at least that good are among these candidates again) is strictly worse
-    than all of them.  The others left-packed in scan order, -1 after them, at least
-    min(depth, candidates) columns."""
-    keep = (cand >= 0) & (approx + bound[:, None] >= floor[:, None])
+    depth rows at least that good are among these candidates again), or below the
+    depth-th largest approximation minus its bound, is strictly worse than depth rows
+    kept.  The others left-packed in scan order, -1 after them, at least min(depth,
+    candidates) columns."""
+    valid = cand >= 0
+    if cand.shape[1] >= depth:  # depth candidates have a key >= approx - bound >= this
+        low = np.where(valid, approx - bound[:, None], -np.inf)
+        floor = np.maximum(floor, -np.partition(-low, depth - 1, axis=1)[:, depth - 1])
+    keep = valid & (approx + bound[:, None] >= floor[:, None])
     width = max(int(keep.sum(axis=1).max()) if keep.size else 0,
                 min(depth, cand.shape[1]))
     order = np.argsort(~keep, axis=1, kind="stable")
