@@ -60,6 +60,27 @@ def test_layout_round_trip(bits, dim):
     assert codes.nbytes <= 3 * 32 * (dim + 8) * per_row // 8
 
 
+@pytest.mark.parametrize("bits", range(1, 9))
+@pytest.mark.parametrize("dim", [1, 3, 97, 1032])
+def test_row_indices_equal_the_whole_unlayout(bits, dim):
+    # scattered rows, repeats, both lanes of a nibble byte (rows 0..15 and 16..31), the
+    # last padded block, reversed order: each row's codes exactly as indices() gives them
+    rng = np.random.default_rng(bits * 7 + dim)
+    rows = 65
+    idx = rng.integers(0, 1 << bits, (rows, dim)).astype(np.uint8)
+    codes = scan.layout_codes(pack(idx, bits), bits, rows, dim)
+    pick = np.concatenate([[64, 0, 15, 16, 31, 32, 47, 48, 63, 64, 0],
+                           rng.integers(0, rows, 40)])
+    got = codes.row_indices(pick)
+    assert got.dtype == np.uint8 and got.shape == (pick.size, dim)
+    assert np.array_equal(got, codes.indices()[pick])
+    assert np.array_equal(got, idx[pick])
+    assert codes.row_indices(np.zeros(0, np.int64)).shape == (0, dim)
+    for bad in ([-1], [rows]):
+        with pytest.raises(ValueError):
+            codes.row_indices(np.array(bad))
+
+
 def test_layout_of_real_encoder_output():
     """ChunkCodes.codes of the 'packed' coding lays out to the encoder's own indices."""
     for bits in (1, 2, 3, 4, 5, 8):

@@ -336,6 +336,45 @@ def test_index_scan_falls_back_when_the_bound_cannot_separate():
         np.testing.assert_array_equal(f.search(q, 10, scan=True)[0], want)
 
 
+def test_deeper_passes_decode_only_the_rows_that_can_still_win(monkeypatch):
+    """Random unit vectors (the table's bound about a score deviation): the first 42
+    candidates prove nothing, the next pass scans 672 deep but decodes only those whose
+    approximation plus bound reaches the k-th exact key found so far -- and the hits are
+    still exactly numpy's, for every metric and thread count, with 61 identical rows
+    (equal keys at the k-th place: ties to the smaller id across the passes)."""
+    from tqcli.library import search_scan
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8000, 256)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[100:160] = x[3]
+    blob = tqcli.compress(x, bits=4)
+    xh = tqcli.decompress(blob)
+    index = tqcli.load_index(blob)
+    q = rng.standard_normal((6, 256))
+    q[0] = x[3] * 2
+    seen = []
+    exact = search_scan._exact
+
+    def spy(data, qq, cand, *a, **kw):
+        seen.append((cand.shape[0], int((cand >= 0).sum(axis=1).max())))
+        return exact(data, qq, cand, *a, **kw)
+
+    monkeypatch.setattr(search_scan, "_exact", spy)
+    for metric in ("ip", "cosine", "l2"):
+        want_ids, want_scores = reference(xh, q, 10, metric)
+        for threads in (1, 2):
+            seen.clear()
+            ids, scores = index.search(q, 10, metric=metric, threads=threads)
+            np.testing.assert_array_equal(ids, want_ids)
+            np.testing.assert_allclose(scores, want_scores, rtol=1e-12, atol=0)
+            assert len(seen) >= 2 and seen[0][0] == 6  # a second pass was needed ...
+            assert 10 <= seen[0][1] <= 42 and 10 <= seen[1][1] < 672  # ... each narrowed
+    np.testing.assert_array_equal(want_ids[0], np.r_[3, 100:109])  # the copies, by id
+    with tqcli.open(blob) as f:  # the streamed scan narrows the same way
+        np.testing.assert_array_equal(f.search(q, 10, scan=True)[0], want_ids)
+
+
 @pytest.mark.parametrize("bits", range(1, 9))
 def test_fast_pack_and_unpack_equal_the_reference(bits):
     from tqcli.codec import reference

@@ -135,6 +135,26 @@ class ScanCodes:
         """The codebook indices back, (rows, dim) uint8."""
         return _unlayout(self)
 
+    def row_indices(self, rows: np.ndarray) -> np.ndarray:
+        """The codebook indices of the rows `rows` (any order, repeats allowed), (rows.size,
+        dim) uint8: equal to indices()[rows], read from those rows' bytes only (indices()
+        unpacks every row of a block: 32 times the work when the rows are scattered)."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.rows):
+            raise ValueError(f"rows must lie in [0, {self.rows})")
+        b, lane = rows // BLOCK, rows % BLOCK
+        npos = self.positions
+        if not self.nibble:
+            return self.data.reshape(self.nblocks, self.dim, BLOCK)[b, :, lane]
+        byte = self.data.reshape(self.nblocks, npos, 16)[b, :, lane % 16]  # (rows, npos)
+        high = (lane >= 16)[:, None]
+        nib = np.where(high, byte >> np.uint8(4), byte & np.uint8(15))
+        cpn, bits = _CPN[self.bits], self.bits
+        mask = np.uint8((1 << bits) - 1)
+        parts = [(nib >> np.uint8(u * bits)) & mask for u in range(cpn)]
+        idx = np.stack(parts, axis=-1).reshape(rows.size, npos * cpn)
+        return np.ascontiguousarray(idx[:, :self.dim])
+
 
 def positions_of(bits: int, dim: int) -> int:
     if bits <= 4:
