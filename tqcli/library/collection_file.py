@@ -216,21 +216,8 @@ class CollectionFile(OpenContainer, Mapping):
     def items(self, names=None, dtype: str | None = None):
         """(record, array) of every member in file order (only `names`, if given); a
         stream is read to its end, so that its table of contents is checked."""
-        wanted = None if names is None else set(names)
-        if self.seekable:
-            for rec in self.members:
-                if wanted is None or rec["name"] in wanted:
-                    yield rec, self._decode(rec, self._reader.open_member(rec), dtype)
-            return
-        while True:
-            nxt = self._reader.next_member()
-            if nxt is None:
-                return
-            rec, window = nxt
-            if wanted is None or rec["name"] in wanted:
-                yield rec, self._decode(rec, window, dtype)
-            else:
-                window.skip_rest()
+        for rec, window in self._windows(names):
+            yield rec, self._decode(rec, window, dtype)
 
     def stream_items(self, names=None, dtype: str | None = None):
         """(record, StreamedArray) of every member in file order (only `names`, if given),
@@ -238,11 +225,18 @@ class CollectionFile(OpenContainer, Mapping):
         chunk by chunk (a raw member's bytes in pieces), each checked as read_member checks
         it, so that a member of any size costs one chunk of memory (spec 13.7).  Consume
         (or drop) each array before asking for the next item."""
+        for rec, window in self._windows(names):
+            yield from self._streamed(rec, window, dtype)
+
+    def _windows(self, names=None):
+        """(record, its member's window) of every member in file order (only `names`, if
+        given): opened through the TOC when seekable, else read in turn from the stream,
+        skipping the members not wanted, to its end (so that its TOC is checked)."""
         wanted = None if names is None else set(names)
         if self.seekable:
             for rec in self.members:
                 if wanted is None or rec["name"] in wanted:
-                    yield from self._streamed(rec, self._reader.open_member(rec), dtype)
+                    yield rec, self._reader.open_member(rec)
             return
         while True:
             nxt = self._reader.next_member()
@@ -250,7 +244,7 @@ class CollectionFile(OpenContainer, Mapping):
                 return
             rec, window = nxt
             if wanted is None or rec["name"] in wanted:
-                yield from self._streamed(rec, window, dtype)
+                yield rec, window
             else:
                 window.skip_rest()
 
