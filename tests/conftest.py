@@ -156,3 +156,14 @@ def _fuzz_family(request):
     if fuzzkit is not None:
         fuzzkit.COUNTS.family = fuzzkit.family_of(request.node.nodeid)
     yield
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """One pre-warmed tq command-line child (fuzzkit.CliPool) per test module that asks
+    for it; a module wanting more workers defines its own."""
+    from fuzzkit import CliPool
+
+    p = CliPool(1)
+    yield p
+    p.close()

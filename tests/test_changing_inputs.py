@@ -17,16 +17,9 @@ import os
 import numpy as np
 import pytest
 
-from fuzzkit import COUNTS, CliPool
+from fuzzkit import COUNTS
 
 ROWS, DIM = 4352, 1024  # 4096 + 256 rows: two blocks
-
-
-@pytest.fixture(scope="module")
-def pool():
-    p = CliPool(1)
-    yield p
-    p.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,8 @@ import pytest
 
 import tqcli
 from bombs import entropy_bomb
-from fuzzkit import CliPool, check_cli_failure, check_library_failure, pipe_stream
+from fuzzkit import check_cli_failure, check_library_failure, pipe_stream
 from tqcli import limits
-
-
-@pytest.fixture(scope="module")
-def pool():
-    p = CliPool(1)
-    yield p
-    p.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,7 @@ import pytest
 
 import tqcli
 from bombs import hdf5_chunk_bomb, zarr_chunk_bomb, zip_bomb_npz
-from fuzzkit import CliPool, check_cli_failure
-
-
-@pytest.fixture(scope="module")
-def pool():
-    p = CliPool(1)
-    yield p
-    p.close()
+from fuzzkit import check_cli_failure
 
 
 @pytest.fixture(scope="module")
