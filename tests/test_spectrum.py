@@ -220,3 +220,13 @@ def test_same_bits_on_one_and_two_threads():
     for a in (s.mean, s.components, s.variances):
         h.update(np.ascontiguousarray(a).tobytes())
     assert h.hexdigest() == digests["1"]
+
+
+def test_sample_of_sequential_blocks():
+    x = np.arange(1000 * 2, dtype=np.float32).reshape(1000, 2)
+    for size in (1, 7, 128, 1000):
+        blocks = (x[a:a + size] for a in range(0, 1000, size))
+        got = np.concatenate(list(fitting.sample_of(blocks, 1000, cap=300)))
+        assert np.array_equal(got, x[fitting.sample_positions(1000, 300)])
+    small = np.concatenate(list(fitting.sample_of(iter([x[:10], x[10:20]]), 20, cap=300)))
+    assert np.array_equal(small, x[:20])  # n <= cap: every row, as a stream's first block

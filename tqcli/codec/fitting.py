@@ -145,6 +145,21 @@ def sampled_blocks(read_rows, n: int, cap: int = FIT_ROWS, block: int = 4096):
         yield read_rows(pos[start:start + block])
 
 
+def sample_of(blocks, n: int, cap: int = FIT_ROWS):
+    """The rows of sample_positions(n, cap) picked from `blocks`, the n rows of a file in
+    order in blocks of any size (one sequential pass: no random access needed; memory of
+    one block).  Yields (r, d) arrays (r may be 0)."""
+    pos = sample_positions(n, cap)
+    start = 0
+    for block in blocks:
+        k = block.shape[0]
+        lo, hi = np.searchsorted(pos, [start, start + k])
+        yield block[pos[lo:hi] - start]
+        start += k
+        if hi == pos.size:
+            break
+
+
 def coding_gain(variances) -> float:
     """Arithmetic over geometric mean of the positive variances: the high-rate gain of
     coding the components over coding the coordinates alike (1.0 for a flat spectrum)."""
