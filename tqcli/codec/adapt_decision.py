@@ -1,0 +1,104 @@
+"""`--adapt auto`: whether a fitted basis pays for itself on this data, decided before any
+coding from the fitted spectrum and the byte budget (issue 24; spec section 22.4).
+
+Both sides are predicted by the model each coding already uses for its rate control, for
+the same target: the adaptive coding's plan (its error at the bytes of `-b R`, the basis and
+models in the header counted, or its bytes at `--nmse X`), and the coding the user would
+get otherwise (the packed coding's Lloyd-Max error at b bits, or the entropy coding's law
+at its rate), whose error on the data is its error on a unit vector times the share of the
+energy it codes (all of it, or the centred part when it centres).  The basis is taken when
+it is predicted to cut the error (or the bytes) by at least MARGIN; otherwise the file is
+exactly what the same command without --adapt writes (same bytes).
+
+What declines, and why it should: a flat spectrum (KV keys and values per head: coding gain
+~1.0, so the basis bytes buy nothing), a small file (the basis, k x d values, is spread over
+few vectors), and a fit that cannot describe the file (fewer fitted rows than
+MIN_ROWS_PER_DIM x d while the file has more rows than were fitted: the sample's spectrum
+then promises more than the rest of the file keeps).
+
+This module imports numpy only when deciding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MARGIN = 0.9            # adapt when predicted error (or bytes) <= 0.9 x the other coding's
+MIN_ROWS_PER_DIM = 2    # a partial fit needs at least 2 d rows to be trusted
+
+
+@dataclass(frozen=True)
+class Decision:
+    """adapt: take the adaptive coding; reason: one line for eval/inspect/--verbose;
+    predicted: the figures compared (nmse or bytes of each side)."""
+
+    adapt: bool
+    reason: str
+    predicted: dict = field(default_factory=dict)
+
+
+def oblivious_nmse(d: int, coding: str, bits=None, nmse=None) -> float:
+    """The oblivious coding's predicted error on a unit vector (the share of the energy it
+    codes is the caller's factor): the packed coding's Lloyd-Max optimum at b bits, the
+    entropy coding's law at its rate or its target."""
+    from .codings import entropy_model as em
+    from .codebook import expected_distortion
+
+    if coding == "entropy":
+        if nmse is not None:
+            return float(nmse)
+        model = em.model_for(d, rate=float(bits), overhead=em.rate_overhead(d))
+        return em.nmse_of(d, model.step)
+    return expected_distortion(d, int(bits))
+
+
+def oblivious_bytes_per_vector(d: int, coding: str, bits=None, nmse=None) -> float:
+    """Payload bytes per vector the oblivious coding spends (its 4-byte scale included)."""
+    from .codings import entropy_model as em
+
+    if coding == "entropy" and nmse is not None:
+        return d * (em.rate_for_nmse(d, float(nmse)) + em.rate_overhead(d)) / 8 + 4
+    return d * float(bits) / 8 + 4
+
+
+def decide(spectrum, n: int, *, coding: str, bits=None, nmse=None, centered: bool = False,
+           adaptive=None) -> Decision:
+    """Whether `--adapt auto` takes the adaptive coding for a file of n vectors whose fit is
+    `spectrum` (fields mean, variances, rows; a fitting.Spectrum or an adaptive Basis).
+
+    coding / bits / nmse / centered: what the file would be coded with otherwise.
+    adaptive(n) -> (predicted nmse, predicted total bytes) of the adaptive coding for the
+    same target (bits: at the oblivious coding's bytes; nmse: the bytes it needs), or None
+    when it cannot code this data (then it declines)."""
+    import numpy as np
+
+    d = int(spectrum.mean.shape[0])
+    rows = int(spectrum.rows)
+    if n <= 0 or rows <= 0:
+        return Decision(False, "no vectors to fit")
+    if rows < n and rows < MIN_ROWS_PER_DIM * d:
+        return Decision(False, f"fitted {rows} of {n} rows, fewer than "
+                               f"{MIN_ROWS_PER_DIM} x d = {MIN_ROWS_PER_DIM * d}")
+    mean = np.asarray(spectrum.mean, np.float64)
+    spread = float(np.maximum(np.asarray(spectrum.variances, np.float64), 0.0).sum())
+    energy = float(mean @ mean) + spread
+    if energy <= 0.0:
+        return Decision(False, "all vectors are zero")
+    got = adaptive(n) if adaptive is not None else None
+    if got is None:
+        return Decision(False, "the adaptive coding does not take this data")
+    a_nmse, a_bytes = float(got[0]), float(got[1])
+    share = spread / energy if centered else 1.0
+    o_nmse = oblivious_nmse(d, coding, bits, nmse) * share
+    o_bytes = n * oblivious_bytes_per_vector(d, coding, bits, nmse)
+    predicted = {"adapt_nmse": a_nmse, "adapt_bytes": a_bytes, "other_nmse": o_nmse,
+                 "other_bytes": o_bytes}
+    if nmse is not None:  # the same error: compare the bytes
+        ok = a_bytes <= MARGIN * o_bytes
+        why = (f"predicted {a_bytes / max(o_bytes, 1e-300):.2f}x the bytes of {coding} "
+               f"at nmse {nmse:g}")
+    else:
+        ok = a_nmse <= MARGIN * o_nmse
+        why = (f"predicted {a_nmse / max(o_nmse, 1e-300):.2f}x the error of {coding} "
+               f"at -b {bits:g}")
+    return Decision(ok, ("basis pays: " if ok else "basis does not pay: ") + why, predicted)
