@@ -25,8 +25,10 @@ How a step decides the rest (all from the fitted variances v_i, none from the da
   - component i is kept iff what it removes from the error pays for its bits and its basis
     row at the slope of the high-rate curve, lambda = 2 ln 2 step^2 / 12 per bit (reverse
     water-filling with the basis bytes counted); the kept ones are a prefix by variance;
-  - the basis is stored float16 unless the error that rounding adds (2 sum v_i |b~_i - b_i|^2)
-    exceeds 1% of the coding error, then float32;
+  - the basis is stored int8 (a float32 scale per row), float16 or float32: the one whose
+    file has the least predicted error at the target bytes (or the fewest bytes at the target
+    error), counting the error its rounding adds, 2 sum v_i |b~_i - b_i|^2 (the encoder
+    projects with the stored rows, the decoder multiplies by them);
   - classes: r = sigma / step on a log grid of CLASSES_PER_OCTAVE per octave from R_MIN;
     each class's model is the Gaussian of its centre ratio: cells j = -K..K of width step
     (K covers SPAN sigma), conditional-mean codebook, frequencies (each >= 1) summing to 2^P.
@@ -49,8 +51,7 @@ R_MIN = 2.0 ** -3         # the lowest class's lower edge (sigma / step)
 CLASSES_PER_OCTAVE = 4
 MAX_CLASSES = 255
 MAX_ADAPTIVE_DIM = 4096   # the basis is k x d: 32 MiB at d = 4096 in float16 (spec 21.6)
-BASIS_DTYPES = ("float16", "float32")
-F16_SHARE = 0.01          # float16 basis unless its rounding adds more than 1% of the error
+BASIS_DTYPES = ("float16", "float32", "int8")  # header codes 0, 1, 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,8 +121,9 @@ def dim_problem(dim: int) -> str | None:
 @dataclass(frozen=True, eq=False)
 class AdaptiveModel:
     """What the header stores (spec 21.2).  basis: (k, d) float32 holding the stored
-    values exactly (float16 ones widened when basis_dtype is float16); classes: uint8 (k,);
-    codebooks / frequencies: one float32 / uint16 array per class (M_c each)."""
+    values exactly (float16 ones widened; int8 ones as RN32(scale q)); basis_scales: the
+    int8 rows' float32 scales (k,), else None; classes: uint8 (k,); codebooks /
+    frequencies: one float32 / uint16 array per class (M_c each)."""
 
     basis: np.ndarray
     basis_dtype: str
@@ -133,6 +135,12 @@ class AdaptiveModel:
     classes: np.ndarray
     codebooks: tuple
     frequencies: tuple
+    basis_scales: np.ndarray | None = None
+
+    def basis_codes(self) -> np.ndarray:
+        """The int8 basis's stored integers (k, d)."""
+        q = np.rint(self.basis.astype(np.float64) / self.basis_scales.astype(np.float64)[:, None])
+        return q.astype(np.int8)
 
     @property
     def k(self) -> int:
@@ -256,36 +264,69 @@ def _stream_overhead_bits(n_classes: int, n: int, chunk_rows: int, lanes: int) -
     return chunks * n_classes * (4 + 8 * lanes + 2) * 8 / max(n, 1)
 
 
-def _evaluate(basis: Basis, n: int, step: float, chunk_rows: int):
-    """Everything a step decides: (kept count k, classes (k,), basis dtype, bytes of the
-    header block, predicted payload bits per vector, predicted error per vector)."""
-    v = basis.variances
-    d = basis.dim
-    sigma = np.sqrt(v)
+def store_basis(rows: np.ndarray, dtype: str):
+    """(values as float32, int8 scales or None) of basis rows stored as `dtype`: float16 /
+    float32 rounded to nearest; int8: s = RN32(max |b| / 127), q = rint(b / s), the value
+    RN32(s q) (spec 21.2)."""
+    if dtype != "int8":
+        return rows.astype(np.dtype(dtype)).astype(np.float32), None
+    top = np.abs(rows).max(axis=1) if rows.size else np.zeros(rows.shape[0])
+    scales = (top / 127).astype(np.float32)
+    scales[scales == 0] = np.float32(1.0)
+    q = np.clip(np.rint(rows / scales.astype(np.float64)[:, None]), -127, 127)
+    return (q * scales.astype(np.float64)[:, None]).astype(np.float32), scales
+
+
+def basis_row_bytes(d: int, dtype: str) -> int:
+    return {"float16": 2 * d, "float32": 4 * d, "int8": d + 4}[dtype]
+
+
+def _costs(basis: Basis, step: float):
+    """Rate bits and error of every component at `step`, and their classes."""
+    sigma = np.sqrt(basis.variances)
     cls = class_of(sigma / step)
     rate, err = component_costs(sigma, cls, step)
+    return cls, rate, err
+
+
+_ROUNDING: dict = {}
+
+
+def _rounding(basis: Basis, dtype: str) -> np.ndarray:
+    """|b~_i - b_i|^2 of every component stored as dtype (cached per basis)."""
+    key = (id(basis), dtype)
+    if key not in _ROUNDING:
+        stored, _ = store_basis(basis.components, dtype)
+        _ROUNDING[key] = ((stored.astype(np.float64) - basis.components) ** 2).sum(axis=1)
+        if len(_ROUNDING) > 16:
+            _ROUNDING.pop(next(iter(_ROUNDING)))
+    return _ROUNDING[key]
+
+
+def _evaluate(basis: Basis, n: int, step: float, chunk_rows: int, dtype: str):
+    """Everything a step decides: (kept count k, classes (k,), bytes of the header block,
+    predicted payload bits per vector, predicted error per vector)."""
+    v = basis.variances
+    d = basis.dim
+    cls, rate, err = _costs(basis, step)
     lam = 2 * math.log(2) * step * step / 12
-    basis_bits = 16 * d / max(n, 1)
-    keep = (v - err) > lam * (rate + basis_bits)
+    rounding = 2 * v * _rounding(basis, dtype)
+    basis_bits = 8 * basis_row_bytes(d, dtype) / max(n, 1)
+    keep = (v - err - rounding) > lam * (rate + basis_bits)
     k = int(np.argmin(keep)) if not keep.all() else v.size
     k = max(1, k)
-    code_err = float(err[:k].sum() + v[k:].sum())
-    dtype = "float16"
-    b = basis.components[:k]
-    e16 = ((b.astype(np.float16).astype(np.float64) - b) ** 2).sum(axis=1)
-    if 2 * float((v[:k] * e16).sum()) > F16_SHARE * max(code_err, 1e-300):
-        dtype = "float32"
+    code_err = float(err[:k].sum() + rounding[:k].sum() + v[k:].sum())
     used = np.unique(cls[:k])
     block = header_block_size(k, d, dtype, [2 * half_cells(class_ratio(int(c))) + 1
                                             for c in used])
     bits = float(rate[:k].sum()) + _stream_overhead_bits(used.size, n, chunk_rows, LANES)
-    return k, cls[:k], dtype, block, bits, code_err
+    return k, cls[:k], block, bits, code_err
 
 
 def header_block_size(k: int, d: int, dtype: str, symbols) -> int:
     """Bytes of the coding's header block (spec 21.2)."""
     return (FIXED_BLOCK + 2 * len(symbols) + 6 * int(sum(symbols)) + k
-            + k * d * (2 if dtype == "float16" else 4))
+            + k * basis_row_bytes(d, dtype))
 
 
 FIXED_BLOCK = 32  # codings/adaptive.py _BLOCK: k, classes, dtype, precision, lanes, 0, 3 f64
@@ -305,38 +346,43 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
         top = max(top, 1e-30)
     # the step's range: from where the largest component needs MAX_HALF cells to where
     # every component falls in the middle cell
-    lo, hi = math.log(top * SPAN / (MAX_HALF - 1)), math.log(top * 64)
-    if bits is not None:
-        budget = max(n, 1) * (d * float(bits) / 8 + 4)
+    lo0, hi0 = math.log(top * SPAN / (MAX_HALF - 1)), math.log(top * 64)
+    if nmse is not None and not 0 < float(nmse) < 1:
+        raise ValueError(f"nmse must be between 0 and 1, got {nmse!r}")
+    best = None
+    for dtype in BASIS_DTYPES:
+        lo, hi = lo0, hi0
+        if bits is not None:
+            budget = max(n, 1) * (d * float(bits) / 8 + 4)
+            for _ in range(40):  # the smallest step that fits the bytes
+                mid = 0.5 * (lo + hi)
+                _, _, block, b, _ = _evaluate(basis, n, math.exp(mid), chunk_rows, dtype)
+                if block + max(n, 1) * b / 8 <= budget:
+                    hi = mid
+                else:
+                    lo = mid
+            step = math.exp(hi)
+        else:
+            goal = float(nmse) * energy
+            for _ in range(40):  # the largest step whose predicted error meets the goal
+                mid = 0.5 * (lo + hi)
+                if _evaluate(basis, n, math.exp(mid), chunk_rows, dtype)[4] <= goal:
+                    lo = mid
+                else:
+                    hi = mid
+            step = math.exp(lo)
+        _, _, block, b, err = _evaluate(basis, n, step, chunk_rows, dtype)
+        # bits: the least error at the bytes; nmse: the fewest bytes at the error
+        score = (err, block + n * b / 8) if bits is not None else (block + n * b / 8, err)
+        if best is None or score < best[0]:
+            best = (score, dtype, step)
+    return model_at(basis, n, chunk_rows, best[2], best[1], energy)
 
-        def fits(s):
-            k, _, _, block, b, _ = _evaluate(basis, n, s, chunk_rows)
-            return block + max(n, 1) * b / 8 <= budget
-        for _ in range(40):  # the smallest step that fits the bytes
-            mid = 0.5 * (lo + hi)
-            if fits(math.exp(mid)):
-                hi = mid
-            else:
-                lo = mid
-        step = math.exp(hi)
-    else:
-        if not 0 < float(nmse) < 1:
-            raise ValueError(f"nmse must be between 0 and 1, got {nmse!r}")
-        goal = float(nmse) * energy
-        for _ in range(40):  # the largest step whose predicted error meets the goal
-            mid = 0.5 * (lo + hi)
-            if _evaluate(basis, n, math.exp(mid), chunk_rows)[5] <= goal:
-                lo = mid
-            else:
-                hi = mid
-        step = math.exp(lo)
-    return model_at(basis, n, chunk_rows, step, energy)
 
-
-def model_at(basis: Basis, n: int, chunk_rows: int, step: float,
+def model_at(basis: Basis, n: int, chunk_rows: int, step: float, dtype: str = "float16",
              energy: float | None = None) -> AdaptiveModel:
-    """The AdaptiveModel of one step (what plan settles on)."""
-    k, cls, dtype, _, bits, err = _evaluate(basis, n, step, chunk_rows)
+    """The AdaptiveModel of one step and basis dtype (what plan settles on)."""
+    k, cls, _, bits, err = _evaluate(basis, n, step, chunk_rows, dtype)
     if energy is None:
         energy = float(np.dot(basis.mean.astype(np.float64), basis.mean.astype(np.float64))
                        + basis.variances.sum())
@@ -347,11 +393,12 @@ def model_at(basis: Basis, n: int, chunk_rows: int, step: float,
         cm, f = _class(int(c))
         codebooks.append((cm * step).astype(np.float32))
         freqs.append(f)
-    stored = basis.components[:k].astype(np.dtype(dtype)).astype(np.float32)
+    stored, scales = store_basis(basis.components[:k], dtype)
     return AdaptiveModel(basis=stored, basis_dtype=dtype, precision=PRECISION, lanes=LANES,
                          step=float(step), rate=float(bits),
                          nmse=float(err / energy) if energy > 0 else 0.0, classes=compact,
-                         codebooks=tuple(codebooks), frequencies=tuple(freqs))
+                         codebooks=tuple(codebooks), frequencies=tuple(freqs),
+                         basis_scales=scales)
 
 
 # ---------------------------------------------------------------------- the encoder's fit

@@ -10,13 +10,14 @@ written as tq's defaults and not used.  The decoder looks up each cell's stored 
 its class's codebook and multiplies by the stored basis; nothing is recomputed.
 
 The header block after the shape (21.2), little-endian:
-    u16 k, u16 classes C, u8 basis dtype (0 float16, 1 float32), u8 precision P,
+    u16 k, u16 classes C, u8 basis dtype (0 float16, 1 float32, 2 int8), u8 precision P,
     u8 lanes L, u8 reserved 0, f64 step, f64 rate, f64 nmse (informative: the encoder's
     step and predictions),
     u16[C] symbols M_c, f32[sum M_c] the codebooks (class by class),
     u16[sum M_c] the frequencies (class by class, each >= 1, summing to 2^P per class),
-    u8[k] the class of each component, then the basis: k rows of d values (float16 or
-    float32), row j the direction of component j.
+    u8[k] the class of each component, then the basis: k rows, row j the direction of
+    component j: d float16 or float32 values, or (int8) a float32 scale s_j and d int8 q,
+    each value RN32(s_j q).
 
 A chunk of r vectors: u32 stream lengths[C], then C streams; stream c holds the cells of
 the components of class c, row by row, each row's in increasing component order (r k_c
@@ -106,7 +107,9 @@ class Adaptive(PayloadCoding):
 
     def basis_bytes(self, header) -> int:
         m = header.model
-        return m.k * header.dim * (2 if m.basis_dtype == "float16" else 4)
+        from ..adaptive_model import basis_row_bytes
+
+        return m.k * basis_row_bytes(header.dim, m.basis_dtype)
 
     def inspect_report(self, header, payload_bytes: int) -> dict:
         m = header.model
@@ -151,20 +154,29 @@ class Adaptive(PayloadCoding):
     def max_model_size(self) -> int:
         from ..adaptive_model import MAX_ADAPTIVE_DIM, MAX_CLASSES
 
-        d = MAX_ADAPTIVE_DIM
+        d = MAX_ADAPTIVE_DIM  # k <= d rows of at most 4 d bytes (float32)
         return _BLOCK.size + 2 * MAX_CLASSES + 6 * MAX_CLASSES * MAX_SYMBOLS + d + 4 * d * d
 
     def model_bytes(self, header) -> bytes:
         import numpy as np
 
         m = header.model
-        parts = [_BLOCK.pack(m.k, m.n_classes, 0 if m.basis_dtype == "float16" else 1,
+        from ..adaptive_model import BASIS_DTYPES
+
+        parts = [_BLOCK.pack(m.k, m.n_classes, BASIS_DTYPES.index(m.basis_dtype),
                              m.precision, m.lanes, 0, m.step, m.rate, m.nmse),
                  np.asarray([len(c) for c in m.codebooks], "<u2").tobytes()]
         parts += [np.asarray(c, "<f4").tobytes() for c in m.codebooks]
         parts += [np.asarray(f, "<u2").tobytes() for f in m.frequencies]
         parts.append(np.asarray(m.classes, np.uint8).tobytes())
-        parts.append(m.basis.astype("<f2" if m.basis_dtype == "float16" else "<f4").tobytes())
+        if m.basis_dtype == "int8":
+            rows = np.empty((m.k, 4 + header.dim), np.uint8)
+            rows[:, :4] = np.asarray(m.basis_scales, "<f4").view(np.uint8).reshape(m.k, 4)
+            rows[:, 4:] = m.basis_codes().view(np.uint8)
+            parts.append(rows.tobytes())
+        else:
+            parts.append(m.basis.astype("<f2" if m.basis_dtype == "float16" else "<f4")
+                         .tobytes())
         return b"".join(parts)
 
     def model_size_in(self, raw: bytes, offset: int, end: int, fields: dict) -> int:
@@ -176,8 +188,9 @@ class Adaptive(PayloadCoding):
         import numpy as np
 
         sym = np.frombuffer(raw, "<u2", count=c, offset=offset + _BLOCK.size).astype(np.int64)
+        d = fields["dim"]
         return (_BLOCK.size + 2 * c + 6 * int(sym.sum()) + k
-                + k * fields["dim"] * (2 if dt == 0 else 4))
+                + k * {0: 2 * d, 1: 4 * d}.get(dt, d + 4))
 
     def parse_model(self, raw: bytes, offset: int, fields: dict):
         import numpy as np
@@ -190,7 +203,7 @@ class Adaptive(PayloadCoding):
                                      f"{MAX_ADAPTIVE_DIM}", "adaptive-dim")
         _need(1 <= k <= d, f"adaptive coding: {k} components for dimension {d}")
         _need(1 <= c <= min(MAX_CLASSES, k), f"adaptive coding: {c} classes invalid")
-        _need(dt in (0, 1), f"adaptive coding: unknown basis dtype {dt}")
+        _need(dt in (0, 1, 2), f"adaptive coding: unknown basis dtype {dt}")
         _need(MIN_PRECISION <= p <= MAX_PRECISION, f"adaptive coding: precision {p} invalid")
         _need(MIN_LANES <= lanes <= MAX_LANES, f"adaptive coding: {lanes} lanes invalid")
         _need(zero == 0, "adaptive coding: reserved byte not zero")
@@ -219,13 +232,25 @@ class Adaptive(PayloadCoding):
         at += k
         _need(bool(np.all(classes < c)) and np.unique(classes).size == c,
               "adaptive coding: component classes out of range or a class unused")
-        bdt = "<f2" if dt == 0 else "<f4"
-        basis = np.frombuffer(raw, bdt, count=k * d, offset=at).astype(np.float32)
+        scales = None
+        if dt == 2:
+            rows = np.frombuffer(raw, np.uint8, count=k * (d + 4), offset=at).reshape(k, d + 4)
+            scales = rows[:, :4].copy().view("<f4").reshape(k).astype(np.float32)
+            q = rows[:, 4:].copy().view(np.int8).astype(np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                basis = (q * scales.astype(np.float64)[:, None]).astype(np.float32)
+            _need(bool(np.all(np.isfinite(scales))), "adaptive coding: non-finite basis "
+                                                     "scale", "adaptive-basis")
+        else:
+            bdt = "<f2" if dt == 0 else "<f4"
+            basis = np.frombuffer(raw, bdt, count=k * d, offset=at).astype(np.float32)
         _need(bool(np.all(np.isfinite(basis))), "adaptive coding: non-finite basis value",
               "adaptive-basis")
-        model = AdaptiveModel(basis=basis.reshape(k, d), basis_dtype=("float16", "float32")[dt],
+        model = AdaptiveModel(basis=basis.reshape(k, d),
+                              basis_dtype=("float16", "float32", "int8")[dt],
                               precision=p, lanes=lanes, step=step, rate=rate, nmse=nmse,
-                              classes=classes, codebooks=codebooks, frequencies=freqs)
+                              classes=classes, codebooks=codebooks, frequencies=freqs,
+                              basis_scales=scales)
         return np.zeros(0, np.float32), model
 
     def thresholds(self, header):
