@@ -69,6 +69,10 @@ from .progress import _Progress, _progress_enabled
 @click.option("--center", is_flag=True, help="Subtract the mean of the first chunk's vectors "
               "(stored in the header, added back on decoding): less error for data with a "
               "common offset.")
+@click.option("--adapt", is_flag=True, help="A basis fitted to the data (the first 16 MiB "
+              "of vectors), stored in the file: its components on one uniform step, "
+              "entropy-coded; -b means the fixed coding's bytes at b bits, basis included, "
+              "or give --nmse.")
 @click.option("--chunk-rows", type=click.IntRange(limits.MIN_CHUNK_ROWS, limits.MAX_CHUNK_ROWS),
               default=None, help="Vectors per chunk, a multiple of 8: the unit of random "
                                  "access (default: about 4 MiB of float32 input).")
@@ -100,7 +104,7 @@ from .progress import _Progress, _progress_enabled
 @common_threads
 @common_encode_memory
 def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_rule,
-             scale_dtype, rounds, rotation, center, chunk_rows, dataset, bits_for, lossless,
+             scale_dtype, rounds, rotation, center, adapt, chunk_rows, dataset, bits_for, lossless,
              vector_size, strict, directory, input_dtype, to_stdout, force, keep, remove,
              quiet, verbose, progress, threads, memory_limit, max_ratio):
     """Compress each INPUT (.npy, .h5/.hdf5, .safetensors, .npz, a zarr array folder STORE
@@ -110,7 +114,7 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
     options = encode_options(bits=bits, nmse=nmse, coding=coding, mode=mode, seed=seed,
                              rounds=rounds, rotation=rotation, center=center,
                              scale_rule=scale_rule, scale_dtype=scale_dtype,
-                             chunk_rows=chunk_rows)
+                             chunk_rows=chunk_rows, adapt=adapt)
     from ..library.collections import parse_bits_for
 
     try:

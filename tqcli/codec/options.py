@@ -40,7 +40,7 @@ class OptionError(InputError, ValueError):
 CLI_FLAGS = {"bits": "'-b' / '--bits'", "mode": "--mode", "seed": "--seed",
              "rounds": "--rounds", "scale_rule": "--scale", "scale_dtype": "--scale-dtype",
              "chunk_rows": "--chunk-rows", "rotation": "--rotation", "center": "--center",
-             "coding": "--coding", "nmse": "--nmse"}
+             "coding": "--coding", "nmse": "--nmse", "adapt": "--adapt"}
 
 # the keys of a codec configuration (zarr.json, a numcodecs config), in their order;
 # nmse is written only when it is set
@@ -58,7 +58,10 @@ class EncodeOptions:
     "float32", "float16" or "float64"; chunk_rows (None: the encoder's choice); rotation
     and coding: names of the rotation and coding tables (a coding also by its
     command-line name or alias); center False, True (the mean of the first block) or a
-    vector; nmse: a target error instead of bits, for a coding that takes one.
+    vector; nmse: a target error instead of bits, for a coding that takes one; adapt
+    False, True (the adaptive coding with a basis fitted to the data) or a fitted Basis
+    (tqcli.codec.adaptive_model; files then share it), which selects the adaptive coding
+    and makes the centre the basis's mean.
     """
 
     bits: int | float | None = limits.DEFAULT_BITS
@@ -72,12 +75,18 @@ class EncodeOptions:
     coding: str = codings.DEFAULT
     center: object = False
     nmse: float | None = None
+    adapt: object = False
 
     def __post_init__(self):
         def set_(name, value):  # frozen: the resolved values are set once, here
             object.__setattr__(self, name, value)
 
         coding = _choice_of(self.coding, "coding", codings.CODINGS)
+        set_("adapt", _adapt(self.adapt))
+        if self.adapt is not False or coding.data_fitted:
+            coding = _adapt_coding(coding)
+            if self.adapt is False:
+                set_("adapt", True)
         set_("coding", coding.name)
         _choice(self.mode, "mode", limits.MODES)
         if self.mode not in coding.modes:
@@ -114,6 +123,14 @@ class EncodeOptions:
                 raise OptionError("chunk_rows", problem)
             set_("chunk_rows", rows)
         set_("center", _center(self.center))
+        if self.adapt is not False:
+            if not isinstance(self.center, bool):
+                raise OptionError("center", "the adaptive coding's centre is its basis's mean; "
+                                            "give no centre vector")
+            if self.scale_dtype not in ("auto", "float32"):
+                raise OptionError("scale_dtype", "the adaptive coding stores no scale "
+                                                 "(its decoded values are float32)")
+            set_("center", True if self.adapt is True else self.adapt.mean)
 
     # ------------------------------------------------------------------ views
 
@@ -187,7 +204,9 @@ class EncodeOptions:
         c = self.center
         if not isinstance(c, bool):
             c = (c.shape, c.dtype.str, c.tobytes())
-        return tuple(getattr(self, k) for k in self.keywords() if k != "center") + (c,)
+        a = self.adapt if isinstance(self.adapt, bool) else self.adapt.key()
+        return tuple(getattr(self, k) for k in self.keywords()
+                     if k not in ("center", "adapt")) + (c, a)
 
     def __eq__(self, other):
         if not isinstance(other, EncodeOptions):
@@ -262,6 +281,26 @@ def _bits(value, coding):
                                       f"coding, got {value!r}")
         return value
     return _integer(value, "bits", limits.MIN_BITS, limits.MAX_BITS)
+
+
+def _adapt(value):
+    """False, True or a fitted Basis (tqcli.codec.adaptive_model.Basis)."""
+    if value is None or value is False or value is True:
+        return bool(value)
+    if type(value).__name__ == "Basis" and hasattr(value, "components"):
+        return value
+    raise OptionError("adapt", f"adapt must be true, false or a fitted basis (tqcli.fit_basis), "
+                               f"got {type(value).__name__}")
+
+
+def _adapt_coding(coding):
+    """The coding of adapt=True: the table's data-fitted entry (OptionError if `coding`,
+    given, is another one that is not the default)."""
+    fitted = next(c for c in codings.CODINGS if c.data_fitted)
+    if coding is not fitted and coding.name != codings.DEFAULT:
+        raise OptionError("coding", f"adapt selects the {fitted.cli_name} coding, not "
+                                    f"{coding.cli_name}")
+    return fitted
 
 
 def _center(value):

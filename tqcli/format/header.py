@@ -261,7 +261,7 @@ class Header:
         # the header size against ndim and the coding's block before either is read, so
         # that the shape and the codebook lie inside the bytes the CRC covered (13.1 step 7)
         fields = dict(mode=mode_s, bits=bits, dim=dim, chunk_rows=chunk_rows,
-                      q=limits.code_bits(mode_s, bits))
+                      q=limits.code_bits(mode_s, bits), scale_dtype=limits.SCALE_DTYPES[sdt])
         stages = STAGES.flagged(flags)
         model_at = _FIXED.size + 8 * ndim
         tail = sum(s.block_size(dim) for s in stages) + 4
@@ -404,7 +404,13 @@ def make_header(dim: int, options=None, *, scale_dtype: str | None = None,
         fitted[CENTER.name] = _center_values(fitted[CENTER.name], dim)
     chunk_rows = options.chunk_rows or limits.default_chunk_rows(dim)
     coding = options.payload_coding
-    fields = coding.header_fields(dim, options, chunk_rows)
+    if coding.data_fitted:  # a model fitted to the data also depends on the vector count
+        n = 1
+        for s in (shape if shape is not None else (0, dim))[:-1]:
+            n *= s
+        fields = coding.header_fields(dim, options, chunk_rows, n_vectors=n)
+    else:
+        fields = coding.header_fields(dim, options, chunk_rows)
     return Header(dim=dim, mode=options.mode, seed=options.seed, rounds=options.rounds,
                   rotation=options.rotation, coding=options.coding,
                   scale_rule=options.scale_rule, scale_dtype=scale_dtype,

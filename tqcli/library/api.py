@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import arrayio
-from ..codec import codings, rotations, stages
+from ..codec import adaptive_model, codings, rotations, stages
 from ..codec.state import Codec
 from ..format import memory
 from ..format.header import make_header
@@ -102,20 +102,26 @@ def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
                    progress, memory_limit=None) -> Header:
     fields = dict(scale_dtype=scale_dtype, source_dtype=source.dtype.newbyteorder("=").name,
                   shape=source.shape)
+    blocks = first = None
+    if options.adapt is True:
+        # the adaptive coding's basis is in the header, and its model depends on it: fitted
+        # before the header is made, from the first batch of vectors (also on a pipe)
+        blocks = _blocks(source, adaptive_model.batch_rows(source.dim, options))
+        first = next(blocks, None)
+        options = adaptive_model.fitted_options(options, first, source.dim)
     header = _new_header(source.dim, options, fields)
     memory.check_encode(header, source.dtype.itemsize, memory_limit,
                         getattr(source, "chunk_bytes", 0))
     # several chunks go through the kernels at once (fewer calls, fewer thread launches);
     # each is checksummed and written while the next batch is encoded
     batch = memory.batch_chunks(header)
-    blocks = source.blocks(header.chunk_rows * batch)
-    if arrayio.bf16.is_bf16(source.dtype):  # exact float32 values: no new kernel
-        blocks = (arrayio.bf16.to_f32(b) for b in blocks)
+    if blocks is None:
+        blocks = _blocks(source, header.chunk_rows * batch)
     if any(s.wanted(options) for s in stages.STAGES):
         # the header holds the fitted stages' parameters, so they are known before the
         # first chunk is written: fitted once, from the first chunk's vectors (also on a
         # pipe), by the one function eval uses too
-        first = next(blocks, None)
+        first = next(blocks, None) if first is None else first
         rows = (first[:header.chunk_rows] if first is not None
                 else np.zeros((0, header.dim), np.float32))
         fields["fitted"] = stages.fit_stages(options, rows)
@@ -136,6 +142,13 @@ def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
                 progress(row, source.n_rows)
     writer.finish()
     return header
+
+
+def _blocks(source, rows: int):
+    blocks = source.blocks(rows)
+    if arrayio.bf16.is_bf16(source.dtype):  # exact float32 values: no new kernel
+        blocks = (arrayio.bf16.to_f32(b) for b in blocks)
+    return blocks
 
 
 def _new_header(dim: int, options: EncodeOptions, fields: dict) -> Header:

@@ -8,6 +8,7 @@ coding is that module, one line below, its section in spec/tqz-v1.md and test ve
 from __future__ import annotations
 
 from ..tables import Table
+from .adaptive import ADAPTIVE
 from .base import PayloadCoding
 from .entropy import ENTROPY
 from .packed import PACKED
@@ -39,6 +40,7 @@ class CodingTable(Table):
 CODINGS = CodingTable("payload coding", "coding", [
     PACKED,
     ENTROPY,
+    ADAPTIVE,
 ])
 
 DEFAULT = PACKED.name

@@ -38,6 +38,7 @@ class PayloadCoding:
     rows_in_place: bool = True        # a row range is read from the payload in place
     min_rate: float = 1
     max_rate: float = 8
+    data_fitted: bool = False         # header_fields also takes n_vectors (a fitted model)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -1,0 +1,32 @@
+"""The adaptive coding's arithmetic (spec 21.3 and 21.5) in plain numpy, for tests to compare
+tqcli/kernels/adaptive.py with bit for bit.  Slow; never used to compress anything."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def cells(x: np.ndarray, model) -> np.ndarray:
+    """The cells (int64 (n, k)) of centred binary64 rows x: y_j = sum_t x_t b_jt in binary64,
+    t in order, then clamp(floor(y_j / step + 1/2), -K, K) + K."""
+    b = model.basis.astype(np.float64)
+    n, d = x.shape
+    y = np.zeros((n, model.k), np.float64)
+    for t in range(d):  # one term at a time, in t order, for every row and component
+        y += x[:, t:t + 1] * b[None, :, t]
+    halves = model.halves[model.classes.astype(np.int64)]
+    q = np.floor(y / model.step + 0.5)
+    q = np.clip(q, -halves[None, :], halves[None, :])
+    return (q + halves[None, :]).astype(np.int64)
+
+
+def reconstruct(index: np.ndarray, model) -> np.ndarray:
+    """float32 rows: sum_j c_j b_j in binary64, j in order, rounded once (the centre is
+    added afterwards in binary32 by the centre stage)."""
+    b = model.basis.astype(np.float64)
+    rows = index.shape[0]
+    acc = np.zeros((rows, b.shape[1]), np.float64)
+    for j in range(model.k):
+        cb = model.codebooks[int(model.classes[j])].astype(np.float64)
+        acc += cb[index[:, j]][:, None] * b[j][None, :]
+    return acc.astype(np.float32)
