@@ -74,6 +74,11 @@ def _matrices():
     out["tridiagonal"] = np.diag(np.ones(16) * 2) + np.diag(-np.ones(15), 1) \
         + np.diag(-np.ones(15), -1)                  # already tridiagonal: x = 0 below
     out["tiny"] = out["random13"] * 1e-150
+    # the covariance of 12 float32 rows of 48: 36 eigenvalues at rounding level (~1e-18),
+    # which stalled the iteration when only the relative test dropped off-diagonals
+    y = (rng.standard_normal((12, 48)) / 7).astype(np.float32).astype(np.float64)
+    y -= y.mean(axis=0)
+    out["rank11_of_48"] = y.T @ y / 12
     return out
 
 
@@ -131,6 +136,17 @@ def test_fit_spectrum_does_not_depend_on_the_blocks():
             assert np.array_equal(getattr(s, f), getattr(whole, f)), (cuts, f)
     s64 = fitting.fit_spectrum([x.astype(np.float64)], 21)  # float32 rows are exact in f64
     assert np.array_equal(s64.components, whole.components)
+
+
+@pytest.mark.parametrize("n,d", [(20, 100), (50, 384), (30, 200), (3, 64)])
+def test_fit_converges_with_fewer_rows_than_dimensions(n, d):
+    y = (np.random.default_rng(n).standard_normal((n, d)) / np.sqrt(d)).astype(np.float32)
+    s = fitting.fit_spectrum([y], d)
+    ref = np.linalg.eigvalsh(np.cov(y.T.astype(np.float64), bias=True))[::-1]
+    assert np.abs(s.variances - np.maximum(ref, 0)).max() < 1e-13
+    assert np.count_nonzero(s.variances > 1e-12) == n - 1
+    c = s.components
+    assert np.abs(c @ c.T - np.eye(d)).max() < 1e-12
 
 
 def test_fit_spectrum_edges():

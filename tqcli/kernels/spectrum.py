@@ -161,7 +161,8 @@ def tridiagonalise(a, diag, off, qt):
 @njit(cache=True, nogil=True)
 def tridiagonal_eigen(diag, off, z):
     """Eigen-decompose the symmetric tridiagonal (diag, off) by implicit QL steps with
-    Wilkinson's shift; the plane rotations are applied to the rows of z (n, n), so that
+    Wilkinson's shift (an off-diagonal is negligible below eps (|d_m| + |d_m+1|) or
+    below eps max_i (|d_i| + |e_i|), the norm on entry); the plane rotations are applied to the rows of z (n, n), so that
     z = Q^T on entry gives eigenvector i of A = Q T Q^T in z[i] on return (not sorted).
     diag receives the eigenvalues.  Returns 0, or 1 if an eigenvalue did not converge in
     MAX_SWEEPS steps."""
@@ -169,12 +170,19 @@ def tridiagonal_eigen(diag, off, z):
     eps = 2.0 ** -52
     if n:
         off[n - 1] = 0.0
+    norm = 0.0  # max_i |d_i| + |e_i|: off-diagonals below eps * norm are dropped too, so
+    for i in range(n):  # that a cluster of (near-)zero eigenvalues cannot stall the iteration
+        t = abs(diag[i]) + abs(off[i])
+        if t > norm:
+            norm = t
+    small = eps * norm
     for l in range(n):
         steps = 0
         while True:
             m = l
             while m < n - 1:
-                if abs(off[m]) <= eps * (abs(diag[m]) + abs(diag[m + 1])):
+                if abs(off[m]) <= eps * (abs(diag[m]) + abs(diag[m + 1])) \
+                        or abs(off[m]) <= small:
                     break
                 m += 1
             if m == l:

@@ -88,11 +88,16 @@ def tridiagonal_eigen_reference(diag, off, z):
     eps = 2.0 ** -52
     if n:
         e[n - 1] = 0.0
+    norm = 0.0
+    for i in range(n):
+        norm = max(norm, abs(d[i]) + abs(e[i]))
+    small = eps * norm
     for l in range(n):
         steps = 0
         while True:
             m = l
-            while m < n - 1 and not abs(e[m]) <= eps * (abs(d[m]) + abs(d[m + 1])):
+            while m < n - 1 and not (abs(e[m]) <= eps * (abs(d[m]) + abs(d[m + 1]))
+                                     or abs(e[m]) <= small):
                 m += 1
             if m == l:
                 break
