@@ -37,6 +37,22 @@ def test_scatter_matches_reference(d, dtype):
     assert not np.tril(s2, -1).any()  # the lower triangle is not touched
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inverse_energy_matches_reference(dtype):
+    x = _data(45, 13, dtype=dtype)
+    x[7] = 0.0  # skipped
+    acc, s1 = np.zeros(2), np.zeros(13)
+    ks.inverse_energy(x, acc, s1)
+    racc, rs1 = np.zeros(2), np.zeros(13)
+    kr.inverse_energy_reference(x, racc, rs1)
+    assert np.array_equal(acc, racc) and np.array_equal(s1, rs1)
+    assert acc[1] == 44
+    x64 = np.delete(x.astype(np.float64), 7, axis=0)
+    w = 1 / (x64 * x64).sum(axis=1)
+    assert acc[0] == pytest.approx(w.sum(), rel=1e-12)
+    assert np.allclose(s1, (x64 * w[:, None]).sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
 def test_scatter_band_split_changes_no_bit():
     x = _data(100, 40)
     shift = x[0].astype(np.float64)

@@ -14,6 +14,8 @@ from ..codec.rotations import ROTATIONS
 from . import process
 from .options import (
     CONTEXT,
+    adapt_and_inputs,
+    common_adapt,
     _each,
     _Engine,
     _input_list,
@@ -69,10 +71,11 @@ from .progress import _Progress, _progress_enabled
 @click.option("--center", is_flag=True, help="Subtract the mean of the first chunk's vectors "
               "(stored in the header, added back on decoding): less error for data with a "
               "common offset.")
-@click.option("--adapt", is_flag=True, help="A basis fitted to the data (the first 16 MiB "
-              "of vectors), stored in the file: its components on one uniform step, "
+@common_adapt("A basis fitted to the data (a sample over a file, the first 16 MiB of a "
+              "pipe), stored in the file: its components on one uniform step, "
               "entropy-coded; -b means the fixed coding's bytes at b bits, basis included, "
-              "or give --nmse.")
+              "or give --nmse.  --adapt auto: only where the basis is predicted to pay "
+              "(else the file is what the command writes without --adapt).")
 @click.option("--chunk-rows", type=click.IntRange(limits.MIN_CHUNK_ROWS, limits.MAX_CHUNK_ROWS),
               default=None, help="Vectors per chunk, a multiple of 8: the unit of random "
                                  "access (default: about 4 MiB of float32 input).")
@@ -111,6 +114,7 @@ def compress(inputs, output, output_dir, bits, coding, nmse, mode, seed, scale_r
     or STORE/ARRAY, or '-' for a .npy on stdin; none: stdin) into a .tqz file.  An HDF5
     file (or group), a .safetensors file and an .npz become one collection of named
     members; FILE.h5:/dataset one array."""
+    adapt, inputs = adapt_and_inputs(adapt, inputs)
     options = encode_options(bits=bits, nmse=nmse, coding=coding, mode=mode, seed=seed,
                              rounds=rounds, rotation=rotation, center=center,
                              scale_rule=scale_rule, scale_dtype=scale_dtype,

@@ -357,3 +357,21 @@ def common_quiet_verbose(fn):
     """-q and -v, as compress and decompress take them."""
     fn = click.option("-v", "--verbose", is_flag=True, help="Print a summary line.")(fn)
     return click.option("-q", "--quiet", is_flag=True, help="No summary, no progress.")(fn)
+
+
+ADAPT_VALUES = ("on", "auto", "off")
+
+
+def common_adapt(help_text: str):
+    """--adapt [on|auto|off]: given alone it means "on".  click reads the word after a
+    bare --adapt as its value, so `tq compress --adapt x.npy` would take x.npy for it:
+    adapt_and_inputs gives such a word back to the inputs."""
+    return click.option("--adapt", is_flag=False, flag_value="on", default="off",
+                        metavar="[auto|on|off]", help=help_text)
+
+
+def adapt_and_inputs(adapt: str, inputs: tuple) -> tuple[str, tuple]:
+    """(the --adapt value, the inputs with a word --adapt took by mistake put back first)."""
+    if adapt in ADAPT_VALUES:
+        return adapt, inputs
+    return "on", (adapt,) + tuple(inputs)

@@ -3,10 +3,13 @@ coding from the fitted spectrum and the byte budget (issue 24; spec section 22.4
 
 Both sides are predicted by the model each coding already uses for its rate control, for
 the same target: the adaptive coding's plan (its error at the bytes of `-b R`, the basis and
-models in the header counted, or its bytes at `--nmse X`), and the coding the user would
-get otherwise (the packed coding's Lloyd-Max error at b bits, or the entropy coding's law
-at its rate), whose error on the data is its error on a unit vector times the share of the
-energy it codes (all of it, or the centred part when it centres).  The basis is taken when
+models in the header counted, or its bytes at `--nmse X`), and the oblivious rotation: the
+better of the coding the user would get otherwise (the packed coding's Lloyd-Max error at
+b bits) and the entropy coding (its law at the rate), whose error on the data is its error
+on a unit vector times the share of the energy it codes (all of it, or the centred part
+when the user centres).  So the question is whether the BASIS pays, not whether entropy
+coding beats fixed-length codes (it does at any spectrum, and a user who chose fixed-length
+codes chose them for search and speed).  The basis is taken when
 it is predicted to cut the error (or the bytes) by at least MARGIN; otherwise the file is
 exactly what the same command without --adapt writes (same bytes).
 
@@ -62,14 +65,23 @@ def oblivious_bytes_per_vector(d: int, coding: str, bits=None, nmse=None) -> flo
 
 
 def decide(spectrum, n: int, *, coding: str, bits=None, nmse=None, centered: bool = False,
-           adaptive=None) -> Decision:
+           adaptive=None, inverse=None) -> Decision:
     """Whether `--adapt auto` takes the adaptive coding for a file of n vectors whose fit is
     `spectrum` (fields mean, variances, rows; a fitting.Spectrum or an adaptive Basis).
 
     coding / bits / nmse / centered: what the file would be coded with otherwise.
     adaptive(n) -> (predicted nmse, predicted total bytes) of the adaptive coding for the
     same target (bits: at the oblivious coding's bytes; nmse: the bytes it needs), or None
-    when it cannot code this data (then it declines)."""
+    when it cannot code this data (then it declines).
+
+    inverse: (mean of 1/|x|^2, mean of x/|x|^2) over the fitted rows (zero rows left out),
+    or None.  tq's nmse is the mean over the vectors of |x - x^|^2 / |x|^2 (tq eval): a
+    coding with a scale per vector (the oblivious ones) has about the same relative error on
+    every vector, the adaptive coding about the same absolute error, so on vectors of
+    unequal norms (a KV cache) its mean relative error is its error over the energy times
+    E mean(1/|x|^2) >= 1, and a centred oblivious coding's is its error times
+    mean(|x - c|^2 / |x|^2) = 1 - 2 <mean(x/|x|^2), c> + |c|^2 mean(1/|x|^2).  Without
+    `inverse`, both factors are taken for unit vectors (1 and the share of the spread)."""
     import numpy as np
 
     d = int(spectrum.mean.shape[0])
@@ -88,17 +100,26 @@ def decide(spectrum, n: int, *, coding: str, bits=None, nmse=None, centered: boo
     if got is None:
         return Decision(False, "the adaptive coding does not take this data")
     a_nmse, a_bytes = float(got[0]), float(got[1])
-    share = spread / energy if centered else 1.0
-    o_nmse = oblivious_nmse(d, coding, bits, nmse) * share
+    if inverse is not None:
+        m0, m1 = float(inverse[0]), np.asarray(inverse[1], np.float64)
+        a_nmse *= energy * m0
+        share = 1.0 - 2.0 * float(m1 @ mean) + float(mean @ mean) * m0 if centered else 1.0
+        share = max(share, 0.0)
+    else:
+        share = spread / energy if centered else 1.0
+    # the basis must beat the oblivious rotation, not the fixed-length codes: against the
+    # better of the user's coding and the entropy coding (which the adaptive coding's
+    # entropy coding of components would beat the fixed coding by without any basis)
+    o_nmse = min(oblivious_nmse(d, c, bits, nmse) for c in {coding, "entropy"}) * share
     o_bytes = n * oblivious_bytes_per_vector(d, coding, bits, nmse)
     predicted = {"adapt_nmse": a_nmse, "adapt_bytes": a_bytes, "other_nmse": o_nmse,
                  "other_bytes": o_bytes}
     if nmse is not None:  # the same error: compare the bytes
         ok = a_bytes <= MARGIN * o_bytes
-        why = (f"predicted {a_bytes / max(o_bytes, 1e-300):.2f}x the bytes of {coding} "
-               f"at nmse {nmse:g}")
+        why = (f"predicted {a_bytes / max(o_bytes, 1e-300):.2f}x the bytes of the oblivious "
+               f"rotation at nmse {nmse:g}")
     else:
         ok = a_nmse <= MARGIN * o_nmse
-        why = (f"predicted {a_nmse / max(o_nmse, 1e-300):.2f}x the error of {coding} "
-               f"at -b {bits:g}")
+        why = (f"predicted {a_nmse / max(o_nmse, 1e-300):.2f}x the error of the oblivious "
+               f"rotation at -b {bits:g}")
     return Decision(ok, ("basis pays: " if ok else "basis does not pay: ") + why, predicted)

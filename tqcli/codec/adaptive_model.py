@@ -36,6 +36,7 @@ How a step decides the rest (all from the fitted variances v_i, none from the da
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -86,23 +87,29 @@ def fit_basis(data) -> Basis:
     if isinstance(data, np.ndarray) or hasattr(data, "shape"):
         a = np.asarray(data)
         a = a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
-        blocks, dim = [a], a.shape[1]
-    else:
-        blocks = [np.asarray(b) for b in data]
-        if not blocks:
-            raise InputError("fit_basis: no blocks given")
-        dim = blocks[0].shape[-1]
+        data = [a]
+    it = iter(data)
+    first = next(it, None)
+    if first is None:
+        raise InputError("fit_basis: no blocks given")
+    dim = np.shape(first)[-1]
     problem = dim_problem(dim)
     if problem:
         raise InputError(problem)
-    for b in blocks:
-        if b.dtype.kind != "f" or b.ndim != 2 or b.shape[1] != dim:
-            raise InputError(f"fit_basis: blocks must be (r, {dim}) float arrays")
-        bad = ~np.isfinite(b).all(axis=1)
-        if bad.any():
-            raise InputError(f"row {int(np.argmax(bad))}: contains NaN or infinite values",
-                             kind="non-finite")
-    s = fit_spectrum(iter(blocks), dim)
+
+    def checked():  # one pass, a block at a time: a sample of a large file is never whole
+        seen = 0
+        for b in itertools.chain([first], it):
+            b = np.asarray(b)
+            if b.dtype.kind != "f" or b.ndim != 2 or b.shape[1] != dim:
+                raise InputError(f"fit_basis: blocks must be (r, {dim}) float arrays")
+            bad = ~np.isfinite(b).all(axis=1)
+            if bad.any():
+                raise InputError(f"row {seen + int(np.argmax(bad))}: contains NaN or "
+                                 f"infinite values", kind="non-finite")
+            seen += b.shape[0]
+            yield b
+    s = fit_spectrum(checked(), dim)
     with np.errstate(over="ignore"):
         mean = s.mean.astype(np.float32)
     return Basis(mean=mean, components=np.asarray(s.components, np.float64),

@@ -145,16 +145,18 @@ def sampled_blocks(read_rows, n: int, cap: int = FIT_ROWS, block: int = 4096):
         yield read_rows(pos[start:start + block])
 
 
-def sample_of(blocks, n: int, cap: int = FIT_ROWS):
+def sample_of(blocks, n: int, cap: int = FIT_ROWS, positions: bool = False):
     """The rows of sample_positions(n, cap) picked from `blocks`, the n rows of a file in
     order in blocks of any size (one sequential pass: no random access needed; memory of
-    one block).  Yields (r, d) arrays (r may be 0)."""
+    one block).  Yields (r, d) arrays (r may be 0), or (row numbers, rows) with
+    `positions`."""
     pos = sample_positions(n, cap)
     start = 0
     for block in blocks:
         k = block.shape[0]
         lo, hi = np.searchsorted(pos, [start, start + k])
-        yield block[pos[lo:hi] - start]
+        picked = block[pos[lo:hi] - start]
+        yield (pos[lo:hi], picked) if positions else picked
         start += k
         if hi == pos.size:
             break

@@ -59,7 +59,9 @@ class EncodeOptions:
     and coding: names of the rotation and coding tables (a coding also by its
     command-line name or alias); center False, True (the mean of the first block) or a
     vector; nmse: a target error instead of bits, for a coding that takes one; adapt
-    False, True (the adaptive coding with a basis fitted to the data) or a fitted Basis
+    False, True (the adaptive coding with a basis fitted to the data), "auto" (the encoder
+    fits a basis and takes the adaptive coding only where it is predicted to pay, else
+    the options as given: codec.adapt_decision) or a fitted Basis
     (tqcli.codec.adaptive_model; files then share it), which selects the adaptive coding
     and makes the centre the basis's mean.
     """
@@ -83,7 +85,11 @@ class EncodeOptions:
 
         coding = _choice_of(self.coding, "coding", codings.CODINGS)
         set_("adapt", _adapt(self.adapt))
-        if self.adapt is not False or coding.data_fitted:
+        if self.adapt == "auto" and coding.data_fitted:
+            set_("adapt", True)
+        if self.adapt == "auto":  # decided by the encoder after fitting (codec.adapt_decision)
+            pass
+        elif self.adapt is not False or coding.data_fitted:
             coding = _adapt_coding(coding)
             if self.adapt is False:
                 set_("adapt", True)
@@ -123,7 +129,7 @@ class EncodeOptions:
                 raise OptionError("chunk_rows", problem)
             set_("chunk_rows", rows)
         set_("center", _center(self.center))
-        if self.adapt is not False:
+        if self.adapt is not False and self.adapt != "auto":
             if not isinstance(self.center, bool):
                 raise OptionError("center", "the adaptive coding's centre is its basis's mean; "
                                             "give no centre vector")
@@ -204,7 +210,7 @@ class EncodeOptions:
         c = self.center
         if not isinstance(c, bool):
             c = (c.shape, c.dtype.str, c.tobytes())
-        a = self.adapt if isinstance(self.adapt, bool) else self.adapt.key()
+        a = self.adapt if isinstance(self.adapt, (bool, str)) else self.adapt.key()
         return tuple(getattr(self, k) for k in self.keywords()
                      if k not in ("center", "adapt")) + (c, a)
 
@@ -284,13 +290,15 @@ def _bits(value, coding):
 
 
 def _adapt(value):
-    """False, True or a fitted Basis (tqcli.codec.adaptive_model.Basis)."""
+    """False, True, "auto" or a fitted Basis (tqcli.codec.adaptive_model.Basis)."""
     if value is None or value is False or value is True:
         return bool(value)
+    if isinstance(value, str) and value in ("auto", "on", "off"):
+        return {"auto": "auto", "on": True, "off": False}[value]
     if type(value).__name__ == "Basis" and hasattr(value, "components"):
         return value
-    raise OptionError("adapt", f"adapt must be true, false or a fitted basis (tqcli.fit_basis), "
-                               f"got {type(value).__name__}")
+    raise OptionError("adapt", f"adapt must be true, false, 'auto' or a fitted basis "
+                               f"(tqcli.fit_basis), got {value!r}"[:200])
 
 
 def _adapt_coding(coding):

@@ -12,6 +12,8 @@ spectrum_ref.py that a test compares bit for bit:
                        with the orthogonal factor accumulated (transposed)
     tridiagonal_eigen  implicit QL with Wilkinson's shift on the tridiagonal form, rotating
                        the accumulated factor: eigenvalues and eigenvectors (rows)
+    inverse_energy     sums of 1/|x|^2 and x/|x|^2 over the rows (what --adapt auto needs to
+                       predict the mean of the rows' relative errors)
 
 Inner products are sums on 8 lanes in a fixed order (`_dot`).  No fastmath: numba leaves every
 multiplication and addition separate (LLVM contracts a*b+c into an FMA only under a
@@ -231,6 +233,24 @@ def tridiagonal_eigen(diag, off, z):
             off[l] = g
             off[m] = 0.0
     return 0
+
+
+@njit(cache=True, nogil=True)
+def inverse_energy(x, acc, s1):
+    """For rows r in order with e = sum_j x[r, j]^2 > 0 (float64, j in order): acc[0] +=
+    1 / e, acc[1] += 1 (rows counted), s1 += x[r] * (1 / e); zero rows are skipped."""
+    n, d = x.shape
+    for r in range(n):
+        e = 0.0
+        for j in range(d):
+            v = np.float64(x[r, j])
+            e += v * v
+        if e > 0.0:
+            w = 1.0 / e
+            acc[0] += w
+            acc[1] += 1.0
+            for j in range(d):
+                s1[j] += np.float64(x[r, j]) * w
 
 
 @njit(cache=True, nogil=True)

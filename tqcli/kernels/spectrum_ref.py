@@ -39,6 +39,20 @@ def scatter_reference(x, shift, s1, s2) -> None:
         s2[upper] += np.outer(y, y)[upper]
 
 
+def inverse_energy_reference(x, acc, s1) -> None:
+    """inverse_energy: row by row, e summed in order of j."""
+    for row in np.asarray(x):
+        y = row.astype(np.float64)
+        e = 0.0
+        for t in (y * y).tolist():
+            e += t
+        if e > 0.0:
+            w = 1.0 / e
+            acc[0] += w
+            acc[1] += 1.0
+            s1 += y * w
+
+
 def tridiagonalise_reference(a):
     """(diag, off, qt) of tridiagonalise for the upper triangle of `a` (not modified)."""
     n = a.shape[0]

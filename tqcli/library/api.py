@@ -32,6 +32,7 @@ from ..format.header import Header
 from ..errors import FormatError, InputError, ScaleRangeError, TqError
 from ..codec.options import EncodeOptions, OptionError, option_keywords, options_of
 from ..arrayio.pipeline import BackgroundConsumer
+from . import adapt_fit
 from .tqfile import CollectionError, TqFile, output_dtype, plan_read, resolve_rows  # noqa: F401
 
 ROTATION = rotations.DEFAULT  # the rotation kind new files get
@@ -102,13 +103,13 @@ def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
                    progress, memory_limit=None) -> Header:
     fields = dict(scale_dtype=scale_dtype, source_dtype=source.dtype.newbyteorder("=").name,
                   shape=source.shape)
-    blocks = first = None
-    if options.adapt is True:
-        # the adaptive coding's basis is in the header, and its model depends on it: fitted
-        # before the header is made, from the first batch of vectors (also on a pipe)
-        blocks = _blocks(source, adaptive_model.batch_rows(source.dim, options))
-        first = next(blocks, None)
-        options = adaptive_model.fitted_options(options, first, source.dim)
+    # the adaptive coding's basis is in the header, and its model depends on it: fitted
+    # before the header is made (a file: a sample over all of it; a pipe: its first batch),
+    # and adapt="auto" decided from it (library/adapt_fit.py)
+    options, blocks, first, _ = adapt_fit.resolve(source, options,
+                                                  lambda rows: _blocks(source, rows))
+    if options.payload_coding.data_fitted:  # auto took it: its scale field says float32
+        fields["scale_dtype"] = "float32"
     header = _new_header(source.dim, options, fields)
     memory.check_encode(header, source.dtype.itemsize, memory_limit,
                         getattr(source, "chunk_bytes", 0))
