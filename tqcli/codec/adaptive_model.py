@@ -258,9 +258,13 @@ def component_costs(sigma: np.ndarray, classes: np.ndarray, step: float,
 # ---------------------------------------------------------------------- rate control
 
 
-def _stream_overhead_bits(n_classes: int, n: int, chunk_rows: int, lanes: int) -> float:
-    """Bits per vector the streams' states and lengths cost (4 + 8 L + 2 bytes a stream)."""
-    chunks = max(1, -(-n // chunk_rows))
+def _stream_overhead_bits(n_classes: int, n: int, d: int, lanes: int) -> float:
+    """Bits per vector the streams' states and lengths cost (4 + 8 L + 2 bytes a stream),
+    over chunks as tq cuts them from d alone (so that the model does not depend on the
+    chunk size a file asks for)."""
+    from .. import limits
+
+    chunks = max(1, -(-n // limits.default_chunk_rows(d)))
     return chunks * n_classes * (4 + 8 * lanes + 2) * 8 / max(n, 1)
 
 
@@ -319,7 +323,7 @@ def _evaluate(basis: Basis, n: int, step: float, chunk_rows: int, dtype: str):
     used = np.unique(cls[:k])
     block = header_block_size(k, d, dtype, [2 * half_cells(class_ratio(int(c))) + 1
                                             for c in used])
-    bits = float(rate[:k].sum()) + _stream_overhead_bits(used.size, n, chunk_rows, LANES)
+    bits = float(rate[:k].sum()) + _stream_overhead_bits(used.size, n, d, LANES)
     return k, cls[:k], block, bits, code_err
 
 
@@ -414,12 +418,18 @@ def batch_rows(dim: int, options) -> int:
     return chunk * batch
 
 
+def identity_basis(dim: int) -> Basis:
+    """The basis of no data: the identity, zero mean, the variances of a uniform unit vector
+    (1 / d each)."""
+    return Basis(mean=np.zeros(dim, np.float32), components=np.eye(dim),
+                 variances=np.full(dim, 1.0 / dim), rows=0)
+
+
 def fitted_options(options, first, dim: int):
-    """`options` with adapt=True replaced by the Basis of the rows `first` (None: no rows,
-    a zero basis) and the centre by its mean."""
+    """`options` with adapt=True replaced by the Basis of the rows `first` (None or no
+    rows: identity_basis) and the centre by its mean."""
     if first is None or first.shape[0] == 0:
-        basis = Basis(mean=np.zeros(dim, np.float32), components=np.eye(dim),
-                      variances=np.zeros(dim), rows=0)
+        basis = identity_basis(dim)
     else:
         basis = fit_basis(first)
     return options.replace(adapt=basis, center=False)
