@@ -79,30 +79,40 @@ class Basis:
 
 
 def fit_basis(data) -> Basis:
-    """The Basis of an (n, d) array (any float dtype) or an iterable of (r, d) blocks.
-    InputError for non-finite values or a width the adaptive coding does not take."""
+    """The Basis of an (n, d) array (any float dtype) or an iterable of (r, d) blocks, read
+    once, block by block (each checked as it passes, none kept).  InputError for
+    non-finite values or a width the adaptive coding does not take."""
+    import itertools
+
     from .fitting import fit_spectrum
 
     if isinstance(data, np.ndarray) or hasattr(data, "shape"):
         a = np.asarray(data)
-        a = a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
-        blocks, dim = [a], a.shape[1]
+        it = iter([a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a])
     else:
-        blocks = [np.asarray(b) for b in data]
-        if not blocks:
-            raise InputError("fit_basis: no blocks given")
-        dim = blocks[0].shape[-1]
+        it = iter(data)
+    first = next(it, None)
+    if first is None:
+        raise InputError("fit_basis: no blocks given")
+    dim = int(np.shape(first)[-1])
     problem = dim_problem(dim)
     if problem:
         raise InputError(problem)
-    for b in blocks:
-        if b.dtype.kind != "f" or b.ndim != 2 or b.shape[1] != dim:
-            raise InputError(f"fit_basis: blocks must be (r, {dim}) float arrays")
-        bad = ~np.isfinite(b).all(axis=1)
-        if bad.any():
-            raise InputError(f"row {int(np.argmax(bad))}: contains NaN or infinite values",
-                             kind="non-finite")
-    s = fit_spectrum(iter(blocks), dim)
+
+    def checked():
+        row = 0
+        for b in itertools.chain([first], it):
+            b = np.asarray(b)
+            if b.dtype.kind != "f" or b.ndim != 2 or b.shape[1] != dim:
+                raise InputError(f"fit_basis: blocks must be (r, {dim}) float arrays")
+            bad = ~np.isfinite(b).all(axis=1)
+            if bad.any():
+                raise InputError(f"row {row + int(np.argmax(bad))}: contains NaN or infinite "
+                                 f"values", kind="non-finite")
+            row += b.shape[0]
+            yield b
+
+    s = fit_spectrum(checked(), dim)
     with np.errstate(over="ignore"):
         mean = s.mean.astype(np.float32)
     return Basis(mean=mean, components=np.asarray(s.components, np.float64),
@@ -426,9 +436,11 @@ def identity_basis(dim: int) -> Basis:
 
 
 def fitted_options(options, first, dim: int):
-    """`options` with adapt=True replaced by the Basis of the rows `first` (None or no
-    rows: identity_basis) and the centre by its mean."""
-    if first is None or first.shape[0] == 0:
+    """`options` with adapt=True replaced by a Basis: `first` itself when it is one, else
+    that of the rows `first` (None or no rows: identity_basis); the centre is its mean."""
+    if isinstance(first, Basis):
+        basis = first
+    elif first is None or first.shape[0] == 0:
         basis = identity_basis(dim)
     else:
         basis = fit_basis(first)
