@@ -307,14 +307,17 @@ _ROUNDING: dict = {}
 
 
 def _rounding(basis: Basis, dtype: str) -> np.ndarray:
-    """|b~_i - b_i|^2 of every component stored as dtype (cached per basis)."""
+    """|b~_i - b_i|^2 of every component stored as dtype (cached per basis object: the
+    cache holds the object, so that its id cannot be reused while cached)."""
     key = (id(basis), dtype)
-    if key not in _ROUNDING:
+    hit = _ROUNDING.get(key)
+    if hit is None or hit[0] is not basis:
         stored, _ = store_basis(basis.components, dtype)
-        _ROUNDING[key] = ((stored.astype(np.float64) - basis.components) ** 2).sum(axis=1)
-        if len(_ROUNDING) > 16:
+        hit = (basis, ((stored.astype(np.float64) - basis.components) ** 2).sum(axis=1))
+        _ROUNDING[key] = hit
+        while len(_ROUNDING) > 12:
             _ROUNDING.pop(next(iter(_ROUNDING)))
-    return _ROUNDING[key]
+    return hit[1]
 
 
 def _evaluate(basis: Basis, n: int, step: float, chunk_rows: int, dtype: str):
@@ -387,7 +390,12 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
             step = math.exp(lo)
         _, _, block, b, err = _evaluate(basis, n, step, chunk_rows, dtype)
         # bits: the least error at the bytes; nmse: the fewest bytes at the error
-        score = (err, block + n * b / 8) if bits is not None else (block + n * b / 8, err)
+        # (a dtype whose rounding alone exceeds the goal does not meet it at any step)
+        size = block + max(n, 1) * b / 8
+        if bits is not None:
+            score = (err, size)
+        else:  # the fewest bytes among those meeting the goal; else the least error
+            score = (0, size, err) if err <= goal * (1 + 1e-9) else (1, err, size)
         if best is None or score < best[0]:
             best = (score, dtype, step)
     return model_at(basis, n, chunk_rows, best[2], best[1], energy)
