@@ -36,12 +36,12 @@ TQ = [sys.executable, "-m", "tqcli"]
 KINDS = ("crashes", "undetected", "partial", "outside", "over_budget", "out_of_bound")
 # The families the summary table has a row for, in its order.  conftest.py sets the family of
 # each test from its name (family_of); a test that mixes families sets COUNTS.family itself.
-FAMILIES = ("packed", "entropy", "collections", "inputs")
+FAMILIES = ("packed", "entropy", "adaptive", "collections", "inputs")
 
 
 class Counts:
     """What the fuzz and fault suites tried and what went wrong (printed by conftest.py),
-    in all and per family of input: single-array packed .tqz, entropy-coded .tqz,
+    in all and per family of input: single-array packed .tqz, entropy-coded .tqz, adaptive .tqz,
     collections, and the inputs tq compresses (arrays, faults, inflating containers)."""
 
     def __init__(self):
@@ -98,6 +98,8 @@ def family_of(nodeid: str) -> str:
     low = nodeid.lower()
     if "collection" in low:
         return "collections"
+    if "adaptive" in low:
+        return "adaptive"
     if "entropy" in low or "test_expansion" in low:
         return "entropy"
     if any(m in low for m in ("test_changing_inputs", "test_input_bombs",

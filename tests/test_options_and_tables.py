@@ -85,7 +85,7 @@ def test_defaults_come_from_limits_and_tables():
         limits.DEFAULT_SCALE_DTYPE)
     assert o.coding == CODINGS.default.name and o.scale_rule == "ls"
     assert EncodeOptions(mode="prod").scale_rule == "norm"
-    assert len(dataclasses.fields(EncodeOptions)) == 11
+    assert len(dataclasses.fields(EncodeOptions)) == 12
 
 
 def test_spellings_of_one_setting_compare_equal_and_replace_rechecks():
@@ -147,13 +147,16 @@ def test_options_object_and_keywords_write_the_same_bytes():
 
 
 def test_coding_table_names_and_capabilities():
-    assert CODINGS.cli_names == ("fixed", "entropy")
+    assert CODINGS.cli_names == ("fixed", "entropy", "adaptive")
     assert CODINGS.resolve("fixed") is CODINGS.resolve("packed") is CODINGS.default
     ent = CODINGS.resolve("entropy")
     assert ent.fractional_rates and ent.target_error and not ent.rows_in_place
     assert ent.modes == ("mse",)
     assert not CODINGS.default.fractional_rates and CODINGS.default.rows_in_place
-    with pytest.raises(ValueError, match="fixed, entropy"):
+    adp = CODINGS.resolve("adaptive")
+    assert adp.data_fitted and adp.target_error and not adp.rows_in_place
+    assert [c.name for c in CODINGS if c.data_fitted] == ["adaptive"]
+    with pytest.raises(ValueError, match="fixed, entropy, adaptive"):
         CODINGS.resolve("zstd")
 
 

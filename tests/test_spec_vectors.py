@@ -946,7 +946,7 @@ def _stream_byte(b: bytes) -> bytes:
 
 ENTROPY_MUTATIONS = {
     "mode prod": lambda b: _reheader(_reheader(b, 18, "<B", 1), 16, "<B", 1),
-    "coding 2": lambda b: _reheader(b, 10, "<H", struct.unpack_from("<H", b, 10)[0] + 1),
+    "coding 3": lambda b: _reheader(b, 10, "<H", struct.unpack_from("<H", b, 10)[0] + 2),
     "lanes 0": lambda b: _reheader(b, 48 + 8 * b[23] + 3, "<B", 0),
     "segment rows 12": lambda b: _reheader(b, 48 + 8 * b[23] + 4, "<I", 12),
     "frequency 0": lambda b: _reheader(b, 48 + 8 * b[23] + 24 + 4 * struct.unpack_from(
@@ -958,7 +958,7 @@ ENTROPY_MUTATIONS = {
 }
 
 
-ENTROPY_RULES = {"mode prod": "entropy-mode", "coding 2": "coding", "lanes 0": "entropy-model",
+ENTROPY_RULES = {"mode prod": "entropy-mode", "coding 3": "coding", "lanes 0": "entropy-model",
                  "segment rows 12": "entropy-model", "frequency 0": "entropy-model",
                  "truncated": "footer-magic", "trailing byte": "footer-magic",
                  "chunk byte": "chunk-crc", "stream word, CRCs fixed": "entropy-stream"}

@@ -19,6 +19,7 @@ from fuzzkit import patch_header
 
 import tqcli
 from tqcli.codec import codebook
+from tqcli.codec.adaptive_model import fit_basis
 from tqcli import kernels
 from tqcli.format import layouts
 from tqcli.codec.state import Codec
@@ -87,7 +88,10 @@ CASES = {"packed": [("mse", 1, "float32"), ("mse", 3, "float16"), ("mse", 4, "fl
                     ("mse", 8, "float32"), ("prod", 1, "float32"), ("prod", 3, "float16")],
          # the entropy coding is mse-only, at any rate from 1 to 8
          "entropy": [("mse", 1, "float32"), ("mse", 2.5, "float16"), ("mse", 4, "float32"),
-                     ("mse", 8, "float32"), ("mse", 5.3, "float64")]}
+                     ("mse", 8, "float32"), ("mse", 5.3, "float64")],
+         # the adaptive coding stores no scale: its header says float32
+         "adaptive": [("mse", 1, "float32"), ("mse", 2.5, "float32"), ("mse", 4, "float32"),
+                      ("mse", 8, "float32")]}
 # a coding added to the table gets the generic cases of the modes it allows (and a fractional
 # rate if it takes one) without a line here; a line here adds its own
 GENERIC = [(1, "float32"), (3, "float16"), (4, "float32"), (8, "float64")]
@@ -111,8 +115,10 @@ def test_coding_matches_its_reference_and_its_sizes(coding, mode, bits, scale_dt
     d, rows = 45, 24
     x = np.random.default_rng(int(bits)).standard_normal((rows, d)).astype(np.float32)
     x[3] = 0
+    # a coding fitted to the data is given the basis compress fits (adaptive_model)
+    fit = {"adapt": fit_basis(x)} if entry.data_fitted else {}
     header = make_header(d, bits, mode=mode, coding=coding, scale_dtype=scale_dtype,
-                         shape=x.shape, chunk_rows=rows)
+                         shape=x.shape, chunk_rows=rows, **fit)
     codec = Codec(header)
     payload = codec.encode(x)
     assert payload == entry.reference_encode(codec, x)
@@ -128,7 +134,7 @@ def test_coding_matches_its_reference_and_its_sizes(coding, mode, bits, scale_dt
     if scale_dtype != "float64":  # the numpy reference decodes in binary32
         assert got.tobytes() == entry.reference_decode(codec, payload, rows).tobytes()
     blob = tqcli.compress(x, bits=bits, mode=mode, coding=coding, scale_dtype=scale_dtype,
-                          chunk_rows=8)
+                          chunk_rows=8, **fit)
     h = tqcli.read_header(blob)
     assert h.coding == coding
     with tqcli.open(blob) as f:

@@ -310,10 +310,11 @@ def mutants_of(name: str, blob: bytes, rng: random.Random):
         # bit 8 says a centre follows the codebook (tq 1.1), which these headers lack;
         # bit 15 alone makes it a collection header (spec 18), whose JSON these bytes are not
         # bit 0 is coding 1, the entropy coding (tq 1.3), whose header block these bytes
-        # are not either
+        # are not either; bit 1 is coding 2, the adaptive coding (tq 1.4), likewise
         rules = ["header-size"] if bit == 8 else ["collection-header"] if bit == 15 \
             else ["header-size", "entropy-model", "entropy-mode"] if bit == 0 \
-            else ["flags", "coding"]
+            else ["header-size", "adaptive-model", "adaptive-mode", "adaptive-dim"] \
+            if bit == 1 else ["flags", "coding"]
         yield "flags", f"flag bit {bit} set, header CRC recomputed", bytes(b), rules
 
     # 8. every header field set to a value a reader must refuse, header CRC recomputed

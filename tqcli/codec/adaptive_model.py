@@ -36,7 +36,6 @@ How a step decides the rest (all from the fitted variances v_i, none from the da
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -80,35 +79,39 @@ class Basis:
 
 
 def fit_basis(data) -> Basis:
-    """The Basis of an (n, d) array (any float dtype) or an iterable of (r, d) blocks.
-    InputError for non-finite values or a width the adaptive coding does not take."""
+    """The Basis of an (n, d) array (any float dtype) or an iterable of (r, d) blocks, read
+    once, block by block (each checked as it passes, none kept).  InputError for
+    non-finite values or a width the adaptive coding does not take."""
+    import itertools
+
     from .fitting import fit_spectrum
 
     if isinstance(data, np.ndarray) or hasattr(data, "shape"):
         a = np.asarray(data)
-        a = a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
-        data = [a]
-    it = iter(data)
+        it = iter([a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a])
+    else:
+        it = iter(data)
     first = next(it, None)
     if first is None:
         raise InputError("fit_basis: no blocks given")
-    dim = np.shape(first)[-1]
+    dim = int(np.shape(first)[-1])
     problem = dim_problem(dim)
     if problem:
         raise InputError(problem)
 
-    def checked():  # one pass, a block at a time: a sample of a large file is never whole
-        seen = 0
+    def checked():
+        row = 0
         for b in itertools.chain([first], it):
             b = np.asarray(b)
             if b.dtype.kind != "f" or b.ndim != 2 or b.shape[1] != dim:
                 raise InputError(f"fit_basis: blocks must be (r, {dim}) float arrays")
             bad = ~np.isfinite(b).all(axis=1)
             if bad.any():
-                raise InputError(f"row {seen + int(np.argmax(bad))}: contains NaN or "
-                                 f"infinite values", kind="non-finite")
-            seen += b.shape[0]
+                raise InputError(f"row {row + int(np.argmax(bad))}: contains NaN or infinite "
+                                 f"values", kind="non-finite")
+            row += b.shape[0]
             yield b
+
     s = fit_spectrum(checked(), dim)
     with np.errstate(over="ignore"):
         mean = s.mean.astype(np.float32)
@@ -265,9 +268,13 @@ def component_costs(sigma: np.ndarray, classes: np.ndarray, step: float,
 # ---------------------------------------------------------------------- rate control
 
 
-def _stream_overhead_bits(n_classes: int, n: int, chunk_rows: int, lanes: int) -> float:
-    """Bits per vector the streams' states and lengths cost (4 + 8 L + 2 bytes a stream)."""
-    chunks = max(1, -(-n // chunk_rows))
+def _stream_overhead_bits(n_classes: int, n: int, d: int, lanes: int) -> float:
+    """Bits per vector the streams' states and lengths cost (4 + 8 L + 2 bytes a stream),
+    over chunks as tq cuts them from d alone (so that the model does not depend on the
+    chunk size a file asks for)."""
+    from .. import limits
+
+    chunks = max(1, -(-n // limits.default_chunk_rows(d)))
     return chunks * n_classes * (4 + 8 * lanes + 2) * 8 / max(n, 1)
 
 
@@ -300,14 +307,17 @@ _ROUNDING: dict = {}
 
 
 def _rounding(basis: Basis, dtype: str) -> np.ndarray:
-    """|b~_i - b_i|^2 of every component stored as dtype (cached per basis)."""
+    """|b~_i - b_i|^2 of every component stored as dtype (cached per basis object: the
+    cache holds the object, so that its id cannot be reused while cached)."""
     key = (id(basis), dtype)
-    if key not in _ROUNDING:
+    hit = _ROUNDING.get(key)
+    if hit is None or hit[0] is not basis:
         stored, _ = store_basis(basis.components, dtype)
-        _ROUNDING[key] = ((stored.astype(np.float64) - basis.components) ** 2).sum(axis=1)
-        if len(_ROUNDING) > 16:
+        hit = (basis, ((stored.astype(np.float64) - basis.components) ** 2).sum(axis=1))
+        _ROUNDING[key] = hit
+        while len(_ROUNDING) > 12:
             _ROUNDING.pop(next(iter(_ROUNDING)))
-    return _ROUNDING[key]
+    return hit[1]
 
 
 def _evaluate(basis: Basis, n: int, step: float, chunk_rows: int, dtype: str):
@@ -326,7 +336,7 @@ def _evaluate(basis: Basis, n: int, step: float, chunk_rows: int, dtype: str):
     used = np.unique(cls[:k])
     block = header_block_size(k, d, dtype, [2 * half_cells(class_ratio(int(c))) + 1
                                             for c in used])
-    bits = float(rate[:k].sum()) + _stream_overhead_bits(used.size, n, chunk_rows, LANES)
+    bits = float(rate[:k].sum()) + _stream_overhead_bits(used.size, n, d, LANES)
     return k, cls[:k], block, bits, code_err
 
 
@@ -380,7 +390,12 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
             step = math.exp(lo)
         _, _, block, b, err = _evaluate(basis, n, step, chunk_rows, dtype)
         # bits: the least error at the bytes; nmse: the fewest bytes at the error
-        score = (err, block + n * b / 8) if bits is not None else (block + n * b / 8, err)
+        # (a dtype whose rounding alone exceeds the goal does not meet it at any step)
+        size = block + max(n, 1) * b / 8
+        if bits is not None:
+            score = (err, size)
+        else:  # the fewest bytes among those meeting the goal; else the least error
+            score = (0, size, err) if err <= goal * (1 + 1e-9) else (1, err, size)
         if best is None or score < best[0]:
             best = (score, dtype, step)
     return model_at(basis, n, chunk_rows, best[2], best[1], energy)
@@ -421,12 +436,20 @@ def batch_rows(dim: int, options) -> int:
     return chunk * batch
 
 
+def identity_basis(dim: int) -> Basis:
+    """The basis of no data: the identity, zero mean, the variances of a uniform unit vector
+    (1 / d each)."""
+    return Basis(mean=np.zeros(dim, np.float32), components=np.eye(dim),
+                 variances=np.full(dim, 1.0 / dim), rows=0)
+
+
 def fitted_options(options, first, dim: int):
-    """`options` with adapt=True replaced by the Basis of the rows `first` (None: no rows,
-    a zero basis) and the centre by its mean."""
-    if first is None or first.shape[0] == 0:
-        basis = Basis(mean=np.zeros(dim, np.float32), components=np.eye(dim),
-                      variances=np.zeros(dim), rows=0)
+    """`options` with adapt=True replaced by a Basis: `first` itself when it is one, else
+    that of the rows `first` (None or no rows: identity_basis); the centre is its mean."""
+    if isinstance(first, Basis):
+        basis = first
+    elif first is None or first.shape[0] == 0:
+        basis = identity_basis(dim)
     else:
         basis = fit_basis(first)
     return options.replace(adapt=basis, center=False)

@@ -50,7 +50,7 @@ CONFIG_KEYS = ("bits", "mode", "seed", "rounds", "scale_rule", "scale_dtype", "r
 
 @dataclass(frozen=True, eq=False)
 class EncodeOptions:
-    """The eleven options of tq's encoder, checked and resolved.
+    """The twelve options of tq's encoder, checked and resolved.
 
     bits: bits per coordinate, an integer 1-8, or any rate 1-8 for a coding with
     fractional rates; mode "mse" or "prod"; seed of the rotation; rounds of the rotation;

@@ -30,3 +30,33 @@ def reconstruct(index: np.ndarray, model) -> np.ndarray:
         cb = model.codebooks[int(model.classes[j])].astype(np.float64)
         acc += cb[index[:, j]][:, None] * b[j][None, :]
     return acc.astype(np.float32)
+
+
+def encode_payload(x: np.ndarray, model) -> bytes:
+    """A chunk's payload (21.4): the stream lengths, then each class's stream of its
+    components' cells, row by row (tqcli/codec/reference_rans.py's coder)."""
+    from . import reference_rans
+
+    index = cells(np.asarray(x, np.float64), model)
+    streams = []
+    for c in range(model.n_classes):
+        sym = index[:, model.classes == c].reshape(-1)
+        streams.append(reference_rans.encode(sym, model.frequencies[c], model.precision,
+                                             model.lanes))
+    return np.asarray([len(s) for s in streams], "<u4").tobytes() + b"".join(streams)
+
+
+def decode_payload(payload, rows: int, model) -> np.ndarray:
+    """The float32 rows (before the centre) of a chunk's payload."""
+    from . import reference_rans
+
+    lens = np.frombuffer(payload, "<u4", count=model.n_classes)
+    at = 4 * model.n_classes
+    index = np.empty((rows, model.k), np.int64)
+    for c in range(model.n_classes):
+        sel = model.classes == c
+        sym = reference_rans.decode(bytes(payload[at:at + int(lens[c])]), rows * int(sel.sum()),
+                                    model.frequencies[c], model.precision, model.lanes)
+        index[:, sel] = sym.reshape(rows, -1)
+        at += int(lens[c])
+    return reconstruct(index, model)

@@ -76,8 +76,8 @@ class Adaptive(PayloadCoding):
         if problem:
             raise ValueError(problem)
         basis = options.adapt
-        if not isinstance(basis, am.Basis):
-            raise ValueError("the adaptive coding needs a fitted basis (adapt=Basis)")
+        if not isinstance(basis, am.Basis):  # a header made without data (make_header)
+            basis = am.identity_basis(dim)
         if basis.dim != dim:
             raise ValueError(f"the basis is fitted to vectors of {basis.dim} values, not {dim}")
         model = am.plan(basis, n_vectors, chunk_rows, bits=options.bits, nmse=options.nmse)
@@ -460,36 +460,17 @@ class Adaptive(PayloadCoding):
     # ------------------------------------------------------------------ numpy reference
 
     def reference_encode(self, codec, x) -> bytes:
-        """The payload of rows x (one chunk at most, centred) in plain numpy and Python."""
-        import numpy as np
+        """The payload of rows x (one chunk at most; the centre is subtracted as the codec
+        does) in plain numpy and Python."""
+        from .. import reference_adaptive
 
-        from .. import reference_adaptive as ra, reference_rans
-
-        m = codec.header.model
-        index = ra.cells(np.asarray(x, np.float64), m)
-        streams = []
-        for c in range(m.n_classes):
-            sym = index[:, m.classes == c].reshape(-1)
-            streams.append(reference_rans.encode(sym, m.frequencies[c], m.precision, m.lanes))
-        return (np.asarray([len(s) for s in streams], "<u4").tobytes() + b"".join(streams))
+        return reference_adaptive.encode_payload(codec.to_format(x), codec.header.model)
 
     def reference_decode(self, codec, payload, rows: int):
-        import numpy as np
+        from .. import reference_adaptive
 
-        from .. import reference_adaptive as ra, reference_rans
-
-        m = codec.header.model
-        lens = np.frombuffer(payload, "<u4", count=m.n_classes)
-        at = 4 * m.n_classes
-        index = np.empty((rows, m.k), np.int64)
-        for c in range(m.n_classes):
-            sel = m.classes == c
-            sym = reference_rans.decode(bytes(payload[at:at + int(lens[c])]),
-                                        rows * int(sel.sum()), m.frequencies[c], m.precision,
-                                        m.lanes)
-            index[:, sel] = sym.reshape(rows, -1)
-            at += int(lens[c])
-        return ra.reconstruct(index, m)
+        out = reference_adaptive.decode_payload(payload, rows, codec.header.model)
+        return codec.from_format(out)  # the centre added back in binary32 (spec 12)
 
     # ------------------------------------------------------------------ codes (search)
 
