@@ -233,3 +233,57 @@ def test_same_bytes_on_one_and_two_threads():
         assert got[0] == threads
         outs[threads] = got[1:]
     assert outs["1"] == outs["2"]
+
+
+# ---------------------------------------------------------------------- tq eval --adapt
+
+
+def test_eval_adapt_rows_beside_the_oblivious_rows(tq, tmp_path):
+    import json
+
+    x = structured(3000, 48)
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = tq("eval", "--adapt", "-b", "2,3", "--json", "x.npy")
+    assert code == 0, err
+    rows = json.loads(out)["results"]
+    assert [(r["coding"], r["bits"]) for r in rows] == [
+        ("fixed", 2), ("entropy", 2), ("fixed", 3), ("entropy", 3), ("adaptive", 2),
+        ("adaptive", 3)]
+    for b in (2, 3):
+        fixed = next(r for r in rows if r["coding"] == "fixed" and r["bits"] == b)
+        adp = next(r for r in rows if r["coding"] == "adaptive" and r["bits"] == b)
+        assert adp["nmse"] < 0.5 * fixed["nmse"]
+        assert adp["bytes"] <= fixed["bytes"]
+        assert adp["adapt_auto"]["takes"] is True
+        assert "basis pays" in adp["adapt_auto"]["reason"]
+        # the row is the file compress --adapt writes
+        blob = tqcli.compress(x, bits=b, adapt=True)
+        assert adp["bytes"] == len(blob)
+        assert adp["nmse"] == pytest.approx(nmse(x, tqcli.decompress(blob)), rel=1e-9)
+    code, out, _ = tq("eval", "-b", "2", "--json", "x.npy")
+    assert [r["coding"] for r in json.loads(out)["results"]] == ["fixed", "entropy"]
+    code, out, _ = tq("eval", "-b", "2", "x.npy", "--adapt")
+    assert code == 0 and b"--adapt auto at -b 2: adaptive (basis pays" in out
+
+
+def test_eval_adapt_says_where_auto_declines(tq, tmp_path):
+    import json
+
+    np.save(tmp_path / "f.npy", flat(300, 256))
+    code, out, err = tq("eval", "--adapt", "-b", "3", "--json", "f.npy")
+    assert code == 0, err
+    (adp,) = [r for r in json.loads(out)["results"] if r["coding"] == "adaptive"]
+    assert adp["adapt_auto"]["takes"] is False
+    assert "does not pay" in adp["adapt_auto"]["reason"]
+
+
+def test_eval_adapt_refusals(tq, tmp_path):
+    x = structured(200, 16)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "x.tqz").write_bytes(tqcli.compress(x))
+    code, _, err = tq("eval", "--adapt", "x.npy", "x.tqz")
+    assert code == 2 and "--adapt" in err[-1]
+    code, _, err = tq("eval", "--adapt", "--mode", "prod", "x.npy")
+    assert code == 2 and "prod" in err[-1]
+    code, _, err = tq("eval", "--adapt", "-", input=(tmp_path / "x.npy").read_bytes())
+    assert code == 1 and len(err) == 1 and err[0].startswith("tq: ") and "pipe" in err[0]

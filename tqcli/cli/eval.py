@@ -55,6 +55,8 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
               metavar="R", help="Print the smallest setting whose measured recall@1 is >= R.")
 @click.option("--center", is_flag=True,
               help="Also evaluate with mean-centring (compress --center), row beside row.")
+@click.option("--adapt", is_flag=True, help="Also the adaptive coding (compress --adapt) at "
+              "each -b, with what --adapt auto would decide there.")
 @click.option("--dataset", metavar="PATH", help="HDF5 dataset to read.")
 @click.option("--bits-for", "bits_for", metavar="PATTERN=B", multiple=True,
               help="Collections: bits per member, as for compress.")
@@ -76,7 +78,7 @@ EVAL_TARGET_BITS = "1-8"  # with a target and no -b: every width, to find the sm
 @common_threads
 def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sample,
              target_nmse,
-             target_recall, center, dataset, bits_for, lossless, vector_size, kv_axis, plot,
+             target_recall, center, adapt, dataset, bits_for, lossless, vector_size, kv_axis, plot,
              force, as_json, progress, memory_limit, max_ratio, threads):
     """Report distortion and search quality of tq on INPUT against the theory, and the
     smallest setting that meets a goal.
@@ -88,7 +90,7 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     if container is not None:
         given = [f"--{p.replace('_rule', '').replace('_', '-')}" if p != "bits" else "-b"
                  for p in ("bits", "mode", "coding", "seed", "scale_rule", "center",
-                           "target_nmse", "target_recall")
+                           "adapt", "target_nmse", "target_recall")
                  if ctx.get_parameter_source(p) != click.core.ParameterSource.DEFAULT]
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be used with FILE.tqz: the "
@@ -107,6 +109,9 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     if bits_for or lossless or vector_size:
         raise click.UsageError("--bits-for, --lossless and --vector-size apply to "
                                "collections (HDF5, .safetensors, .npz input)")
+    if adapt and (mode != "mse" or kv_axis is not None):
+        raise click.UsageError("--adapt evaluates the adaptive coding of mse mode, not "
+                               + ("--kv-axis" if kv_axis is not None else "--mode prod"))
     if kv_axis is not None:
         _eval_kv_array(input, container, kv_axis, bits, mode, seed, scale_rule, center,
                        dataset, as_json, memory_limit, threads, max_ratio)
@@ -118,10 +123,13 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     encode_options(mode=mode, scale_rule=scale_rule)
     from ..codec.codings import CODINGS
 
-    if coding is None:  # every coding the mode allows
-        chosen = [c for c in CODINGS if mode in c.modes]
+    if coding is not None and coding != "both" and CODINGS.resolve(coding).data_fitted:
+        coding, adapt = None, True  # --coding adaptive: the --adapt rows (fitted as compress)
+    if coding is None:  # every coding the mode allows (the fitted one with --adapt only)
+        chosen = [c for c in CODINGS if mode in c.modes and not c.data_fitted]
     else:
-        chosen = list(CODINGS) if coding == "both" else [CODINGS.resolve(coding)]
+        chosen = [c for c in CODINGS if not c.data_fitted] if coding == "both" \
+            else [CODINGS.resolve(coding)]
         for c in chosen:
             if mode not in c.modes:
                 raise click.BadParameter(f"the {c.cli_name} coding is defined for "
@@ -151,7 +159,7 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
                                     scale_rule=scale_rule, queries=queries, dataset=dataset,
                                     center=center, memory_limit=memory_limit,
                                     max_ratio=max_ratio, sample=sample,
-                                    codings=codings, progress=bar)
+                                    codings=codings, progress=bar, adapt=adapt)
     from ..library import evaluation, report
 
     rec = None if container is not None else evaluation.recommend(
@@ -171,6 +179,12 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
                   markup=False)
     console.print(report.eval_table(input, reports))
     console.print(report.eval_legend(reports), markup=False)
+    for r in reports:
+        if "adapt_auto" in r:
+            a = r["adapt_auto"]
+            console.print(f"--adapt auto at -b {r['bits']:g}: "
+                          f"{'adaptive' if a['takes'] else 'keeps the rotation'} "
+                          f"({a['reason']})", markup=False)
     if rec is not None:
         console.print(report.recommendation_text(rec, reports, input), markup=False)
 

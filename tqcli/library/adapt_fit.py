@@ -125,3 +125,26 @@ def _adaptive_coding() -> str:
     from ..codec.codings import CODINGS
 
     return next(c for c in CODINGS if c.data_fitted).name
+
+
+def eval_settings(source, bits, blocks_of, seed: int = 0):
+    """tq eval --adapt: (settings, decisions), an EncodeOptions of the adaptive coding per
+    rate b with the basis compress fits (the same sample), and what adapt="auto" decides
+    at each b (against the oblivious rotation with default options).  A stream would have
+    to be read twice: refused (InputError)."""
+    from ..codec.options import EncodeOptions
+
+    if not getattr(source, "rereadable", False):
+        raise InputError("eval --adapt reads its input twice (the fit, then the coding): "
+                         "give a file, not a pipe")
+    problem = adaptive_model.dim_problem(source.dim)
+    if problem:
+        raise InputError(problem)
+    basis, _, _, inverse = _fit(source, EncodeOptions(adapt=True), blocks_of)
+    settings, decisions = [], []
+    for b in bits:
+        settings.append(EncodeOptions(bits=b, seed=seed, adapt=basis))
+        coding = "packed" if float(b).is_integer() else "entropy"  # what -b b takes
+        decisions.append(decide(basis, source.n_rows, EncodeOptions(
+            bits=b, seed=seed, adapt="auto", coding=coding), inverse))
+    return settings, decisions

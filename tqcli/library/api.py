@@ -232,7 +232,7 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
                   dataset: str | None = None, center: bool = False,
                   memory_limit: int | None = None, sample: int | None = None,
                   codings=(CODINGS.default.cli_name,), progress=None,
-                  max_ratio: float | None = None) -> list[dict]:
+                  max_ratio: float | None = None, adapt: bool = False) -> list[dict]:
     """Distortion and search quality (tqcli.library.evaluation) of tq on the array in `input`.
 
     Without `container`, one report per bit width of a fresh compression -- two with
@@ -247,7 +247,9 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
     refused.  codings: names of the coding table (tqcli.codec.codings.CODINGS.cli_names: fixed
     and/or entropy, mse mode): each b is evaluated with each, a coding with fractional
     rates (entropy) at rate b, so at about the bytes of fixed-length b bits.
-    progress(rows done, rows) as for compress_to.
+    progress(rows done, rows) as for compress_to.  adapt: also the adaptive coding at each
+    b (mse mode; the basis fitted as compress fits it), each report holding "adapt_auto",
+    what adapt="auto" decides there and why (library/adapt_fit.py).
     """
     from . import evaluation
 
@@ -265,17 +267,28 @@ def evaluate_file(input, container=None, *, bits=(2, 3, 4), mode: str = "mse",
             settings = [EncodeOptions(bits=b, mode=mode, seed=seed, scale_rule=scale_rule,
                                       center=c, coding=k) for b, k, c in requested]
             requested = [b for b, _, _ in requested]
+            decisions = [None] * len(settings)
+            if adapt:
+                extra, made = adapt_fit.eval_settings(source, bits,
+                                                      lambda rows: _blocks(source, rows), seed)
+                settings, requested = settings + extra, requested + list(bits)
+                decisions += made
             size = evaluation.default_sample(n, d, len(settings)) if sample is None \
                 else sample
             _check_eval_memory(n, d, len(settings), size, source.dtype, memory_limit)
             try:
-                return _evaluate_fresh(source, settings, requested, size, queries, progress,
-                                       "float32")
+                reports = _evaluate_fresh(source, settings, requested, size, queries,
+                                          progress, "float32")
             except ScaleRangeError:
                 if not source.rereadable:
                     raise
-            return _evaluate_fresh(source, settings, requested, size, queries, progress,
-                                   "float64")
+                reports = _evaluate_fresh(source, settings, requested, size, queries,
+                                          progress, "float64")
+            for r, dec, b in zip(reports, decisions, requested):
+                if dec is not None:  # the rate asked for (the fixed coding's bytes at b)
+                    r["bits"] = b
+                    r["adapt_auto"] = {"takes": dec.adapt, "reason": dec.reason}
+            return reports
         except TqError as e:
             raise e.with_source(source.name)
 

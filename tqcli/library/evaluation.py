@@ -316,6 +316,8 @@ def _headers(source, settings: list, first: np.ndarray, scale_dtype: str) -> lis
     built, fitted = [], {}
     for opts in settings:
         wanted = tuple(s.name for s in STAGES if s.wanted(opts))
+        if not isinstance(opts.center, bool):  # a centre given (an adaptive basis's mean)
+            wanted += (opts.center.tobytes(),)
         if wanted and wanted not in fitted:
             fitted[wanted] = fit_stages(opts, first)
         try:

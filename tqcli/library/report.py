@@ -274,6 +274,8 @@ def eval_legend(reports: list[dict]) -> str:
 
 def setting_flags(bits, mode: str, centered: bool, coding: str | None = None) -> str:
     c = CODINGS.resolve(coding or CODINGS.default.cli_name)
+    if c.data_fitted:  # its centre is the basis's mean: no --center of its own
+        return f"-b {bits:g} --adapt"
     return f"-b {bits:g}" + (f" --coding {c.cli_name}" if c is not CODINGS.default else "") + \
         (" --mode prod" if mode == "prod" else "") + (" --center" if centered else "")
 
