@@ -287,3 +287,29 @@ def test_eval_adapt_refusals(tq, tmp_path):
     assert code == 2 and "prod" in err[-1]
     code, _, err = tq("eval", "--adapt", "-", input=(tmp_path / "x.npy").read_bytes())
     assert code == 1 and len(err) == 1 and err[0].startswith("tq: ") and "pipe" in err[0]
+
+
+# ---------------------------------------------------------------------- collections
+
+
+def test_collections_adapt_per_member(tq, tmp_path):
+    import json
+
+    good, poor = structured(3000, 48), flat(300, 256)
+    np.savez(tmp_path / "m.npz", good=good, poor=poor)
+    codings = {}
+    for flag in ("on", "auto", "off"):
+        code, _, err = tq("compress", "--adapt", flag, "-b", "3", "m.npz", "-o", f"{flag}.tqz")
+        assert code == 0, err
+        code, out, _ = tq("inspect", "--json", f"{flag}.tqz")
+        members = json.loads(out)["members"]
+        codings[flag] = {m["name"]: m.get("coding", {}).get("name", "fixed") for m in members}
+    assert codings["on"] == {"good": "adaptive", "poor": "adaptive"}
+    assert codings["auto"] == {"good": "adaptive", "poor": "fixed"}
+    assert codings["off"] == {"good": "fixed", "poor": "fixed"}
+    code, _, _ = tq("decompress", "auto.tqz", "-o", "back.npz")
+    back = np.load(tmp_path / "back.npz")
+    assert nmse(good, back["good"]) < 0.5 * nmse(good, tqcli.decompress(
+        tqcli.compress(good, bits=3)))
+    # a declined member is the member without --adapt, to the byte
+    assert np.array_equal(back["poor"], tqcli.decompress(tqcli.compress(poor, bits=3)))
