@@ -40,6 +40,19 @@ class Decision:
     predicted: dict = field(default_factory=dict)
 
 
+def _entry(coding: str):
+    from .codings import CODINGS
+
+    return CODINGS.resolve(coding)
+
+
+def rated_coding() -> str:
+    """The name of the oblivious coding with fractional rates (the entropy coding)."""
+    from .codings import CODINGS
+
+    return next(c.name for c in CODINGS if c.fractional_rates and not c.data_fitted)
+
+
 def oblivious_nmse(d: int, coding: str, bits=None, nmse=None) -> float:
     """The oblivious coding's predicted error on a unit vector (the share of the energy it
     codes is the caller's factor): the packed coding's Lloyd-Max optimum at b bits, the
@@ -47,7 +60,7 @@ def oblivious_nmse(d: int, coding: str, bits=None, nmse=None) -> float:
     from .codings import entropy_model as em
     from .codebook import expected_distortion
 
-    if coding == "entropy":
+    if _entry(coding).fractional_rates:  # the entropy coding's law
         if nmse is not None:
             return float(nmse)
         model = em.model_for(d, rate=float(bits), overhead=em.rate_overhead(d))
@@ -59,7 +72,7 @@ def oblivious_bytes_per_vector(d: int, coding: str, bits=None, nmse=None) -> flo
     """Payload bytes per vector the oblivious coding spends (its 4-byte scale included)."""
     from .codings import entropy_model as em
 
-    if coding == "entropy" and nmse is not None:
+    if _entry(coding).fractional_rates and nmse is not None:
         return d * (em.rate_for_nmse(d, float(nmse)) + em.rate_overhead(d)) / 8 + 4
     return d * float(bits) / 8 + 4
 
@@ -110,7 +123,7 @@ def decide(spectrum, n: int, *, coding: str, bits=None, nmse=None, centered: boo
     # the basis must beat the oblivious rotation, not the fixed-length codes: against the
     # better of the user's coding and the entropy coding (which the adaptive coding's
     # entropy coding of components would beat the fixed coding by without any basis)
-    o_nmse = min(oblivious_nmse(d, c, bits, nmse) for c in {coding, "entropy"}) * share
+    o_nmse = min(oblivious_nmse(d, c, bits, nmse) for c in {coding, rated_coding()}) * share
     o_bytes = n * oblivious_bytes_per_vector(d, coding, bits, nmse)
     predicted = {"adapt_nmse": a_nmse, "adapt_bytes": a_bytes, "other_nmse": o_nmse,
                  "other_bytes": o_bytes}

@@ -164,7 +164,7 @@ class EncodeOptions:
     # ------------------------------------------------------------------ codec configurations
 
     def to_config(self) -> dict:
-        """The codec configuration (JSON values): CONFIG_KEYS, and nmse when set.  A
+        """The codec configuration (JSON values): CONFIG_KEYS, nmse and adapt when set.  A
         centre given as a vector has no configuration (OptionError)."""
         if not isinstance(self.center, bool):
             raise OptionError("center", "a codec configuration stores center as true or "
@@ -172,13 +172,17 @@ class EncodeOptions:
         config = {k: getattr(self, k) for k in CONFIG_KEYS}
         if self.nmse is not None:
             config["nmse"] = self.nmse
+        if self.adapt is not False:  # written only when set: older configurations unchanged
+            # a Basis object is not JSON: the configuration says true (chunks are adaptive);
+            # the codecs keep the object beside it (integrations, basis=)
+            config["adapt"] = "auto" if self.adapt == "auto" else True
         return config
 
     @classmethod
     def from_config(cls, config: dict) -> "EncodeOptions":
         """The options of a codec configuration; None or a missing key is the default.
         OptionError (option None) for a key that is not an option."""
-        known = CONFIG_KEYS + ("nmse",)
+        known = CONFIG_KEYS + ("nmse", "adapt")
         unknown = sorted(set(config) - set(known))
         if unknown:
             raise OptionError(None, f"unknown configuration key(s) {', '.join(unknown)} "

@@ -41,6 +41,27 @@ def normalize_options(config: dict, who: str) -> dict:
     return options
 
 
+def check_basis(basis, who: str):
+    """A fitted basis given to a codec (tqcli.fit_basis), or None; ChunkError otherwise."""
+    if basis is None:
+        return None
+    if type(basis).__name__ != "Basis" or not hasattr(basis, "components"):
+        raise ChunkError(f"{who}: basis must be a fitted basis (tqcli.fit_basis), "
+                         f"got {type(basis).__name__}")
+    return basis
+
+
+def with_basis(options: dict, basis) -> dict:
+    """The keywords of tqcli.compress for a chunk: the configuration, and the codec's basis
+    in place of adapt=true when one was given."""
+    if basis is None:
+        return options
+    out = dict(options, adapt=basis)
+    out.pop("center", None)  # the basis's mean is the centre
+    out.pop("coding", None)
+    return out
+
+
 def check_dtype(dtype, who: str) -> np.dtype:
     """Refuse integer, bool, complex and structured dtypes (tq quantises floats)."""
     from ..arrayio import base

@@ -31,13 +31,20 @@ CODEC_ID = "tq"
 
 
 class TurboQuant(Codec):
-    """bits, mode, seed, rounds, scale_rule, scale_dtype, rotation, coding, center and
-    chunk_rows as for tqcli.compress."""
+    """bits, mode, seed, rounds, scale_rule, scale_dtype, rotation, coding, center,
+    chunk_rows, nmse and adapt (true: a basis fitted per chunk; "auto": per chunk where it
+    pays) as for tqcli.compress.  basis: a fitted basis (tqcli.fit_basis) every chunk
+    shares (its components stored in each chunk that uses them); the configuration then
+    says adapt true, and a codec made from it decodes the chunks alike."""
 
     codec_id = CODEC_ID
 
-    def __init__(self, **config):
-        options = chunkcodec.normalize_options(config, f"numcodecs codec {CODEC_ID!r}")
+    def __init__(self, basis=None, **config):
+        who = f"numcodecs codec {CODEC_ID!r}"
+        self._basis = chunkcodec.check_basis(basis, who)
+        if basis is not None:
+            config = dict(config, adapt=True)
+        options = chunkcodec.normalize_options(config, who)
         for key, value in options.items():
             setattr(self, key, value)
         self._keys = tuple(options)
@@ -46,6 +53,9 @@ class TurboQuant(Codec):
     def options(self) -> dict:
         return {k: getattr(self, k) for k in self._keys}
 
+    def _encode_options(self) -> dict:
+        return chunkcodec.with_basis(self.options, self._basis)
+
     def get_config(self) -> dict:
         return {"id": self.codec_id, **self.options}
 
@@ -53,7 +63,8 @@ class TurboQuant(Codec):
         arr = ensure_ndarray_like(buf)
         if not isinstance(arr, np.ndarray):
             arr = np.asarray(arr)
-        return chunkcodec.encode_chunk(arr, self.options, f"numcodecs codec {CODEC_ID!r}")
+        return chunkcodec.encode_chunk(arr, self._encode_options(),
+                                       f"numcodecs codec {CODEC_ID!r}")
 
     def decode(self, buf, out=None):
         data = bytes(memoryview(ensure_ndarray_like(buf)).cast("B")) \

@@ -43,7 +43,12 @@ class TurboQuantCodec(ArrayBytesCodec):
 
     options: tuple  # the normalised options as sorted (key, value) pairs: hashable, frozen
 
-    def __init__(self, **config) -> None:
+    def __init__(self, basis=None, **config) -> None:
+        # basis: a fitted basis (tqcli.fit_basis) every chunk shares; zarr.json then says
+        # adapt true (the object is kept here and pickled with the codec, not stored)
+        object.__setattr__(self, "_basis", chunkcodec.check_basis(basis, NAME))
+        if basis is not None:
+            config = dict(config, adapt=True)
         options = chunkcodec.normalize_options(config, NAME)
         object.__setattr__(self, "options", tuple(sorted(options.items())))
 
@@ -52,7 +57,7 @@ class TurboQuantCodec(ArrayBytesCodec):
         return dict(self.options)
 
     def __getattr__(self, name):  # codec.bits, codec.mode, ...
-        if name in CONFIG_KEYS or name == "nmse":  # nmse: None unless the config sets it
+        if name in CONFIG_KEYS or name in ("nmse", "adapt"):  # None unless the config sets it
             return dict(object.__getattribute__(self, "options")).get(name)
         raise AttributeError(name)
 
@@ -60,7 +65,7 @@ class TurboQuantCodec(ArrayBytesCodec):
         return f"TurboQuantCodec({', '.join(f'{k}={v!r}' for k, v in self.options)})"
 
     def __reduce__(self):  # pickles as its configuration (Dask ships codecs to workers)
-        return (_rebuild, (self.config,))
+        return (_rebuild, (self.config, object.__getattribute__(self, "_basis")))
 
     @classmethod
     def from_dict(cls, data: dict):
@@ -86,7 +91,8 @@ class TurboQuantCodec(ArrayBytesCodec):
         raise NotImplementedError  # variable size
 
     def _encode_sync(self, chunk_array, chunk_spec):
-        blob = chunkcodec.encode_chunk(chunk_array.as_numpy_array(), self.config, NAME,
+        options = chunkcodec.with_basis(self.config, object.__getattribute__(self, "_basis"))
+        blob = chunkcodec.encode_chunk(chunk_array.as_numpy_array(), options, NAME,
                                        fill_value=_fill(chunk_spec))
         return chunk_spec.prototype.buffer.from_bytes(blob)
 
@@ -104,8 +110,8 @@ class TurboQuantCodec(ArrayBytesCodec):
         return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
 
 
-def _rebuild(config: dict):
-    return TurboQuantCodec(**config)
+def _rebuild(config: dict, basis=None):
+    return TurboQuantCodec(basis=basis, **config)
 
 
 def _fill(chunk_spec):

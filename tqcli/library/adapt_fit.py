@@ -144,7 +144,9 @@ def eval_settings(source, bits, blocks_of, seed: int = 0):
     settings, decisions = [], []
     for b in bits:
         settings.append(EncodeOptions(bits=b, seed=seed, adapt=basis))
-        coding = "packed" if float(b).is_integer() else "entropy"  # what -b b takes
+        coding = (None if float(b).is_integer()  # what -b b takes
+                  else adapt_decision.rated_coding())
         decisions.append(decide(basis, source.n_rows, EncodeOptions(
-            bits=b, seed=seed, adapt="auto", coding=coding), inverse))
+            bits=b, seed=seed, adapt="auto", **({"coding": coding} if coding else {})),
+            inverse))
     return settings, decisions
