@@ -408,19 +408,56 @@ def model_at(basis: Basis, n: int, chunk_rows: int, step: float, dtype: str = "f
     if energy is None:
         energy = float(np.dot(basis.mean.astype(np.float64), basis.mean.astype(np.float64))
                        + basis.variances.sum())
+    # the expansion floor (spec 13.9, 21.6): every row costs at least FLOOR_BITS(d) bits,
+    # so that tq reads back what it writes under the default expansion limit: enough
+    # components, each symbol at least floor / k bits
+    need = floor_bits(basis.dim)
+    if k * (PRECISION - 2) < need:
+        k = min(basis.dim, math.ceil(need / (PRECISION - 2)))
+        cls = class_of(np.sqrt(basis.variances[:k]) / step)
+    least = need / k
     used = np.unique(cls)
     compact = np.searchsorted(used, cls).astype(np.uint8)
     codebooks, freqs = [], []
     for c in used:
         cm, f = _class(int(c))
         codebooks.append((cm * step).astype(np.float32))
-        freqs.append(f)
+        freqs.append(cap_frequencies(f, least))
     stored, scales = store_basis(basis.components[:k], dtype)
     return AdaptiveModel(basis=stored, basis_dtype=dtype, precision=PRECISION, lanes=LANES,
                          step=float(step), rate=float(bits),
                          nmse=float(err / energy) if energy > 0 else 0.0, classes=compact,
                          codebooks=tuple(codebooks), frequencies=tuple(freqs),
                          basis_scales=scales)
+
+
+def floor_bits(d: int) -> float:
+    """Bits a row costs at least in tq's files: 1.25 times what keeps a float64 row of d
+    values within the default expansion limit (limits.DEFAULT_MAX_RATIO)."""
+    from .. import limits
+
+    return 1.25 * 8 * 8 * d / limits.DEFAULT_MAX_RATIO
+
+
+def cap_frequencies(f: np.ndarray, least: float, precision: int = PRECISION) -> np.ndarray:
+    """f with its largest frequency lowered so that every symbol costs at least `least`
+    bits (precision - log2 f >= least), the units taken given to its neighbours."""
+    cap = int(2 ** (precision - least))
+    f = f.astype(np.int64).copy()
+    top = int(np.argmax(f))
+    if f[top] <= cap:
+        return f.astype(np.uint16)
+    extra = int(f[top]) - cap
+    f[top] = cap
+    left, right = top - 1, top + 1
+    if left < 0:
+        f[right] += extra
+    elif right >= f.size:
+        f[left] += extra
+    else:
+        f[left] += extra // 2
+        f[right] += extra - extra // 2
+    return f.astype(np.uint16)
 
 
 # ---------------------------------------------------------------------- the encoder's fit
