@@ -135,6 +135,19 @@ class Adaptive(PayloadCoding):
                      f"{c['expected_nmse']:.3e}"),
         ]
 
+    def eval_fields(self, header, payload_bytes: int, requested) -> dict:
+        """bits: the rate asked for, or the fixed coding's rate at these bytes; optimum:
+        the model's predicted error; lower_bound: 4^-bits (the fixed coding's bound)."""
+        n, d = max(header.n_vectors, 1), header.dim
+        equiv = ((header.header_size + payload_bytes) / n - 4) * 8 / d
+        bits = requested if requested is not None else round(equiv, 2)
+        return {"bits": bits, "achieved_bits": self.achieved_bits(header, payload_bytes),
+                "model_bits": header.model.rate / d, "optimum": header.model.nmse,
+                "lower_bound": 4.0 ** -equiv}
+
+    def eval_heading(self, dim: int) -> str:
+        return f"{self.label}: optimum = the error its model predicts"
+
     def member_report(self, header, payload_bytes: int) -> dict:
         return {"name": self.name, "achieved_bits": self.achieved_bits(header, payload_bytes),
                 "components": header.model.k, "step": header.model.step}
