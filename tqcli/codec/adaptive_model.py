@@ -50,6 +50,7 @@ MAX_HALF = 2047           # K <= 2047: at most 4095 symbols per class
 R_MIN = 2.0 ** -3         # the lowest class's lower edge (sigma / step)
 CLASSES_PER_OCTAVE = 4
 MAX_CLASSES = 255
+BISECTIONS = 26           # halvings of the log-step range (about 1e-7 of it)
 MAX_ADAPTIVE_DIM = 4096   # the basis is k x d: 32 MiB at d = 4096 in float16 (spec 21.6)
 BASIS_DTYPES = ("float16", "float32", "int8")  # header codes 0, 1, 2
 
@@ -367,11 +368,13 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
     if nmse is not None and not 0 < float(nmse) < 1:
         raise ValueError(f"nmse must be between 0 and 1, got {nmse!r}")
     best = None
-    for dtype in BASIS_DTYPES:
+    for dtype in ("int8", "float16", "float32"):
+        if dtype == "float32" and best is not None and best[1] == "float16" and best[3]:
+            continue  # float16's rounding is negligible there: twice its bytes cannot win
         lo, hi = lo0, hi0
         if bits is not None:
             budget = max(n, 1) * (d * float(bits) / 8 + 4)
-            for _ in range(40):  # the smallest step that fits the bytes
+            for _ in range(BISECTIONS):  # the smallest step that fits the bytes
                 mid = 0.5 * (lo + hi)
                 _, _, block, b, _ = _evaluate(basis, n, math.exp(mid), chunk_rows, dtype)
                 if block + max(n, 1) * b / 8 <= budget:
@@ -381,7 +384,7 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
             step = math.exp(hi)
         else:
             goal = float(nmse) * energy
-            for _ in range(40):  # the largest step whose predicted error meets the goal
+            for _ in range(BISECTIONS):  # the largest step whose predicted error meets the goal
                 mid = 0.5 * (lo + hi)
                 if _evaluate(basis, n, math.exp(mid), chunk_rows, dtype)[4] <= goal:
                     lo = mid
@@ -397,7 +400,9 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
         else:  # the fewest bytes among those meeting the goal; else the least error
             score = (0, size, err) if err <= goal * (1 + 1e-9) else (1, err, size)
         if best is None or score < best[0]:
-            best = (score, dtype, step)
+            k = _evaluate(basis, n, step, chunk_rows, dtype)[0]
+            tiny = 2 * float((v[:k] * _rounding(basis, dtype)[:k]).sum()) < 1e-3 * err
+            best = (score, dtype, step, tiny)
     return model_at(basis, n, chunk_rows, best[2], best[1], energy)
 
 
