@@ -362,6 +362,10 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
     top = math.sqrt(max(float(v.max()) if v.size else 0.0, 0.0))
     if top <= 0 or energy <= 0:  # constant data: the mean says it all
         top = max(top, 1e-30)
+    if not math.isfinite(energy) or 64 * top > float(np.finfo(np.float32).max) / 4:
+        raise ValueError(f"the data's spread ({top:.3g} along its first component) is "
+                         f"beyond the adaptive coding's float32 codebooks; use the fixed "
+                         f"or entropy coding")
     # the step's range: from where the largest component needs MAX_HALF cells to where
     # every component falls in the middle cell
     lo0, hi0 = math.log(top * SPAN / (MAX_HALF - 1)), math.log(top * 64)
