@@ -118,8 +118,8 @@ def eval_cmd(input, container, bits, mode, coding, seed, scale_rule, queries, sa
     encode_options(mode=mode, scale_rule=scale_rule)
     from ..codec.codings import CODINGS
 
-    if coding is None:  # every coding the mode allows
-        chosen = [c for c in CODINGS if mode in c.modes]
+    if coding is None:  # every coding the mode allows, but a fitted one (--coding adaptive)
+        chosen = [c for c in CODINGS if mode in c.modes and not c.data_fitted]
     else:
         chosen = list(CODINGS) if coding == "both" else [CODINGS.resolve(coding)]
         for c in chosen:
