@@ -36,6 +36,7 @@ How a step decides the rest (all from the fitted variances v_i, none from the da
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -238,13 +239,9 @@ def class_model(c: int, precision: int = PRECISION):
     return cm, frequencies(p / p.sum(), precision)
 
 
-_CLASS_CACHE: dict = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _class(c: int):
-    if c not in _CLASS_CACHE:
-        _CLASS_CACHE[c] = class_model(c)
-    return _CLASS_CACHE[c]
+    return class_model(c)
 
 
 def component_costs(sigma: np.ndarray, classes: np.ndarray, step: float,
