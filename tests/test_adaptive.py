@@ -220,3 +220,25 @@ def test_command_line_adapt_and_inspect(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert nmse(x, np.load(back)) < 0.05
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_tq_reads_back_degenerate_data_under_the_default_expansion_limit(dtype):
+    """Constant rows cost almost nothing to code; the encoder's floor (spec 21.6) keeps every
+    row above what the default expansion limit (256 x, spec 13.9) requires."""
+    for x in (np.zeros((6000, 256), dtype), np.full((6000, 256), 3.0, dtype)):
+        blob = tqcli.compress(x, bits=1, adapt=True)
+        assert x.nbytes / len(blob) < 256
+        assert np.array_equal(tqcli.decompress(blob), x)
+
+
+def test_data_beyond_the_float32_codebooks_is_refused_in_one_line(tmp_path):
+    x = (np.random.default_rng(1).standard_normal((500, 16)) * 7e37).astype(np.float32)
+    with pytest.raises(tqcli.InputError, match="float32 codebooks"):
+        tqcli.compress(x, adapt=True)
+    src = tmp_path / "big.npy"
+    np.save(src, x)
+    r = subprocess.run([sys.executable, "-m", "tqcli", "compress", str(src), "--adapt"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "float32 codebooks" in r.stderr
+    assert not (tmp_path / "big.npy.tqz").exists()

@@ -29,7 +29,9 @@ def pool():
 
 
 def _family(rec) -> str:
-    return "inputs" if rec["command"] == "compress" else "entropy"
+    if rec["command"] == "compress":
+        return "inputs"
+    return "adaptive" if rec["rules"][0].startswith("adaptive") else "entropy"
 
 
 def test_the_generator_writes_exactly_the_committed_files():
@@ -41,7 +43,9 @@ def test_the_generator_writes_exactly_the_committed_files():
     assert all((CORPUS / "crafted" / name).read_bytes() == data for name, data in files.items())
     assert sorted(p.name for p in (CORPUS / "crafted").iterdir()) == sorted(
         list(files) + [MANIFEST["base"]])
-    assert {r["rules"][0] for r in CASES} == {"ratio", "entropy-stream"}
+    assert {r["rules"][0] for r in CASES} == {"ratio", "entropy-stream", "adaptive-model",
+                                              "adaptive-basis", "adaptive-mode",
+                                              "adaptive-stream"}
     # the base decodes: every refusal is the damage, not the base
     assert tqcli.decompress((CORPUS / "crafted" / MANIFEST["base"]).read_bytes()).shape == (20, 24)
 

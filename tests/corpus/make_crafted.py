@@ -12,7 +12,10 @@ refuse it (FormatError.rule of spec section 13.6, or for an input InputError.kin
   to pass while decompress refused them (a coder state out of range, a changed lane count,
   a stream word cut or added; rule entropy-stream), derived from the committed
   base-entropy.tqz (so the corpus does not depend on tq's encoder);
-* an .npz whose member deflates about 1000:1 (kind ratio, for `tq compress`).
+* an .npz whose member deflates about 1000:1 (kind ratio, for `tq compress`);
+* adaptive-coded files (spec 21) with a header block or a class stream damaged under
+  recomputed checksums (rules adaptive-model, adaptive-basis, adaptive-mode,
+  adaptive-stream), derived from the committed test vector spec/vectors/adaptive_b2_d48.tqz.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "crafted")
 BASE = os.path.join(OUT, "base-entropy.tqz")
+ADAPTIVE_BASE = os.path.join(HERE, os.pardir, os.pardir, "spec", "vectors",
+                             "adaptive_b2_d48.tqz")
 sys.path.insert(0, os.path.dirname(HERE))
 
 
@@ -48,6 +53,9 @@ def build() -> tuple[dict, dict]:
         with open(path, "rb") as f:
             cases.append(("ratio: an .npz member of 4 MiB of zeros deflated to 4 KB",
                           f.read(), ["ratio"], "npz"))
+    with open(ADAPTIVE_BASE, "rb") as f:
+        for what, data, rules in adaptive_cases(f.read()):
+            cases.append((what, data, rules, "tqz"))
     manifest, files = [], {}
     for i, (what, data, rules, ext) in enumerate(cases):
         slug = re.sub(r"[^a-z0-9]+", "_", what.lower()).strip("_")[:40]
@@ -56,6 +64,58 @@ def build() -> tuple[dict, dict]:
         manifest.append({"file": name, "detail": what, "rules": rules,
                          "command": "compress" if ext == "npz" else "decompress"})
     return {"base": os.path.basename(BASE), "cases": manifest}, files
+
+
+def adaptive_cases(blob: bytes) -> list:
+    """(what, bytes, rules) of damaged adaptive-coded files, every checksum recomputed."""
+    import struct
+
+    import numpy as np
+    from test_verify_parity import payloads_of, rebuild
+
+    import tqcli
+
+    h = tqcli.read_header(blob)
+    m = h.model
+    ps = payloads_of(blob)
+    head = blob[:h.header_size]
+    at = 48 + 8 * len(h.shape)  # the coding's block
+    sym = 2 * m.n_classes
+    cls_at = at + 32 + sym + 6 * sum(len(c) for c in m.codebooks)
+    freq_at = at + 32 + sym + 4 * sum(len(c) for c in m.codebooks)
+    out = []
+
+    def with_head(what, pos, value, rules):
+        b = bytearray(head)
+        b[pos:pos + len(value)] = value
+        out.append((what, rebuild(blob, ps, bytes(b)), rules))
+
+    with_head("adaptive-model: every component in class 0, the others unused", cls_at,
+              bytes(m.k), ["adaptive-model"])
+    f0 = int(np.frombuffer(blob, "<u2", count=1, offset=freq_at)[0])
+    with_head("adaptive-model: class 0's frequencies sum to 2^P + 1", freq_at,
+              struct.pack("<H", f0 + 1), ["adaptive-model"])
+    with_head("adaptive-basis: an int8 row scale of +inf", cls_at + m.k,
+              struct.pack("<f", float("inf")), ["adaptive-basis"])
+    with_head("adaptive-mode: prod mode (norm scale rule)", 16, bytes([1, h.bits, 1]),
+              ["adaptive-mode"])
+    # class streams: 4 bytes moved from stream 0 to stream 1 (the lengths still add up),
+    # and a coder state above 2^63
+    first = bytearray(ps[0])
+    lens = list(struct.unpack_from(f"<{m.n_classes}I", first, 0))
+    moved = bytearray(first)
+    struct.pack_into("<II", moved, 0, lens[0] - 4, lens[1] + 4)
+    q = [bytearray(p) for p in ps]
+    q[0] = moved
+    out.append(("adaptive-stream: 4 bytes moved from class stream 0 to 1", rebuild(blob, q),
+                ["adaptive-stream"]))
+    state = bytearray(first)
+    struct.pack_into("<II", state, 4 * m.n_classes, 0, 0x80000000)
+    q = [bytearray(p) for p in ps]
+    q[0] = state
+    out.append(("adaptive-stream: class 0's lane 0 state above 2^63", rebuild(blob, q),
+                ["adaptive-stream"]))
+    return out
 
 
 def main() -> int:

@@ -36,6 +36,7 @@ How a step decides the rest (all from the fitted variances v_i, none from the da
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ MAX_HALF = 2047           # K <= 2047: at most 4095 symbols per class
 R_MIN = 2.0 ** -3         # the lowest class's lower edge (sigma / step)
 CLASSES_PER_OCTAVE = 4
 MAX_CLASSES = 255
+BISECTIONS = 26           # halvings of the log-step range (about 1e-7 of it)
 MAX_ADAPTIVE_DIM = 4096   # the basis is k x d: 32 MiB at d = 4096 in float16 (spec 21.6)
 BASIS_DTYPES = ("float16", "float32", "int8")  # header codes 0, 1, 2
 
@@ -237,13 +239,9 @@ def class_model(c: int, precision: int = PRECISION):
     return cm, frequencies(p / p.sum(), precision)
 
 
-_CLASS_CACHE: dict = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _class(c: int):
-    if c not in _CLASS_CACHE:
-        _CLASS_CACHE[c] = class_model(c)
-    return _CLASS_CACHE[c]
+    return class_model(c)
 
 
 def component_costs(sigma: np.ndarray, classes: np.ndarray, step: float,
@@ -361,17 +359,23 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
     top = math.sqrt(max(float(v.max()) if v.size else 0.0, 0.0))
     if top <= 0 or energy <= 0:  # constant data: the mean says it all
         top = max(top, 1e-30)
+    if not math.isfinite(energy) or 64 * top > float(np.finfo(np.float32).max) / 4:
+        raise ValueError(f"the data's spread ({top:.3g} along its first component) is "
+                         f"beyond the adaptive coding's float32 codebooks; use the fixed "
+                         f"or entropy coding")
     # the step's range: from where the largest component needs MAX_HALF cells to where
     # every component falls in the middle cell
     lo0, hi0 = math.log(top * SPAN / (MAX_HALF - 1)), math.log(top * 64)
     if nmse is not None and not 0 < float(nmse) < 1:
         raise ValueError(f"nmse must be between 0 and 1, got {nmse!r}")
     best = None
-    for dtype in BASIS_DTYPES:
+    for dtype in ("int8", "float16", "float32"):
+        if dtype == "float32" and best is not None and best[1] == "float16" and best[3]:
+            continue  # float16's rounding is negligible there: twice its bytes cannot win
         lo, hi = lo0, hi0
         if bits is not None:
             budget = max(n, 1) * (d * float(bits) / 8 + 4)
-            for _ in range(40):  # the smallest step that fits the bytes
+            for _ in range(BISECTIONS):  # the smallest step that fits the bytes
                 mid = 0.5 * (lo + hi)
                 _, _, block, b, _ = _evaluate(basis, n, math.exp(mid), chunk_rows, dtype)
                 if block + max(n, 1) * b / 8 <= budget:
@@ -381,7 +385,7 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
             step = math.exp(hi)
         else:
             goal = float(nmse) * energy
-            for _ in range(40):  # the largest step whose predicted error meets the goal
+            for _ in range(BISECTIONS):  # the largest step whose predicted error meets the goal
                 mid = 0.5 * (lo + hi)
                 if _evaluate(basis, n, math.exp(mid), chunk_rows, dtype)[4] <= goal:
                     lo = mid
@@ -397,7 +401,9 @@ def plan(basis: Basis, n: int, chunk_rows: int, bits: float | None = None,
         else:  # the fewest bytes among those meeting the goal; else the least error
             score = (0, size, err) if err <= goal * (1 + 1e-9) else (1, err, size)
         if best is None or score < best[0]:
-            best = (score, dtype, step)
+            k = _evaluate(basis, n, step, chunk_rows, dtype)[0]
+            tiny = 2 * float((v[:k] * _rounding(basis, dtype)[:k]).sum()) < 1e-3 * err
+            best = (score, dtype, step, tiny)
     return model_at(basis, n, chunk_rows, best[2], best[1], energy)
 
 
@@ -408,19 +414,56 @@ def model_at(basis: Basis, n: int, chunk_rows: int, step: float, dtype: str = "f
     if energy is None:
         energy = float(np.dot(basis.mean.astype(np.float64), basis.mean.astype(np.float64))
                        + basis.variances.sum())
+    # the expansion floor (spec 13.9, 21.6): every row costs at least FLOOR_BITS(d) bits,
+    # so that tq reads back what it writes under the default expansion limit: enough
+    # components, each symbol at least floor / k bits
+    need = floor_bits(basis.dim)
+    if k * (PRECISION - 2) < need:
+        k = min(basis.dim, math.ceil(need / (PRECISION - 2)))
+        cls = class_of(np.sqrt(basis.variances[:k]) / step)
+    least = need / k
     used = np.unique(cls)
     compact = np.searchsorted(used, cls).astype(np.uint8)
     codebooks, freqs = [], []
     for c in used:
         cm, f = _class(int(c))
         codebooks.append((cm * step).astype(np.float32))
-        freqs.append(f)
+        freqs.append(cap_frequencies(f, least))
     stored, scales = store_basis(basis.components[:k], dtype)
     return AdaptiveModel(basis=stored, basis_dtype=dtype, precision=PRECISION, lanes=LANES,
                          step=float(step), rate=float(bits),
                          nmse=float(err / energy) if energy > 0 else 0.0, classes=compact,
                          codebooks=tuple(codebooks), frequencies=tuple(freqs),
                          basis_scales=scales)
+
+
+def floor_bits(d: int) -> float:
+    """Bits a row costs at least in tq's files: 1.25 times what keeps a float64 row of d
+    values within the default expansion limit (limits.DEFAULT_MAX_RATIO)."""
+    from .. import limits
+
+    return 1.25 * 8 * 8 * d / limits.DEFAULT_MAX_RATIO
+
+
+def cap_frequencies(f: np.ndarray, least: float, precision: int = PRECISION) -> np.ndarray:
+    """f with its largest frequency lowered so that every symbol costs at least `least`
+    bits (precision - log2 f >= least), the units taken given to its neighbours."""
+    cap = int(2 ** (precision - least))
+    f = f.astype(np.int64).copy()
+    top = int(np.argmax(f))
+    if f[top] <= cap:
+        return f.astype(np.uint16)
+    extra = int(f[top]) - cap
+    f[top] = cap
+    left, right = top - 1, top + 1
+    if left < 0:
+        f[right] += extra
+    elif right >= f.size:
+        f[left] += extra
+    else:
+        f[left] += extra // 2
+        f[right] += extra - extra // 2
+    return f.astype(np.uint16)
 
 
 # ---------------------------------------------------------------------- the encoder's fit

@@ -315,6 +315,10 @@ def _headers(source, settings: list, first: np.ndarray, scale_dtype: str) -> lis
     the first block, as compress_to fits them (stages.fit_stages)."""
     built, fitted = [], {}
     for opts in settings:
+        if opts.adapt is True:  # the adaptive coding's basis, fitted as compress fits it
+            from ..codec import adaptive_model
+
+            opts = adaptive_model.fitted_options(opts, first, source.dim)
         wanted = tuple(s.name for s in STAGES if s.wanted(opts))
         if not isinstance(opts.center, bool):  # a centre given (an adaptive basis's mean)
             wanted += (opts.center.tobytes(),)

@@ -135,6 +135,19 @@ class Adaptive(PayloadCoding):
                      f"{c['expected_nmse']:.3e}"),
         ]
 
+    def eval_fields(self, header, payload_bytes: int, requested) -> dict:
+        """bits: the rate asked for, or the fixed coding's rate at these bytes; optimum:
+        the model's predicted error; lower_bound: 4^-bits (the fixed coding's bound)."""
+        n, d = max(header.n_vectors, 1), header.dim
+        equiv = ((header.header_size + payload_bytes) / n - 4) * 8 / d
+        bits = requested if requested is not None else round(equiv, 2)
+        return {"bits": bits, "achieved_bits": self.achieved_bits(header, payload_bytes),
+                "model_bits": header.model.rate / d, "optimum": header.model.nmse,
+                "lower_bound": 4.0 ** -equiv}
+
+    def eval_heading(self, dim: int) -> str:
+        return f"{self.label}: optimum = the error its model predicts"
+
     def member_report(self, header, payload_bytes: int) -> dict:
         return {"name": self.name, "achieved_bits": self.achieved_bits(header, payload_bytes),
                 "components": header.model.k, "step": header.model.step}
@@ -236,9 +249,12 @@ class Adaptive(PayloadCoding):
         if dt == 2:
             rows = np.frombuffer(raw, np.uint8, count=k * (d + 4), offset=at).reshape(k, d + 4)
             scales = rows[:, :4].copy().view("<f4").reshape(k).astype(np.float32)
-            q = rows[:, 4:].copy().view(np.int8).astype(np.float64)
+            basis = np.empty((k, d), np.float32)
+            step = max(1, (1 << 20) // d)  # rows at a time: small binary64 temporaries
             with np.errstate(over="ignore", invalid="ignore"):
-                basis = (q * scales.astype(np.float64)[:, None]).astype(np.float32)
+                for a in range(0, k, step):
+                    q = rows[a:a + step, 4:].view(np.int8).astype(np.float64)
+                    basis[a:a + step] = q * scales[a:a + step].astype(np.float64)[:, None]
             _need(bool(np.all(np.isfinite(scales))), "adaptive coding: non-finite basis "
                                                      "scale", "adaptive-basis")
         else:
@@ -308,10 +324,12 @@ class Adaptive(PayloadCoding):
 
     def decode_state_bytes(self, header, rows: int) -> int:
         """The cells of a chunk (uint16, twice: by class and by row), the slot tables
-        (2^P uint16 a class), the basis in binary32 and its transpose (the encoder's)."""
+        (2^P uint16 a class), the basis in binary32 and its transpose (the encoder's), its
+        stored bytes, the codebooks and frequencies."""
         m = header.model
         return (4 * rows * m.k + 2 * m.n_classes * (1 << m.precision)
-                + 8 * m.k * header.dim + 6 * sum(len(c) for c in m.codebooks))
+                + 8 * m.k * header.dim + self.basis_bytes(header)
+                + 6 * sum(len(c) for c in m.codebooks))
 
     def kernel_scratch_bytes(self, header) -> int:
         return 8 * header.dim + 64
@@ -426,16 +444,7 @@ class Adaptive(PayloadCoding):
 
         st = self._state(codec)
         index = self.decode_cells(codec.header, payload, rows, st["slots"])
-        out = out[:rows]
-        if out.dtype.itemsize != 4:
-            import numpy as np
-
-            tmp = np.empty(out.shape, np.float32)
-            kernels._run_task_range(ka.reconstruct_kernel, -(-rows // ka.TASK_ROWS), index,
-                                    st["codebook"], st["offsets"], st["classes"], st["basis"],
-                                    tmp)
-            out[:] = tmp
-            return out
+        out = out[:rows]  # binary32: the header's scale dtype is float32 (21)
         kernels._run_task_range(ka.reconstruct_kernel, -(-rows // ka.TASK_ROWS), index,
                                 st["codebook"], st["offsets"], st["classes"], st["basis"], out)
         return out
