@@ -313,3 +313,30 @@ def test_collections_adapt_per_member(tq, tmp_path):
         tqcli.compress(good, bits=3)))
     # a declined member is the member without --adapt, to the byte
     assert np.array_equal(back["poor"], tqcli.decompress(tqcli.compress(poor, bits=3)))
+
+
+# ---------------------------------------------------------------------- large d, memory
+
+
+def test_wide_vectors_fit_a_block_basis_within_the_budget(tmp_path):
+    d = 1600  # above fitting.MAX_BLOCK_DIM: two coordinate blocks of 800
+    x = structured(300, d, rank_decay=0.99)
+    np.save(tmp_path / "w.npy", x)
+    r = run(["compress", "--adapt", "--memory", "60M", "w.npy"], tmp_path)
+    assert_error(r, "w.npy", "fitting a basis needs", "--memory")
+    assert not (tmp_path / "w.npy.tqz").exists()
+    ok(run(["compress", "--adapt", "-b", "3", "w.npy"], tmp_path))
+    blob = (tmp_path / "w.npy.tqz").read_bytes()
+    assert _coding(blob) == "adaptive"
+    basis = adaptive_model.fit_basis(x)
+    assert blob == tqcli.compress(x, bits=3, adapt=basis)
+    # block-diagonal: no component mixes the two halves
+    c = basis.components
+    assert not (np.abs(c[:, :800]).sum(axis=1) * np.abs(c[:, 800:]).sum(axis=1)).any()
+    # d large relative to n: the basis costs more than it saves, and auto says so
+    forced = nmse(x, tqcli.decompress(blob))
+    assert forced > nmse(x, tqcli.decompress(tqcli.compress(x, bits=3)))
+    assert tqcli.compress(x, bits=3, adapt="auto") == tqcli.compress(x, bits=3)
+    need = adapt_fit.fit_need(type("S", (), {"dim": 4096, "rereadable": True})(),
+                              EncodeOptions())
+    assert need < 256 << 20  # d = 4096 fits the default budget

@@ -26,7 +26,12 @@ import numpy as np
 from ..codec import adapt_decision, adaptive_model, fitting
 from ..errors import InputError
 
-READ_ROWS = 1 << 14  # rows per read of the sample pass
+READ_BYTES = 1 << 24  # float32 bytes per read of the sample pass (16 MiB)
+
+
+def read_rows(dim: int) -> int:
+    """Rows per read of a file's sample pass."""
+    return max(64, READ_BYTES // (4 * dim))
 
 
 def fit_rows(dim: int) -> int:
@@ -41,7 +46,7 @@ def _fit(source, options, blocks_of):
     d, n = source.dim, source.n_rows
     acc, s1 = np.zeros(2), np.zeros(d)
     if getattr(source, "rereadable", False) and n > 0:
-        sample = fitting.sample_of(blocks_of(min(READ_ROWS, n)), n, cap=fit_rows(d),
+        sample = fitting.sample_of(blocks_of(min(read_rows(d), n)), n, cap=fit_rows(d),
                                    positions=True)
         basis = adaptive_model.fit_basis(_finite(sample, acc, s1))
         return basis, None, None, _means(acc, s1)
@@ -102,14 +107,41 @@ def decide(basis, n: int, options, inverse=None):
                                  inverse=inverse)
 
 
-def resolve(source, options, blocks_of):
-    """See the module docstring."""
+def fit_need(source, options) -> int:
+    """Bytes the fit holds at its peak besides the encoder: fitting.fit_memory (the sums,
+    the eigenvector work space, the result) and the blocks it reads (a file: read_rows(d)
+    rows and the rows picked from them; a pipe: its first batch; float64 at worst)."""
+    d = source.dim
+    rows = read_rows(d) if getattr(source, "rereadable", False) else \
+        adaptive_model.batch_rows(d, options)
+    return fitting.fit_memory(d) + 2 * rows * d * 8
+
+
+def check_fit_memory(source, options, limit) -> None:
+    """Refuse (InputError, kind "memory") a fit that would pass the budget, before it
+    starts (limit None: no limit)."""
+    from .. import limits
+
+    if limit is None:
+        return
+    need = fit_need(source, options)
+    if need > limit:
+        raise InputError(f"fitting a basis needs {limits.format_size(need)} (vectors of "
+                         f"{source.dim} values), above the memory limit of "
+                         f"{limits.format_size(limit)} (raise it with --memory)",
+                         kind="memory")
+
+
+def resolve(source, options, blocks_of, memory_limit=None):
+    """See the module docstring.  memory_limit: the encoder's budget, which the fit must
+    fit in too (check_fit_memory)."""
     if options.adapt is not True and options.adapt != "auto":
         return options, None, None, None
     auto = options.adapt == "auto"
     if auto and (adaptive_model.dim_problem(source.dim) or options.mode != "mse"):
         return options.replace(adapt=False), None, None, adapt_decision.Decision(
             False, "the adaptive coding does not take this data")
+    check_fit_memory(source, options, memory_limit)
     basis, blocks, first, inverse = _fit(source, options, blocks_of)
     decision = None
     if auto:

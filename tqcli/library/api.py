@@ -107,7 +107,8 @@ def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
     # before the header is made (a file: a sample over all of it; a pipe: its first batch),
     # and adapt="auto" decided from it (library/adapt_fit.py)
     options, blocks, first, _ = adapt_fit.resolve(source, options,
-                                                  lambda rows: _blocks(source, rows))
+                                                  lambda rows: _blocks(source, rows),
+                                                  memory_limit)
     if options.payload_coding.data_fitted:  # auto took it: its scale field says float32
         fields["scale_dtype"] = "float32"
     header = _new_header(source.dim, options, fields)
