@@ -96,8 +96,9 @@ class EncodeOptions:
         set_("coding", coding.name)
         _choice(self.mode, "mode", limits.MODES)
         if self.mode not in coding.modes:
-            raise OptionError("coding", f"the {coding.cli_name} coding is defined for "
-                                        f"{' / '.join(coding.modes)} mode only")
+            raise OptionError("adapt" if self.adapt is not False else "coding",
+                              f"the {coding.cli_name} coding is defined for "
+                              f"{' / '.join(coding.modes)} mode only")
         if self.nmse is not None:
             if not coding.target_error:
                 other = _first(lambda c: c.target_error)

@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 TASK_ROWS = 64
+BLOCK = 4  # rows reconstructed together (TASK_ROWS is a multiple)
 
 
 @njit(cache=True, nogil=True)
@@ -53,18 +54,25 @@ def project_kernel(x, basis_t, step, halves, comp_class, index, task0, task1):
 def reconstruct_kernel(index, codebook, offsets, comp_class, basis, out, task0, task1):
     """out[r, t] = float32(sum_j c_j basis[j, t]) (binary64 in j order), c_j =
     codebook[offsets[comp_class[j]] + index[r, j]] (binary32 widened): the decoded rows
-    before the centre is added.  Indices are checked by the caller (below each class's M)."""
+    before the centre is added.  Indices are checked by the caller (below each class's M).
+    BLOCK rows at a time, so that each basis row is read once per block (the order of every
+    sum is unchanged)."""
     n, d = out.shape
     k = basis.shape[0]
-    acc = np.empty(d, np.float64)
+    acc = np.empty((BLOCK, d), np.float64)
     r0 = task0 * TASK_ROWS
     r1 = min(n, task1 * TASK_ROWS)
-    for r in range(r0, r1):
-        acc[:] = 0.0
+    for a in range(r0, r1, BLOCK):
+        m = min(BLOCK, r1 - a)
+        acc[:m] = 0.0
         for j in range(k):
-            c = np.float64(codebook[offsets[comp_class[j]] + index[r, j]])
             b = basis[j]
+            base = offsets[comp_class[j]]
+            for i in range(m):
+                c = np.float64(codebook[base + index[a + i, j]])
+                row = acc[i]
+                for t in range(d):
+                    row[t] += c * np.float64(b[t])
+        for i in range(m):
             for t in range(d):
-                acc[t] += c * np.float64(b[t])
-        for t in range(d):
-            out[r, t] = acc[t]
+                out[a + i, t] = acc[i, t]
