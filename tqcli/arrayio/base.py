@@ -70,6 +70,11 @@ class ArraySource:
         """Yield consecutive (k, d) native-order arrays with k == rows except the last."""
         raise NotImplementedError
 
+    # whether every block blocks() yields stays as it is after the next one is asked for
+    # (not a buffer the source fills again): a consumer that holds several at once copies
+    # the blocks of a source that does not say so
+    fresh_blocks = False
+
     @property
     def rereadable(self) -> bool:
         """Whether blocks() may be called again to read everything once more."""
@@ -114,6 +119,8 @@ class SelectionSource(ArraySource):
     _read_run(out, sel, lo, hi), and turns a failed read into its own error with
     _read_error(e) (None: let the exception through).
     """
+
+    fresh_blocks = True
 
     def _read_whole(self, out: np.ndarray) -> None:
         raise NotImplementedError

@@ -85,6 +85,10 @@ class NpyStreamSource(ArraySource):
     def rereadable(self) -> bool:
         return self.size is not None  # a file (read by position); not a pipe
 
+    @property
+    def fresh_blocks(self) -> bool:
+        return self.size is not None  # a file's blocks are new arrays; a pipe's reuse one
+
     def _file_blocks(self, rows: int):
         """Blocks of a regular file by positioned reads, each into a new array (a consumer
         may keep them): no memory map, whose pages would turn a file truncated while tq
@@ -293,6 +297,8 @@ class InMemorySource(ArraySource):
         check_shape(arr.shape)
         self.array, self.name = arr, name
         self.shape, self.dtype = arr.shape, arr.dtype
+
+    fresh_blocks = True  # views of the array, or copies
 
     def blocks(self, rows: int):
         flat = self.array.reshape(self.n_rows, self.dim)
