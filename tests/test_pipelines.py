@@ -248,3 +248,64 @@ def test_a_bad_row_is_named_as_one_batch_at_a_time_names_it(monkeypatch):
     monkeypatch.setattr(kernels, "thread_count", lambda: 2)
     with pytest.raises(tqcli.errors.InputError, match="row 1234"):
         tqcli.compress(x, bits=4, chunk_rows=80)
+
+
+# ---------------------------------------------------------------------- the finiteness scan
+
+
+def _payload(h, rows, code_bytes, scale):
+    from tqcli.codec.codings import packed
+
+    ncode, nsign, nfloat = packed.PACKED.section_sizes(h, rows)
+    scales = np.full(rows, scale, np.dtype(h.scale_dtype).newbyteorder("<"))
+    return bytes(code_bytes[:ncode]) + bytes(nsign) + scales.tobytes()
+
+
+@pytest.mark.parametrize("d,bits", [(48, 1), (48, 8), (768, 4), (1000, 3), (130, 2)])
+def test_the_proven_bound_holds_at_its_largest_scale(d, bits):
+    """Scales as large as the bound lets through without a scan, codes random or all at
+    the largest centroid: every decoded value is finite and within the bound."""
+    from tqcli.format.header import make_header
+    from tqcli.codec.options import EncodeOptions
+
+    h = make_header(d, EncodeOptions(bits=bits, chunk_rows=64), scale_dtype="float32",
+                    source_dtype="float32", shape=(64, d))
+    codec = Codec(h)
+    top = float(np.abs(codec.centroids).max())
+    scale = np.float32(codec._finite_top / (2.0 * np.sqrt(d) * top) * 0.999)
+    rng = np.random.default_rng(d + bits)
+    ncode = -(-64 * d * h.code_bits // 8)
+    for codes in (rng.integers(0, 256, ncode, dtype=np.uint8), np.full(ncode, 255, np.uint8)):
+        payload = _payload(h, 64, codes, scale)
+        bound = h.payload_coding.decoded_bound(codec, payload, 64)
+        assert bound <= codec._finite_top  # so decode skips its scan here
+        out = codec.decode(payload, 64)
+        assert np.isfinite(out).all() and np.abs(out).max() <= bound
+
+
+def test_the_scan_runs_only_where_no_bound_is_proven(monkeypatch):
+    from tqcli.codec import state
+
+    calls = []
+    scan = state._all_finite
+    monkeypatch.setattr(state, "_all_finite", lambda out: calls.append(1) or scan(out))
+    x = np.random.default_rng(1).standard_normal((200, 64)).astype(np.float32) + 1
+    for options, scanned in ((dict(bits=4), False), (dict(bits=4, center=True), True),
+                             (dict(bits=4, mode="prod"), True)):
+        calls.clear()
+        y = tqcli.decompress(tqcli.compress(x, **options))
+        assert np.isfinite(y).all()
+        assert bool(calls) == scanned, options
+    # a crafted scale near float32's top: no bound, so the scan runs (whether it then
+    # refuses depends on the codes; tests/test_verify_parity.py has files it refuses)
+    from tqcli.format.header import make_header
+    from tqcli.codec.options import EncodeOptions
+
+    h = make_header(64, EncodeOptions(bits=4, chunk_rows=64), scale_dtype="float32",
+                    source_dtype="float32", shape=(64, 64))
+    codec = Codec(h)
+    calls.clear()
+    payload = _payload(h, 64, np.full(64 * 64 // 2, 255, np.uint8), 3e38)
+    assert h.payload_coding.decoded_bound(codec, payload, 64) > codec._finite_top
+    codec.decode(payload, 64)
+    assert calls
