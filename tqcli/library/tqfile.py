@@ -297,11 +297,22 @@ class TqFile(OpenContainer, LazyArray):
         count = int((stops - starts).sum())
         if self.seekable:
             # the file's real length has been checked against the header: safe to allocate
+            from .. import kernels
+            from ..format import memory
+
             out = np.empty((count, h.dim), dtype=out_dtype)
-            pos = 0
-            for block in self.iter_runs(starts, stops):
-                out[pos:pos + block.shape[0]] = arrayio.saturating_cast(block, out_dtype)
-                pos += block.shape[0]
+            pos = [0]
+
+            def put(block):
+                out[pos[0]:pos[0] + block.shape[0]] = arrayio.saturating_cast(block, out_dtype)
+                pos[0] += block.shape[0]
+
+            pipes = memory.decode_pipelines(h, kernels.thread_count())
+            if pipes > 1:  # two chunks decoded at once, each copied out in turn
+                self.decode_runs(starts, stops, put, pipelines=pipes)
+            else:
+                for block in self.iter_runs(starts, stops):
+                    put(block)
         else:
             # a stream's header is unchecked until its data arrives: grow with the data
             parts = [arrayio.saturating_cast(block, out_dtype).copy()
