@@ -23,7 +23,8 @@ cached kernels are loaded each time; the page cache is warm), the tools in turns
 (A B C A B C ...), best of --repeat (xz: of --xz-repeat, default 1: xz -0 runs at
 ~10 MB/s per core on these floats); outputs are deleted after each run, outside the
 timing, so no run pays for freeing an earlier one's pages.  Peak RSS is the child's
-ru_maxrss (bench/measure.py run), the largest over the runs.  Warm start (--warm, the
+ru_maxrss (bench/measure.py run), the largest over the runs; "cpu s" the least CPU time (user + system) of a run, which a
+machine shared with other work stretches less than the wall time.  Warm start (--warm, the
 default): the library call in a process that has loaded tq and its kernels once
 (tqcli.compress_file / decompress_file), best of --repeat, its process's peak RSS.
 
@@ -45,7 +46,36 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from measure import MIB, Failure, log, remove, run, warm_cache  # noqa: E402
+from measure import LAUNCHER, MIB, Failure, log, remove, warm_cache  # noqa: E402
+
+# measure.py's launcher, also reporting the child's CPU seconds (user + system): on a
+# machine shared with other work the wall time of a parallel command is stretched, its CPU
+# time much less; on a quiet 2-core machine the wall time is at least CPU / 2
+CPU_LAUNCHER = LAUNCHER.replace("print(repr(wall), ru.ru_maxrss,",
+                                "print(repr(wall), repr(ru.ru_utime + ru.ru_stime), "
+                                "ru.ru_maxrss,")
+
+
+def run(argv, env=None, stdout_path=None):
+    """(wall seconds, CPU seconds, peak RSS bytes, exit status, stderr) of argv alone."""
+    import subprocess
+
+    fd, errpath = tempfile.mkstemp(prefix="tqspeed-err-")
+    os.close(fd)
+    try:
+        exe = shutil.which(argv[0]) or argv[0]
+        res = subprocess.run([sys.executable, "-S", "-E", "-c", CPU_LAUNCHER,
+                              stdout_path or os.devnull, errpath, exe, *argv[1:]],
+                             env=os.environ if env is None else env, capture_output=True,
+                             text=True)
+        if res.returncode != 0:
+            raise Failure(f"launcher failed: {res.stderr.strip()[-300:]}")
+        wall, cpu, maxrss, code = res.stdout.split()
+        with open(errpath, errors="replace") as f:
+            err = f.read().strip()
+    finally:
+        os.unlink(errpath)
+    return float(wall), float(cpu), int(maxrss) * 1024, int(code), err
 
 TARGETS = {"compress": 1.5, "decompress": 1.3}  # the fixed coding's speed over zstd's
 RSS_TARGET = 300 * MIB
@@ -67,12 +97,12 @@ times = []
 for _ in range(reps):
     if os.path.exists(out):
         os.unlink(out)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     if verb == "compress":
         tqcli.compress_file(src, out, **opts)
     else:
         tqcli.decompress_file(src, out)
-    times.append(time.perf_counter() - t)
+    times.append((time.perf_counter() - t, time.process_time() - c))
 os.unlink(out)
 print(json.dumps(times))
 """
@@ -129,21 +159,22 @@ def measure_turns(jobs: dict, repeat: int, repeats: dict | None = None) -> dict:
     """Best wall time and largest peak RSS of each job {name: (argv, stdout, env, after)},
     the jobs in turns, `after` run outside the timing after each; repeats: fewer runs
     for some jobs."""
-    res = {k: {"times": [], "rss": []} for k in jobs}
+    res = {k: {"times": [], "cpu": [], "rss": []} for k in jobs}
     for turn in range(repeat):
         for k, (argv, stdout, env, after) in jobs.items():
             if turn >= (repeats or {}).get(k, repeat):
                 continue
-            wall, peak, code, err = run(argv, env=env, stdout_path=stdout)
+            wall, cpu, peak, code, err = run(argv, env=env, stdout_path=stdout)
             if code != 0:
                 raise Failure(f"{k}: {' '.join(argv[:3])}...: exit {code}: "
                               f"{(err.splitlines() or [''])[-1]}")
             res[k]["times"].append(wall)
+            res[k]["cpu"].append(cpu)
             res[k]["rss"].append(peak)
             if after:
                 after()
     for r in res.values():
-        r.update(best=min(r["times"]), peak_rss=max(r["rss"]))
+        r.update(best=min(r["times"]), best_cpu=min(r["cpu"]), peak_rss=max(r["rss"]))
     return res
 
 
@@ -152,15 +183,16 @@ def warm(verb: str, src: str, out: str, repeat: int, coding: str, env) -> dict:
     fd, path = tempfile.mkstemp(prefix="tqspeed-", suffix=".json")
     os.close(fd)
     try:
-        wall, peak, code, err = run([sys.executable, "-c", WARM_WORKER, verb, src, out,
-                                     str(repeat), coding], env=env, stdout_path=path)
+        wall, _, peak, code, err = run([sys.executable, "-c", WARM_WORKER, verb, src, out,
+                                        str(repeat), coding], env=env, stdout_path=path)
         if code != 0:
             raise Failure(f"warm {verb}: exit {code}: {(err.splitlines() or [''])[-1]}")
         with open(path) as f:
             times = json.loads(f.read().strip().splitlines()[-1])
     finally:
         remove(path)
-    return {"best": min(times), "times": times, "peak_rss": peak}
+    return {"best": min(t for t, _ in times), "best_cpu": min(c for _, c in times),
+            "times": times, "peak_rss": peak}
 
 
 def main(argv=None) -> int:
@@ -211,7 +243,7 @@ def main(argv=None) -> int:
             env = env_old if tool.startswith("base") else env_new
             c, _, dd, _ = commands(tool, tq, small, small + ".tqz", small + ".back.npy")
             for cmd in (c, dd):
-                if run(cmd, env=env)[2] != 0:
+                if run(cmd, env=env)[3] != 0:
                     raise Failure(f"{tool}: {' '.join(cmd)} failed")
     remove(small, small + ".tqz", small + ".back.npy")
     for n in rows:
@@ -249,23 +281,23 @@ def main(argv=None) -> int:
         for verb, res in (("compress", comp), ("decompress", dec)):
             ref = res.get("zstd", {}).get("best")
             for t in tools:
-                report.append((n, gb, verb, NAMES[t], res[t]["best"], ref, res[t]["peak_rss"],
-                               sizes[t], t))
+                report.append((n, gb, verb, NAMES[t], res[t]["best"], res[t]["best_cpu"],
+                               ref, res[t]["peak_rss"], sizes[t], t))
                 if t in warm_rows:
                     w = warm_rows[t][0 if verb == "compress" else 1]
-                    report.append((n, gb, verb, NAMES[t] + ", warm", w["best"], ref,
-                                   w["peak_rss"], sizes[t], t + "-warm"))
+                    report.append((n, gb, verb, NAMES[t] + ", warm", w["best"], w["best_cpu"],
+                                   ref, w["peak_rss"], sizes[t], t + "-warm"))
     print(f"tq speed: {os.cpu_count()} cores, in {args.workdir}, best of {args.repeat}, "
           f"tools in turns; GB/s of the float32 bytes; 'vs zstd' = zstd's time / the tool's")
-    print(f"{'input':>14} {'':<10} {'tool':<34} {'seconds':>8} {'GB/s':>6} {'vs zstd':>8} "
-          f"{'peak RSS':>9} {'output':>10} {'target':>8}")
-    for n, gb, verb, name, best, ref, rss, size, key in report:
+    print(f"{'input':>14} {'':<10} {'tool':<34} {'seconds':>8} {'cpu s':>6} {'GB/s':>6} "
+          f"{'vs zstd':>8} {'peak RSS':>9} {'output':>10} {'target':>8}")
+    for n, gb, verb, name, best, cpu, ref, rss, size, key in report:
         vs = f"{ref / best:7.2f}x" if ref else f"{'':>8}"
         target = ""
         if key == "tq" and ref:
             ok = ref / best >= TARGETS[verb] and rss <= RSS_TARGET
             target = f"{'met' if ok else 'NOT met'}"
-        print(f"{n:>8}x{d:<5} {verb:<10} {name:<34} {best:>8.3f} {gb / best:>6.2f} {vs} "
+        print(f"{n:>8}x{d:<5} {verb:<10} {name:<34} {best:>8.3f} {cpu:>6.2f} {gb / best:>6.2f} {vs} "
               f"{rss / MIB:>5.0f} MiB {size / 1e6:>7.1f}MB {target:>8}")
     print(f"targets (fixed coding, cold): decompress >= {TARGETS['decompress']}x zstd -d, "
           f"compress >= {TARGETS['compress']}x zstd -1 -T0, peak RSS <= 300 MiB")
