@@ -71,7 +71,7 @@ from .lanes import LANES
 __all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod",
            "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "rans_encode",
            "rans_decode", "rans_slot_table", "max_words", "rotate_rows", "gaussian_fill", "divide", "warm_up",
-           "set_threads", "thread_count", "local_threads", "thread_limit", "on_first_compile", "is_cached",
+           "set_threads", "thread_count", "thread_limit", "on_first_compile", "is_cached",
            "COMPILE_SECONDS"]
 
 
@@ -130,6 +130,9 @@ class local_threads:
 
     def __exit__(self, *exc):
         _local.threads = self.saved
+
+
+__all__ += ["local_threads"]
 
 
 def _run_tasks(driver, n: int, *args) -> None:
