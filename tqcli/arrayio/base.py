@@ -75,6 +75,12 @@ class ArraySource:
     # the blocks of a source that does not say so
     fresh_blocks = False
 
+    def check_unchanged(self) -> None:
+        """After its blocks were read: refuse (InputError, kind "changed") a source that
+        changed meanwhile, where it can tell (a regular file, arrayio.stable); a consumer
+        that reads ahead of its work calls it once the work is done, so that a change
+        during the work is refused as one between reads is."""
+
     @property
     def rereadable(self) -> bool:
         """Whether blocks() may be called again to read everything once more."""

@@ -132,6 +132,9 @@ def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
     if pipes > 1:
         fresh = source.fresh_blocks or arrayio.bf16.is_bf16(source.dtype)
         _encode_in_turns(codec, blocks, fresh, writer, pipes, progress, source.n_rows)
+        # blocks were read ahead of the encoding: a change while the last were encoded
+        # is refused as one between two reads is
+        source.check_unchanged()
         writer.finish()
         return header
     with BackgroundConsumer(writer.write_chunk, depth=2 * batch) as background:
