@@ -19,7 +19,9 @@ Tools (--tools, any of tq, entropy, zstd, xz):
     zstd      zstd -1 -T0                 /  zstd -d
     xz        xz -0 -T0                   /  xz -d -T0
 Each command runs in a fresh process (cold start: the interpreter, imports and numba's
-cached kernels are loaded each time; the page cache is warm), the tools in turns
+cached kernels are loaded each time; the page cache is warm; PYTHONDONTWRITEBYTECODE is
+dropped, so that tq runs with its bytecode cached as an installed copy does -- a tree
+without .pyc files pays ~0.1-0.2 s of compiling per process), the tools in turns
 (A B C A B C ...), best of --repeat (xz: of --xz-repeat, default 1: xz -0 runs at
 ~10 MB/s per core on these floats); outputs are deleted after each run, outside the
 timing, so no run pays for freeing an earlier one's pages.  Peak RSS is the child's
@@ -221,16 +223,19 @@ def main(argv=None) -> int:
     if "zstd" not in tools:
         log("no zstd in --tools: the 'vs zstd' column stays empty")
     here_tree = os.path.dirname(HERE)
+    # as an installed tq runs: with its bytecode cached (the first, untimed run writes it
+    # where the tree is writable), not compiling every module in every timed process
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if args.baseline:
         tq = [sys.executable, "-m", "tqcli"]
-        env_new = dict(os.environ, PYTHONPATH=here_tree)
-        env_old = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline))
+        env_new = dict(env, PYTHONPATH=here_tree)
+        env_old = dict(env, PYTHONPATH=os.path.abspath(args.baseline))
         tools += [{"tq": "base", "entropy": "base-entropy"}[t] for t in list(tools)
                   if t in ("tq", "entropy")]
     else:
         exe = os.path.join(os.path.dirname(sys.executable), "tq")
         tq = [exe if os.access(exe, os.X_OK) else (shutil.which("tq") or "tq")]
-        env_new = env_old = None
+        env_new = env_old = env
     os.makedirs(args.workdir, exist_ok=True)
     d = args.dim
     rows = [int(r) for r in args.rows.split(",") if r]
@@ -240,10 +245,10 @@ def main(argv=None) -> int:
     make_input(small, 1000, d)
     for tool in tools:
         if tool in ("tq", "entropy", "base", "base-entropy"):
-            env = env_old if tool.startswith("base") else env_new
+            tenv = env_old if tool.startswith("base") else env_new
             c, _, dd, _ = commands(tool, tq, small, small + ".tqz", small + ".back.npy")
             for cmd in (c, dd):
-                if run(cmd, env=env)[3] != 0:
+                if run(cmd, env=tenv)[3] != 0:
                     raise Failure(f"{tool}: {' '.join(cmd)} failed")
     remove(small, small + ".tqz", small + ".back.npy")
     for n in rows:
