@@ -70,6 +70,17 @@ class ArraySource:
         """Yield consecutive (k, d) native-order arrays with k == rows except the last."""
         raise NotImplementedError
 
+    # whether every block blocks() yields stays as it is after the next one is asked for
+    # (not a buffer the source fills again): a consumer that holds several at once copies
+    # the blocks of a source that does not say so
+    fresh_blocks = False
+
+    def check_unchanged(self) -> None:
+        """After its blocks were read: refuse (InputError, kind "changed") a source that
+        changed meanwhile, where it can tell (a regular file, arrayio.stable); a consumer
+        that reads ahead of its work calls it once the work is done, so that a change
+        during the work is refused as one between reads is."""
+
     @property
     def rereadable(self) -> bool:
         """Whether blocks() may be called again to read everything once more."""
@@ -114,6 +125,8 @@ class SelectionSource(ArraySource):
     _read_run(out, sel, lo, hi), and turns a failed read into its own error with
     _read_error(e) (None: let the exception through).
     """
+
+    fresh_blocks = True
 
     def _read_whole(self, out: np.ndarray) -> None:
         raise NotImplementedError

@@ -165,6 +165,13 @@ class SafetensorsSource(ArraySource):
         self.name, self.shape, self.dtype = path, shape, _dtype(dt)
         self._stored, self._start, self._opened = dt, start, opened
 
+    fresh_blocks = True
+
+    def check_unchanged(self) -> None:
+        stable = getattr(self, "_stable", None)
+        if stable is not None:  # its descriptor is closed with the last block: by name
+            stable.check_name()
+
     def blocks(self, rows: int):
         """Blocks by positioned reads, each a new array, the file checked around every
         read (arrayio.stable: no memory map, so no SIGBUS if it is truncated meanwhile)."""
@@ -174,7 +181,7 @@ class SafetensorsSource(ArraySource):
         bf = self._stored == "bfloat16"
         stored = np.dtype("<u2") if bf else np.dtype(self._stored).newbyteorder("<")
         with open(self.name, "rb", buffering=0) as fh:
-            f = StableFile(fh.fileno(), self.name, self._opened)
+            f = self._stable = StableFile(fh.fileno(), self.name, self._opened)
             for a in range(0, n, rows):
                 block = np.empty((min(rows, n - a), d), stored)
                 f.read_into(block.reshape(-1).view(np.uint8),

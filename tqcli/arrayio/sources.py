@@ -85,13 +85,22 @@ class NpyStreamSource(ArraySource):
     def rereadable(self) -> bool:
         return self.size is not None  # a file (read by position); not a pipe
 
+    @property
+    def fresh_blocks(self) -> bool:
+        return self.size is not None  # a file's blocks are new arrays; a pipe's reuse one
+
+    def check_unchanged(self) -> None:
+        stable = getattr(self, "_stable", None)
+        if stable is not None:
+            stable.check()
+
     def _file_blocks(self, rows: int):
         """Blocks of a regular file by positioned reads, each into a new array (a consumer
         may keep them): no memory map, whose pages would turn a file truncated while tq
         reads it into SIGBUS.  The file is checked around every read (StableFile): one
         truncated, grown, rewritten or replaced meanwhile is refused with one line."""
         d, n = self.dim, self.n_rows
-        f = StableFile(self.stream.fileno(), self.name, self._opened)
+        f = self._stable = StableFile(self.stream.fileno(), self.name, self._opened)
         native = self.dtype.newbyteorder("=")
         row_bytes = d * self.dtype.itemsize
         if self.fortran and len(self.shape) > 1:
@@ -293,6 +302,8 @@ class InMemorySource(ArraySource):
         check_shape(arr.shape)
         self.array, self.name = arr, name
         self.shape, self.dtype = arr.shape, arr.dtype
+
+    fresh_blocks = True  # views of the array, or copies
 
     def blocks(self, rows: int):
         flat = self.array.reshape(self.n_rows, self.dim)

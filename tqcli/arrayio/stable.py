@@ -36,7 +36,17 @@ class StableFile:
 
     def check(self) -> None:
         """Refuse the file if it is no longer what it was when opened (InputError)."""
-        st = os.fstat(self.fd)
+        self._compare(os.fstat(self.fd))
+
+    def check_name(self) -> None:
+        """check() by the file's name alone, for after its descriptor was closed."""
+        try:
+            st = os.stat(self.name)
+        except OSError:  # removed: its data was read through the descriptor
+            return
+        self._compare(st)
+
+    def _compare(self, st: os.stat_result) -> None:
         if st.st_size != self.size:
             how = "truncated" if st.st_size < self.size else "grown"
             raise InputError(f"changed while tq read it ({how} from {self.size} to "

@@ -144,9 +144,18 @@ def _decompress_to_zarr(f: TqFile, output: str, shape, dt, starts, stops, force,
 
 def write_runs(f: TqFile, starts, stops, write, progress=None) -> None:
     """write(block) for the decoded rows of the runs, in order.  While a decoded chunk is
-    small, three buffers in turn and a queue of one keep the block being written out of
-    the decoder's way; a large one (format/memory.py decoding_buffers) has one buffer,
-    written before the next chunk is decoded, so the budget holds one chunk, not three."""
+    small and two threads may run (format/memory.py decode_pipelines), two threads each
+    decode a chunk into a buffer of their own and write it in turn (TqFile.decode_runs):
+    one writes while the other decodes, with no hand-over between them.  With one thread,
+    three buffers in turn and a queue of one keep the block being written out of the
+    decoder's way; a large chunk (decoding_buffers) has one buffer, written before the next
+    chunk is decoded, so the budget holds one chunk, not three."""
+    from .. import kernels
+
+    pipes = memory.decode_pipelines(f.header, kernels.thread_count())
+    if pipes > 1:
+        f.decode_runs(starts, stops, write, progress=progress, pipelines=pipes)
+        return
     buffers = memory.decoding_buffers(f.header)
     blocks = f.iter_runs(starts, stops, progress=progress, buffers=buffers)
     if buffers == 1:

@@ -217,12 +217,15 @@ class ContainerReader:
             raise ValueError("a stream's sizes are known once it has been read to its end")
         return entries
 
-    def read_chunk(self, i: int, verify: bool = True) -> memoryview:
+    def read_chunk(self, i: int, verify: bool = True, into: bytearray | None = None) -> memoryview:
         """Payload of chunk i, its CRC checked.  Streams must read chunks in order.
 
         The view stays valid until the next read_chunk call: a seekable container, whose
         sizes have been checked against the file's length, reads every chunk into one
-        reused buffer (no fresh memory to fault in per chunk).
+        reused buffer (no fresh memory to fault in per chunk) -- or into `into`, a
+        bytearray of the caller's of at least max_payload_size + 4 bytes, whose view stays
+        valid as long as the caller does not reuse it: for callers decoding several chunks
+        at once.
         """
         hdr = self.header
         rows = hdr.chunk_rows_of(i)
@@ -248,7 +251,7 @@ class ContainerReader:
             # the bytes that arrived (a stream's length is unknown, 13.9)
             expansion.check_chunk(hdr, i, n + CRC.size, self.max_ratio)
         if self.seekable and hasattr(self.stream, "readinto"):
-            data = self._read_reused(n + CRC.size, f"chunk {i}")
+            data = self._read_reused(n + CRC.size, f"chunk {i}", into)
         elif prefix:  # one join of the prefix and the pieces: at most twice the payload
             data = _read_exact(_after(prefix, self.stream.read), n + CRC.size, f"chunk {i}")
         else:
@@ -265,10 +268,16 @@ class ContainerReader:
         self._crcs.append(stored)
         return memoryview(data)[:n]
 
-    def _read_reused(self, n: int, what: str) -> memoryview:
-        if self._buf is None or len(self._buf) < n:
-            self._buf = bytearray(n)
-        view = memoryview(self._buf)[:n]
+    def _read_reused(self, n: int, what: str, into: bytearray | None = None) -> memoryview:
+        if into is not None:
+            if len(into) < n:
+                raise ValueError("the buffer is smaller than the chunk")
+            buf = into
+        else:
+            if self._buf is None or len(self._buf) < n:
+                self._buf = bytearray(n)
+            buf = self._buf
+        view = memoryview(buf)[:n]
         got = 0
         while got < n:
             k = self.stream.readinto(view[got:])

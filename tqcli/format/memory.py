@@ -13,9 +13,11 @@ Terms, for a chunk of r = min(R, n) rows of d values (w = 8 with float64 scales,
   tables     8 T d + 20 T B   the rotation plan (codec/rotations/base.py plan_bytes)
   build      32 d + 4096      numpy temporaries while the plan is built (prng streams)
   sketch     4 d^2            prod mode's S (codec/state.py make_sketch)
-  payload    2 (P(r) + 4)     the chunk's bytes; a stream joins its pieces once
-  coding     coding state     the entropy coding's symbols and slot table
-  decoded    k w r d          k chunk buffers in turn (decoding_buffers: 3 while small)
+  payload    2 p (P(r) + 4)   the chunk's bytes; a stream joins its pieces once; p = 2
+                              chunks decoded at once while small (decode_pipelines)
+  coding     p coding state   the entropy coding's symbols and slot table
+  decoded    k w r d          k chunk buffers in turn (decoding_buffers: 3 while small;
+                              p = 2 decoding threads hold one each)
   scratch    m s              m = min(threads, tasks of r rows) kernel tasks at once, each
                               s bytes (the coding's kernel_scratch_bytes)
   pieces     3 min(max(PIECE, 8 d), 8 r d)
@@ -40,6 +42,29 @@ def task_count(rows: int) -> int:
     """Kernel tasks for `rows` rows (tqcli/kernels/groups.py task_count)."""
     groups = -(-rows // LANES)
     return -(-groups // GROUPS_PER_TASK)
+
+
+PIPELINES = 2  # chunks decoded (or batches encoded) at once by threads of their own
+
+
+def decode_pipelines(header, threads: int) -> int:
+    """Threads that each decode a chunk of their own and write it in turn
+    (TqFile.decode_runs): PIPELINES while a decoded chunk is at most OVERLAP_BYTES and
+    two threads may run, else 1 (one decoder, as decoding_buffers says)."""
+    return PIPELINES if threads >= 2 and chunk_bytes(header) <= OVERLAP_BYTES else 1
+
+
+def encode_pipelines(header, threads: int) -> int:
+    """Threads that each encode a batch of their own and write it in turn
+    (library/api.py _compress_once): PIPELINES when two threads may run and a batch
+    (batch_chunks) has a chunk for each, else 1."""
+    return PIPELINES if threads >= 2 and batch_chunks(header) >= PIPELINES else 1
+
+
+def pipe_batch_chunks(header, threads: int) -> int:
+    """Chunks of one encoding thread's batch: the batch shared among the
+    encode_pipelines threads, so that together they hold what one batch is."""
+    return batch_chunks(header) // encode_pipelines(header, threads)
 
 
 def decoding_buffers(header) -> int:
@@ -69,12 +94,13 @@ def decode_terms(header, workers: int | None = None) -> dict:
     coding = header.payload_coding
     threads = limits.thread_limit() if workers is None else workers
     tasks = max(1, min(threads, task_count(rows)))
+    pipes = decode_pipelines(header, threads)  # each with its payload and coding state
     return {
         "tables": header.rotation_kind.plan_bytes(d, header.rounds),
         "build": BUILD_BYTES_PER_D * d + BUILD_FIXED,
         "sketch": 4 * d * d if header.mode == "prod" else 0,
-        "payload": 2 * (coding.max_payload_size(header, rows) + 4),
-        "coding": coding.decode_state_bytes(header, rows),
+        "payload": pipes * 2 * (coding.max_payload_size(header, rows) + 4),
+        "coding": pipes * coding.decode_state_bytes(header, rows),
         "decoded": decoding_buffers(header) * chunk_bytes(header),
         "scratch": tasks * coding.kernel_scratch_bytes(header),
         "pieces": 3 * min(max(PIECE, 8 * d), 8 * rows * d),
@@ -101,14 +127,17 @@ def encode_terms(header, itemsize: int = 8, workers: int | None = None) -> dict:
     """What compressing rows of `itemsize` bytes per value under this header holds at its
     peak, beyond the interpreter: a batch of input rows as read and joined by a
     collection's reblocking (twice), widened to binary32 (float16, bfloat16) or centred in
-    binary64 as the kernels take it, the rotation and prod
-    mode's sketch with its transpose, the kernels' scratch, and the payloads of three
-    batches (one encoded while two wait for the writer)."""
+    binary64 as the kernels take it (a batch shared among the encode_pipelines threads,
+    pipe_batch_chunks each), the rotation and prod mode's sketch with its transpose, the
+    kernels' scratch, and the payloads of three batches (at most one per thread, waiting
+    for its turn to be written)."""
     d = header.dim
     n = max(header.n_vectors, 1)
-    rows = min(header.chunk_rows * batch_chunks(header), max(n, header.chunk_rows))
     coding = header.payload_coding
     threads = limits.thread_limit() if workers is None else workers
+    pipes = encode_pipelines(header, threads)  # each with a batch of its own
+    per = pipe_batch_chunks(header, threads) * header.chunk_rows
+    rows = min(per * pipes, max(n, header.chunk_rows))  # input rows held at once
     tasks = max(1, min(threads, task_count(rows)))
     chunks = -(-rows // header.chunk_rows)
     return {
@@ -118,7 +147,7 @@ def encode_terms(header, itemsize: int = 8, workers: int | None = None) -> dict:
         "build": BUILD_BYTES_PER_D * d + BUILD_FIXED,
         "sketch": 8 * d * d if header.mode == "prod" else 0,
         "scratch": tasks * coding.encode_scratch_bytes(header),
-        "coding": coding.decode_state_bytes(header, rows) + 16 * rows,
+        "coding": pipes * coding.decode_state_bytes(header, min(per, rows)) + 16 * rows,
         "payloads": 3 * chunks * (coding.max_payload_size(header, header.chunk_rows) + 4),
         "stages": _stage_bytes(header),
     }

@@ -111,6 +111,30 @@ def thread_count() -> int:
     return _threads
 
 
+_local = threading.local()
+
+
+class local_threads:
+    """`with local_threads(n):` kernels called from this thread use at most n worker
+    threads (never more than set_threads allows): for callers that run several kernel
+    calls at once, each in a thread of its own (tqcli/arrayio/pipeline.py run_ordered), so
+    that together they use the cores once.  The output does not depend on it."""
+
+    def __init__(self, n: int):
+        self.n = max(1, int(n))
+
+    def __enter__(self):
+        self.saved = getattr(_local, "threads", None)
+        _local.threads = self.n
+        return self
+
+    def __exit__(self, *exc):
+        _local.threads = self.saved
+
+
+__all__ += ["local_threads"]
+
+
 def _run_tasks(driver, n: int, *args) -> None:
     """Run `driver(*args, task0, task1)` over the tasks of n rows, one contiguous range
     of tasks per worker thread (the calling thread takes the first).  The drivers release
@@ -122,19 +146,21 @@ def _run_task_range(driver, ntasks: int, *args) -> None:
     """Run `driver(*args, task0, task1)` over tasks 0..ntasks-1, one contiguous range per
     worker thread (see _run_tasks)."""
     global _pool, _pool_size
-    workers = min(_threads, ntasks)
+    here = getattr(_local, "threads", None)
+    workers = min(_threads if here is None else min(here, _threads), ntasks)
     if workers <= 1:
         driver(*args, 0, ntasks)
         return
-    with _pool_lock:
+    cuts = [ntasks * i // workers for i in range(workers + 1)]
+    with _pool_lock:  # submitted under the lock: another caller may be replacing the pool
         if _pool_size < workers - 1:
             if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="tq-kernel")
-            _pool_size = workers - 1
-        pool = _pool
-    cuts = [ntasks * i // workers for i in range(workers + 1)]
-    futures = [pool.submit(driver, *args, cuts[i], cuts[i + 1]) for i in range(1, workers)]
+                _pool.shutdown(wait=False)  # what was submitted to it still runs
+            size = max(workers, _threads) - 1  # room for callers under local_threads too
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tq-kernel")
+            _pool_size = size
+        futures = [_pool.submit(driver, *args, cuts[i], cuts[i + 1])
+                   for i in range(1, workers)]
     try:
         driver(*args, cuts[0], cuts[1])
     finally:

@@ -12,14 +12,29 @@ import numpy as np
 from numba import njit
 
 from .groups import axpy8, group_rows, group_count, task_groups, unpack_group
-from .lanes import LANES
+from .lanes import LANES, store_scaled8
 from .rotate import rotate_inverse_lanes
 
 
 @njit(cache=True)
 def _store_lanes(t, scales, r0, rows, out):
-    """out rows r0.. <- scale * lane; a zero scale gives exact +0.0 (whatever the lane)."""
+    """out rows r0.. <- scale * lane; a zero scale gives exact +0.0 (whatever the lane).
+    A full group is written 8 x 8 blocks at a time (lanes.store_scaled8, the same
+    products), then the last d mod 8 columns and the zero-scale rows one value at a time."""
     d = out.shape[1]
+    if rows == LANES:
+        d8 = d - d % LANES
+        for i in range(0, d8, LANES):
+            store_scaled8(t, i, scales, r0, out)
+        for l in range(LANES):
+            s = scales[r0 + l]
+            row = out[r0 + l]
+            if s != 0:
+                for i in range(d8, d):
+                    row[i] = s * t[i * LANES + l]
+            else:
+                row[:] = 0.0
+        return
     for l in range(rows):
         s = scales[r0 + l]
         row = out[r0 + l]

@@ -382,3 +382,52 @@ def ls_sums_8(typingctx, t, cents, codes, d, yc, cc):
 
     return sig, codegen
 
+
+
+# ----------------------------------------------------------------------------- decode steps
+
+
+@intrinsic
+def store_scaled8(typingctx, t, col, scales, r0, out):
+    """out[r0 + l, col:col + 8] <- scales[r0 + l] * coordinates col..col+7 of lane l, for
+    the 8 lanes: an 8 x 8 block of a group written back to its rows (a transpose), each
+    value rounded exactly as the scalar `s * t[i * 8 + l]` stored into `out` rounds it
+    (float32 times a float32 scale; widened to binary64 for a float64 scale; then
+    converted to out's dtype if it differs).  Scales and out: float32 or float64."""
+    floats = (types.float32, types.float64)
+    if getattr(scales, "dtype", None) not in floats or getattr(out, "dtype", None) not in floats:
+        return None
+    sig = types.none(t, col, scales, r0, out)
+    wide = scales.dtype == types.float64       # the product's type, as numba types it
+    to64 = out.dtype == types.float64
+
+    def codegen(context, builder, signature, args):
+        tty, _, sty, _, oty = signature.args
+        t_a, col, s_a, r0, o_a = args
+        tp = _array_ptr(context, builder, tty, t_a)
+        rows = [builder.load(_row_ptr(builder, tp, builder.add(col, ir.Constant(col.type, k))),
+                             align=4) for k in range(LANES)]
+        cols = _transpose8(builder, rows)  # cols[l]: lane l's coordinates col..col+7
+        sp = _array_ptr(context, builder, sty, s_a)
+        o = context.make_array(oty)(context, builder, o_a)
+        stride0 = cgutils.unpack_tuple(builder, o.strides, 2)[0]
+        base = builder.bitcast(o.data, ir.IntType(8).as_pointer())
+        pty = _LANES_F64 if wide else _ROW
+        oty_v = _LANES_F64 if to64 else _ROW
+        size = 8 if to64 else 4
+        for l in range(LANES):
+            r = builder.add(r0, ir.Constant(r0.type, l))
+            s = builder.load(builder.gep(sp, [r]))
+            v = builder.fpext(cols[l], pty) if wide else cols[l]
+            v = builder.fmul(v, _splat(builder, s, pty))
+            if wide and not to64:
+                v = builder.fptrunc(v, oty_v)
+            elif to64 and not wide:
+                v = builder.fpext(v, oty_v)
+            off = builder.add(builder.mul(r, stride0),
+                              builder.mul(col, ir.Constant(col.type, size)))
+            ptr = builder.bitcast(builder.gep(base, [off]), oty_v.as_pointer())
+            builder.store(v, ptr, align=size)
+        return context.get_dummy_value()
+
+    return sig, codegen

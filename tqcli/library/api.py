@@ -116,9 +116,15 @@ def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
                         getattr(source, "chunk_bytes", 0))
     # several chunks go through the kernels at once (fewer calls, fewer thread launches);
     # each is checksummed and written while the next batch is encoded
-    batch = memory.batch_chunks(header)
+    from .. import kernels
+
+    pipes = memory.encode_pipelines(header, kernels.thread_count())
     if blocks is None:
-        blocks = _blocks(source, header.chunk_rows * batch)
+        blocks = _blocks(source, header.chunk_rows * memory.pipe_batch_chunks(
+            header, kernels.thread_count()))
+    else:  # a pipe read for the adaptive fit: its first batch is the whole batch, so
+        pipes = 1  # one pipeline holds what the encoder's count allows for all of them
+    batch = memory.batch_chunks(header)
     if any(s.wanted(options) for s in stages.STAGES):
         # the header holds the fitted stages' parameters, so they are known before the
         # first chunk is written: fitted once, from the first chunk's vectors (also on a
@@ -134,6 +140,14 @@ def _compress_once(source, out, options: EncodeOptions, scale_dtype: str,
     row = 0
     if progress is not None:
         progress(0, source.n_rows)
+    if pipes > 1:
+        fresh = source.fresh_blocks or arrayio.bf16.is_bf16(source.dtype)
+        _encode_in_turns(codec, blocks, fresh, writer, pipes, progress, source.n_rows)
+        # blocks were read ahead of the encoding: a change while the last were encoded
+        # is refused as one between two reads is
+        source.check_unchanged()
+        writer.finish()
+        return header
     with BackgroundConsumer(writer.write_chunk, depth=2 * batch) as background:
         for block in blocks:
             for payload in codec.encode_chunks(block, row):
@@ -151,6 +165,48 @@ def _blocks(source, rows: int):
     if arrayio.bf16.is_bf16(source.dtype):  # exact float32 values: no new kernel
         blocks = (arrayio.bf16.to_f32(b) for b in blocks)
     return blocks
+
+
+def _encode_in_turns(codec, blocks, fresh: bool, writer, pipes: int, progress,
+                     total: int) -> None:
+    """Encode the blocks with `pipes` threads, each reading a block of its own, encoding
+    it (its kernels on thread_count() // pipes threads) and writing its chunks in turn
+    (tqcli.arrayio.pipeline.run_ordered): reading, encoding and writing overlap, and the
+    bytes are those of one block at a time.  A block of a source that may fill the same
+    buffer again (not `fresh`) is copied into the thread's own buffer first."""
+    from .. import kernels
+    from ..arrayio.pipeline import run_ordered
+
+    share = max(1, kernels.thread_count() // pipes)
+    at = [0]
+
+    def take(state):
+        block = next(blocks, None)
+        if block is None:
+            return None
+        if not fresh:  # the source may refill this buffer while the block is encoded
+            own = state.get("input")
+            if own is None or own.shape[0] < block.shape[0] or own.dtype != block.dtype:
+                own = state["input"] = np.empty_like(block)  # the first block is the largest
+            np.copyto(own[:block.shape[0]], block)
+            block = own[:block.shape[0]]
+        row = at[0]
+        at[0] += block.shape[0]
+        return block, row
+
+    def work(item, state):
+        block, row = item
+        with kernels.local_threads(share):
+            return codec.encode_chunks(block, row), row + block.shape[0]
+
+    def emit(result):
+        payloads, done = result
+        for payload in payloads:
+            writer.write_chunk(payload)
+        if progress is not None:
+            progress(done, total)
+
+    run_ordered(take, work, emit, pipes)
 
 
 def _new_header(dim: int, options: EncodeOptions, fields: dict) -> Header:

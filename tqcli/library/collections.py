@@ -140,6 +140,9 @@ class _Reblocked(arrayio.ArraySource):
     def chunk_bytes(self) -> int:
         return getattr(self.inner, "chunk_bytes", 0)
 
+    def check_unchanged(self) -> None:
+        self.inner.check_unchanged()
+
     def blocks(self, rows: int):
         # no reference to a block outlives its use here: while the next one is read or
         # encoded, the one before it is gone (the encoder's count holds two at most)

@@ -215,20 +215,73 @@ class TqFile(OpenContainer, LazyArray):
                 pool.append(np.empty((min(cr, h.n_vectors), h.dim), codec.out_dtype))
             block = _decode_chunk(codec, payload, n, i, pool[turn % len(pool)])
             turn += 1
-            base = i * cr
-            j0 = int(np.searchsorted(stops, base, side="right"))
-            j1 = int(np.searchsorted(starts, base + n, side="left"))
-            lo = np.maximum(starts[j0:j1] - base, 0)
-            hi = np.minimum(stops[j0:j1] - base, n)
-            if j1 - j0 == 1:
-                part = block[int(lo[0]):int(hi[0])]
-            else:
-                part = block[_gather_index(lo, hi)]
+            part = _part_of(block, i * cr, starts, stops)
             yield part
             done += part.shape[0]
             if progress is not None:
                 progress(done, total)
         reader.finish_stream()
+
+    def decode_runs(self, starts, stops, emit, *, progress=None, pipelines: int = 2) -> None:
+        """emit(block) for the blocks iter_runs(starts, stops) yields, in order, with
+        `pipelines` chunks decoded at once, each by a thread of its own into buffers of its
+        own, while an earlier one is emitted (tqcli.arrayio.pipeline.run_ordered): decoding
+        and writing overlap without a hand-over, and each thread's kernels use
+        thread_count() // pipelines threads.  emit is called from any of those threads,
+        one call at a time; a block is valid until emit returns.  Errors are raised as
+        iter_runs raises them, after every earlier block was emitted."""
+        from .. import kernels
+        from ..arrayio.pipeline import run_ordered
+
+        reader, h = self._reader, self.header
+        starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+        total = int((stops - starts).sum())
+        if progress is not None:
+            progress(0, total)
+        cr = h.chunk_rows
+        c_lo, c_hi = _chunk_intervals(starts, stops, cr)
+        if reader.seekable:
+            chunks = iter([i for a, b in zip(c_lo.tolist(), c_hi.tolist())
+                           for i in range(a, b + 1)])
+        else:
+            chunks = iter(range(h.n_chunks))
+        share = max(1, kernels.thread_count() // max(1, pipelines))
+        run = {"codec": None, "done": 0}
+
+        def take(state):
+            for i in chunks:
+                into = None
+                if reader.seekable:  # its sizes are checked: a buffer of each thread's own
+                    if "payload" not in state:
+                        room = h.max_payload_size(min(cr, h.n_vectors)) + 4  # and its CRC
+                        state["payload"] = bytearray(room)
+                    into = state["payload"]
+                payload = reader.read_chunk(i, into=into)
+                k = int(np.searchsorted(c_hi, i))
+                if k == c_lo.size or c_lo[k] > i:  # a stream's chunk outside the selection
+                    continue
+                if run["codec"] is None:
+                    run["codec"] = Codec(h)
+                return i, payload
+            reader.finish_stream()
+            return None
+
+        def work(item, state):
+            i, payload = item
+            codec = run["codec"]
+            if "out" not in state:  # allocated once a chunk has proved the header honest
+                state["out"] = np.empty((min(cr, h.n_vectors), h.dim), codec.out_dtype)
+            with kernels.local_threads(share):
+                block = _decode_chunk(codec, payload, h.chunk_rows_of(i), i, state["out"])
+            return _part_of(block, i * cr, starts, stops)
+
+        def put(part):
+            emit(part)
+            run["done"] += part.shape[0]
+            if progress is not None:
+                progress(run["done"], total)
+
+        run_ordered(take, work, put, pipelines)
 
     def read(self, rows=None, dtype: str | None = None, select=None) -> np.ndarray:
         """Decode `rows` (None: all, in the original shape; else a 2-D (rows, d) array), or
@@ -244,11 +297,22 @@ class TqFile(OpenContainer, LazyArray):
         count = int((stops - starts).sum())
         if self.seekable:
             # the file's real length has been checked against the header: safe to allocate
+            from .. import kernels
+            from ..format import memory
+
             out = np.empty((count, h.dim), dtype=out_dtype)
-            pos = 0
-            for block in self.iter_runs(starts, stops):
-                out[pos:pos + block.shape[0]] = arrayio.saturating_cast(block, out_dtype)
-                pos += block.shape[0]
+            pos = [0]
+
+            def put(block):
+                out[pos[0]:pos[0] + block.shape[0]] = arrayio.saturating_cast(block, out_dtype)
+                pos[0] += block.shape[0]
+
+            pipes = memory.decode_pipelines(h, kernels.thread_count())
+            if pipes > 1:  # two chunks decoded at once, each copied out in turn
+                self.decode_runs(starts, stops, put, pipelines=pipes)
+            else:
+                for block in self.iter_runs(starts, stops):
+                    put(block)
         else:
             # a stream's header is unchecked until its data arrives: grow with the data
             parts = [arrayio.saturating_cast(block, out_dtype).copy()
@@ -359,6 +423,19 @@ def _decode_chunk(codec: Codec, payload, rows: int, i: int, out=None) -> np.ndar
     except FormatError as e:
         e.chunk, e.reason = i, f"chunk {i}: {e.reason}"
         raise
+
+
+def _part_of(block: np.ndarray, base: int, starts: np.ndarray, stops: np.ndarray):
+    """The rows of sorted, disjoint runs [starts[j], stops[j]) in a decoded chunk whose
+    first row is `base`: a view when one run covers them, else a gathered copy."""
+    n = block.shape[0]
+    j0 = int(np.searchsorted(stops, base, side="right"))
+    j1 = int(np.searchsorted(starts, base + n, side="left"))
+    lo = np.maximum(starts[j0:j1] - base, 0)
+    hi = np.minimum(stops[j0:j1] - base, n)
+    if j1 - j0 == 1:
+        return block[int(lo[0]):int(hi[0])]
+    return block[_gather_index(lo, hi)]
 
 
 def _chunk_intervals(starts: np.ndarray, stops: np.ndarray, cr: int):

@@ -211,6 +211,15 @@ class PayloadCoding:
     def check_payload(self, header, payload, rows: int, chunk: int) -> None:
         """Reader checks on a payload whose CRC matched (FormatError if one fails)."""
 
+    def decoded_bound(self, codec, payload, rows: int) -> float:
+        """An upper bound of |value| of every decoded value of a checked payload (before
+        a centre is added) that holds whatever the bits are, or inf when the coding
+        knows none: below the output type's range, Codec.decode skips its scan for
+        infinities (spec 13.4), which no value can then be."""
+        import math
+
+        return math.inf
+
     def check_decodable(self, header, payload, rows: int, scratch: dict) -> None:
         """The checks the decoder makes on a checked payload while decoding it, except the
         finiteness of the decoded values (spec 13.5): what a verifier adds to check_payload

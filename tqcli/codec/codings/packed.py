@@ -209,6 +209,28 @@ class Packed(PayloadCoding):
         return reference.decode_prod(buf[:ncode], buf[ncode:ncode + nsign], scales, gammas,
                                      codec.plan, codec.centroids, h.code_bits, codec.sketch, rows)
 
+    def decoded_bound(self, codec, payload, rows: int) -> float:
+        """mse mode: a decoded value is s (R^T c)_i, and R^T (block_scale H blocks, signs,
+        permutations; orthonormal up to float32 rounding) keeps the Euclidean norm of the
+        centroid vector c, at most sqrt(d) max|c|, so |value| <= max|s| sqrt(d) max|c|;
+        inside a butterfly before its block's scale the values stay below d max|c|.
+        Twice those (rounding) is the bound, inf when the butterflies could overflow
+        binary32 or in prod mode (its correction is not bounded here)."""
+        import math
+
+        import numpy as np
+
+        h = codec.header
+        if h.mode != "mse" or not codec.centroids.size:
+            return math.inf
+        top = float(np.abs(codec.centroids).max())
+        if 2.0 * h.dim * top > float(np.finfo(np.float32).max) / 4:
+            return math.inf
+        ncode, nsign, _ = self.section_sizes(h, rows)
+        scales = np.frombuffer(payload, dtype=codec.scale_dtype, count=rows,
+                               offset=ncode + nsign)
+        return float(np.abs(scales).max(initial=0)) * 2.0 * math.sqrt(h.dim) * top
+
     def check_payload(self, header, payload, rows: int, chunk: int) -> None:
         """Refuse a chunk whose stored scales or gammas are not finite (spec 13.4): a
         conforming encoder never writes one, so only a corrupt or crafted file has it."""
