@@ -122,3 +122,21 @@ def test_a_damaged_cache_entry_is_ignored(tmp_path, monkeypatch):
         assert codebook._read_cached(d, bits) is None
     codebook._write_cached(d, bits, fresh)
     assert codebook._read_cached(d, bits) == fresh
+
+
+def test_a_command_loads_only_the_kernels_it_calls(tmp_path):
+    """numba builds a kernel module's dispatchers as it imports it: compress (fixed coding)
+    loads the encoder and not the decoder, decompress the decoder and not the encoder,
+    neither the entropy coding's nor the search's kernels."""
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).standard_normal((64, 32), np.float32))
+    others = {"tqcli.kernels.rans", "tqcli.kernels.symbols", "tqcli.kernels.scan_portable",
+              "tqcli.kernels.scan_x86", "tqcli.kernels.scan"}
+    for args, wanted, unwanted in (
+            (["compress", "x.npy", "-q"], "tqcli.kernels.encode", "tqcli.kernels.decode"),
+            (["decompress", "x.npy.tqz", "-o", "y.npy", "-q"], "tqcli.kernels.decode",
+             "tqcli.kernels.encode")):
+        mods = set(_modules(args, cwd=tmp_path))
+        assert wanted in mods and unwanted not in mods and not mods & others, args
+    assert np.load(tmp_path / "y.npy").shape == (64, 32)
