@@ -29,8 +29,8 @@ byte compilation and neither reads the other's cache).  The trees take turns run
      interpreter's exit).  A hook that a tree lacks leaves its column '-'.
 
 --installed also measures each tree as a regular (non-editable) install: a scratch venv
-per tree in the work folder with `pip install --no-deps --no-build-isolation` of a copy of
-the tree and the dependencies of this interpreter's environment behind it (a .pth line),
+per tree in the work folder with `pip install --no-deps` of a copy of the tree (pip
+fetches setuptools for the build) and the dependencies of this interpreter's environment behind it (a .pth line),
 run through that venv's own `tq` script: the start-up a user pays, without the editable
 finder's import hook.  Work files go to --workdir (default /dev/shm).
 """
@@ -245,7 +245,7 @@ def installed(tree_root: str, key: str, work: str) -> tuple[str, str]:
     with open(os.path.join(site, "zz-deps.pth"), "w") as f:  # numpy, numba, click, ...
         f.write(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", os.path.join(venv, "bin", "python"),
-                    "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", src],
+                    "install", "-q", "--no-deps", src],
                    check=True, env=_clean_env(os.environ))
     return os.path.join(venv, "bin", "tq"), os.path.join(venv, "bin", "python")
 
