@@ -140,3 +140,19 @@ def test_a_command_loads_only_the_kernels_it_calls(tmp_path):
         mods = set(_modules(args, cwd=tmp_path))
         assert wanted in mods and unwanted not in mods and not mods & others, args
     assert np.load(tmp_path / "y.npy").shape == (64, 32)
+
+
+def test_the_exit_skips_the_last_collections(tmp_path):
+    """By the time the interpreter shuts down after a command (its own atexit handlers run
+    first, last registered first), every object is frozen out of the garbage collector, so
+    the shutdown does not walk them all again -- for --help, which ends while parsing, too;
+    an error exit still prints its one line."""
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 1000))\n"
+            "from tqcli.cli import main\n"
+            "main(sys.argv[1:], prog_name='tq')\n")
+    for args, status in ((["--help"], 0), (["inspect", "missing.tqz"], 1)):
+        r = subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)
+        assert r.returncode == status and r.stdout.splitlines()[-1] == "frozen True", args
+    assert r.stderr == "tq: missing.tqz: no such file\n"

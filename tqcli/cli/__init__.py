@@ -69,6 +69,10 @@ COMMANDS = {
 class LazyGroup(TqGroup):
     """TqGroup whose commands (COMMANDS) are imported on first use."""
 
+    def main(self, *args, **kwargs):
+        process.freeze_at_exit()  # also for --help and --version, which end while parsing
+        return super().main(*args, **kwargs)
+
     def list_commands(self, ctx):
         return sorted(set(self.commands) | set(COMMANDS))
 
