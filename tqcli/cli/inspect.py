@@ -6,7 +6,6 @@ import json
 
 import click
 
-from . import process
 from .options import CONTEXT, _each, _input_list, common_max_ratio, common_memory
 
 
@@ -20,6 +19,7 @@ from .options import CONTEXT, _each, _input_list, common_max_ratio, common_memor
 def inspect(inputs, as_json, verify, memory_limit, max_ratio):
     """Show the header, sizes and ratio of IN.tqz ('-' or none: stdin); a table of one line
     per file for several."""
+    from ..fileio import reading  # the readers only: no encoder, no kernels
     from ..library.report import collection_text, inspect_table, inspect_text
 
     inputs = _input_list(inputs, None, False, None, False, False)
@@ -33,9 +33,8 @@ def inspect(inputs, as_json, verify, memory_limit, max_ratio):
             reports.clear()
 
     def one(input):
-        result = process.load_fileio().inspect(input, verify=verify,
-                                                memory_limit=memory_limit,
-                                                max_ratio=max_ratio)
+        result = reading.inspect(input, verify=verify, memory_limit=memory_limit,
+                                 max_ratio=max_ratio)
         if len(inputs) == 1:
             click.echo(json.dumps(result, indent=2) if as_json else
                        collection_text(result) if result.get("layout") == "collection" else

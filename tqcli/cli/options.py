@@ -245,7 +245,9 @@ def _each(inputs: list[str], one) -> None:
         else:
             _fail(e.filename or input, e.strerror or str(e))
 
-    if process.load_fileio().each(inputs, one, failed):
+    from ..fileio.names import each  # not the whole of fileio: inspect needs no encoder
+
+    if each(inputs, one, failed):
         _exit(click.get_current_context(), 1)
 
 

@@ -20,7 +20,7 @@ from ..errors import InputError, TqError
 from ..library.collection_file import CollectionFile
 from ..library.tqfile import CollectionError
 from .probe import is_path, refuse_same_file
-from .verbs import open_named
+from .reading import open_named
 
 HIT_EXTENSIONS = (".npz", ".npy")
 

@@ -57,16 +57,48 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import limits
-from . import decode as _decode
-from . import encode as _encode
-from . import gaussian as _gaussian
-from . import rans as _rans
-from . import rotate as _rotate
-from . import scan_portable as _scan_portable
-from . import scan_x86 as _scan_x86
-from . import symbols as _symbols
 from .groups import GROUPS_PER_TASK, task_count
 from .lanes import LANES
+
+
+def _submodule(name: str):
+    if name == "decode":
+        from . import decode as m
+    elif name == "encode":
+        from . import encode as m
+    elif name == "gaussian":
+        from . import gaussian as m
+    elif name == "rans":
+        from . import rans as m
+    elif name == "rotate":
+        from . import rotate as m
+    elif name == "scan_portable":
+        from . import scan_portable as m
+    elif name == "scan_x86":
+        from . import scan_x86 as m
+    else:
+        from . import symbols as m
+    return m
+
+
+class _Lazy:
+    """A kernel module, imported when one of its attributes is first read (then it takes
+    this placeholder's global name).  numba builds a module's dispatchers and intrinsics
+    as it imports it, so a command loads only the kernels it calls: decompress no encoder,
+    compress no decoder, neither the entropy coding's nor the search's."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        module = _submodule(self._name)
+        globals()["_" + self._name] = module
+        return getattr(module, attr)
+
+
+_decode, _encode, _gaussian, _rans, _rotate, _scan_portable, _scan_x86, _symbols = (
+    _Lazy(n) for n in ("decode", "encode", "gaussian", "rans", "rotate", "scan_portable",
+                       "scan_x86", "symbols"))
 
 __all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod",
            "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "rans_encode",
@@ -362,11 +394,12 @@ def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
     return out, first, region_ends - first
 
 
-_RANS_PROBLEMS = {_rans.SHORT_STREAM: "shorter than its coder states",
-                  _rans.BAD_STATE: "a coder state out of range",
-                  _rans.OVERRUN: "the stream ends before its symbols",
-                  _rans.UNREAD: "words left over after its symbols",
-                  _rans.FINAL_STATE: "the coder does not end in its initial state"}
+def _rans_problems() -> dict:
+    return {_rans.SHORT_STREAM: "shorter than its coder states",
+            _rans.BAD_STATE: "a coder state out of range",
+            _rans.OVERRUN: "the stream ends before its symbols",
+            _rans.UNREAD: "words left over after its symbols",
+            _rans.FINAL_STATE: "the coder does not end in its initial state"}
 
 
 def rans_decode(buf, starts, lengths, counts, freqs, precision: int, lanes: int, out,
@@ -395,7 +428,7 @@ def rans_decode(buf, starts, lengths, counts, freqs, precision: int, lanes: int,
     if status.any():
         k = int(np.argmax(status != 0))
         raise FormatError(f"segment {k}: corrupt entropy-coded stream "
-                          f"({_RANS_PROBLEMS[int(status[k])]})", rule="entropy-stream")
+                          f"({_rans_problems()[int(status[k])]})", rule="entropy-stream")
 
 
 def rotate_rows(x, plan, inverse: bool) -> None:
