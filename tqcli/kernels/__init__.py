@@ -61,6 +61,7 @@ from . import decode as _decode
 from . import encode as _encode
 from . import gaussian as _gaussian
 from . import rans as _rans
+from . import rans8 as _rans8
 from . import rotate as _rotate
 from . import scan_portable as _scan_portable
 from . import scan_x86 as _scan_x86
@@ -69,8 +70,8 @@ from .groups import GROUPS_PER_TASK, task_count
 from .lanes import LANES
 
 __all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod",
-           "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "rans_encode",
-           "rans_decode", "rans_slot_table", "max_words", "rotate_rows", "gaussian_fill", "divide", "warm_up",
+           "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "decode_entropy",
+           "rans_encode", "rans_decode", "rans_slot_table", "rans_tables", "max_words", "rotate_rows", "gaussian_fill", "divide", "warm_up",
            "set_threads", "thread_count", "thread_limit", "on_first_compile", "is_cached",
            "COMPILE_SECONDS"]
 
@@ -150,7 +151,8 @@ def _run_task_range(driver, ntasks: int, *args) -> None:
 COMPILE_SECONDS = {"encode_mse_kernel": 5, "encode_prod_kernel": 5, "decode_mse_kernel": 4,
                    "decode_prod_kernel": 5, "rotate_rows_kernel": 3,
                    "encode_symbols_kernel": 5, "decode_symbols_kernel": 4,
-                   "encode_kernel": 2, "decode_kernel": 2,
+                   "encode_kernel": 2, "decode_kernel": 2, "decode_entropy_kernel": 5,
+                   "decode8_kernel": 2,
                    # search (kernels/scan*.py); measured at 2-3x these on the VM under a
                    # load of 6-8: 11 s, 5 s, 2 s, 2 s
                    "scan_avx2": 5, "scan_portable_kernel": 3, "tables_kernel": 1,
@@ -159,6 +161,7 @@ _DRIVERS = {"encode_mse_kernel": _encode, "encode_prod_kernel": _encode,
             "decode_mse_kernel": _decode, "decode_prod_kernel": _decode,
             "rotate_rows_kernel": _rotate, "encode_symbols_kernel": _symbols,
             "decode_symbols_kernel": _symbols, "encode_kernel": _rans,
+            "decode_entropy_kernel": _symbols, "decode8_kernel": _rans8,
             "decode_kernel": _rans, "scan_avx2": _scan_x86,
             "scan_portable_kernel": _scan_portable, "tables_kernel": _scan_portable,
             "layout_kernel": _scan_portable}
@@ -343,33 +346,81 @@ _RANS_PROBLEMS = {_rans.SHORT_STREAM: "shorter than its coder states",
                   _rans.FINAL_STATE: "the coder does not end in its initial state"}
 
 
-def rans_decode(buf, starts, lengths, counts, freqs, precision: int, lanes: int, out,
-                slot_table=None) -> None:
-    """Decode segment k from buf[starts[k]:starts[k] + lengths[k]] (bytes, a multiple of 4)
-    into the next counts[k] entries of `out` (uint16), in parallel.  slot_table:
-    rans_slot_table(freqs, precision), built here when not given (a caller decoding many
-    chunks builds it once).  A stream the decoder of spec 19.3 refuses raises FormatError
-    (rule entropy-stream) naming its segment."""
-    from ..errors import FormatError
+def rans_tables(freqs, precision: int):
+    """The decoder's tables (rans_slot_table, and rans8.decode_tables for J = 8): built once
+    per model by a caller decoding many chunks."""
+    return rans_slot_table(freqs, precision), _rans8.decode_tables(freqs, precision)
 
-    table = rans_slot_table(freqs, precision) if slot_table is None else slot_table
+
+def _segment_layout(buf, starts, lengths, counts, table, precision):
     buf = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
     starts = np.ascontiguousarray(starts, np.int64)
     lengths = np.ascontiguousarray(lengths, np.int64)
     counts = np.ascontiguousarray(counts, np.int64)
-    if (out.dtype != np.uint16 or int(counts.sum()) != out.size or (lengths % 4).any()
-            or (starts < 0).any() or (lengths < 0).any()
+    if ((lengths % 4).any() or (starts < 0).any() or (lengths < 0).any()
             or (starts + lengths > buf.size).any() or table.size != 1 << precision):
         raise ValueError("rans_decode: inconsistent arguments")
-    out_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    status = np.zeros(counts.size, np.int64)
-    _run_task_range(_rans.decode_kernel, counts.size, buf, starts, lengths, counts,
-                    out_starts, table, np.asarray(freqs, np.uint32), _cumulative(freqs),
-                    np.int64(precision), np.int64(lanes), out, status)
+    return buf, starts, lengths, counts
+
+
+def _raise_status(status) -> None:
+    from ..errors import FormatError
+
     if status.any():
         k = int(np.argmax(status != 0))
         raise FormatError(f"segment {k}: corrupt entropy-coded stream "
                           f"({_RANS_PROBLEMS[int(status[k])]})", rule="entropy-stream")
+
+
+def rans_decode(buf, starts, lengths, counts, freqs, precision: int, lanes: int, out,
+                slot_table=None, tables=None) -> None:
+    """Decode segment k from buf[starts[k]:starts[k] + lengths[k]] (bytes, a multiple of 4)
+    into the next counts[k] entries of `out` (uint16), in parallel.  slot_table:
+    rans_slot_table(freqs, precision), or tables: rans_tables(freqs, precision), built here
+    when not given (a caller decoding many chunks builds them once).  A stream the decoder
+    of spec 19.3 refuses raises FormatError (rule entropy-stream) naming its segment."""
+    if tables is None and lanes == 8:
+        tables = rans_tables(freqs, precision)
+    if tables is not None:
+        slot_table = tables[0]
+    table = rans_slot_table(freqs, precision) if slot_table is None else slot_table
+    buf, starts, lengths, counts = _segment_layout(buf, starts, lengths, counts, table,
+                                                   precision)
+    if out.dtype != np.uint16 or int(counts.sum()) != out.size:
+        raise ValueError("rans_decode: inconsistent arguments")
+    out_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    status = np.zeros(counts.size, np.int64)
+    if lanes == 8:  # tq's J: the states in registers (rans8.py), the same symbols
+        _run_task_range(_rans8.decode8_kernel, counts.size, buf, starts, lengths, counts,
+                        out_starts, tables[1], table, np.int64(precision), out, status)
+    else:
+        _run_task_range(_rans.decode_kernel, counts.size, buf, starts, lengths, counts,
+                        out_starts, table, np.asarray(freqs, np.uint32), _cumulative(freqs),
+                        np.int64(precision), np.int64(lanes), out, status)
+    _raise_status(status)
+
+
+def decode_entropy(buf, starts, lengths, seg_rows: int, tables, precision: int, scales, plan,
+                   cents, out) -> None:
+    """The entropy coding's rANS stage and decoder fused (J = 8 lanes): the segments of
+    seg_rows rows, segment k's stream at buf[starts[k]:starts[k] + lengths[k]], decoded
+    with tables = rans_tables(the model) and the scales into the rows of `out` (n x d), one
+    task per segment; the same values as rans_decode then decode_symbols.  FormatError
+    (entropy-stream) as rans_decode for a stream it refuses (`out` is then garbage)."""
+    check_plan(plan, out.shape[1])
+    table, fb = tables
+    n, d = out.shape
+    counts = np.minimum(seg_rows, n - np.arange(0, n, seg_rows)) * d
+    buf, starts, lengths, counts = _segment_layout(buf, starts, lengths, counts, table,
+                                                   precision)
+    if starts.size != counts.size or fb.size != table.size or scales.shape[0] < n \
+            or len(cents) < int(table[-1]) + 1:
+        raise ValueError("decode_entropy: inconsistent arguments")
+    status = np.zeros(counts.size, np.int64)
+    _run_task_range(_symbols.decode_entropy_kernel, counts.size, buf, starts, lengths,
+                    np.int64(seg_rows), fb, table, np.int64(precision), scales, *plan, cents,
+                    out, status)
+    _raise_status(status)
 
 
 def rotate_rows(x, plan, inverse: bool) -> None:

@@ -18,6 +18,8 @@ from .decode import _store_lanes
 from .encode import _load_unit_lanes, _scales_lanes
 from .groups import group_count, group_rows, task_groups
 from .lanes import LANES
+from .rans import OK
+from .rans8 import decode_run, end_status, load_states
 from .rotate import rotate_forward_lanes, rotate_inverse_lanes
 
 
@@ -96,3 +98,44 @@ def decode_symbols_kernel(symbols, scales, signs, perms, blocks, block_scales, c
                         t[i * LANES + l] = 0.0
             y = rotate_inverse_lanes(t, tmp, signs, perms, blocks, block_scales)
             _store_lanes(y, scales, r0, rows, out)
+
+
+# ----------------------------------------------------------------------------- fused with rANS
+
+
+@njit(cache=True, nogil=True)
+def decode_entropy_kernel(buf, starts, lengths, seg_rows, fb, table, precision, scales, signs,
+                          perms, blocks, block_scales, cents, out, status, task0, task1):
+    """The rANS stage and the decoder in one pass (see kernels.decode_entropy): segment k
+    (rows k * seg_rows .. of out, its stream buf[starts[k]:starts[k] + lengths[k]]) is
+    decoded one group of 8 rows at a time, the group's symbols into a buffer of 8 d that
+    stays in the first-level cache, then centroids, inverse rotation, scales, stored.
+    status[k] is rans.py's for the segment's stream (the rows of a refused segment are
+    garbage; the caller raises)."""
+    n, d = out.shape
+    t = np.empty(d * LANES, np.float32)
+    tmp = np.empty(d * LANES, np.float32)
+    sym = np.empty(d * LANES, np.uint16)
+    st = np.empty(LANES, np.uint64)
+    for seg in range(task0, task1):
+        w0 = starts[seg]
+        nwords = lengths[seg] // 4
+        status[seg] = load_states(buf, w0, nwords, st)
+        if status[seg] != OK:
+            continue
+        pos = 2 * LANES
+        r1 = min(n, (seg + 1) * seg_rows)
+        for r0 in range(seg * seg_rows, r1, LANES):
+            rows = min(LANES, r1 - r0)
+            pos = decode_run(buf, w0, nwords, pos, st, fb, table, precision, sym, rows * d)
+            for l in range(LANES):
+                if l < rows:
+                    base = l * d
+                    for i in range(d):
+                        t[i * LANES + l] = cents[sym[base + i]]
+                else:
+                    for i in range(d):
+                        t[i * LANES + l] = 0.0
+            y = rotate_inverse_lanes(t, tmp, signs, perms, blocks, block_scales)
+            _store_lanes(y, scales, r0, rows, out)
+        status[seg] = end_status(st, pos, nwords)

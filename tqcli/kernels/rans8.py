@@ -1,0 +1,176 @@
+"""The rANS coder of spec 19.3 for J = 8 lanes (what tq writes), with the 8 states in registers.
+
+rans.py keeps the J states of any J in an array indexed by t mod J: every step stores and
+reloads a state and the refill is a branch the predictor misses about once a word.  Here
+the 8 lanes are 8 local variables, unrolled, and the refill is branch-free: the next word
+is always loaded and a state takes it when it fell below 2^31 (a select).  The word index
+is clamped to the stream's last word, so a damaged stream that wants more words than it
+has reads none past its end; `pos` still counts every word wanted, so the stream overran
+exactly when pos > Y at the end (pos only grows, and the first word wanted past the end is
+wanted at pos = Y).  The loop runs exactly N times, as 19.3 requires.
+
+The statuses are rans.py's, so the messages do not change; the bytes and symbols are
+rans.py's (tests/test_rans.py compares both with tqcli/codec/reference_rans.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+from .rans import BAD_STATE, FINAL_STATE, OK, OVERRUN, RANS_LOW, SHORT_STREAM, UNREAD, mulhi
+
+J8 = 8
+
+
+@intrinsic
+def load_u32(typingctx, buf, at):
+    """The little-endian u32 at byte `at` of a uint8 array, as uint64 (one unaligned load;
+    the machines tq runs on are little-endian, as numpy's '<u4' views elsewhere assume)."""
+    sig = types.uint64(buf, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        i32 = ir.IntType(32)
+        v = builder.load(builder.bitcast(ptr, i32.as_pointer()), align=1)
+        return builder.zext(v, ir.IntType(64))
+
+    return sig, codegen
+
+
+def decode_tables(freqs, precision: int):
+    """slot -> f_s | (slot - F_s) << 16 (uint32, 2^Q entries): one load gives both numbers
+    of a decoding step, x' = f_s (x >> Q) + slot - F_s, and the symbol comes from the slot
+    table beside it (off the state's critical path)."""
+    f = np.asarray(freqs, np.int64)
+    sym = np.repeat(np.arange(f.size), f)
+    cum = np.concatenate([[0], np.cumsum(f)[:-1]])
+    slot = np.arange(1 << precision, dtype=np.int64)
+    return (f[sym] | (slot - cum[sym]) << 16).astype(np.uint32)
+
+
+@njit(cache=True, inline="always")
+def _dstep(x, buf, w0, last, pos, fb, table, mask, p):
+    """One decoding step of one lane: (new state, symbol, new pos); reads the word at
+    min(pos, last) (no word past the stream's last, whatever pos)."""
+    return _dstep_at(x, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+
+
+@njit(cache=True, inline="always")
+def _dstep_at(x, buf, at, pos, fb, table, mask, p):
+    """One decoding step reading the word at byte `at` if the state wants one."""
+    low = np.uint64(RANS_LOW)
+    slot = x & mask
+    e = np.uint64(fb[slot])
+    s = table[slot]
+    x = (e & np.uint64(0xFFFF)) * (x >> p) + (e >> np.uint64(16))
+    need = x < low
+    w = load_u32(buf, at)
+    if need:
+        x = (x << np.uint64(32)) | w
+    return x, s, pos + np.int64(need)
+
+
+@njit(cache=True, inline="always")
+def load_states(buf, w0, nwords, st):
+    """The 8 initial states into st; the status of the check (OK, SHORT_STREAM, BAD_STATE)."""
+    if nwords < 2 * J8:
+        return SHORT_STREAM
+    low = np.uint64(RANS_LOW)
+    top = np.uint64(1) << np.uint64(63)
+    status = OK
+    for k in range(J8):
+        x = load_u32(buf, w0 + 8 * k) | (load_u32(buf, w0 + 8 * k + 4) << np.uint64(32))
+        if x < low or x >= top:
+            status = BAD_STATE
+        st[k] = x
+    return status
+
+
+@njit(cache=True, inline="always")
+def end_status(st, pos, nwords):
+    if pos > nwords:
+        return OVERRUN
+    if pos != nwords:
+        return UNREAD
+    for k in range(J8):
+        if st[k] != np.uint64(RANS_LOW):
+            return FINAL_STATE
+    return OK
+
+
+@njit(cache=True, inline="always")
+def _round(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, sym, t):
+    """Symbols t .. t + 7 (one per lane); the word index clamped to `last`."""
+    x0, sym[t], pos = _dstep_at(x0, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    x1, sym[t + 1], pos = _dstep_at(x1, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    x2, sym[t + 2], pos = _dstep_at(x2, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    x3, sym[t + 3], pos = _dstep_at(x3, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    x4, sym[t + 4], pos = _dstep_at(x4, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    x5, sym[t + 5], pos = _dstep_at(x5, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    x6, sym[t + 6], pos = _dstep_at(x6, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    x7, sym[t + 7], pos = _dstep_at(x7, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    return x0, x1, x2, x3, x4, x5, x6, x7, pos
+
+
+@njit(cache=True, inline="always")
+def _round_free(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, sym, t):
+    """Symbols t .. t + 7 (one per lane); every word within the stream (the caller checked)."""
+    x0, sym[t], pos = _dstep_at(x0, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    x1, sym[t + 1], pos = _dstep_at(x1, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    x2, sym[t + 2], pos = _dstep_at(x2, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    x3, sym[t + 3], pos = _dstep_at(x3, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    x4, sym[t + 4], pos = _dstep_at(x4, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    x5, sym[t + 5], pos = _dstep_at(x5, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    x6, sym[t + 6], pos = _dstep_at(x6, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    x7, sym[t + 7], pos = _dstep_at(x7, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    return x0, x1, x2, x3, x4, x5, x6, x7, pos
+
+
+@njit(cache=True)
+def decode_run(buf, w0, nwords, pos, st, fb, table, precision, sym, n):
+    """Decode the next n symbols of a stream (buf[w0:w0 + 4 nwords]) into sym[:n], from the
+    states st (8, updated) and the word position pos (returned).  The run starts on lane 0
+    (a run's first symbol index is a multiple of 8).  A round of 8 symbols wants at most 8
+    words: while 8 are left, their index needs no clamp (LLVM drops the min when
+    `last` is made infinite... it is not, so the fast round passes a `last` it cannot reach)."""
+    p = np.uint64(precision)
+    mask = np.uint64((1 << precision) - 1)
+    last = nwords - 1
+    x0, x1, x2, x3, x4, x5, x6, x7 = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
+    full = n - n % J8
+    for t in range(0, full, J8):
+        if pos + J8 <= nwords:
+            x0, x1, x2, x3, x4, x5, x6, x7, pos = _round_free(
+                x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, sym, t)
+        else:
+            x0, x1, x2, x3, x4, x5, x6, x7, pos = _round(
+                x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, sym, t)
+    st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = x0, x1, x2, x3, x4, x5, x6, x7
+    for t in range(full, n):
+        j = t - full
+        x, s, pos = _dstep(st[j], buf, w0, last, pos, fb, table, mask, p)
+        st[j] = x
+        sym[t] = s
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def decode8_kernel(buf, starts, lengths, counts, out_starts, fb, table, precision, out,
+                   status, task0, task1):
+    """rans.decode_kernel for J = 8: segment k from buf[starts[k]:starts[k] + lengths[k]]
+    into out[out_starts[k]:out_starts[k] + counts[k]]; status[k] as there."""
+    st = np.empty(J8, np.uint64)
+    for seg in range(task0, task1):
+        w0 = starts[seg]
+        nwords = lengths[seg] // 4
+        status[seg] = load_states(buf, w0, nwords, st)
+        if status[seg] != OK:
+            continue
+        o = out_starts[seg]
+        n = counts[seg]
+        pos = decode_run(buf, w0, nwords, 2 * J8, st, fb, table, precision, out[o:o + n], n)
+        status[seg] = end_status(st, pos, nwords)
