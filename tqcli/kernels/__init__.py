@@ -70,8 +70,9 @@ from .groups import GROUPS_PER_TASK, task_count
 from .lanes import LANES
 
 __all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod",
-           "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "decode_entropy",
-           "rans_encode", "rans_decode", "rans_slot_table", "rans_tables", "max_words", "rotate_rows", "gaussian_fill", "divide", "warm_up",
+           "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "decode_entropy", "encode_entropy",
+           "rans_encode", "rans_decode", "rans_slot_table", "rans_tables",
+           "rans8_encode_tables", "max_words", "rotate_rows", "gaussian_fill", "divide", "warm_up",
            "set_threads", "thread_count", "thread_limit", "on_first_compile", "is_cached",
            "COMPILE_SECONDS"]
 
@@ -152,7 +153,7 @@ COMPILE_SECONDS = {"encode_mse_kernel": 5, "encode_prod_kernel": 5, "decode_mse_
                    "decode_prod_kernel": 5, "rotate_rows_kernel": 3,
                    "encode_symbols_kernel": 5, "decode_symbols_kernel": 4,
                    "encode_kernel": 2, "decode_kernel": 2, "decode_entropy_kernel": 5,
-                   "decode8_kernel": 2,
+                   "decode8_kernel": 2, "encode_entropy_kernel": 6, "encode8_kernel": 2,
                    # search (kernels/scan*.py); measured at 2-3x these on the VM under a
                    # load of 6-8: 11 s, 5 s, 2 s, 2 s
                    "scan_avx2": 5, "scan_portable_kernel": 3, "tables_kernel": 1,
@@ -162,6 +163,7 @@ _DRIVERS = {"encode_mse_kernel": _encode, "encode_prod_kernel": _encode,
             "rotate_rows_kernel": _rotate, "encode_symbols_kernel": _symbols,
             "decode_symbols_kernel": _symbols, "encode_kernel": _rans,
             "decode_entropy_kernel": _symbols, "decode8_kernel": _rans8,
+            "encode_entropy_kernel": _symbols, "encode8_kernel": _rans8,
             "decode_kernel": _rans, "scan_avx2": _scan_x86,
             "scan_portable_kernel": _scan_portable, "tables_kernel": _scan_portable,
             "layout_kernel": _scan_portable}
@@ -316,6 +318,15 @@ def rans_slot_table(freqs, precision: int) -> np.ndarray:
     return np.repeat(np.arange(f.size, dtype=np.uint16), f)
 
 
+def _regions(counts, precision: int, lanes: int):
+    """Each segment's region of the output, room for its longest stream (19.3), zeroed so
+    that no stale byte can leak: (out, region ends)."""
+    sizes = np.array([4 * limits.max_stream_words(int(c), precision, lanes) for c in counts],
+                     np.int64)
+    region_ends = np.cumsum(sizes)
+    return np.zeros(int(region_ends[-1]) if sizes.size else 0, np.uint8), region_ends
+
+
 def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
     """Code each segment symbols[bounds[k]:bounds[k+1]] (uint16) as one rANS stream of
     spec 19.3 (in parallel, one task per segment).  Returns (buf, starts, lengths): segment
@@ -327,15 +338,38 @@ def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
         raise ValueError("symbols must be uint16 and bounds cover them in order")
     if symbols.size and int(symbols.max()) >= len(freqs):
         raise ValueError("a symbol is outside the model")
-    sizes = np.array([4 * limits.max_stream_words(int(c), precision, lanes) for c in counts],
-                     np.int64)
-    region_ends = np.cumsum(sizes)
-    out = np.zeros(int(region_ends[-1]) if sizes.size else 0, np.uint8)  # no stale bytes
+    out, region_ends = _regions(counts, precision, lanes)
     first = np.empty(counts.size, np.int64)
-    freqs32 = np.asarray(freqs, np.uint32)
-    _run_task_range(_rans.encode_kernel, counts.size, symbols, bounds, freqs32,
-                    *_rans.symbol_tables(freqs, precision), np.int64(precision),
-                    np.int64(lanes), region_ends, out, first)
+    if lanes == 8:  # tq's J: the states in registers (rans8.py), the same bytes
+        _run_task_range(_rans8.encode8_kernel, counts.size, symbols, bounds,
+                        _rans8.encode_tables(freqs, precision), region_ends, out, first)
+    else:
+        _run_task_range(_rans.encode_kernel, counts.size, symbols, bounds,
+                        np.asarray(freqs, np.uint32), *_rans.symbol_tables(freqs, precision),
+                        np.int64(precision), np.int64(lanes), region_ends, out, first)
+    return out, first, region_ends - first
+
+
+def encode_entropy(x, seg_rows, plan, thr, step, cents, rule, enc, precision: int, scales):
+    """encode_symbols and rans_encode in one pass (J = 8 lanes): seg_rows (k, 2) the row
+    ranges of the segments of x (each starting on a multiple of 8 rows), enc =
+    rans8.encode_tables(the model).  Returns (buf, starts, lengths) as rans_encode; the
+    scales into `scales` (float64, n) as encode_symbols.  One task per segment; the same
+    bytes as the two calls."""
+    check_plan(plan, x.shape[1])
+    seg_rows = np.ascontiguousarray(seg_rows, np.int64).reshape(-1, 2)
+    r0, r1 = seg_rows[:, 0].copy(), seg_rows[:, 1].copy()
+    n, d = x.shape
+    if ((r0 % LANES).any() or (r1 < r0).any() or (r0 < 0).any() or (r1 > n).any()
+            or thr.dtype != np.float32 or thr.size != cents.size - 1 or cents.size > 4096
+            or enc.shape != (cents.size, 5) or scales.shape[0] < n):
+        raise ValueError("encode_entropy: inconsistent arguments")
+    out, region_ends = _regions((r1 - r0) * d, precision, 8)
+    first = np.empty(r0.size, np.int64)
+    offset = (cents.size - 1) // 2 + 0.5
+    _run_task_range(_symbols.encode_entropy_kernel, r0.size, x, r0, r1, *plan, thr,
+                    np.float64(1.0 / step), np.float64(offset), cents, rule, enc,
+                    region_ends, out, first, scales)
     return out, first, region_ends - first
 
 
@@ -344,6 +378,11 @@ _RANS_PROBLEMS = {_rans.SHORT_STREAM: "shorter than its coder states",
                   _rans.OVERRUN: "the stream ends before its symbols",
                   _rans.UNREAD: "words left over after its symbols",
                   _rans.FINAL_STATE: "the coder does not end in its initial state"}
+
+
+def rans8_encode_tables(freqs, precision: int):
+    """The J = 8 encoder's per-symbol constants (rans8.encode_tables), for encode_entropy."""
+    return _rans8.encode_tables(freqs, precision)
 
 
 def rans_tables(freqs, precision: int):

@@ -20,7 +20,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .rans import BAD_STATE, FINAL_STATE, OK, OVERRUN, RANS_LOW, SHORT_STREAM, UNREAD, mulhi
+from .rans import (BAD_STATE, FINAL_STATE, OK, OVERRUN, RANS_LOW, SHORT_STREAM, UNREAD, mulhi,
+                   symbol_tables)
 
 J8 = 8
 
@@ -37,6 +38,22 @@ def load_u32(typingctx, buf, at):
         i32 = ir.IntType(32)
         v = builder.load(builder.bitcast(ptr, i32.as_pointer()), align=1)
         return builder.zext(v, ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def store_u32(typingctx, buf, at, value):
+    """buf[at:at + 4] <- the low 32 bits of value, little-endian (one unaligned store)."""
+    sig = types.void(buf, types.int64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        i32 = ir.IntType(32)
+        builder.store(builder.trunc(args[2], i32), builder.bitcast(ptr, i32.as_pointer()),
+                      align=1)
+        return context.get_dummy_value()
 
     return sig, codegen
 
@@ -174,3 +191,75 @@ def decode8_kernel(buf, starts, lengths, counts, out_starts, fb, table, precisio
         n = counts[seg]
         pos = decode_run(buf, w0, nwords, 2 * J8, st, fb, table, precision, out[o:o + n], n)
         status[seg] = end_status(st, pos, nwords)
+
+
+# ----------------------------------------------------------------------------- encoder
+
+
+def encode_tables(freqs, precision: int):
+    """(M, 5) uint64, a symbol's encoding constants side by side (one cache line or two):
+    the state at or above which it first emits a word, (2^31 >> Q) 2^32 f_s, then
+    rans.symbol_tables' reciprocal m, shift, 2^Q - f_s and bias."""
+    m, sh, cmpl, bias = symbol_tables(freqs, precision)
+    bound = ((RANS_LOW >> precision) << 32) * np.asarray(freqs, np.uint64)
+    return np.ascontiguousarray(np.stack([bound, m, sh, cmpl, bias], axis=1), np.uint64)
+
+
+@njit(cache=True, inline="always")
+def _estep(x, s, enc, out, at):
+    """One encoding step of one lane (19.3, by the reciprocals): (new state, new end of
+    the words).  The state's low word is stored below `at` whether or not it is emitted
+    (a word not emitted is overwritten by the next one, or lies outside the stream)."""
+    e = enc[s]
+    emit = x >= e[0]
+    store_u32(out, at - 4, x)
+    if emit:
+        x >>= np.uint64(32)
+    q = mulhi(x, e[1]) >> e[2]
+    return x + q * e[3] + e[4], at - 4 * np.int64(emit)
+
+
+@njit(cache=True)
+def encode_run(sym, n, enc, out, at, st):
+    """Encode sym[:n] (a segment's symbols, the last first) from the states st (8, from
+    2^31) into the words below out[at] (uint8); returns the new end.  Symbol t uses lane
+    t mod 8."""
+    full = n - n % J8
+    for t in range(n - 1, full - 1, -1):
+        j = t - full
+        x, at = _estep(st[j], sym[t], enc, out, at)
+        st[j] = x
+    x0, x1, x2, x3, x4, x5, x6, x7 = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
+    for t in range(full - J8, -1, -J8):
+        x7, at = _estep(x7, sym[t + 7], enc, out, at)
+        x6, at = _estep(x6, sym[t + 6], enc, out, at)
+        x5, at = _estep(x5, sym[t + 5], enc, out, at)
+        x4, at = _estep(x4, sym[t + 4], enc, out, at)
+        x3, at = _estep(x3, sym[t + 3], enc, out, at)
+        x2, at = _estep(x2, sym[t + 2], enc, out, at)
+        x1, at = _estep(x1, sym[t + 1], enc, out, at)
+        x0, at = _estep(x0, sym[t], enc, out, at)
+    st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = x0, x1, x2, x3, x4, x5, x6, x7
+    return at
+
+
+@njit(cache=True, inline="always")
+def flush_states(st, out, at):
+    """The 8 final states, low word first, below out[at]; returns the stream's start."""
+    for k in range(J8 - 1, -1, -1):
+        at -= 8
+        store_u32(out, at, st[k])
+        store_u32(out, at + 4, st[k] >> np.uint64(32))
+    return at
+
+
+@njit(cache=True, nogil=True)
+def encode8_kernel(symbols, bounds, enc, region_ends, out, first, task0, task1):
+    """rans.encode_kernel for J = 8: segment k = symbols[bounds[k]:bounds[k+1]] into
+    out[first[k]:region_ends[k]]."""
+    st = np.empty(J8, np.uint64)
+    for seg in range(task0, task1):
+        a, b = bounds[seg], bounds[seg + 1]
+        st[:] = np.uint64(RANS_LOW)
+        at = encode_run(symbols[a:b], b - a, enc, out, region_ends[seg], st)
+        first[seg] = flush_states(st, out, at)

@@ -18,8 +18,8 @@ from .decode import _store_lanes
 from .encode import _load_unit_lanes, _scales_lanes
 from .groups import group_count, group_rows, task_groups
 from .lanes import LANES
-from .rans import OK
-from .rans8 import decode_run, end_status, load_states
+from .rans import OK, RANS_LOW
+from .rans8 import decode_run, encode_run, end_status, flush_states, load_states
 from .rotate import rotate_forward_lanes, rotate_inverse_lanes
 
 
@@ -139,3 +139,38 @@ def decode_entropy_kernel(buf, starts, lengths, seg_rows, fb, table, precision, 
             y = rotate_inverse_lanes(t, tmp, signs, perms, blocks, block_scales)
             _store_lanes(y, scales, r0, rows, out)
         status[seg] = end_status(st, pos, nwords)
+
+
+@njit(cache=True, nogil=True)
+def encode_entropy_kernel(x, seg_r0, seg_r1, signs, perms, blocks, block_scales, thr,
+                          inv_step, offset, cents, rule, enc, region_ends, out, first, scales,
+                          task0, task1):
+    """The encoder and the rANS stage in one pass (see kernels.encode_entropy): segment k,
+    rows seg_r0[k]..seg_r1[k] of x, is quantised one group of 8 rows at a time into a
+    buffer of the segment's symbols (L2-sized), then coded backwards from it into
+    out[first[k]:region_ends[k]]."""
+    d = x.shape[1]
+    w = np.empty(LANES * d)
+    u = np.empty(LANES * d, np.float32)
+    t = np.empty(d * LANES, np.float32)
+    tmp = np.empty(d * LANES, np.float32)
+    codes = np.empty(d * LANES, np.uint16)
+    norms = np.empty(LANES)
+    lane = np.empty((6, LANES))
+    st = np.empty(LANES, np.uint64)
+    most = 0
+    for k in range(task0, task1):
+        most = max(most, seg_r1[k] - seg_r0[k])
+    sym = np.empty(most * d, np.uint16)
+    for k in range(task0, task1):
+        s0, s1 = seg_r0[k], seg_r1[k]
+        for r0 in range(s0, s1, LANES):
+            rows = min(LANES, s1 - r0)
+            _load_unit_lanes(x, r0, rows, w, u, t, norms, lane)
+            y = rotate_forward_lanes(t, tmp, signs, perms, blocks, block_scales)
+            _grid_lanes(y, thr, inv_step, offset, codes)
+            _scales_lanes(rule, norms, y, cents, codes, scales, r0, rows)
+            _store_symbols(codes, r0 - s0, rows, d, sym)
+        st[:] = np.uint64(RANS_LOW)
+        at = encode_run(sym, (s1 - s0) * d, enc, out, region_ends[k], st)
+        first[k] = flush_states(st, out, at)

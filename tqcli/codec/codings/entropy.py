@@ -306,29 +306,35 @@ class Entropy(EntropyReference, PayloadCoding):
     # ------------------------------------------------------------------ encode
 
     def encode_chunks(self, codec, x, first_row: int) -> list[list[memoryview]]:
+        """Quantise and rANS-code rows x, one pass per segment for tq's J = 8
+        (kernels.encode_entropy), two passes for other J (never written by tq)."""
         import numpy as np
 
         from ... import kernels
 
         h, m = codec.header, codec.header.model
         n, d = x.shape
-        symbols = np.empty(n * d, np.uint16)
         scales = np.empty(n, np.float64)
         thresholds, _, cents = codec.quantizer
-        kernels.encode_symbols(x, codec.plan, thresholds, m.step, cents, codec.rule, symbols,
-                               scales)
-        (stored,) = codec.store_floats([scales], first_row)
-        # segment boundaries, in symbols: each chunk's segments of G rows
-        chunks = []
-        bounds = [0]
+        # each chunk's segments of G rows: (first row, end row), and where each chunk's begin
+        chunks, segs = [], []
         for a in range(0, n, h.chunk_rows):
             k = min(h.chunk_rows, n - a)
-            segs = self.segments(h, k)
-            chunks.append((a, k, len(bounds) - 1, len(segs)))
-            for r in segs:
-                bounds.append(bounds[-1] + r * d)
-        buf, starts, lengths = kernels.rans_encode(symbols, np.asarray(bounds, np.int64),
-                                                   m.frequencies, m.precision, m.lanes)
+            chunks.append((a, k, len(segs), len(self.segments(h, k))))
+            segs += [(r, min(r + m.segment_rows, a + k)) for r in range(a, a + k, m.segment_rows)]
+        if m.lanes == 8:
+            enc = kernels.rans8_encode_tables(m.frequencies, m.precision)
+            buf, starts, lengths = kernels.encode_entropy(
+                x, np.asarray(segs, np.int64).reshape(-1, 2), codec.plan, thresholds, m.step,
+                cents, codec.rule, enc, m.precision, scales)
+        else:
+            symbols = np.empty(n * d, np.uint16)
+            kernels.encode_symbols(x, codec.plan, thresholds, m.step, cents, codec.rule,
+                                   symbols, scales)
+            bounds = np.asarray([0] + [b * d for _, b in segs], np.int64)
+            buf, starts, lengths = kernels.rans_encode(symbols, bounds, m.frequencies,
+                                                       m.precision, m.lanes)
+        (stored,) = codec.store_floats([scales], first_row)
         out = []
         for a, k, s0, ns in chunks:
             lens = lengths[s0:s0 + ns].astype("<u4")
