@@ -120,40 +120,59 @@ def end_status(st, pos, nwords):
 
 
 @njit(cache=True, inline="always")
-def _round(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, sym, t):
-    """Symbols t .. t + 7 (one per lane); the word index clamped to `last`."""
-    x0, sym[t], pos = _dstep_at(x0, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    x1, sym[t + 1], pos = _dstep_at(x1, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    x2, sym[t + 2], pos = _dstep_at(x2, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    x3, sym[t + 3], pos = _dstep_at(x3, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    x4, sym[t + 4], pos = _dstep_at(x4, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    x5, sym[t + 5], pos = _dstep_at(x5, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    x6, sym[t + 6], pos = _dstep_at(x6, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    x7, sym[t + 7], pos = _dstep_at(x7, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+def _round(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, vals, dst, o, step,
+           t):
+    """Symbols t .. t + 7 (one per lane), dst[o + t step] = vals[symbol t]; the word index
+    clamped to `last`."""
+    x0, s, pos = _dstep_at(x0, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    dst[o + (t) * step] = vals[s]
+    x1, s, pos = _dstep_at(x1, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    dst[o + (t + 1) * step] = vals[s]
+    x2, s, pos = _dstep_at(x2, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    dst[o + (t + 2) * step] = vals[s]
+    x3, s, pos = _dstep_at(x3, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    dst[o + (t + 3) * step] = vals[s]
+    x4, s, pos = _dstep_at(x4, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    dst[o + (t + 4) * step] = vals[s]
+    x5, s, pos = _dstep_at(x5, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    dst[o + (t + 5) * step] = vals[s]
+    x6, s, pos = _dstep_at(x6, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    dst[o + (t + 6) * step] = vals[s]
+    x7, s, pos = _dstep_at(x7, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
+    dst[o + (t + 7) * step] = vals[s]
     return x0, x1, x2, x3, x4, x5, x6, x7, pos
 
 
 @njit(cache=True, inline="always")
-def _round_free(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, sym, t):
-    """Symbols t .. t + 7 (one per lane); every word within the stream (the caller checked)."""
-    x0, sym[t], pos = _dstep_at(x0, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    x1, sym[t + 1], pos = _dstep_at(x1, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    x2, sym[t + 2], pos = _dstep_at(x2, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    x3, sym[t + 3], pos = _dstep_at(x3, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    x4, sym[t + 4], pos = _dstep_at(x4, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    x5, sym[t + 5], pos = _dstep_at(x5, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    x6, sym[t + 6], pos = _dstep_at(x6, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    x7, sym[t + 7], pos = _dstep_at(x7, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+def _round_free(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, vals, dst, o, step,
+                t):
+    """_round when every word the round can want is within the stream (the caller
+    checked: at most 8)."""
+    x0, s, pos = _dstep_at(x0, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    dst[o + (t) * step] = vals[s]
+    x1, s, pos = _dstep_at(x1, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    dst[o + (t + 1) * step] = vals[s]
+    x2, s, pos = _dstep_at(x2, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    dst[o + (t + 2) * step] = vals[s]
+    x3, s, pos = _dstep_at(x3, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    dst[o + (t + 3) * step] = vals[s]
+    x4, s, pos = _dstep_at(x4, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    dst[o + (t + 4) * step] = vals[s]
+    x5, s, pos = _dstep_at(x5, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    dst[o + (t + 5) * step] = vals[s]
+    x6, s, pos = _dstep_at(x6, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    dst[o + (t + 6) * step] = vals[s]
+    x7, s, pos = _dstep_at(x7, buf, w0 + 4 * pos, pos, fb, table, mask, p)
+    dst[o + (t + 7) * step] = vals[s]
     return x0, x1, x2, x3, x4, x5, x6, x7, pos
 
 
 @njit(cache=True)
-def decode_run(buf, w0, nwords, pos, st, fb, table, precision, sym, n):
-    """Decode the next n symbols of a stream (buf[w0:w0 + 4 nwords]) into sym[:n], from the
-    states st (8, updated) and the word position pos (returned).  The run starts on lane 0
-    (a run's first symbol index is a multiple of 8).  A round of 8 symbols wants at most 8
-    words: while 8 are left, their index needs no clamp (LLVM drops the min when
-    `last` is made infinite... it is not, so the fast round passes a `last` it cannot reach)."""
+def decode_run(buf, w0, nwords, pos, st, fb, table, precision, vals, dst, o, step, n):
+    """Decode the next n symbols of a stream (buf[w0:w0 + 4 nwords]) from the states st (8,
+    updated) and the word position pos (returned): dst[o + t step] = vals[symbol t] for
+    t < n (vals: an identity table for the symbols themselves, or the centroids).  The run
+    starts on lane 0 (the index of its first symbol in the stream is a multiple of 8)."""
     p = np.uint64(precision)
     mask = np.uint64((1 << precision) - 1)
     last = nwords - 1
@@ -162,16 +181,18 @@ def decode_run(buf, w0, nwords, pos, st, fb, table, precision, sym, n):
     for t in range(0, full, J8):
         if pos + J8 <= nwords:
             x0, x1, x2, x3, x4, x5, x6, x7, pos = _round_free(
-                x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, sym, t)
+                x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, vals,
+                dst, o, step, t)
         else:
             x0, x1, x2, x3, x4, x5, x6, x7, pos = _round(
-                x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, sym, t)
+                x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, vals,
+                dst, o, step, t)
     st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = x0, x1, x2, x3, x4, x5, x6, x7
     for t in range(full, n):
         j = t - full
         x, s, pos = _dstep(st[j], buf, w0, last, pos, fb, table, mask, p)
         st[j] = x
-        sym[t] = s
+        dst[o + t * step] = vals[s]
     return pos
 
 
@@ -181,6 +202,7 @@ def decode8_kernel(buf, starts, lengths, counts, out_starts, fb, table, precisio
     """rans.decode_kernel for J = 8: segment k from buf[starts[k]:starts[k] + lengths[k]]
     into out[out_starts[k]:out_starts[k] + counts[k]]; status[k] as there."""
     st = np.empty(J8, np.uint64)
+    ident = np.arange(table[table.size - 1] + 1).astype(np.uint16)
     for seg in range(task0, task1):
         w0 = starts[seg]
         nwords = lengths[seg] // 4
@@ -189,7 +211,8 @@ def decode8_kernel(buf, starts, lengths, counts, out_starts, fb, table, precisio
             continue
         o = out_starts[seg]
         n = counts[seg]
-        pos = decode_run(buf, w0, nwords, 2 * J8, st, fb, table, precision, out[o:o + n], n)
+        pos = decode_run(buf, w0, nwords, 2 * J8, st, fb, table, precision, ident, out, o, 1,
+                         n)
         status[seg] = end_status(st, pos, nwords)
 
 

@@ -108,8 +108,10 @@ def decode_entropy_kernel(buf, starts, lengths, seg_rows, fb, table, precision, 
                           perms, blocks, block_scales, cents, out, status, task0, task1):
     """The rANS stage and the decoder in one pass (see kernels.decode_entropy): segment k
     (rows k * seg_rows .. of out, its stream buf[starts[k]:starts[k] + lengths[k]]) is
-    decoded one group of 8 rows at a time, the group's symbols into a buffer of 8 d that
-    stays in the first-level cache, then centroids, inverse rotation, scales, stored.
+    decoded one group of 8 rows at a time: each symbol's centroid straight into its lane
+    when d is a multiple of 8 (a row's symbols then start on coder lane 0), otherwise the
+    group's symbols into a buffer of 8 d (first-level cache) and their centroids from it;
+    then the inverse rotation and the scales, stored.
     status[k] is rans.py's for the segment's stream (the rows of a refused segment are
     garbage; the caller raises)."""
     n, d = out.shape
@@ -117,6 +119,7 @@ def decode_entropy_kernel(buf, starts, lengths, seg_rows, fb, table, precision, 
     tmp = np.empty(d * LANES, np.float32)
     sym = np.empty(d * LANES, np.uint16)
     st = np.empty(LANES, np.uint64)
+    ident = np.arange(cents.size).astype(np.uint16)
     for seg in range(task0, task1):
         w0 = starts[seg]
         nwords = lengths[seg] // 4
@@ -127,15 +130,21 @@ def decode_entropy_kernel(buf, starts, lengths, seg_rows, fb, table, precision, 
         r1 = min(n, (seg + 1) * seg_rows)
         for r0 in range(seg * seg_rows, r1, LANES):
             rows = min(LANES, r1 - r0)
-            pos = decode_run(buf, w0, nwords, pos, st, fb, table, precision, sym, rows * d)
-            for l in range(LANES):
-                if l < rows:
+            if d % LANES == 0:
+                # each row's run starts on lane 0: its centroids go straight into the lanes
+                for l in range(rows):
+                    pos = decode_run(buf, w0, nwords, pos, st, fb, table, precision, cents, t,
+                                     l, LANES, d)
+            else:
+                pos = decode_run(buf, w0, nwords, pos, st, fb, table, precision, ident, sym,
+                                 0, 1, rows * d)
+                for l in range(rows):
                     base = l * d
                     for i in range(d):
                         t[i * LANES + l] = cents[sym[base + i]]
-                else:
-                    for i in range(d):
-                        t[i * LANES + l] = 0.0
+            for l in range(rows, LANES):
+                for i in range(d):
+                    t[i * LANES + l] = 0.0
             y = rotate_inverse_lanes(t, tmp, signs, perms, blocks, block_scales)
             _store_lanes(y, scales, r0, rows, out)
         status[seg] = end_status(st, pos, nwords)
