@@ -125,21 +125,21 @@ def _round(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, 
     """Symbols t .. t + 7 (one per lane), dst[o + t step] = vals[symbol t]; the word index
     clamped to `last`."""
     x0, s, pos = _dstep_at(x0, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    dst[o + (t) * step] = vals[s]
+    dst[o + t * step] = vals[s]
     x1, s, pos = _dstep_at(x1, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    dst[o + (t + 1) * step] = vals[s]
+    dst[o + (t + np.uint64(1)) * step] = vals[s]
     x2, s, pos = _dstep_at(x2, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    dst[o + (t + 2) * step] = vals[s]
+    dst[o + (t + np.uint64(2)) * step] = vals[s]
     x3, s, pos = _dstep_at(x3, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    dst[o + (t + 3) * step] = vals[s]
+    dst[o + (t + np.uint64(3)) * step] = vals[s]
     x4, s, pos = _dstep_at(x4, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    dst[o + (t + 4) * step] = vals[s]
+    dst[o + (t + np.uint64(4)) * step] = vals[s]
     x5, s, pos = _dstep_at(x5, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    dst[o + (t + 5) * step] = vals[s]
+    dst[o + (t + np.uint64(5)) * step] = vals[s]
     x6, s, pos = _dstep_at(x6, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    dst[o + (t + 6) * step] = vals[s]
+    dst[o + (t + np.uint64(6)) * step] = vals[s]
     x7, s, pos = _dstep_at(x7, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
-    dst[o + (t + 7) * step] = vals[s]
+    dst[o + (t + np.uint64(7)) * step] = vals[s]
     return x0, x1, x2, x3, x4, x5, x6, x7, pos
 
 
@@ -149,21 +149,21 @@ def _round_free(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, m
     """_round when every word the round can want is within the stream (the caller
     checked: at most 8)."""
     x0, s, pos = _dstep_at(x0, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    dst[o + (t) * step] = vals[s]
+    dst[o + t * step] = vals[s]
     x1, s, pos = _dstep_at(x1, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    dst[o + (t + 1) * step] = vals[s]
+    dst[o + (t + np.uint64(1)) * step] = vals[s]
     x2, s, pos = _dstep_at(x2, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    dst[o + (t + 2) * step] = vals[s]
+    dst[o + (t + np.uint64(2)) * step] = vals[s]
     x3, s, pos = _dstep_at(x3, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    dst[o + (t + 3) * step] = vals[s]
+    dst[o + (t + np.uint64(3)) * step] = vals[s]
     x4, s, pos = _dstep_at(x4, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    dst[o + (t + 4) * step] = vals[s]
+    dst[o + (t + np.uint64(4)) * step] = vals[s]
     x5, s, pos = _dstep_at(x5, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    dst[o + (t + 5) * step] = vals[s]
+    dst[o + (t + np.uint64(5)) * step] = vals[s]
     x6, s, pos = _dstep_at(x6, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    dst[o + (t + 6) * step] = vals[s]
+    dst[o + (t + np.uint64(6)) * step] = vals[s]
     x7, s, pos = _dstep_at(x7, buf, w0 + 4 * pos, pos, fb, table, mask, p)
-    dst[o + (t + 7) * step] = vals[s]
+    dst[o + (t + np.uint64(7)) * step] = vals[s]
     return x0, x1, x2, x3, x4, x5, x6, x7, pos
 
 
@@ -178,15 +178,18 @@ def decode_run(buf, w0, nwords, pos, st, fb, table, precision, vals, dst, o, ste
     last = nwords - 1
     x0, x1, x2, x3, x4, x5, x6, x7 = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
     full = n - n % J8
+    # unsigned indices: numba adds no wraparound test for negative ones
+    ou, stepu = np.uint64(o), np.uint64(step)
     for t in range(0, full, J8):
+        tu = np.uint64(t)
         if pos + J8 <= nwords:
             x0, x1, x2, x3, x4, x5, x6, x7, pos = _round_free(
                 x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, vals,
-                dst, o, step, t)
+                dst, ou, stepu, tu)
         else:
             x0, x1, x2, x3, x4, x5, x6, x7, pos = _round(
                 x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, vals,
-                dst, o, step, t)
+                dst, ou, stepu, tu)
     st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = x0, x1, x2, x3, x4, x5, x6, x7
     for t in range(full, n):
         j = t - full
@@ -253,14 +256,15 @@ def encode_run(sym, n, enc, out, at, st):
         x, at = _estep(st[j], sym[t], enc, out, at)
         st[j] = x
     x0, x1, x2, x3, x4, x5, x6, x7 = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
-    for t in range(full - J8, -1, -J8):
-        x7, at = _estep(x7, sym[t + 7], enc, out, at)
-        x6, at = _estep(x6, sym[t + 6], enc, out, at)
-        x5, at = _estep(x5, sym[t + 5], enc, out, at)
-        x4, at = _estep(x4, sym[t + 4], enc, out, at)
-        x3, at = _estep(x3, sym[t + 3], enc, out, at)
-        x2, at = _estep(x2, sym[t + 2], enc, out, at)
-        x1, at = _estep(x1, sym[t + 1], enc, out, at)
+    for r in range(full // J8 - 1, -1, -1):
+        t = np.uint64(r) * np.uint64(J8)  # unsigned: no wraparound test on the indices
+        x7, at = _estep(x7, sym[t + np.uint64(7)], enc, out, at)
+        x6, at = _estep(x6, sym[t + np.uint64(6)], enc, out, at)
+        x5, at = _estep(x5, sym[t + np.uint64(5)], enc, out, at)
+        x4, at = _estep(x4, sym[t + np.uint64(4)], enc, out, at)
+        x3, at = _estep(x3, sym[t + np.uint64(3)], enc, out, at)
+        x2, at = _estep(x2, sym[t + np.uint64(2)], enc, out, at)
+        x1, at = _estep(x1, sym[t + np.uint64(1)], enc, out, at)
         x0, at = _estep(x0, sym[t], enc, out, at)
     st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = x0, x1, x2, x3, x4, x5, x6, x7
     return at
