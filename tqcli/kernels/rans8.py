@@ -246,25 +246,27 @@ def _estep(x, s, enc, out, at):
 
 
 @njit(cache=True)
-def encode_run(sym, n, enc, out, at, st):
-    """Encode sym[:n] (a segment's symbols, the last first) from the states st (8, from
-    2^31) into the words below out[at] (uint8); returns the new end.  Symbol t uses lane
-    t mod 8."""
+def encode_run(sym, o, step, n, enc, out, at, st):
+    """Encode the run of n symbols sym[o + t step], t = n - 1 down to 0 (a segment's last
+    run first), from the states st (8, updated; 2^31 at a segment's end) into the words
+    below out[at] (uint8); returns the new end.  Symbol t of the run uses lane t mod 8 (a
+    run starts on lane 0)."""
     full = n - n % J8
     for t in range(n - 1, full - 1, -1):
         j = t - full
-        x, at = _estep(st[j], sym[t], enc, out, at)
+        x, at = _estep(st[j], sym[o + t * step], enc, out, at)
         st[j] = x
     x0, x1, x2, x3, x4, x5, x6, x7 = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
+    ou, su = np.uint64(o), np.uint64(step)  # unsigned: no wraparound test on the indices
     for r in range(full // J8 - 1, -1, -1):
-        t = np.uint64(r) * np.uint64(J8)  # unsigned: no wraparound test on the indices
-        x7, at = _estep(x7, sym[t + np.uint64(7)], enc, out, at)
-        x6, at = _estep(x6, sym[t + np.uint64(6)], enc, out, at)
-        x5, at = _estep(x5, sym[t + np.uint64(5)], enc, out, at)
-        x4, at = _estep(x4, sym[t + np.uint64(4)], enc, out, at)
-        x3, at = _estep(x3, sym[t + np.uint64(3)], enc, out, at)
-        x2, at = _estep(x2, sym[t + np.uint64(2)], enc, out, at)
-        x1, at = _estep(x1, sym[t + np.uint64(1)], enc, out, at)
+        t = ou + np.uint64(r) * np.uint64(J8) * su
+        x7, at = _estep(x7, sym[t + np.uint64(7) * su], enc, out, at)
+        x6, at = _estep(x6, sym[t + np.uint64(6) * su], enc, out, at)
+        x5, at = _estep(x5, sym[t + np.uint64(5) * su], enc, out, at)
+        x4, at = _estep(x4, sym[t + np.uint64(4) * su], enc, out, at)
+        x3, at = _estep(x3, sym[t + np.uint64(3) * su], enc, out, at)
+        x2, at = _estep(x2, sym[t + np.uint64(2) * su], enc, out, at)
+        x1, at = _estep(x1, sym[t + su], enc, out, at)
         x0, at = _estep(x0, sym[t], enc, out, at)
     st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = x0, x1, x2, x3, x4, x5, x6, x7
     return at
@@ -288,5 +290,5 @@ def encode8_kernel(symbols, bounds, enc, region_ends, out, first, task0, task1):
     for seg in range(task0, task1):
         a, b = bounds[seg], bounds[seg + 1]
         st[:] = np.uint64(RANS_LOW)
-        at = encode_run(symbols[a:b], b - a, enc, out, region_ends[seg], st)
+        at = encode_run(symbols, a, 1, b - a, enc, out, region_ends[seg], st)
         first[seg] = flush_states(st, out, at)

@@ -156,30 +156,42 @@ def encode_entropy_kernel(x, seg_r0, seg_r1, signs, perms, blocks, block_scales,
                           task0, task1):
     """The encoder and the rANS stage in one pass (see kernels.encode_entropy): segment k,
     rows seg_r0[k]..seg_r1[k] of x, is quantised one group of 8 rows at a time into a
-    buffer of the segment's symbols (L2-sized), then coded backwards from it into
+    buffer of the segment's codes (L2-sized), then coded backwards from it into
     out[first[k]:region_ends[k]]."""
     d = x.shape[1]
     w = np.empty(LANES * d)
     u = np.empty(LANES * d, np.float32)
     t = np.empty(d * LANES, np.float32)
     tmp = np.empty(d * LANES, np.float32)
-    codes = np.empty(d * LANES, np.uint16)
     norms = np.empty(LANES)
     lane = np.empty((6, LANES))
     st = np.empty(LANES, np.uint64)
     most = 0
     for k in range(task0, task1):
         most = max(most, seg_r1[k] - seg_r0[k])
-    sym = np.empty(most * d, np.uint16)
+    # the segment's codes, group after group, each group lane-interleaved as _grid_lanes
+    # writes it (row l of group g: codes[g 8 d + i 8 + l]); for d a multiple of 8 the coder
+    # reads them there, row by row, otherwise from a row-major copy
+    groups = (most + LANES - 1) // LANES
+    codes = np.empty(groups * LANES * d, np.uint16)
+    sym = np.empty(1 if d % LANES == 0 else most * d, np.uint16)
     for k in range(task0, task1):
         s0, s1 = seg_r0[k], seg_r1[k]
         for r0 in range(s0, s1, LANES):
             rows = min(LANES, s1 - r0)
+            gc = codes[(r0 - s0) * d:(r0 - s0 + LANES) * d]
             _load_unit_lanes(x, r0, rows, w, u, t, norms, lane)
             y = rotate_forward_lanes(t, tmp, signs, perms, blocks, block_scales)
-            _grid_lanes(y, thr, inv_step, offset, codes)
-            _scales_lanes(rule, norms, y, cents, codes, scales, r0, rows)
-            _store_symbols(codes, r0 - s0, rows, d, sym)
+            _grid_lanes(y, thr, inv_step, offset, gc)
+            _scales_lanes(rule, norms, y, cents, gc, scales, r0, rows)
+            if d % LANES != 0:
+                _store_symbols(gc, r0 - s0, rows, d, sym)
         st[:] = np.uint64(RANS_LOW)
-        at = encode_run(sym, (s1 - s0) * d, enc, out, region_ends[k], st)
+        at = region_ends[k]
+        if d % LANES == 0:
+            for r in range(s1 - s0 - 1, -1, -1):
+                at = encode_run(codes, (r // LANES) * LANES * d + r % LANES, LANES, d, enc,
+                                out, at, st)
+        else:
+            at = encode_run(sym, 0, 1, (s1 - s0) * d, enc, out, at, st)
         first[k] = flush_states(st, out, at)
