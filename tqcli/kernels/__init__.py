@@ -16,6 +16,9 @@ The package, by concern:
     rotate.py    the rotation, interpreted from its plan (below)
     groups.py    the group/task scaffold and per-group code packing
     encode.py    the fused encoder;  decode.py  the decoders
+    rans.py      the rANS coder of spec 19.3 for any J;  rans8.py  for J = 8 (tq's), its
+                 8 states in registers;  symbols.py  the entropy coding's kernels, fused
+                 with rans8.py's coder one segment per task
     gaussian.py  SplitMix64 and the polar method (the prod-mode sketch)
     scan.py      search on codes: the scan's layout, query tables, scan_topk and the
                  choice of instruction set (TQ_SCAN_ISA); scan_portable.py its numba
