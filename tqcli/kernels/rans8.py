@@ -9,7 +9,9 @@ has reads none past its end; `pos` still counts every word wanted, so the stream
 exactly when pos > Y at the end (pos only grows, and the first word wanted past the end is
 wanted at pos = Y).  The loop runs exactly N times, as 19.3 requires.
 
-The statuses are rans.py's, so the messages do not change; the bytes and symbols are
+The helpers are plain jitted functions that LLVM inlines (numba-level inlining made the
+fused decoder's first compile about 5 s longer).  The statuses are rans.py's, so the
+messages do not change; the bytes and symbols are
 rans.py's (tests/test_rans.py compares both with tqcli/codec/reference_rans.py).
 """
 
@@ -69,14 +71,14 @@ def decode_tables(freqs, precision: int):
     return (f[sym] | (slot - cum[sym]) << 16).astype(np.uint32)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _dstep(x, buf, w0, last, pos, fb, table, mask, p):
     """One decoding step of one lane: (new state, symbol, new pos); reads the word at
     min(pos, last) (no word past the stream's last, whatever pos)."""
     return _dstep_at(x, buf, w0 + 4 * min(pos, last), pos, fb, table, mask, p)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _dstep_at(x, buf, at, pos, fb, table, mask, p):
     """One decoding step reading the word at byte `at` if the state wants one."""
     low = np.uint64(RANS_LOW)
@@ -91,7 +93,7 @@ def _dstep_at(x, buf, at, pos, fb, table, mask, p):
     return x, s, pos + np.int64(need)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def load_states(buf, w0, nwords, st):
     """The 8 initial states into st; the status of the check (OK, SHORT_STREAM, BAD_STATE)."""
     if nwords < 2 * J8:
@@ -107,7 +109,7 @@ def load_states(buf, w0, nwords, st):
     return status
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def end_status(st, pos, nwords):
     if pos > nwords:
         return OVERRUN
@@ -119,7 +121,7 @@ def end_status(st, pos, nwords):
     return OK
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _round(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, vals, dst, o, step,
            t):
     """Symbols t .. t + 7 (one per lane), dst[o + t step] = vals[symbol t]; the word index
@@ -143,7 +145,7 @@ def _round(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, 
     return x0, x1, x2, x3, x4, x5, x6, x7, pos
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _round_free(x0, x1, x2, x3, x4, x5, x6, x7, buf, w0, last, pos, fb, table, mask, p, vals, dst, o, step,
                 t):
     """_round when every word the round can want is within the stream (the caller
@@ -231,7 +233,7 @@ def encode_tables(freqs, precision: int):
     return np.ascontiguousarray(np.stack([bound, m, sh, cmpl, bias], axis=1), np.uint64)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _estep(x, s, enc, out, at):
     """One encoding step of one lane (19.3, by the reciprocals): (new state, new end of
     the words).  The state's low word is stored below `at` whether or not it is emitted
@@ -272,7 +274,7 @@ def encode_run(sym, o, step, n, enc, out, at, st):
     return at
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def flush_states(st, out, at):
     """The 8 final states, low word first, below out[at]; returns the stream's start."""
     for k in range(J8 - 1, -1, -1):

@@ -82,7 +82,8 @@ class Entropy(EntropyReference, PayloadCoding):
         return dict(bits=bits, codebook=model.centroids, model=entropy)
 
     def decoder_kernel(self, header) -> str:
-        return "decode_symbols_kernel"
+        """The driver decode runs (decode: fused for tq's J = 8)."""
+        return "decode_entropy_kernel" if header.model.lanes == 8 else "decode_symbols_kernel"
 
     def warmup_ok(self, header) -> bool:
         return 8 * header.dim <= self.WARMUP_SYMBOLS
