@@ -1,4 +1,6 @@
-"""rANS throughput: tq's numba coder (1 and 2 threads) and, if importable, constriction's
+"""rANS throughput: tq's numba coder (1 and 2 threads: kernels.rans_encode/rans_decode, which
+take rans8.py's kernels for L = 8), the array-state kernels of rans.py beside them (what
+any other L runs, and what L = 8 ran before rans8.py), and, if importable, constriction's
 AnsCoder with a Categorical model of the same probabilities.  Gaussian model, P = 16,
 L = 8, 64K-symbol segments; each measurement run twice, the minimum kept.
 
@@ -30,6 +32,38 @@ def best(fn, reps=2):
     return min(t), r
 
 
+def array_state_kernels(kernels, sym, cuts, f, P, L, buf, st, ln, out):
+    """Seconds to encode and decode with rans.py's kernels (any L), the same bytes."""
+    import numpy as np
+    from tqcli import limits
+    from tqcli.kernels import rans
+
+    counts = np.diff(cuts)
+    sizes = np.array([4 * limits.max_stream_words(int(c), P, L) for c in counts], np.int64)
+    ends = np.cumsum(sizes)
+    first = np.empty(counts.size, np.int64)
+    f32 = np.asarray(f, np.uint32)
+
+    def enc():
+        o = np.zeros(int(ends[-1]), np.uint8)
+        kernels._run_task_range(rans.encode_kernel, counts.size, sym, cuts, f32,
+                                *rans.symbol_tables(f, P), np.int64(P), np.int64(L), ends, o,
+                                first)
+        return o
+
+    te, o = best(enc)
+    assert all(np.array_equal(o[first[k]:ends[k]], buf[st[k]:st[k] + ln[k]])
+               for k in range(counts.size))
+    status = np.zeros(counts.size, np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    td, _ = best(lambda: kernels._run_task_range(
+        rans.decode_kernel, counts.size, buf, st, ln, counts, starts,
+        kernels.rans_slot_table(f, P), f32, kernels._cumulative(f), np.int64(P), np.int64(L),
+        out, status))
+    assert np.array_equal(out, sym) and not status.any()
+    return te, td
+
+
 def main():
     M = int(sys.argv[1]) if len(sys.argv) > 1 else 64
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 1 << 23
@@ -51,6 +85,9 @@ def main():
                                                      table))
             assert np.array_equal(out, sym)
             rows.append((f"tq numba, {threads} thread(s)", n / te / 1e6, n / td / 1e6,
+                         int(ln.sum())))
+            te, td = array_state_kernels(kernels, sym, cuts, f, P, L, buf, st, ln, out)
+            rows.append((f"  rans.py array states, {threads}", n / te / 1e6, n / td / 1e6,
                          int(ln.sum())))
     except ImportError:
         print("(tqcli/numba not importable here: numba coder skipped)")

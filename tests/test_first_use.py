@@ -31,13 +31,15 @@ from fuzzkit import TQ
 def worker_threads():
     """Set the kernels' worker count directly (beyond the cores, to exercise uneven
     splits), and restore it."""
-    saved = kernels.thread_count()
+    from tqcli.kernels import workers
+
+    saved = workers.thread_count()
 
     def set_count(n):
-        kernels._threads = n
+        workers._threads = n
 
     yield set_count
-    kernels._threads = saved
+    workers._threads = saved
 
 
 @pytest.mark.parametrize("n", [1, 8, 127, 128, 129, 1000, 2049])

@@ -69,6 +69,14 @@ class Codec:
         m = self.header.model
         return rans_slot_table(m.frequencies, m.precision)
 
+    @functools.cached_property
+    def rans_tables(self) -> tuple:
+        """The entropy decoder's tables for the fused kernels (kernels.rans_tables)."""
+        from ..kernels import rans_tables
+
+        m = self.header.model
+        return rans_tables(m.frequencies, m.precision)
+
     @property
     def sketch(self) -> np.ndarray:
         return make_sketch(self.header.dim, self.header.seed)

@@ -16,6 +16,9 @@ The package, by concern:
     rotate.py    the rotation, interpreted from its plan (below)
     groups.py    the group/task scaffold and per-group code packing
     encode.py    the fused encoder;  decode.py  the decoders
+    rans.py      the rANS coder of spec 19.3 for any J;  rans8.py  for J = 8 (tq's), its
+                 8 states in registers;  symbols.py  the entropy coding's kernels, fused
+                 with rans8.py's coder one segment per task
     gaussian.py  SplitMix64 and the polar method (the prod-mode sketch)
     scan.py      search on codes: the scan's layout, query tables, scan_topk and the
                  choice of instruction set (TQ_SCAN_ISA); scan_portable.py its numba
@@ -50,14 +53,10 @@ or point NUMBA_CACHE_DIR at a fresh directory for the session.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from .. import limits
-from .groups import GROUPS_PER_TASK, task_count
+from .groups import GROUPS_PER_TASK
 from .lanes import LANES
 
 
@@ -70,6 +69,8 @@ def _submodule(name: str):
         from . import gaussian as m
     elif name == "rans":
         from . import rans as m
+    elif name == "rans8":
+        from . import rans8 as m
     elif name == "rotate":
         from . import rotate as m
     elif name == "scan_portable":
@@ -96,108 +97,24 @@ class _Lazy:
         return getattr(module, attr)
 
 
-_decode, _encode, _gaussian, _rans, _rotate, _scan_portable, _scan_x86, _symbols = (
-    _Lazy(n) for n in ("decode", "encode", "gaussian", "rans", "rotate", "scan_portable",
-                       "scan_x86", "symbols"))
+_decode, _encode, _gaussian, _rans, _rans8, _rotate, _scan_portable, _scan_x86, _symbols = (
+    _Lazy(n) for n in ("decode", "encode", "gaussian", "rans", "rans8", "rotate",
+                       "scan_portable", "scan_x86", "symbols"))
 
 __all__ = ["LANES", "GROUPS_PER_TASK", "check_plan", "encode_mse", "encode_prod",
-           "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "rans_encode",
-           "rans_decode", "rans_slot_table", "max_words", "rotate_rows", "gaussian_fill", "divide", "warm_up",
+           "decode_mse", "decode_prod", "encode_symbols", "decode_symbols", "decode_entropy", "encode_entropy",
+           "rans_encode", "rans_decode", "rans_slot_table", "rans_tables",
+           "rans8_encode_tables", "max_words", "rotate_rows", "gaussian_fill", "divide", "warm_up",
            "set_threads", "thread_count", "thread_limit", "on_first_compile", "is_cached",
            "COMPILE_SECONDS"]
 
 
 # ---------------------------------------------------------------------- worker threads
 
-def thread_limit() -> int:
-    """The most worker threads the kernels use: NUMBA_NUM_THREADS if set, else the cores
-    this process may run on (limits.thread_limit)."""
-    return limits.thread_limit()
-
-
-_threads = thread_limit()
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-
-def _forget_pool() -> None:
-    """In a forked child the parent's worker threads do not exist: start a fresh pool."""
-    global _pool, _pool_size, _pool_lock
-    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def set_threads(n: int | None) -> int:
-    """Use n worker threads (None or <= 0: thread_limit()); returns the number set."""
-    global _threads
-    limit = thread_limit()
-    _threads = limit if n is None or n <= 0 else min(n, limit)
-    return _threads
-
-
-def thread_count() -> int:
-    return _threads
-
-
-_local = threading.local()
-
-
-class local_threads:
-    """`with local_threads(n):` kernels called from this thread use at most n worker
-    threads (never more than set_threads allows): for callers that run several kernel
-    calls at once, each in a thread of its own (tqcli/arrayio/pipeline.py run_ordered), so
-    that together they use the cores once.  The output does not depend on it."""
-
-    def __init__(self, n: int):
-        self.n = max(1, int(n))
-
-    def __enter__(self):
-        self.saved = getattr(_local, "threads", None)
-        _local.threads = self.n
-        return self
-
-    def __exit__(self, *exc):
-        _local.threads = self.saved
-
+from .workers import (_run_task_range, _run_tasks, local_threads, set_threads,  # noqa: E402,F401
+                      thread_count, thread_limit)
 
 __all__ += ["local_threads"]
-
-
-def _run_tasks(driver, n: int, *args) -> None:
-    """Run `driver(*args, task0, task1)` over the tasks of n rows, one contiguous range
-    of tasks per worker thread (the calling thread takes the first).  The drivers release
-    the GIL; every task writes only its own output, so the split cannot change a byte."""
-    _run_task_range(driver, task_count(n), *args)
-
-
-def _run_task_range(driver, ntasks: int, *args) -> None:
-    """Run `driver(*args, task0, task1)` over tasks 0..ntasks-1, one contiguous range per
-    worker thread (see _run_tasks)."""
-    global _pool, _pool_size
-    here = getattr(_local, "threads", None)
-    workers = min(_threads if here is None else min(here, _threads), ntasks)
-    if workers <= 1:
-        driver(*args, 0, ntasks)
-        return
-    cuts = [ntasks * i // workers for i in range(workers + 1)]
-    with _pool_lock:  # submitted under the lock: another caller may be replacing the pool
-        if _pool_size < workers - 1:
-            if _pool is not None:
-                _pool.shutdown(wait=False)  # what was submitted to it still runs
-            size = max(workers, _threads) - 1  # room for callers under local_threads too
-            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tq-kernel")
-            _pool_size = size
-        futures = [_pool.submit(driver, *args, cuts[i], cuts[i + 1])
-                   for i in range(1, workers)]
-    try:
-        driver(*args, cuts[0], cuts[1])
-    finally:
-        for f in futures:
-            f.result()
 
 
 # ---------------------------------------------------------------------- first use
@@ -208,7 +125,8 @@ def _run_task_range(driver, ntasks: int, *args) -> None:
 COMPILE_SECONDS = {"encode_mse_kernel": 5, "encode_prod_kernel": 5, "decode_mse_kernel": 4,
                    "decode_prod_kernel": 5, "rotate_rows_kernel": 3,
                    "encode_symbols_kernel": 5, "decode_symbols_kernel": 4,
-                   "encode_kernel": 2, "decode_kernel": 2,
+                   "encode_kernel": 2, "decode_kernel": 2, "decode_entropy_kernel": 5,
+                   "decode8_kernel": 2, "encode_entropy_kernel": 6, "encode8_kernel": 2,
                    # search (kernels/scan*.py); measured at 2-3x these on the VM under a
                    # load of 6-8: 11 s, 5 s, 2 s, 2 s
                    "scan_avx2": 5, "scan_portable_kernel": 3, "tables_kernel": 1,
@@ -217,6 +135,8 @@ _DRIVERS = {"encode_mse_kernel": _encode, "encode_prod_kernel": _encode,
             "decode_mse_kernel": _decode, "decode_prod_kernel": _decode,
             "rotate_rows_kernel": _rotate, "encode_symbols_kernel": _symbols,
             "decode_symbols_kernel": _symbols, "encode_kernel": _rans,
+            "decode_entropy_kernel": _symbols, "decode8_kernel": _rans8,
+            "encode_entropy_kernel": _symbols, "encode8_kernel": _rans8,
             "decode_kernel": _rans, "scan_avx2": _scan_x86,
             "scan_portable_kernel": _scan_portable, "tables_kernel": _scan_portable,
             "layout_kernel": _scan_portable}
@@ -371,6 +291,15 @@ def rans_slot_table(freqs, precision: int) -> np.ndarray:
     return np.repeat(np.arange(f.size, dtype=np.uint16), f)
 
 
+def _regions(counts, precision: int, lanes: int):
+    """Each segment's region of the output, room for its longest stream (19.3), zeroed so
+    that no stale byte can leak: (out, region ends)."""
+    sizes = np.array([4 * limits.max_stream_words(int(c), precision, lanes) for c in counts],
+                     np.int64)
+    region_ends = np.cumsum(sizes)
+    return np.zeros(int(region_ends[-1]) if sizes.size else 0, np.uint8), region_ends
+
+
 def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
     """Code each segment symbols[bounds[k]:bounds[k+1]] (uint16) as one rANS stream of
     spec 19.3 (in parallel, one task per segment).  Returns (buf, starts, lengths): segment
@@ -382,15 +311,38 @@ def rans_encode(symbols, bounds, freqs, precision: int, lanes: int):
         raise ValueError("symbols must be uint16 and bounds cover them in order")
     if symbols.size and int(symbols.max()) >= len(freqs):
         raise ValueError("a symbol is outside the model")
-    sizes = np.array([4 * limits.max_stream_words(int(c), precision, lanes) for c in counts],
-                     np.int64)
-    region_ends = np.cumsum(sizes)
-    out = np.zeros(int(region_ends[-1]) if sizes.size else 0, np.uint8)  # no stale bytes
+    out, region_ends = _regions(counts, precision, lanes)
     first = np.empty(counts.size, np.int64)
-    freqs32 = np.asarray(freqs, np.uint32)
-    _run_task_range(_rans.encode_kernel, counts.size, symbols, bounds, freqs32,
-                    *_rans.symbol_tables(freqs, precision), np.int64(precision),
-                    np.int64(lanes), region_ends, out, first)
+    if lanes == 8:  # tq's J: the states in registers (rans8.py), the same bytes
+        _run_task_range(_rans8.encode8_kernel, counts.size, symbols, bounds,
+                        _rans8.encode_tables(freqs, precision), region_ends, out, first)
+    else:
+        _run_task_range(_rans.encode_kernel, counts.size, symbols, bounds,
+                        np.asarray(freqs, np.uint32), *_rans.symbol_tables(freqs, precision),
+                        np.int64(precision), np.int64(lanes), region_ends, out, first)
+    return out, first, region_ends - first
+
+
+def encode_entropy(x, seg_rows, plan, thr, step, cents, rule, enc, precision: int, scales):
+    """encode_symbols and rans_encode in one pass (J = 8 lanes): seg_rows (k, 2) the row
+    ranges of the segments of x (each starting on a multiple of 8 rows), enc =
+    rans8.encode_tables(the model).  Returns (buf, starts, lengths) as rans_encode; the
+    scales into `scales` (float64, n) as encode_symbols.  One task per segment; the same
+    bytes as the two calls."""
+    check_plan(plan, x.shape[1])
+    seg_rows = np.ascontiguousarray(seg_rows, np.int64).reshape(-1, 2)
+    r0, r1 = seg_rows[:, 0].copy(), seg_rows[:, 1].copy()
+    n, d = x.shape
+    if ((r0 % LANES).any() or (r1 < r0).any() or (r0 < 0).any() or (r1 > n).any()
+            or thr.dtype != np.float32 or thr.size != cents.size - 1 or cents.size > 4096
+            or enc.shape != (cents.size, 5) or scales.shape[0] < n):
+        raise ValueError("encode_entropy: inconsistent arguments")
+    out, region_ends = _regions((r1 - r0) * d, precision, 8)
+    first = np.empty(r0.size, np.int64)
+    offset = (cents.size - 1) // 2 + 0.5
+    _run_task_range(_symbols.encode_entropy_kernel, r0.size, x, r0, r1, *plan, thr,
+                    np.float64(1.0 / step), np.float64(offset), cents, rule, enc,
+                    region_ends, out, first, scales)
     return out, first, region_ends - first
 
 
@@ -402,33 +354,86 @@ def _rans_problems() -> dict:
             _rans.FINAL_STATE: "the coder does not end in its initial state"}
 
 
-def rans_decode(buf, starts, lengths, counts, freqs, precision: int, lanes: int, out,
-                slot_table=None) -> None:
-    """Decode segment k from buf[starts[k]:starts[k] + lengths[k]] (bytes, a multiple of 4)
-    into the next counts[k] entries of `out` (uint16), in parallel.  slot_table:
-    rans_slot_table(freqs, precision), built here when not given (a caller decoding many
-    chunks builds it once).  A stream the decoder of spec 19.3 refuses raises FormatError
-    (rule entropy-stream) naming its segment."""
-    from ..errors import FormatError
+def rans8_encode_tables(freqs, precision: int):
+    """The J = 8 encoder's per-symbol constants (rans8.encode_tables), for encode_entropy."""
+    return _rans8.encode_tables(freqs, precision)
 
-    table = rans_slot_table(freqs, precision) if slot_table is None else slot_table
+
+def rans_tables(freqs, precision: int):
+    """The decoder's tables (rans_slot_table, and rans8.decode_tables for J = 8): built once
+    per model by a caller decoding many chunks."""
+    return rans_slot_table(freqs, precision), _rans8.decode_tables(freqs, precision)
+
+
+def _segment_layout(buf, starts, lengths, counts, table, precision):
     buf = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
     starts = np.ascontiguousarray(starts, np.int64)
     lengths = np.ascontiguousarray(lengths, np.int64)
     counts = np.ascontiguousarray(counts, np.int64)
-    if (out.dtype != np.uint16 or int(counts.sum()) != out.size or (lengths % 4).any()
-            or (starts < 0).any() or (lengths < 0).any()
+    if ((lengths % 4).any() or (starts < 0).any() or (lengths < 0).any()
             or (starts + lengths > buf.size).any() or table.size != 1 << precision):
         raise ValueError("rans_decode: inconsistent arguments")
-    out_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    status = np.zeros(counts.size, np.int64)
-    _run_task_range(_rans.decode_kernel, counts.size, buf, starts, lengths, counts,
-                    out_starts, table, np.asarray(freqs, np.uint32), _cumulative(freqs),
-                    np.int64(precision), np.int64(lanes), out, status)
+    return buf, starts, lengths, counts
+
+
+def _raise_status(status) -> None:
+    from ..errors import FormatError
+
     if status.any():
         k = int(np.argmax(status != 0))
         raise FormatError(f"segment {k}: corrupt entropy-coded stream "
                           f"({_rans_problems()[int(status[k])]})", rule="entropy-stream")
+
+
+def rans_decode(buf, starts, lengths, counts, freqs, precision: int, lanes: int, out,
+                slot_table=None, tables=None) -> None:
+    """Decode segment k from buf[starts[k]:starts[k] + lengths[k]] (bytes, a multiple of 4)
+    into the next counts[k] entries of `out` (uint16), in parallel.  slot_table:
+    rans_slot_table(freqs, precision), or tables: rans_tables(freqs, precision), built here
+    when not given (a caller decoding many chunks builds them once).  A stream the decoder
+    of spec 19.3 refuses raises FormatError (rule entropy-stream) naming its segment."""
+    if tables is None and lanes == 8:
+        tables = rans_tables(freqs, precision)
+    if tables is not None:
+        slot_table = tables[0]
+    table = rans_slot_table(freqs, precision) if slot_table is None else slot_table
+    buf, starts, lengths, counts = _segment_layout(buf, starts, lengths, counts, table,
+                                                   precision)
+    if out.dtype != np.uint16 or int(counts.sum()) != out.size:
+        raise ValueError("rans_decode: inconsistent arguments")
+    out_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    status = np.zeros(counts.size, np.int64)
+    if lanes == 8:  # tq's J: the states in registers (rans8.py), the same symbols
+        _run_task_range(_rans8.decode8_kernel, counts.size, buf, starts, lengths, counts,
+                        out_starts, tables[1], table, np.int64(precision), out, status)
+    else:
+        _run_task_range(_rans.decode_kernel, counts.size, buf, starts, lengths, counts,
+                        out_starts, table, np.asarray(freqs, np.uint32), _cumulative(freqs),
+                        np.int64(precision), np.int64(lanes), out, status)
+    _raise_status(status)
+
+
+def decode_entropy(buf, starts, lengths, seg_rows: int, tables, precision: int, scales, plan,
+                   cents, out) -> None:
+    """The entropy coding's rANS stage and decoder fused (J = 8 lanes): the segments of
+    seg_rows rows, segment k's stream at buf[starts[k]:starts[k] + lengths[k]], decoded
+    with tables = rans_tables(the model) and the scales into the rows of `out` (n x d), one
+    task per segment; the same values as rans_decode then decode_symbols.  FormatError
+    (entropy-stream) as rans_decode for a stream it refuses (`out` is then garbage)."""
+    check_plan(plan, out.shape[1])
+    table, fb = tables
+    n, d = out.shape
+    counts = np.minimum(seg_rows, n - np.arange(0, n, seg_rows)) * d
+    buf, starts, lengths, counts = _segment_layout(buf, starts, lengths, counts, table,
+                                                   precision)
+    if starts.size != counts.size or fb.size != table.size or scales.shape[0] < n \
+            or len(cents) < int(table[-1]) + 1:
+        raise ValueError("decode_entropy: inconsistent arguments")
+    status = np.zeros(counts.size, np.int64)
+    _run_task_range(_symbols.decode_entropy_kernel, counts.size, buf, starts, lengths,
+                    np.int64(seg_rows), fb, table, np.int64(precision), scales, *plan, cents,
+                    out, status)
+    _raise_status(status)
 
 
 def rotate_rows(x, plan, inverse: bool) -> None:

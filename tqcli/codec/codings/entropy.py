@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ... import limits
 from .base import PayloadCoding
+from .entropy_reference import EntropyReference
 
 _BLOCK = struct.Struct("<HBBIdd")  # symbols, precision, lanes, segment rows, step, rate
 RANS_LOW = 1 << 31                 # the coder's state interval is [2^31, 2^63)
@@ -45,7 +46,7 @@ class EntropyModel:
         return len(self.frequencies)
 
 
-class Entropy(PayloadCoding):
+class Entropy(EntropyReference, PayloadCoding):
     code = 1
     name = "entropy"
     summary = "uniform-grid cell indices, rANS-coded with the law's frequencies"
@@ -81,7 +82,8 @@ class Entropy(PayloadCoding):
         return dict(bits=bits, codebook=model.centroids, model=entropy)
 
     def decoder_kernel(self, header) -> str:
-        return "decode_symbols_kernel"
+        """The driver decode runs (decode: fused for tq's J = 8)."""
+        return "decode_entropy_kernel" if header.model.lanes == 8 else "decode_symbols_kernel"
 
     def warmup_ok(self, header) -> bool:
         return 8 * header.dim <= self.WARMUP_SYMBOLS
@@ -305,29 +307,35 @@ class Entropy(PayloadCoding):
     # ------------------------------------------------------------------ encode
 
     def encode_chunks(self, codec, x, first_row: int) -> list[list[memoryview]]:
+        """Quantise and rANS-code rows x, one pass per segment for tq's J = 8
+        (kernels.encode_entropy), two passes for other J (never written by tq)."""
         import numpy as np
 
         from ... import kernels
 
         h, m = codec.header, codec.header.model
         n, d = x.shape
-        symbols = np.empty(n * d, np.uint16)
         scales = np.empty(n, np.float64)
         thresholds, _, cents = codec.quantizer
-        kernels.encode_symbols(x, codec.plan, thresholds, m.step, cents, codec.rule, symbols,
-                               scales)
-        (stored,) = codec.store_floats([scales], first_row)
-        # segment boundaries, in symbols: each chunk's segments of G rows
-        chunks = []
-        bounds = [0]
+        # each chunk's segments of G rows: (first row, end row), and where each chunk's begin
+        chunks, segs = [], []
         for a in range(0, n, h.chunk_rows):
             k = min(h.chunk_rows, n - a)
-            segs = self.segments(h, k)
-            chunks.append((a, k, len(bounds) - 1, len(segs)))
-            for r in segs:
-                bounds.append(bounds[-1] + r * d)
-        buf, starts, lengths = kernels.rans_encode(symbols, np.asarray(bounds, np.int64),
-                                                   m.frequencies, m.precision, m.lanes)
+            chunks.append((a, k, len(segs), len(self.segments(h, k))))
+            segs += [(r, min(r + m.segment_rows, a + k)) for r in range(a, a + k, m.segment_rows)]
+        if m.lanes == 8:
+            enc = kernels.rans8_encode_tables(m.frequencies, m.precision)
+            buf, starts, lengths = kernels.encode_entropy(
+                x, np.asarray(segs, np.int64).reshape(-1, 2), codec.plan, thresholds, m.step,
+                cents, codec.rule, enc, m.precision, scales)
+        else:
+            symbols = np.empty(n * d, np.uint16)
+            kernels.encode_symbols(x, codec.plan, thresholds, m.step, cents, codec.rule,
+                                   symbols, scales)
+            bounds = np.asarray([0] + [b * d for _, b in segs], np.int64)
+            buf, starts, lengths = kernels.rans_encode(symbols, bounds, m.frequencies,
+                                                       m.precision, m.lanes)
+        (stored,) = codec.store_floats([scales], first_row)
         out = []
         for a, k, s0, ns in chunks:
             lens = lengths[s0:s0 + ns].astype("<u4")
@@ -341,7 +349,32 @@ class Entropy(PayloadCoding):
     # ------------------------------------------------------------------ decode
 
     def decode(self, codec, payload, rows: int, out):
-        return self.decode_codes(codec, self.chunk_codes(codec, payload, rows), out)
+        """The rANS stage fused with the decoder (kernels.decode_entropy) for tq's J = 8:
+        each group's symbols stay in cache; other J decode in two passes."""
+        import numpy as np
+
+        from ... import kernels
+
+        h, m = codec.header, codec.header.model
+        if m.lanes != 8:
+            return self.decode_codes(codec, self.chunk_codes(codec, payload, rows), out)
+        buf = np.frombuffer(payload, dtype=np.uint8)
+        starts, lengths, at = self._streams(h, buf, rows)
+        scales = codec.load_floats(buf[at:at + rows * h.scale_size])
+        out = out[:rows]
+        kernels.decode_entropy(buf, starts, lengths, m.segment_rows, codec.rans_tables,
+                               m.precision, scales, codec.plan, codec.centroids, out)
+        return out
+
+    def _streams(self, header, buf, rows: int):
+        """(starts, lengths) of a chunk's streams, checked (stream_lengths), and the offset
+        of its scales."""
+        import numpy as np
+
+        ns = len(self.segments(header, rows))
+        segs, lengths = self.stream_lengths(header, rows, buf[:4 * ns], -1)
+        starts = 4 * ns + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return starts, lengths, 4 * ns + int(lengths.sum())
 
     # ------------------------------------------------------------------ codes
 
@@ -353,29 +386,29 @@ class Entropy(PayloadCoding):
 
         h = codec.header
         symbols = np.empty(rows * h.dim, np.uint16)
-        at = self.decode_streams(h, payload, rows, codec.slot_table, symbols)
+        at = self.decode_streams(h, payload, rows, codec.rans_tables, symbols)
         buf = np.frombuffer(payload, dtype=np.uint8)
         scales = codec.load_floats(buf[at:at + rows * h.scale_size])
         return ChunkCodes("entropy", rows, h.dim, 0, symbols.reshape(rows, h.dim), scales)
 
-    def decode_streams(self, header, payload, rows: int, slot_table, symbols) -> int:
+    def decode_streams(self, header, payload, rows: int, tables, symbols) -> int:
         """The rANS stage of a chunk (spec 19.3): every segment's stream decoded into
         `symbols` (uint16, rows * d), FormatError (entropy-stream) for a stream the decoder
         refuses.  The one implementation of these checks: the decoder (chunk_codes) and the
-        verifier (check_decodable) both run it.  Returns the offset of the scales."""
+        verifier (check_decodable) both run it, and decode's fused kernel runs the same
+        checks in the same order.  tables: kernels.rans_tables of the model.  Returns the
+        offset of the scales."""
         import numpy as np
 
         from ... import kernels
 
         m = header.model
         buf = np.frombuffer(payload, dtype=np.uint8)
-        ns = len(self.segments(header, rows))
-        segs, lengths = self.stream_lengths(header, rows, buf[:4 * ns], -1)
-        starts = 4 * ns + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        counts = np.asarray(segs, np.int64) * header.dim
+        starts, lengths, at = self._streams(header, buf, rows)
+        counts = np.asarray(self.segments(header, rows), np.int64) * header.dim
         kernels.rans_decode(buf, starts, lengths, counts, m.frequencies, m.precision,
-                            m.lanes, symbols[:rows * header.dim], slot_table=slot_table)
-        return 4 * ns + int(lengths.sum())
+                            m.lanes, symbols[:rows * header.dim], tables=tables)
+        return at
 
     def check_decodable(self, header, payload, rows: int, scratch: dict) -> None:
         """What the decoder checks beyond check_payload, short of the floats: every
@@ -387,12 +420,12 @@ class Entropy(PayloadCoding):
         from ... import kernels
 
         m = header.model
-        if "slots" not in scratch:
-            scratch["slots"] = kernels.rans_slot_table(m.frequencies, m.precision)
+        if "tables" not in scratch:
+            scratch["tables"] = kernels.rans_tables(m.frequencies, m.precision)
         need = rows * header.dim
         if scratch.get("symbols") is None or scratch["symbols"].size < need:
             scratch["symbols"] = np.empty(need, np.uint16)
-        self.decode_streams(header, payload, rows, scratch["slots"], scratch["symbols"])
+        self.decode_streams(header, payload, rows, scratch["tables"], scratch["symbols"])
 
     def encode_codes(self, codec, x, first_row: int = 0):
         import numpy as np
@@ -420,45 +453,6 @@ class Entropy(PayloadCoding):
         symbols = np.ascontiguousarray(codes.codes, np.uint16).reshape(-1)
         kernels.decode_symbols(symbols, codes.scales, codec.plan, codec.centroids, out)
         return out
-
-    # ------------------------------------------------------------------ numpy reference
-
-    def reference_encode(self, codec, x) -> bytes:
-        """The payload of rows x (at most one chunk) by tqcli/codec/reference.py and
-        tqcli/codec/reference_rans.py, for the tests to compare with bit for bit."""
-        import numpy as np
-
-        from .. import reference, reference_rans
-
-        h, m = codec.header, codec.header.model
-        idx, scales = reference.encode_indices(x, codec.plan, self.thresholds(h),
-                                               codec.centroids, codec.rule)
-        streams = []
-        for a in range(0, x.shape[0], m.segment_rows):
-            seg = idx[a:a + m.segment_rows].reshape(-1)
-            streams.append(reference_rans.encode(seg, m.frequencies, m.precision, m.lanes))
-        lens = np.asarray([len(s) for s in streams], "<u4")
-        return lens.tobytes() + b"".join(streams) + scales.astype(codec.scale_dtype).tobytes()
-
-    def reference_decode(self, codec, payload, rows: int):
-        import numpy as np
-
-        from .. import reference, reference_rans
-
-        h, m = codec.header, codec.header.model
-        if h.scale_dtype == "float64":
-            raise NotImplementedError("the numpy reference decodes in binary32 only")
-        segs = self.segments(h, rows)
-        lens = np.frombuffer(payload, "<u4", count=len(segs))
-        at, parts = 4 * len(segs), []
-        for r, n in zip(segs, lens):
-            parts.append(reference_rans.decode(bytes(payload[at:at + int(n)]), r * h.dim,
-                                               m.frequencies, m.precision, m.lanes))
-            at += int(n)
-        idx = np.concatenate(parts).reshape(rows, h.dim).astype(np.int64)
-        scales = np.frombuffer(payload, codec.scale_dtype, count=rows, offset=at)
-        return reference.decode_indices(idx, scales.astype(np.float32), codec.plan,
-                                        codec.centroids)
 
     def check_payload(self, header, payload, rows: int, chunk: int) -> None:
         """The stream lengths add up to the payload's length (19.4), and the stored
