@@ -1,3 +1,3 @@
 """tq's release, in one place (pyproject.toml reads it; the command line prints it)."""
 
-__version__ = "1.3.0"
+__version__ = "1.4.0"
