@@ -7,13 +7,14 @@ adaptive.py), quantises each value to round(y / step) clamped to its class's cel
 the cells of each class as one rANS stream per chunk (the coder of spec 19.3, unchanged).
 No rotation: the header's rotation, seed, rounds and scale rule are written as tq's
 defaults and not used.  With scales (block byte 5 = 1) the encoder codes each centred row's
-direction at the fitted norm and stores a float16 least-squares scale per row (21.3).  The decoder looks up each cell's stored value in
-its class's codebook and multiplies by the stored basis; nothing is recomputed.
+direction at the fitted norm and stores a float16 least-squares scale per row (21.3).  The
+decoder looks up each cell's stored value in its class's codebook and multiplies by the
+stored basis (and the row's scale); nothing is recomputed.
 
 The header block after the shape (21.2), little-endian:
     u16 k, u16 classes C, u8 basis dtype (0 float16, 1 float32, 2 int8), u8 precision P,
-    u8 lanes L, u8 scales (0 none, 1 float16), f64 step, f64 rate, f64 nmse (informative: the encoder's
-    step and predictions),
+    u8 lanes L, u8 scales (0 none, 1 float16), f64 step, f64 rate, f64 nmse (informative:
+    the encoder's step and predictions),
     u16[C] symbols M_c, f32[sum M_c] the codebooks (class by class),
     u16[sum M_c] the frequencies (class by class, each >= 1, summing to 2^P per class),
     u8[k] the class of each component, then the basis: k rows, row j the direction of
@@ -118,6 +119,7 @@ class Adaptive(PayloadCoding):
                 "basis_dtype": m.basis_dtype, "basis_bytes": self.basis_bytes(header),
                 "basis_share": self.basis_bytes(header) / total if total else 0.0,
                 "classes": m.n_classes, "step": m.step, "precision": m.precision,
+                "scales": m.scales,
                 "lanes": m.lanes, "model_bits": m.rate, "expected_nmse": m.nmse,
                 "achieved_bits": self.achieved_bits(header, payload_bytes),
                 "bytes_per_vector": total / n if n else 0.0}
@@ -131,7 +133,7 @@ class Adaptive(PayloadCoding):
                       f"{c['basis_bytes']} bytes ({100 * c['basis_share']:.1f}% of the file)"),
             ("grid", f"step {c['step']:.4g}, {c['classes']} classes, frequencies of "
                      f"precision {c['precision']}, {c['lanes']} lanes; predicted nmse "
-                     f"{c['expected_nmse']:.3e}"),
+                     f"{c['expected_nmse']:.3e}{'; a float16 scale per vector' * c['scales']}"),
         ]
 
     def eval_fields(self, header, payload_bytes: int, requested) -> dict:
@@ -247,11 +249,11 @@ class Adaptive(PayloadCoding):
             rows = np.frombuffer(raw, np.uint8, count=k * (d + 4), offset=at).reshape(k, d + 4)
             scales = rows[:, :4].copy().view("<f4").reshape(k).astype(np.float32)
             basis = np.empty((k, d), np.float32)
-            step = max(1, (1 << 20) // d)  # rows at a time: small binary64 temporaries
+            many = max(1, (1 << 20) // d)  # rows at a time: small binary64 temporaries
             with np.errstate(over="ignore", invalid="ignore"):
-                for a in range(0, k, step):
-                    q = rows[a:a + step, 4:].view(np.int8).astype(np.float64)
-                    basis[a:a + step] = q * scales[a:a + step].astype(np.float64)[:, None]
+                for a in range(0, k, many):
+                    q = rows[a:a + many, 4:].view(np.int8).astype(np.float64)
+                    basis[a:a + many] = q * scales[a:a + many].astype(np.float64)[:, None]
             _need(bool(np.all(np.isfinite(scales))), "adaptive coding: non-finite basis "
                                                      "scale", "adaptive-basis")
         else:
@@ -446,11 +448,9 @@ class Adaptive(PayloadCoding):
         st = self._state(codec)
         index = self.decode_cells(codec.header, payload, rows, st["slots"])
         out = out[:rows]  # binary32: the header's scale dtype is float32 (21)
-        if codec.header.model.scales:
-            from ..adaptive_scales import read
-            scale = read(payload, rows)
-        else:
-            scale = np.ones(rows)
+        from ..adaptive_scales import read
+
+        scale = read(payload, rows) if codec.header.model.scales else np.ones(rows)
         self._reconstruct(st, index, scale, out)
         return out
 
@@ -480,7 +480,6 @@ class Adaptive(PayloadCoding):
         self.decode_cells(header, payload, rows, scratch["slots"])
         if m.scales:
             from ..adaptive_scales import read
-
             read(payload, rows)
 
     def reference_encode(self, codec, x) -> bytes:
