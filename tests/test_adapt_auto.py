@@ -144,7 +144,8 @@ def test_auto_with_centre_and_float16_scales():
     kw = dict(bits=4, coding="entropy", center=True, scale_dtype="float16")
     x = flat(2000, 256) + 5.0     # declined: the options as given, to the byte
     assert tqcli.compress(x, adapt="auto", **kw) == tqcli.compress(x, **kw)
-    y = structured(3000, 48)      # taken: the adaptive coding, which stores no scale
+    y = structured(3000, 48)      # taken: the adaptive coding, whose fit decides its own
+                                  # scales (none here: rows of similar norms, d < 233)
     blob = tqcli.compress(y, adapt="auto", **kw)
     assert _coding(blob) == "adaptive" and blob == tqcli.compress(y, bits=4, adapt=True)
 
