@@ -69,6 +69,17 @@ def test_decide_compares_bytes_for_an_error_target():
     no = adapt_decision.decide(_Fit(64, 500), 500, coding="entropy", nmse=0.01,
                                adaptive=lambda n: (0.001, 0.95 * n * per_vec))
     assert yes.adapt and not no.adapt
+    # fewer bytes, but the mean error per row misses the target (the same absolute error
+    # on rows of unequal norms: mean(1/|x|^2) x E = 1.6 > 1.1): not the same error
+    fit = _Fit(64, 500, mean=0.0, var=1.0 / 64)  # energy 1
+    inverse = (1.6, np.zeros(64))
+    miss = adapt_decision.decide(fit, 500, coding="entropy", nmse=0.01, inverse=inverse,
+                                 adaptive=lambda n: (0.01, 0.5 * n * per_vec))
+    assert not miss.adapt and "above 0.01" in miss.reason
+    near = adapt_decision.decide(fit, 500, coding="entropy", nmse=0.01,
+                                 inverse=(1.08, np.zeros(64)),
+                                 adaptive=lambda n: (0.01, 0.5 * n * per_vec))
+    assert near.adapt
 
 
 def test_decide_centred_fallback_counts_only_the_spread():

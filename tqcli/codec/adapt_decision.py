@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 MARGIN = 0.9            # adapt when predicted error (or bytes) <= 0.9 x the other coding's
 MIN_ROWS_PER_DIM = 2    # a partial fit needs at least 2 d rows to be trusted
+NMSE_SLACK = 1.1        # --nmse X: the adaptive side's mean error per row must be <= 1.1 X
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,12 @@ def decide(spectrum, n: int, *, coding: str, bits=None, nmse=None, centered: boo
     o_bytes = n * oblivious_bytes_per_vector(d, coding, bits, nmse)
     predicted = {"adapt_nmse": a_nmse, "adapt_bytes": a_bytes, "other_nmse": o_nmse,
                  "other_bytes": o_bytes}
-    if nmse is not None:  # the same error: compare the bytes
+    if nmse is not None and a_nmse > NMSE_SLACK * float(nmse):
+        # the rate control meets the target over the energy; in tq's mean over rows it
+        # would miss it (rows of unequal norms without scales): not the same error
+        ok = False
+        why = (f"predicted nmse {a_nmse:.3g} per vector at its target, above {nmse:g}")
+    elif nmse is not None:  # the same error: compare the bytes
         ok = a_bytes <= MARGIN * o_bytes
         why = (f"predicted {a_bytes / max(o_bytes, 1e-300):.2f}x the bytes of the oblivious "
                f"rotation at nmse {nmse:g}")
