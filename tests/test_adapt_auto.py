@@ -42,10 +42,11 @@ def _coding(blob) -> str:
 
 
 class _Fit:
-    def __init__(self, d, rows, mean=0.0, var=1.0):
+    def __init__(self, d, rows, mean=0.0, var=1.0, scaled=False):
         self.mean = np.full(d, mean)
         self.variances = np.full(d, var)
         self.rows = rows
+        self.scaled = scaled
 
 
 @pytest.mark.parametrize("ratio,taken", [(0.9, True), (0.9 * (1 + 1e-9), False), (0.2, True),
@@ -68,6 +69,17 @@ def test_decide_compares_bytes_for_an_error_target():
     no = adapt_decision.decide(_Fit(64, 500), 500, coding="entropy", nmse=0.01,
                                adaptive=lambda n: (0.001, 0.95 * n * per_vec))
     assert yes.adapt and not no.adapt
+    # fewer bytes, but the mean error per row misses the target (the same absolute error
+    # on rows of unequal norms: mean(1/|x|^2) x E = 1.6 > 1.1): not the same error
+    fit = _Fit(64, 500, mean=0.0, var=1.0 / 64)  # energy 1
+    inverse = (1.6, np.zeros(64))
+    miss = adapt_decision.decide(fit, 500, coding="entropy", nmse=0.01, inverse=inverse,
+                                 adaptive=lambda n: (0.01, 0.5 * n * per_vec))
+    assert not miss.adapt and "above 0.01" in miss.reason
+    near = adapt_decision.decide(fit, 500, coding="entropy", nmse=0.01,
+                                 inverse=(1.08, np.zeros(64)),
+                                 adaptive=lambda n: (0.01, 0.5 * n * per_vec))
+    assert near.adapt
 
 
 def test_decide_centred_fallback_counts_only_the_spread():
@@ -81,6 +93,28 @@ def test_decide_centred_fallback_counts_only_the_spread():
                                     adaptive=lambda n: (0.6 * other, 1.0))
     assert plain.adapt and not centred.adapt
     assert centred.predicted["other_nmse"] == pytest.approx(other / 2)
+
+
+def test_decide_in_mean_relative_error_with_and_without_scales():
+    # energy 32, spread 16; rows' mean 1/|x|^2 = 0.05, mean x/|x|^2 = 0: the centred part's
+    # share mean(|x - c|^2 / |x|^2) is 1 + 16 x 0.05 = 1.8
+    inverse = (0.05, np.zeros(16))
+    model = 0.01
+    plain = adapt_decision.decide(_Fit(16, 1000, mean=1.0), 1000, coding="entropy", bits=4,
+                                  adaptive=lambda n: (model, 1.0), inverse=inverse)
+    scaled = adapt_decision.decide(_Fit(16, 1000, mean=1.0, scaled=True), 1000,
+                                   coding="entropy", bits=4, adaptive=lambda n: (model, 1.0),
+                                   inverse=inverse)
+    # no scale: the same absolute error on every row, relative to |x|^2: E x mean(1/|x|^2)
+    assert plain.predicted["adapt_nmse"] == pytest.approx(model * 32 * 0.05)
+    # a scale per row: the error over the spread, on each row's centred part
+    assert scaled.predicted["adapt_nmse"] == pytest.approx(model * 32 / 16 * 1.8)
+    # the oblivious side does not depend on the basis
+    assert plain.predicted["other_nmse"] == scaled.predicted["other_nmse"]
+    centred = adapt_decision.decide(_Fit(16, 1000, mean=1.0, scaled=True), 1000,
+                                    coding="entropy", bits=4, centered=True,
+                                    adaptive=lambda n: (model, 1.0), inverse=inverse)
+    assert centred.predicted["other_nmse"] == pytest.approx(1.8 * plain.predicted["other_nmse"])
 
 
 def test_decide_declines_a_partial_fit_of_too_few_rows():
@@ -121,7 +155,8 @@ def test_auto_with_centre_and_float16_scales():
     kw = dict(bits=4, coding="entropy", center=True, scale_dtype="float16")
     x = flat(2000, 256) + 5.0     # declined: the options as given, to the byte
     assert tqcli.compress(x, adapt="auto", **kw) == tqcli.compress(x, **kw)
-    y = structured(3000, 48)      # taken: the adaptive coding, which stores no scale
+    y = structured(3000, 48)      # taken: the adaptive coding, whose fit decides its own
+                                  # scales (none here: rows of similar norms, d < 233)
     blob = tqcli.compress(y, adapt="auto", **kw)
     assert _coding(blob) == "adaptive" and blob == tqcli.compress(y, bits=4, adapt=True)
 
@@ -142,11 +177,33 @@ def test_auto_takes_the_basis_where_it_pays(target):
 
 
 def test_auto_on_the_kv_dump_is_never_worse_than_the_entropy_coding(minilm_kv):
+    # rows of 32 values of unequal norms: with a float16 scale per vector the adaptive coding
+    # has about half the entropy coding's mean relative error at its bytes, and auto says so
     for b in (2, 3, 4):
         ent = tqcli.compress(minilm_kv, bits=b, coding="entropy")
         auto = tqcli.compress(minilm_kv, bits=b, coding="entropy", adapt="auto")
+        assert _coding(auto) == "adaptive"
+        assert tqcli.inspect(auto)["coding"]["scales"]
+        assert auto == tqcli.compress(minilm_kv, bits=b, adapt=True)
         assert len(auto) <= len(ent)
-        assert nmse(minilm_kv, tqcli.decompress(auto)) <= nmse(minilm_kv, tqcli.decompress(ent))
+        e_auto = nmse(minilm_kv, tqcli.decompress(auto))
+        assert e_auto <= 0.6 * nmse(minilm_kv, tqcli.decompress(ent))
+
+
+def test_auto_predicts_the_scaled_files_mean_relative_error(minilm_kv):
+    x = minilm_kv.reshape(-1, 32)[::4]
+
+    class _Source:
+        dim, n_rows, rereadable = 32, x.shape[0], True
+
+    def blocks_of(r):
+        return (x[i:i + r] for i in range(0, x.shape[0], r))
+
+    options = EncodeOptions(bits=3, coding="entropy", adapt="auto")
+    got, _, _, dec = adapt_fit.resolve(_Source(), options, blocks_of)
+    assert dec.adapt and got.adapt.scaled
+    measured = nmse(x, tqcli.decompress(tqcli.compress(x, bits=3, adapt=got.adapt)))
+    assert measured <= dec.predicted["adapt_nmse"] <= 1.06 * measured
 
 
 def test_auto_refuses_nothing_the_fallback_takes():

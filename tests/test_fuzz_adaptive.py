@@ -10,19 +10,26 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 from fuzzkit import check_library_failure, pipe_stream, verify_disagrees
 from test_fuzz import _entropy_layout, _recrc
 
 import tqcli
 
 
-def _form() -> bytes:
+def _form(scaled=None) -> bytes:
+    from tqcli.codec.adaptive_model import fit_basis
+
     rng = np.random.default_rng(8)
     x = (rng.standard_normal((40, 12)) * np.exp(-0.3 * np.arange(12))).astype(np.float32)
-    return tqcli.compress(x, bits=3, adapt=True, chunk_rows=16)
+    if scaled:  # rows of unequal norms, a float16 scale each after the streams (21.4)
+        x *= np.exp(rng.uniform(-2, 2, (40, 1))).astype(np.float32)
+    adapt = fit_basis(x, scaled=scaled) if scaled else True
+    return tqcli.compress(x, bits=3, adapt=adapt, chunk_rows=16)
 
 
 ADAPTIVE_FORM = _form()
+SCALED_FORM = _form(scaled=True)
 
 
 def _refuse_all(cases, rules=None, verify=True):
@@ -40,10 +47,11 @@ def _refuse_all(cases, rules=None, verify=True):
     return count
 
 
-def test_adaptive_form_every_truncation_extension_and_bit_flip_is_refused():
-    blob = ADAPTIVE_FORM
+@pytest.mark.parametrize("scales", [0, 1])
+def test_adaptive_form_every_truncation_extension_and_bit_flip_is_refused(scales):
+    blob = SCALED_FORM if scales else ADAPTIVE_FORM
     h = tqcli.read_header(blob)
-    assert h.coding == "adaptive" and h.n_chunks == 3
+    assert h.coding == "adaptive" and h.n_chunks == 3 and h.model.scales == scales
     cases = [("prefix", blob[:k]) for k in range(0, len(blob), 3)]
     for pos in range(len(blob)):
         b = bytearray(blob)

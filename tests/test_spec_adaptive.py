@@ -56,10 +56,10 @@ def spec_parse_adaptive(data: bytes):
     shape = struct.unpack_from(f"<{ndim}Q", data, 48)
     need(shape[-1] == d and int(np.prod(shape[:-1], dtype=object)) == n, "shape")
     at = 48 + 8 * ndim
-    k, c, bdt, p, lanes, zero, step, rate, nm = struct.unpack_from("<HHBBBBddd", data, at)
+    k, c, bdt, p, lanes, scales, step, rate, nm = struct.unpack_from("<HHBBBBddd", data, at)
     need(d <= 4096, "adaptive-dim")
     need(1 <= k <= d and 1 <= c <= min(255, k) and bdt in (0, 1, 2) and 8 <= p <= 16
-         and 1 <= lanes <= 32 and zero == 0 and step > 0, "adaptive-model")
+         and 1 <= lanes <= 32 and scales in (0, 1) and step > 0, "adaptive-model")
     at += 32
     m = struct.unpack_from(f"<{c}H", data, at)
     need(all(2 <= v <= min(4096, 1 << p) for v in m), "adaptive-model: symbols")
@@ -113,7 +113,7 @@ def spec_parse_adaptive(data: bytes):
         pos = off + length + 4
     need(f_off == pos and pos == len(data) - 16 * chunks - 24, "footer-layout")
     return dict(shape=shape, d=d, k=k, c=c, chunk_rows=chunk_rows, n=n, cls=cls,
-                models=models, books=books, basis=basis, center=center,
+                models=models, books=books, basis=basis, center=center, scales=scales,
                 source=SOURCE_TYPES[src]), payloads
 
 
@@ -127,7 +127,8 @@ def spec_decode_adaptive(data: bytes) -> np.ndarray:
     for i, payload in enumerate(payloads):
         rows = min(h["chunk_rows"], h["n"] - i * h["chunk_rows"])
         lens = struct.unpack_from(f"<{c}I", payload, 0)
-        need(4 * c + sum(lens) == len(payload), "adaptive-stream: lengths")
+        tail = 2 * rows * h["scales"]  # 21.4: r float16 scales after the streams
+        need(4 * c + sum(lens) + tail == len(payload), "adaptive-stream: lengths")
         cells = np.zeros((rows, k), np.int64)
         pos = 4 * c
         for cc in range(c):
@@ -140,6 +141,10 @@ def spec_decode_adaptive(data: bytes) -> np.ndarray:
         for j in range(k):
             v = h["books"][h["cls"][j]][cells[:, j]].astype(np.float64)
             acc = acc + v[:, None] * h["basis"][j].astype(np.float64)[None, :]
+        if h["scales"]:
+            sig = np.frombuffer(payload[len(payload) - tail:], "<f2").astype(np.float64)
+            need(bool(np.all(np.isfinite(sig))), "adaptive-stream: scale")
+            acc = acc * sig[:, None]
         o = acc.astype(np.float32)
         if h["center"] is not None:
             o = o + h["center"]
@@ -167,8 +172,9 @@ def test_tq_reproduces_the_tqz_from_the_stored_basis(name):
 
     entry = next(v for v in MANIFEST if v["name"] == name)
     z = np.load(os.path.join(VEC_DIR, f"{name}.basis.npz"))
+    extra = {"scaled": bool(z["scaled"]), "rho": float(z["rho"])} if "rho" in z.files else {}
     basis = Basis(mean=z["mean"], components=z["components"], variances=z["variances"],
-                  rows=0)
+                  rows=0, **extra)
     blob = tqcli.compress(npy(name, "input.npy"), adapt=basis, **entry["options"])
     assert blob == vec(name, "tqz")
     h = tqcli.read_header(blob)
@@ -179,6 +185,7 @@ def test_tq_reproduces_the_tqz_from_the_stored_basis(name):
 
 def test_the_vectors_cover_every_basis_dtype():
     assert {v["basis_dtype"] for v in MANIFEST} == {"float16", "float32", "int8"}
+    assert {v.get("scales", 0) for v in MANIFEST} == {0, 1}
 
 
 def _rehead(data: bytes, at: int, value: bytes) -> bytes:
@@ -192,7 +199,7 @@ def _rehead(data: bytes, at: int, value: bytes) -> bytes:
 MUTATIONS = {  # offsets from the coding's block (48 + 8 ndim); both readers refuse
     "precision 17": (5, bytes([17]), "adaptive-model"),
     "lanes 0": (6, bytes([0]), "adaptive-model"),
-    "reserved 1": (7, bytes([1]), "adaptive-model"),
+    "scales 2": (7, bytes([2]), "adaptive-model"),
     "basis dtype 3": (4, bytes([3]), "adaptive-model"),
 }
 

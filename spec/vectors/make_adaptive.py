@@ -25,10 +25,12 @@ VECTORS = [
     ("adaptive_b5_rank3_d24", (4, 50, 24), "float16", {"bits": 5, "chunk_rows": 48}, 2),
     ("adaptive_nmse_d20_f64", (90, 20), "float64", {"nmse": 1e-7, "chunk_rows": 32}, 3),
     ("adaptive_nmse_d32", (120, 32), "float32", {"nmse": 2e-5, "chunk_rows": 40}, 4),
+    # a basis with scales (21.3): rows of unequal norms, a zero row, a partial chunk
+    ("adaptive_scaled_b3_d40", (257, 40), "float32", {"bits": 3, "chunk_rows": 96}, 5),
 ]
 
 
-def data(shape, dtype, seed):
+def data(name, shape, dtype, seed):
     """Rows with a decaying spectrum around an offset, in a basis rotated by a fixed
     orthonormal matrix (the basis given to the encoder is that matrix's rows)."""
     rng = np.random.default_rng(seed)
@@ -37,29 +39,35 @@ def data(shape, dtype, seed):
     q, _ = np.linalg.qr(rng.standard_normal((d, d)))
     var = np.exp(-0.15 * np.arange(d))
     z = rng.standard_normal((n, d)) * np.sqrt(var)
+    scaled = "scaled" in name
+    if scaled:  # norms spread over two decades
+        z *= np.exp(rng.uniform(-2.3, 2.3, (n, 1)))
     x = (z @ q.T + rng.standard_normal(d)).astype(dtype)
     x[5] = 0
     mean = x.astype(np.float64).mean(axis=0).astype(np.float32)
-    basis = Basis(mean=mean, components=q.T.copy(), variances=var, rows=n)
+    basis = Basis(mean=mean, components=q.T.copy(), variances=var, rows=n, scaled=scaled,
+                  rho=float(np.sqrt(var.sum())))
     return x.reshape(shape), basis
 
 
 def main():
     manifest = []
     for name, shape, dtype, options, seed in VECTORS:
-        x, basis = data(shape, dtype, seed)
+        x, basis = data(name, shape, dtype, seed)
         blob = tqcli.compress(x, adapt=basis, **options)
         h = tqcli.read_header(blob)
         np.save(os.path.join(HERE, name + ".input.npy"), x)
         np.savez(os.path.join(HERE, name + ".basis.npz"), mean=basis.mean,
-                 components=basis.components, variances=basis.variances)
+                 components=basis.components, variances=basis.variances,
+                 **({"scaled": basis.scaled, "rho": basis.rho} if basis.scaled else {}))
         with open(os.path.join(HERE, name + ".tqz"), "wb") as f:
             f.write(blob)
         np.save(os.path.join(HERE, name + ".decoded.npy"), tqcli.decompress(blob))
         manifest.append({"name": name, "shape": list(shape), "dtype": dtype,
                          "options": options, "components": h.model.k,
                          "basis_dtype": h.model.basis_dtype, "classes": h.model.n_classes,
-                         "chunks": h.n_chunks, "bytes": len(blob)})
+                         "chunks": h.n_chunks, "bytes": len(blob),
+                         **({"scales": 1} if h.model.scales else {})})
     with open(os.path.join(HERE, "adaptive.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")

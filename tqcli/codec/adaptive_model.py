@@ -3,10 +3,8 @@ step for every component, per-class Gaussian models, and the rate control that p
 
 API (small on purpose; tqcli/codec/codings/adaptive.py and the library use it):
 
-    Basis                  a fitted basis: mean (d,) float32, every principal component
-                           (m, d) float64 by decreasing variance, their variances, rows
-                           fitted.  Reusable: one Basis given to several files (shards)
-                           makes them share it; each file still stores what it uses.
+    Basis                  a fitted basis (reusable: shards given one Basis share it; each
+                           file still stores what it uses)
     fit_basis(x_or_blocks) a Basis from an (n, d) array or an iterable of (r, d) blocks
                            (through tqcli.codec.fitting.fit_spectrum, the one fitting seam)
     plan(basis, n, bits=, nmse=)
@@ -14,9 +12,7 @@ API (small on purpose; tqcli/codec/codings/adaptive.py and the library use it):
                            R means the bytes of the fixed coding's payload at R bits,
                            n (d R / 8 + 4), with the basis and models counted; `nmse` the
                            largest step whose predicted error is at most that
-    AdaptiveModel          what the header stores (spec 21.2): the stored basis (k of d
-                           components, float16 or float32), the step, the classes' codebooks
-                           and frequencies, the class of each component
+    AdaptiveModel          what the header stores (spec 21.2)
 
 How a step decides the rest (all from the fitted variances v_i, none from the data again):
   - component i's values y_i = <x - mean, b_i> are quantised to round(y_i / step), clamped
@@ -29,9 +25,10 @@ How a step decides the rest (all from the fitted variances v_i, none from the da
     file has the least predicted error at the target bytes (or the fewest bytes at the target
     error), counting the error its rounding adds, 2 sum v_i |b~_i - b_i|^2 (the encoder
     projects with the stored rows, the decoder multiplies by them);
-  - classes: r = sigma / step on a log grid of CLASSES_PER_OCTAVE per octave from R_MIN;
-    each class's model is the Gaussian of its centre ratio: cells j = -K..K of width step
-    (K covers SPAN sigma), conditional-mean codebook, frequencies (each >= 1) summing to 2^P.
+  - classes: r = sigma / step on a log grid, CLASSES_PER_OCTAVE per octave from R_MIN; a
+    class's model is the Gaussian of its centre ratio: cells -K..K (K covers SPAN sigma),
+    conditional-mean codebook, frequencies (each >= 1) summing to 2^P;
+  - a scaled Basis (fit_basis's default) codes directions and 16 bits a vector of scales.
 """
 
 from __future__ import annotations
@@ -65,6 +62,8 @@ class Basis:
     components: np.ndarray
     variances: np.ndarray
     rows: int
+    scaled: bool = False  # fitted to the rows' directions: files store a scale per vector
+    rho: float = 1.0      # the rms norm of the centred rows (directions are coded at it)
 
     @property
     def dim(self) -> int:
@@ -75,15 +74,16 @@ class Basis:
         import hashlib
 
         h = hashlib.sha256()
-        for a in (self.mean, self.components, self.variances):
-            h.update(np.ascontiguousarray(a).tobytes())
+        for a in (self.mean, self.components, self.variances, [self.scaled, self.rho]):
+            h.update(np.ascontiguousarray(a, getattr(a, "dtype", np.float64)).tobytes())
         return h.digest()
 
 
-def fit_basis(data) -> Basis:
+def fit_basis(data, scaled: bool | None = None) -> Basis:
     """The Basis of an (n, d) array (any float dtype) or an iterable of (r, d) blocks, read
-    once, block by block (each checked as it passes, none kept).  InputError for
-    non-finite values or a width the adaptive coding does not take."""
+    block by block (each checked as it passes).  scaled (21.3; None: when they pay,
+    adaptive_scales.fit_scaled) refits to the directions, the blocks kept for that second
+    pass.  InputError for non-finite values or a width the coding does not take."""
     import itertools
 
     from .fitting import fit_spectrum
@@ -114,20 +114,25 @@ def fit_basis(data) -> Basis:
             row += b.shape[0]
             yield b
 
-    s = fit_spectrum(checked(), dim)
+    kept = []
+    s = fit_spectrum((b for b in checked() if scaled is False or kept.append(b) or 1), dim)
     with np.errstate(over="ignore"):
         mean = s.mean.astype(np.float32)
+    rho, rows = 1.0, s.rows
+    if scaled is not False:
+        from .adaptive_scales import fit_scaled
+
+        scaled, rho, s = fit_scaled(kept, mean, s, dim, scaled)
     return Basis(mean=mean, components=np.asarray(s.components, np.float64),
-                 variances=np.maximum(np.asarray(s.variances, np.float64), 0.0), rows=s.rows)
+                 variances=np.maximum(np.asarray(s.variances, np.float64), 0.0), rows=rows,
+                 scaled=bool(scaled), rho=float(rho))
+
 
 
 def dim_problem(dim: int) -> str | None:
     if not 2 <= dim <= MAX_ADAPTIVE_DIM:
         return f"the adaptive coding takes vectors of 2 to {MAX_ADAPTIVE_DIM} values, not {dim}"
     return None
-
-
-# ---------------------------------------------------------------------- the header's model
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,6 +153,8 @@ class AdaptiveModel:
     codebooks: tuple
     frequencies: tuple
     basis_scales: np.ndarray | None = None
+    scales: int = 0    # 1: a float16 scale per vector after its cells (21.4)
+    rho: float = 1.0   # the encoder's norm of directions (not stored; 1 when read)
 
     def basis_codes(self) -> np.ndarray:
         """The int8 basis's stored integers (k, d)."""
@@ -166,9 +173,6 @@ class AdaptiveModel:
     def halves(self) -> np.ndarray:
         """K_c of each class (M_c = 2 K_c + 1)."""
         return np.array([(len(c) - 1) // 2 for c in self.codebooks], np.int64)
-
-
-# ---------------------------------------------------------------------- Gaussian cells
 
 
 def _ndtr(z):
@@ -263,9 +267,6 @@ def component_costs(sigma: np.ndarray, classes: np.ndarray, step: float,
     return rate, err
 
 
-# ---------------------------------------------------------------------- rate control
-
-
 def _stream_overhead_bits(n_classes: int, n: int, d: int, lanes: int) -> float:
     """Bits per vector the streams' states and lengths cost (4 + 8 L + 2 bytes a stream),
     over chunks as tq cuts them from d alone (so that the model does not depend on the
@@ -328,13 +329,14 @@ def _evaluate(basis: Basis, n: int, step: float, chunk_rows: int, dtype: str):
     rounding = 2 * v * _rounding(basis, dtype)
     basis_bits = 8 * basis_row_bytes(d, dtype) / max(n, 1)
     keep = (v - err - rounding) > lam * (rate + basis_bits)
+    rate_scale = 16 if basis.scaled else 0  # a float16 scale per vector
     k = int(np.argmin(keep)) if not keep.all() else v.size
     k = max(1, k)
     code_err = float(err[:k].sum() + rounding[:k].sum() + v[k:].sum())
     used = np.unique(cls[:k])
     block = header_block_size(k, d, dtype, [2 * half_cells(class_ratio(int(c))) + 1
                                             for c in used])
-    bits = float(rate[:k].sum()) + _stream_overhead_bits(used.size, n, d, LANES)
+    bits = float(rate[:k].sum()) + _stream_overhead_bits(used.size, n, d, LANES) + rate_scale
     return k, cls[:k], block, bits, code_err
 
 
@@ -434,7 +436,7 @@ def model_at(basis: Basis, n: int, chunk_rows: int, step: float, dtype: str = "f
                          step=float(step), rate=float(bits),
                          nmse=float(err / energy) if energy > 0 else 0.0, classes=compact,
                          codebooks=tuple(codebooks), frequencies=tuple(freqs),
-                         basis_scales=scales)
+                         basis_scales=scales, scales=int(basis.scaled), rho=basis.rho)
 
 
 def floor_bits(d: int) -> float:
@@ -464,9 +466,6 @@ def cap_frequencies(f: np.ndarray, least: float, precision: int = PRECISION) -> 
         f[left] += extra // 2
         f[right] += extra - extra // 2
     return f.astype(np.uint16)
-
-
-# ---------------------------------------------------------------------- the encoder's fit
 
 
 def batch_rows(dim: int, options) -> int:

@@ -20,15 +20,17 @@ def cells(x: np.ndarray, model) -> np.ndarray:
     return (q + halves[None, :]).astype(np.int64)
 
 
-def reconstruct(index: np.ndarray, model) -> np.ndarray:
-    """float32 rows: sum_j c_j b_j in binary64, j in order, rounded once (the centre is
-    added afterwards in binary32 by the centre stage)."""
+def reconstruct(index: np.ndarray, model, scale=None) -> np.ndarray:
+    """float32 rows: s_r (sum_j c_j b_j) in binary64, j in order, rounded once (s_r = 1 when
+    the file has no scales; the centre is added afterwards in binary32 by the centre stage)."""
     b = model.basis.astype(np.float64)
     rows = index.shape[0]
     acc = np.zeros((rows, b.shape[1]), np.float64)
     for j in range(model.k):
         cb = model.codebooks[int(model.classes[j])].astype(np.float64)
         acc += cb[index[:, j]][:, None] * b[j][None, :]
+    if scale is not None:
+        acc = acc * np.asarray(scale, np.float64)[:, None]
     return acc.astype(np.float32)
 
 
@@ -37,13 +39,19 @@ def encode_payload(x: np.ndarray, model) -> bytes:
     components' cells, row by row (tqcli/codec/reference_rans.py's coder)."""
     from . import reference_rans
 
-    index = cells(np.asarray(x, np.float64), model)
+    from . import adaptive_scales
+
+    c = np.asarray(x, np.float64)
+    index = cells(adaptive_scales.directions(c, model.rho) if model.scales else c, model)
+    tail = b""
+    if model.scales:  # 21.3: the least-squares scale of the decoded direction
+        tail = adaptive_scales.ls_scales(c, reconstruct(index, model)).tobytes()
     streams = []
     for c in range(model.n_classes):
         sym = index[:, model.classes == c].reshape(-1)
         streams.append(reference_rans.encode(sym, model.frequencies[c], model.precision,
                                              model.lanes))
-    return np.asarray([len(s) for s in streams], "<u4").tobytes() + b"".join(streams)
+    return np.asarray([len(s) for s in streams], "<u4").tobytes() + b"".join(streams) + tail
 
 
 def decode_payload(payload, rows: int, model) -> np.ndarray:
@@ -59,4 +67,8 @@ def decode_payload(payload, rows: int, model) -> np.ndarray:
                                     model.frequencies[c], model.precision, model.lanes)
         index[:, sel] = sym.reshape(rows, -1)
         at += int(lens[c])
+    if model.scales:
+        from . import adaptive_scales
+
+        return reconstruct(index, model, adaptive_scales.read(payload, rows))
     return reconstruct(index, model)

@@ -51,8 +51,9 @@ def project_kernel(x, basis_t, step, halves, comp_class, index, task0, task1):
 
 
 @njit(cache=True, nogil=True)
-def reconstruct_kernel(index, codebook, offsets, comp_class, basis, out, task0, task1):
-    """out[r, t] = float32(sum_j c_j basis[j, t]) (binary64 in j order), c_j =
+def reconstruct_kernel(index, codebook, offsets, comp_class, basis, scale, out, task0, task1):
+    """out[r, t] = float32(scale[r] (sum_j c_j basis[j, t])) (binary64: the sum in j order,
+    then one product; scale 1 leaves the sum's bits), c_j =
     codebook[offsets[comp_class[j]] + index[r, j]] (binary32 widened): the decoded rows
     before the centre is added.  Indices are checked by the caller (below each class's M).
     BLOCK rows at a time, so that each basis row is read once per block (the order of every
@@ -74,5 +75,6 @@ def reconstruct_kernel(index, codebook, offsets, comp_class, basis, out, task0, 
                 for t in range(d):
                     row[t] += c * np.float64(b[t])
         for i in range(m):
+            s = scale[a + i]
             for t in range(d):
-                out[a + i, t] = acc[i, t]
+                out[a + i, t] = acc[i, t] * s

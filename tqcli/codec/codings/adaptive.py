@@ -5,14 +5,16 @@ The encoder subtracts the centre (the fitted stage of spec 11, flag bit 8: the b
 mean), projects every vector on the k stored basis rows (binary64 sums, tqcli/kernels/
 adaptive.py), quantises each value to round(y / step) clamped to its class's cells, and codes
 the cells of each class as one rANS stream per chunk (the coder of spec 19.3, unchanged).
-No rotation, no per-vector scale: the header's rotation, seed, rounds and scale rule are
-written as tq's defaults and not used.  The decoder looks up each cell's stored value in
-its class's codebook and multiplies by the stored basis; nothing is recomputed.
+No rotation: the header's rotation, seed, rounds and scale rule are written as tq's
+defaults and not used.  With scales (block byte 5 = 1) the encoder codes each centred row's
+direction at the fitted norm and stores a float16 least-squares scale per row (21.3).  The
+decoder looks up each cell's stored value in its class's codebook and multiplies by the
+stored basis (and the row's scale); nothing is recomputed.
 
 The header block after the shape (21.2), little-endian:
     u16 k, u16 classes C, u8 basis dtype (0 float16, 1 float32, 2 int8), u8 precision P,
-    u8 lanes L, u8 reserved 0, f64 step, f64 rate, f64 nmse (informative: the encoder's
-    step and predictions),
+    u8 lanes L, u8 scales (0 none, 1 float16), f64 step, f64 rate, f64 nmse (informative:
+    the encoder's step and predictions),
     u16[C] symbols M_c, f32[sum M_c] the codebooks (class by class),
     u16[sum M_c] the frequencies (class by class, each >= 1, summing to 2^P per class),
     u8[k] the class of each component, then the basis: k rows, row j the direction of
@@ -21,7 +23,7 @@ The header block after the shape (21.2), little-endian:
 
 A chunk of r vectors: u32 stream lengths[C], then C streams; stream c holds the cells of
 the components of class c, row by row, each row's in increasing component order (r k_c
-symbols), coded with class c's frequencies (21.4).
+symbols), coded with class c's frequencies, then (scales 1) r float16 scales (21.4).
 
 The model (basis, step, classes) comes from tqcli/codec/adaptive_model.py (plan): the
 encoder's options carry the fitted Basis (EncodeOptions.adapt).
@@ -35,7 +37,7 @@ import struct
 from ... import limits
 from .base import PayloadCoding
 
-_BLOCK = struct.Struct("<HHBBBBddd")  # k, classes, basis dtype, precision, lanes, 0, step, rate, nmse
+_BLOCK = struct.Struct("<HHBBBBddd")  # k, classes, dtype, precision, lanes, scales, 3 f64
 MAX_SYMBOLS = 4096
 MIN_PRECISION, MAX_PRECISION = 8, 16
 MIN_LANES, MAX_LANES = 1, 32
@@ -63,8 +65,6 @@ class Adaptive(PayloadCoding):
     rows_in_place = False
     min_rate, max_rate = 1.0, 8.0
     data_fitted = True  # header_fields needs the vector count (make_header passes it)
-
-    # ------------------------------------------------------------------ new files
 
     def header_fields(self, dim: int, options, chunk_rows: int, n_vectors: int = 0) -> dict:
         """The model plan() gives the options' fitted Basis for n_vectors vectors."""
@@ -119,6 +119,7 @@ class Adaptive(PayloadCoding):
                 "basis_dtype": m.basis_dtype, "basis_bytes": self.basis_bytes(header),
                 "basis_share": self.basis_bytes(header) / total if total else 0.0,
                 "classes": m.n_classes, "step": m.step, "precision": m.precision,
+                "scales": m.scales,
                 "lanes": m.lanes, "model_bits": m.rate, "expected_nmse": m.nmse,
                 "achieved_bits": self.achieved_bits(header, payload_bytes),
                 "bytes_per_vector": total / n if n else 0.0}
@@ -132,7 +133,7 @@ class Adaptive(PayloadCoding):
                       f"{c['basis_bytes']} bytes ({100 * c['basis_share']:.1f}% of the file)"),
             ("grid", f"step {c['step']:.4g}, {c['classes']} classes, frequencies of "
                      f"precision {c['precision']}, {c['lanes']} lanes; predicted nmse "
-                     f"{c['expected_nmse']:.3e}"),
+                     f"{c['expected_nmse']:.3e}{'; a float16 scale per vector' * c['scales']}"),
         ]
 
     def eval_fields(self, header, payload_bytes: int, requested) -> dict:
@@ -151,8 +152,6 @@ class Adaptive(PayloadCoding):
     def member_report(self, header, payload_bytes: int) -> dict:
         return {"name": self.name, "achieved_bits": self.achieved_bits(header, payload_bytes),
                 "components": header.model.k, "step": header.model.step}
-
-    # ------------------------------------------------------------------ header block
 
     def codebook_size(self, header) -> int:
         return 0
@@ -177,7 +176,7 @@ class Adaptive(PayloadCoding):
         from ..adaptive_model import BASIS_DTYPES
 
         parts = [_BLOCK.pack(m.k, m.n_classes, BASIS_DTYPES.index(m.basis_dtype),
-                             m.precision, m.lanes, 0, m.step, m.rate, m.nmse),
+                             m.precision, m.lanes, m.scales, m.step, m.rate, m.nmse),
                  np.asarray([len(c) for c in m.codebooks], "<u2").tobytes()]
         parts += [np.asarray(c, "<f4").tobytes() for c in m.codebooks]
         parts += [np.asarray(f, "<u2").tobytes() for f in m.frequencies]
@@ -211,7 +210,7 @@ class Adaptive(PayloadCoding):
         from ..adaptive_model import MAX_ADAPTIVE_DIM, MAX_CLASSES, AdaptiveModel
 
         d = fields["dim"]
-        k, c, dt, p, lanes, zero, step, rate, nmse = _BLOCK.unpack_from(raw, offset)
+        k, c, dt, p, lanes, scales_, step, rate, nmse = _BLOCK.unpack_from(raw, offset)
         _need(d <= MAX_ADAPTIVE_DIM, f"adaptive coding: dimension {d} above "
                                      f"{MAX_ADAPTIVE_DIM}", "adaptive-dim")
         _need(1 <= k <= d, f"adaptive coding: {k} components for dimension {d}")
@@ -219,7 +218,7 @@ class Adaptive(PayloadCoding):
         _need(dt in (0, 1, 2), f"adaptive coding: unknown basis dtype {dt}")
         _need(MIN_PRECISION <= p <= MAX_PRECISION, f"adaptive coding: precision {p} invalid")
         _need(MIN_LANES <= lanes <= MAX_LANES, f"adaptive coding: {lanes} lanes invalid")
-        _need(zero == 0, "adaptive coding: reserved byte not zero")
+        _need(scales_ in (0, 1), f"adaptive coding: unknown scales code {scales_}")
         _need(all(math.isfinite(v) for v in (step, rate, nmse)) and step > 0 and rate >= 0
               and nmse >= 0, "adaptive coding: step, rate or nmse not finite and positive")
         _need(fields.get("scale_dtype", "float32") == "float32",
@@ -250,11 +249,11 @@ class Adaptive(PayloadCoding):
             rows = np.frombuffer(raw, np.uint8, count=k * (d + 4), offset=at).reshape(k, d + 4)
             scales = rows[:, :4].copy().view("<f4").reshape(k).astype(np.float32)
             basis = np.empty((k, d), np.float32)
-            step = max(1, (1 << 20) // d)  # rows at a time: small binary64 temporaries
+            many = max(1, (1 << 20) // d)  # rows at a time: small binary64 temporaries
             with np.errstate(over="ignore", invalid="ignore"):
-                for a in range(0, k, step):
-                    q = rows[a:a + step, 4:].view(np.int8).astype(np.float64)
-                    basis[a:a + step] = q * scales[a:a + step].astype(np.float64)[:, None]
+                for a in range(0, k, many):
+                    q = rows[a:a + many, 4:].view(np.int8).astype(np.float64)
+                    basis[a:a + many] = q * scales[a:a + many].astype(np.float64)[:, None]
             _need(bool(np.all(np.isfinite(scales))), "adaptive coding: non-finite basis "
                                                      "scale", "adaptive-basis")
         else:
@@ -266,15 +265,13 @@ class Adaptive(PayloadCoding):
                               basis_dtype=("float16", "float32", "int8")[dt],
                               precision=p, lanes=lanes, step=step, rate=rate, nmse=nmse,
                               classes=classes, codebooks=codebooks, frequencies=freqs,
-                              basis_scales=scales)
+                              basis_scales=scales, scales=scales_)
         return np.zeros(0, np.float32), model
 
     def thresholds(self, header):
         import numpy as np
 
         return np.zeros(0)
-
-    # ------------------------------------------------------------------ sizes
 
     def _counts(self, header, rows: int) -> list[int]:
         """Symbols of each class's stream in a chunk of `rows` vectors."""
@@ -291,10 +288,12 @@ class Adaptive(PayloadCoding):
         return 8 * m.lanes, 4 * limits.max_stream_words(count, m.precision, m.lanes)
 
     def min_payload_size(self, header, rows: int) -> int:
-        return sum(4 + self._bounds(header, n)[0] for n in self._counts(header, rows))
+        return sum(4 + self._bounds(header, n)[0] for n in self._counts(header, rows)) + \
+            2 * rows * header.model.scales
 
     def max_payload_size(self, header, rows: int) -> int:
-        return sum(4 + self._bounds(header, n)[1] for n in self._counts(header, rows))
+        return sum(4 + self._bounds(header, n)[1] for n in self._counts(header, rows)) + \
+            2 * rows * header.model.scales
 
     def payload_size(self, header, rows: int) -> int:
         raise ValueError("an adaptive chunk's length is in its payload and the index")
@@ -320,14 +319,14 @@ class Adaptive(PayloadCoding):
 
     def payload_size_from_prefix(self, header, rows: int, prefix, chunk: int) -> int:
         _, lengths = self.stream_lengths(header, rows, prefix, chunk)
-        return len(prefix) + int(lengths.sum())
+        return len(prefix) + int(lengths.sum()) + 2 * rows * header.model.scales
 
     def decode_state_bytes(self, header, rows: int) -> int:
         """The cells of a chunk (uint16, twice: by class and by row), the slot tables
         (2^P uint16 a class), the basis in binary32 and its transpose (the encoder's), its
         stored bytes, the codebooks and frequencies."""
         m = header.model
-        return (4 * rows * m.k + 2 * m.n_classes * (1 << m.precision)
+        return (4 * rows * m.k + 8 * rows + 2 * m.n_classes * (1 << m.precision)
                 + 8 * m.k * header.dim + self.basis_bytes(header)
                 + 6 * sum(len(c) for c in m.codebooks))
 
@@ -336,8 +335,6 @@ class Adaptive(PayloadCoding):
 
     def encode_scratch_bytes(self, header) -> int:
         return 8 * header.model.k + 256
-
-    # ------------------------------------------------------------------ the kernels' state
 
     def _state(self, codec):
         """What encoding and decoding a header need, built once per Codec."""
@@ -358,8 +355,6 @@ class Adaptive(PayloadCoding):
                   "slots": [kernels.rans_slot_table(f, m.precision) for f in m.frequencies]}
             codec.__dict__["_adaptive"] = st
         return st
-
-    # ------------------------------------------------------------------ encode
 
     def cells(self, codec, x, first_row: int = 0):
         """The cells (uint16 (n, k)) of rows x, centred as Codec.to_format leaves them;
@@ -392,7 +387,16 @@ class Adaptive(PayloadCoding):
 
         h, m = codec.header, codec.header.model
         st = self._state(codec)
-        index = self.cells(codec, x, first_row)
+        x = np.ascontiguousarray(x, np.float64)
+        if m.scales:
+            from ..adaptive_scales import directions, ls_scales
+
+            index = self.cells(codec, directions(x, m.rho), first_row)
+            u = np.empty(x.shape, np.float32)
+            self._reconstruct(st, index, np.ones(x.shape[0]), u)
+            tail = ls_scales(x, u)
+        else:
+            index = self.cells(codec, x, first_row)
         n = index.shape[0]
         starts = list(range(0, n, h.chunk_rows))
         streams = []
@@ -406,10 +410,10 @@ class Adaptive(PayloadCoding):
             lens = np.asarray([int(s[2][i]) for s in streams], "<u4")
             parts = [memoryview(lens).cast("B")]
             parts += [memoryview(buf[a[i]:a[i] + ln[i]]) for buf, a, ln in streams]
+            if m.scales:
+                parts.append(memoryview(tail[starts[i]:starts[i] + h.chunk_rows]).cast("B"))
             out.append(parts)
         return out
-
-    # ------------------------------------------------------------------ decode
 
     def decode_cells(self, header, payload, rows: int, slots):
         """The rANS stage of a chunk: every class's stream decoded (FormatError,
@@ -439,22 +443,31 @@ class Adaptive(PayloadCoding):
         return index
 
     def decode(self, codec, payload, rows: int, out):
-        from ... import kernels
-        from ...kernels import adaptive as ka
+        import numpy as np
 
         st = self._state(codec)
         index = self.decode_cells(codec.header, payload, rows, st["slots"])
         out = out[:rows]  # binary32: the header's scale dtype is float32 (21)
-        kernels._run_task_range(ka.reconstruct_kernel, -(-rows // ka.TASK_ROWS), index,
-                                st["codebook"], st["offsets"], st["classes"], st["basis"], out)
+        from ..adaptive_scales import read
+
+        scale = read(payload, rows) if codec.header.model.scales else np.ones(rows)
+        self._reconstruct(st, index, scale, out)
         return out
+
+    def _reconstruct(self, st, index, scale, out):
+        from ... import kernels
+        from ...kernels import adaptive as ka
+
+        kernels._run_task_range(ka.reconstruct_kernel, -(-index.shape[0] // ka.TASK_ROWS),
+                                index, st["codebook"], st["offsets"], st["classes"],
+                                st["basis"], scale, out)
 
     def check_payload(self, header, payload, rows: int, chunk: int) -> None:
         from ...errors import FormatError
 
         nc = header.model.n_classes
         _, lengths = self.stream_lengths(header, rows, bytes(payload[:4 * nc]), chunk)
-        if 4 * nc + int(lengths.sum()) != len(payload):
+        if 4 * nc + int(lengths.sum()) + 2 * rows * header.model.scales != len(payload):
             raise FormatError(f"chunk {chunk}: stream lengths do not add up to the payload's "
                               f"{len(payload)} bytes", rule="adaptive-stream", chunk=chunk)
 
@@ -465,8 +478,9 @@ class Adaptive(PayloadCoding):
         if "slots" not in scratch:
             scratch["slots"] = [kernels.rans_slot_table(f, m.precision) for f in m.frequencies]
         self.decode_cells(header, payload, rows, scratch["slots"])
-
-    # ------------------------------------------------------------------ numpy reference
+        if m.scales:
+            from ..adaptive_scales import read
+            read(payload, rows)
 
     def reference_encode(self, codec, x) -> bytes:
         """The payload of rows x (one chunk at most; the centre is subtracted as the codec
@@ -480,17 +494,6 @@ class Adaptive(PayloadCoding):
 
         out = reference_adaptive.decode_payload(payload, rows, codec.header.model)
         return codec.from_format(out)  # the centre added back in binary32 (spec 12)
-
-    # ------------------------------------------------------------------ codes (search)
-
-    def chunk_codes(self, codec, payload, rows: int):
-        raise NotImplementedError("search does not read the adaptive coding's codes")
-
-    def encode_codes(self, codec, x, first_row: int = 0):
-        raise NotImplementedError("search does not read the adaptive coding's codes")
-
-    def decode_codes(self, codec, codes, out):
-        raise NotImplementedError("search does not read the adaptive coding's codes")
 
 
 ADAPTIVE = Adaptive()
