@@ -283,3 +283,25 @@ def test_a_non_finite_scale_is_refused():
         with pytest.raises(FormatError) as e:
             codec.decode(payload[:-2] + bad, 100)
         assert e.value.rule == "adaptive-stream"
+
+
+def test_a_basis_from_the_top_level_is_shared_by_files_that_each_store_it():
+    """tqcli.fit_basis / tqcli.Basis (the package's API, as its docstring shows): two shards
+    compressed with one basis decode on their own, within the error of a basis fitted to
+    each, and carry the same basis and mean."""
+    import tqcli
+
+    rng = np.random.default_rng(7)
+    mix = rng.standard_normal((64, 64)) * (0.9 ** np.arange(64))[:, None]
+    a, b = (rng.standard_normal((3000, 64)) @ mix for _ in range(2))
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    basis = tqcli.fit_basis(a)
+    assert isinstance(basis, tqcli.Basis)
+    blobs = [tqcli.compress(x, bits=3, adapt=basis) for x in (a, b)]
+    own = tqcli.compress(b, bits=3, adapt=True)
+    err = [float(((tqcli.decompress(z) - x) ** 2).sum() / (x ** 2).sum())
+           for z, x in zip(blobs + [own], (a, b, b))]
+    assert err[1] <= 1.15 * err[2]  # b under a's basis: close to its own
+    ha, hb = (tqcli.read_header(z) for z in blobs)
+    assert np.array_equal(ha.model.basis, hb.model.basis)  # the same rows, stored twice
+    assert np.array_equal(ha.center, hb.center)

@@ -16,6 +16,10 @@
         ids, scores = f.search(queries, k=10, metric="ip")
     index = tqcli.load_index("db.tqz")         # codes in memory, for repeated queries
 
+    basis = tqcli.fit_basis(shard0)            # the adaptive coding's basis (spec 21),
+    for shard in shards:                       # fitted once and shared by many files
+        tqcli.compress(shard, bits=3, adapt=basis)   # (each stores it)
+
 The heavy modules (numpy kernels, numba, scipy) load on first use, so importing the
 package and running `tq --help` stay fast.
 """
@@ -30,6 +34,7 @@ _FILEIO = {"compress_file", "decompress_file", "compress_collection_file",
            "decompress_collection_file", "inspect"}  # files by name: the per-file policy
 _TQFILE = {"open", "TqFile"}
 _SEARCH = {"load_index", "Index"}
+_ADAPTIVE = {"fit_basis", "Basis"}
 _ERRORS = {"TqError", "FormatError", "InputError", "ScaleRangeError"}
 
 
@@ -58,6 +63,10 @@ def __getattr__(name):
         from .library import search_index
 
         return getattr(search_index, name)
+    if name in _ADAPTIVE:
+        from .codec import adaptive_model
+
+        return getattr(adaptive_model, name)
     if name in _ERRORS:
         from . import errors
 
@@ -70,7 +79,7 @@ def __getattr__(name):
 
 
 __all__ = sorted(_API | _COLLECTIONS | _COLLECTION_FILE | _FILEIO | _TQFILE | _SEARCH
-                 | _ERRORS
+                 | _ADAPTIVE | _ERRORS
                  | {"Header", "__version__"})
 
 
