@@ -574,12 +574,41 @@ def warm_up_library() -> None:
 
     import tqcli
 
-    x = np.random.default_rng(0).standard_normal((9, 12)).astype(np.float32)
-    for mode in ("mse", "prod"):
-        blob = tqcli.compress(x, bits=2, mode=mode, chunk_rows=8)
+    from tqcli.fileio import verbs
+
+    x = np.random.default_rng(0).standard_normal((40, 12)).astype(np.float32)
+    # every coding's kernels, including the rANS stage's own (inspect --verify runs it
+    # apart from the fused decode): a first use compiles or loads them, not a case's cost
+    for options in (dict(mode="mse"), dict(mode="prod"), dict(coding="entropy"),
+                    dict(adapt=True)):
+        blob = tqcli.compress(x, bits=2, chunk_rows=8, **options)
         tqcli.decompress(blob)
         tqcli.decompress(pipe_stream(blob))
+        verbs.inspect(blob, verify=True)
+        if options.get("coding") == "entropy":  # and the rANS coder for J other than 8
+            _warm_other_lanes(blob)
     _WARM.append(True)
+
+
+def _warm_other_lanes(blob: bytes) -> None:
+    """Decode `blob` (entropy-coded, J = 8) with its header saying J = 1, checksum right:
+    the general rANS kernels (kernels/rans.py) run, refusing the stream, as the crafted
+    files with a changed lane count make them run."""
+    import tqcli
+    from tqcli.fileio import verbs
+    from tqcli.format.header import CRC, crc32
+
+    h = tqcli.read_header(blob)
+    head = bytearray(blob[:h.header_size])
+    head[48 + 8 * len(h.shape) + 3] = 1  # the model's lanes byte (spec 19.1)
+    head[-4:] = CRC.pack(crc32(bytes(head[:-4])))
+    other = bytes(head) + blob[h.header_size:]
+    for call in (lambda: tqcli.decompress(other), lambda: tqcli.decompress(pipe_stream(other)),
+                 lambda: verbs.inspect(other, verify=True)):
+        try:
+            call()
+        except tqcli.FormatError:
+            pass
 
 
 def check_library_failure(call, what: str, expected=None, limit_memory: bool = True):
