@@ -38,7 +38,7 @@ import time
 
 from inmemory import faiss_qtype, worker
 from measure import (MIB, Failure, log, measure_cmd, measure_cmds, measure_worker,
-                     measure_worker_trees, nmse_of_files, remove, rss_floor, run, sha256_of,
+                     measure_worker_trees, nmse_of_files, remove, reusable, rss_floor, run, sha256_of,
                      warm_cache)
 from report import report
 from trees import trees_for
@@ -61,14 +61,8 @@ def ensure_input(path: str, n: int, d: int, seed: int) -> str:
     import numpy as np
     from numpy.lib.format import open_memmap
 
-    if os.path.exists(path):
-        try:
-            a = np.load(path, mmap_mode="r")
-            if a.shape == (n, d) and a.dtype == np.float32:
-                return "reused"
-        except (ValueError, OSError):
-            pass
-        remove(path)
+    if reusable(path, n, d):
+        return "reused"
     tmp = path + ".part"
     open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, d))   # header + sparse body
     rng = np.random.default_rng(seed)

@@ -86,6 +86,22 @@ def remove(*paths) -> None:
             pass
 
 
+def reusable(path: str, n: int, d: int) -> bool:
+    """Whether path holds a float32 (n, d) .npy made by an earlier run (inputs are made
+    once and reused); anything else there is removed, to be made again."""
+    import numpy as np
+
+    if os.path.exists(path):
+        try:
+            a = np.load(path, mmap_mode="r")
+            if a.shape == (n, d) and a.dtype == np.float32:
+                return True
+        except (ValueError, OSError):
+            pass
+        remove(path)
+    return False
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 

@@ -48,7 +48,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from measure import LAUNCHER, MIB, Failure, log, remove, warm_cache  # noqa: E402
+from measure import LAUNCHER, MIB, Failure, log, remove, reusable, warm_cache  # noqa: E402
 
 # measure.py's launcher, also reporting the child's CPU seconds (user + system): on a
 # machine shared with other work the wall time of a parallel command is stretched, its CPU
@@ -115,14 +115,8 @@ def make_input(path: str, n: int, d: int) -> str:
     import numpy as np
     from numpy.lib.format import open_memmap
 
-    if os.path.exists(path):
-        try:
-            a = np.load(path, mmap_mode="r")
-            if a.shape == (n, d) and a.dtype == np.float32:
-                return "reused"
-        except (ValueError, OSError):
-            pass
-        remove(path)
+    if reusable(path, n, d):
+        return "reused"
     rng = np.random.default_rng(SEED)
     q, _ = np.linalg.qr(rng.standard_normal((d, d)))
     mix = ((1.0 / np.sqrt(1.0 + np.arange(d) / 16.0))[:, None] * q).astype(np.float32)
